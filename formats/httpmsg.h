@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef MITMREC_FORMATS_HTTPMSG_H
+#define MITMREC_FORMATS_HTTPMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * The HTTP exchange model shared by the decoders (http1, later http2) and the
+ * HAR writer. Plain structs; everything a struct points to is owned by it and
+ * released by http_exchange_free().
+ */
+
+typedef struct http_header {
+    char *name;                 /* as on the wire, NUL-terminated */
+    char *value;
+} http_header_t;
+
+typedef struct http_msg {
+    http_header_t *headers;     /* wire order */
+    size_t nheaders;
+    size_t headers_cap;
+    int64_t headers_size;       /* bytes from the first byte of the start line through the
+                                   blank line; -1 if unknown */
+    uint8_t *body;              /* decoded from chunked transfer coding, NOT from
+                                   Content-Encoding; at most max_body bytes kept */
+    size_t body_len;
+    size_t body_cap;
+    uint64_t body_total;        /* full body size, even past max_body */
+    int body_truncated;         /* body_total > body_len */
+    uint64_t wire_body_size;    /* body bytes on the wire (chunk framing included) */
+    int complete;               /* the message ended normally */
+} http_msg_t;
+
+typedef struct http_exchange {
+    uint64_t seq;               /* 0, 1, ... within its connection */
+    char *method;               /* e.g. "GET" */
+    char *target;               /* request target as sent: origin-form, absolute-form, ... */
+    int req_major, req_minor;   /* request HTTP version */
+    int status;                 /* 0 when there is no response */
+    char *reason;               /* status text, "" when none */
+    int resp_major, resp_minor;
+    http_msg_t req;
+    http_msg_t resp;
+    uint64_t t_req_start;       /* usec since the epoch: first byte of the request */
+    uint64_t t_req_end;         /* last byte of the request */
+    uint64_t t_resp_start;      /* first byte of the (final) response, 0 if none */
+    uint64_t t_resp_end;        /* last byte of the response */
+    char *error;                /* why the exchange is incomplete, or NULL */
+    void *user;                 /* free for the consumer; never touched by formats/ */
+    int64_t user_frame;         /* free for the consumer (pcapng frame number) */
+} http_exchange_t;
+
+/* Allocates a zeroed exchange; NULL on ENOMEM. */
+http_exchange_t *http_exchange_new(void);
+
+/* Frees the exchange and all it owns. NULL is a no-op. */
+void http_exchange_free(http_exchange_t *ex);
+
+/* Appends a header (copies name and value). Returns 0 or -ENOMEM. */
+int http_msg_add_header(http_msg_t *m, const char *name, size_t nlen, const char *value,
+                        size_t vlen);
+
+/*
+ * Appends body bytes; keeps at most max_body in memory, counts all in
+ * body_total and sets body_truncated past the limit. Returns 0 or -ENOMEM.
+ */
+int http_msg_add_body(http_msg_t *m, const void *data, size_t len, size_t max_body);
+
+/* First header with that name (case-insensitive), or NULL. */
+const char *http_msg_header(const http_msg_t *m, const char *name);
+
+/* Sets *dst to a NUL-terminated copy of len bytes of src (replacing any old value). */
+int http_strset(char **dst, const char *src, size_t len);
+
+#endif

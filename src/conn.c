@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "conn.h"
+#include "errors.h"
+
+typedef struct wreq {
+    uv_write_t req;
+    conn_t *c;
+    size_t len;
+    uint8_t data[];
+} wreq_t;
+
+static void write_cb(uv_write_t *req, int status)
+{
+    wreq_t *w = (wreq_t *)req;
+    conn_t *c = w->c;
+
+    c->queued -= w->len;
+    free(w);
+    if (status < 0) {
+        if (!c->closing && status != UV_ECANCELED)
+            c->cb->on_error(c, status);
+        return;
+    }
+    if (c->above_high && c->queued < CONN_LOW_WATER) {
+        c->above_high = 0;
+        if (!c->closing && c->cb->on_drain)
+            c->cb->on_drain(c);
+    }
+}
+
+/*
+ * Hands bytes to the kernel: directly when nothing is queued (the common case,
+ * no copy), the rest through uv_write. own is a wreq holding buf when the
+ * caller already allocated one (it is consumed either way).
+ */
+static int send_bytes(conn_t *c, const uint8_t *buf, size_t len, wreq_t *own)
+{
+    uv_buf_t b;
+    wreq_t *w;
+    int rc;
+
+    if (c->closing || c->shut) {
+        free(own);
+        return UV_EPIPE;
+    }
+    if (c->cb->on_wire) {
+        if (c->in_read) {
+            if (c->_defer_len + len > c->_defer_cap) {
+                size_t cap = c->_defer_cap ? c->_defer_cap * 2 : 4096;
+                uint8_t *d;
+                while (cap < c->_defer_len + len)
+                    cap *= 2;
+                if (!(d = realloc(c->_defer, cap))) {
+                    free(own);
+                    return -ENOMEM;
+                }
+                c->_defer = d;
+                c->_defer_cap = cap;
+            }
+            memcpy(c->_defer + c->_defer_len, buf, len);
+            c->_defer_len += len;
+        } else {
+            c->cb->on_wire(c, 1, buf, len);
+        }
+    }
+    if (c->queued == 0) {
+        b = uv_buf_init((char *)buf, (unsigned)len);
+        rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (rc > 0) {
+            buf += rc;
+            len -= (size_t)rc;
+        } else if (rc < 0 && rc != UV_EAGAIN) {
+            free(own);
+            return rc;
+        }
+        if (len == 0) {
+            free(own);
+            return 0;
+        }
+    }
+    if (own && own->data <= buf && buf + len <= own->data + own->len) {
+        /* The tail of own is what is left: write from inside it. */
+        w = own;
+    } else {
+        free(own);
+        w = malloc(sizeof(*w) + len);
+        if (!w)
+            return -ENOMEM;
+        memcpy(w->data, buf, len);
+        buf = w->data;
+    }
+    w->c = c;
+    w->len = len;
+    b = uv_buf_init((char *)buf, (unsigned)len);
+    rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    c->queued += len;
+    if (c->queued > CONN_HIGH_WATER)
+        c->above_high = 1;
+    return 0;
+}
+
+/* Sends what OpenSSL wrote into the write BIO. */
+static int flush_tls(conn_t *c)
+{
+    size_t pending;
+
+    while ((pending = BIO_ctrl_pending(c->wbio)) > 0) {
+        wreq_t *w = malloc(sizeof(*w) + pending);
+        int n, rc;
+
+        if (!w)
+            return -ENOMEM;
+        n = BIO_read(c->wbio, w->data, (int)pending);
+        if (n <= 0) {
+            free(w);
+            break;
+        }
+        w->len = (size_t)n;
+        if ((rc = send_bytes(c, w->data, (size_t)n, w)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    conn_t *c = h->data;
+    buf->base = (char *)c->env->rbuf;
+    buf->len = sizeof(c->env->rbuf);
+}
+
+static void do_handshake(conn_t *c)
+{
+    int rc = SSL_do_handshake(c->ssl);
+    int e = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc);
+
+    flush_tls(c);
+    if (c->closing)
+        return;
+    if (rc == 1) {
+        c->handshaking = 0;
+        c->cb->on_handshake(c, 0);
+        return;
+    }
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_CLIENT_HELLO_CB ||
+        e == SSL_ERROR_WANT_WRITE)
+        return;
+    c->handshaking = 0;
+    c->cb->on_handshake(c, MR_ETLS);
+}
+
+static void read_plain(conn_t *c)
+{
+    for (;;) {
+        int n = SSL_read(c->ssl, c->env->pbuf, sizeof(c->env->pbuf));
+        if (n > 0) {
+            c->cb->on_data(c, c->env->pbuf, (size_t)n);
+            if (c->closing)
+                return;
+            continue;
+        }
+        switch (SSL_get_error(c->ssl, n)) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            flush_tls(c);
+            return;
+        case SSL_ERROR_ZERO_RETURN:
+            flush_tls(c);
+            if (!c->eof) {
+                c->eof = 1;
+                c->cb->on_eof(c);
+            }
+            return;
+        default:
+            ERR_clear_error();
+            c->cb->on_error(c, MR_ETLS);
+            return;
+        }
+    }
+}
+
+static void feed_tls(conn_t *c, const uint8_t *buf, size_t len)
+{
+    if (len && BIO_write(c->rbio, buf, (int)len) != (int)len) {
+        c->cb->on_error(c, -ENOMEM);
+        return;
+    }
+    if (c->handshaking)
+        do_handshake(c);
+    if (!c->handshaking && !c->closing && !c->eof)
+        read_plain(c);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = s->data;
+    const uint8_t *p = (const uint8_t *)buf->base;
+
+    if (c->closing)
+        return;
+    if (nread > 0) {
+        c->in_read = 1;
+        if (c->ssl)
+            feed_tls(c, p, (size_t)nread);
+        else
+            c->cb->on_data(c, p, (size_t)nread);
+        c->in_read = 0;
+        if (c->cb->on_wire) {
+            c->cb->on_wire(c, 0, p, (size_t)nread);
+            if (c->_defer_len) {
+                size_t n = c->_defer_len;
+                c->_defer_len = 0;
+                c->cb->on_wire(c, 1, c->_defer, n);
+            }
+        }
+        /* Large transfers pass through here; keep no big buffer per idle conn. */
+        if (c->_defer_cap > 16384) {
+            free(c->_defer);
+            c->_defer = NULL;
+            c->_defer_cap = 0;
+        }
+        return;
+    }
+    if (nread == UV_EOF) {
+        uv_read_stop(s);
+        c->reading = 0;
+        if (!c->eof) {
+            c->eof = 1;
+            c->cb->on_eof(c);
+        }
+        return;
+    }
+    if (nread < 0) {
+        uv_read_stop(s);
+        c->reading = 0;
+        c->cb->on_error(c, (int)nread);
+    }
+}
+
+int conn_init(conn_t *c, conn_env_t *env, const conn_cb_t *cb, void *data)
+{
+    int rc;
+
+    memset(c, 0, sizeof(*c));
+    c->env = env;
+    c->cb = cb;
+    c->data = data;
+    if ((rc = uv_tcp_init(env->loop, &c->tcp)) < 0)
+        return rc;
+    c->tcp.data = c;
+    c->opened = 1;
+    return 0;
+}
+
+int conn_start(conn_t *c)
+{
+    int rc;
+
+    /* Both legs carry request/response traffic: Nagle only adds latency here. */
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (c->reading || c->paused)
+        return 0;
+    rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    if (rc == 0)
+        c->reading = 1;
+    return rc;
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    conn_t *c = req->data;
+
+    free(req);
+    if (c->closing)
+        return;
+    c->cb->on_connect(c, status);
+}
+
+int conn_connect(conn_t *c, const struct sockaddr *addr)
+{
+    uv_connect_t *req = malloc(sizeof(*req));
+    int rc;
+
+    if (!req)
+        return -ENOMEM;
+    req->data = c;
+    rc = uv_tcp_connect(req, &c->tcp, addr, connect_cb);
+    if (rc < 0)
+        free(req);
+    return rc;
+}
+
+int conn_start_tls(conn_t *c, SSL *ssl, int server, const uint8_t *initial, size_t len)
+{
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->rbio || !c->wbio) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        SSL_free(ssl);
+        return -ENOMEM;
+    }
+    /* An empty memory BIO means "try again", not end of file. */
+    BIO_set_mem_eof_return(c->rbio, -1);
+    SSL_set_bio(ssl, c->rbio, c->wbio);
+    c->ssl = ssl;
+    c->handshaking = 1;
+    if (server)
+        SSL_set_accept_state(ssl);
+    else
+        SSL_set_connect_state(ssl);
+    feed_tls(c, initial, len);
+    return 0;
+}
+
+void conn_continue_handshake(conn_t *c)
+{
+    if (!c->closing && c->handshaking)
+        feed_tls(c, NULL, 0);
+}
+
+int conn_write(conn_t *c, const void *buf, size_t len)
+{
+    int n;
+
+    if (!c->ssl)
+        return send_bytes(c, buf, len, NULL);
+    if (len == 0)
+        return 0;
+    n = SSL_write(c->ssl, buf, (int)len);
+    if (n <= 0) {
+        ERR_clear_error();
+        return MR_ETLS;
+    }
+    return flush_tls(c);
+}
+
+int conn_write_raw(conn_t *c, const void *buf, size_t len)
+{
+    return send_bytes(c, buf, len, NULL);
+}
+
+void conn_pause(conn_t *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+        c->paused = 1;
+    }
+}
+
+void conn_resume(conn_t *c)
+{
+    if (c->paused && !c->closing && !c->eof) {
+        c->paused = 0;
+        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+            c->reading = 1;
+    }
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    free(req);
+}
+
+void conn_shutdown(conn_t *c)
+{
+    uv_shutdown_t *req;
+
+    if (c->shut || c->closing)
+        return;
+    if (c->ssl && SSL_is_init_finished(c->ssl)) {
+        SSL_shutdown(c->ssl);
+        flush_tls(c);
+    }
+    c->shut = 1;
+    req = malloc(sizeof(*req));
+    if (!req)
+        return;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) < 0)
+        free(req);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    free(c->_defer);
+    c->_defer = NULL;
+    if (c->cb->on_close)
+        c->cb->on_close(c);
+}
+
+void conn_close(conn_t *c, int reset)
+{
+    if (c->closing || !c->opened)
+        return;
+    c->closing = 1;
+    if (reset && !c->shut && uv_tcp_close_reset(&c->tcp, close_cb) == 0)
+        return;
+    uv_close((uv_handle_t *)&c->tcp, close_cb);
+}

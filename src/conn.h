@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef MITMREC_CONN_H
+#define MITMREC_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+/*
+ * One leg of a flow: a TCP connection, optionally with TLS driven through
+ * memory BIOs from the event loop. conn_t is embedded in its flow
+ * (conn_init / conn_close); its memory may be released only after on_close.
+ *
+ * Callbacks for one read arrive in this order: on_handshake (if the handshake
+ * finished), on_data (plaintext) for every chunk, then on_wire(in) for the raw
+ * bytes of the read, so a recorder sees the meaning of bytes before the bytes.
+ * Bytes the conn itself writes while handling a read (a TLS handshake answer)
+ * are reported through on_wire(out) after that read's on_wire(in), so the
+ * record keeps cause before effect.
+ * A conn never calls back from inside conn_write/conn_shutdown except on_wire.
+ */
+
+#define CONN_HIGH_WATER (512 * 1024)   /* bytes queued before the source should pause */
+#define CONN_LOW_WATER (128 * 1024)
+
+typedef struct conn conn_t;
+
+typedef struct conn_cb {
+    void (*on_connect)(conn_t *c, int status);
+    void (*on_handshake)(conn_t *c, int status);   /* TLS finished (0) or failed (<0) */
+    void (*on_data)(conn_t *c, const uint8_t *buf, size_t len);
+    void (*on_wire)(conn_t *c, int out, const uint8_t *buf, size_t len);
+    void (*on_eof)(conn_t *c);                     /* FIN or close_notify */
+    void (*on_error)(conn_t *c, int err);          /* reset, TLS error, ... */
+    void (*on_drain)(conn_t *c);                   /* queued bytes fell below low water */
+    void (*on_close)(conn_t *c);                   /* handle closed */
+} conn_cb_t;
+
+/* Shared by all conns of a loop: the read buffers (reads are handled at once). */
+typedef struct conn_env {
+    uv_loop_t *loop;
+    uint8_t rbuf[64 * 1024];
+    uint8_t pbuf[64 * 1024];
+} conn_env_t;
+
+struct conn {
+    uv_tcp_t tcp;
+    conn_env_t *env;
+    const conn_cb_t *cb;
+    void *data;                 /* the owner's */
+    SSL *ssl;                   /* owned, NULL for plain TCP */
+    BIO *rbio, *wbio;           /* owned by ssl */
+    int handshaking;
+    size_t queued;              /* bytes handed to uv_write and not yet written */
+    int paused;                 /* reads stopped by back-pressure */
+    int reading;
+    int eof;                    /* peer finished */
+    int shut;                   /* our FIN sent */
+    int closing;
+    int opened;                 /* tcp handle initialized */
+    int above_high;
+    int in_read;                /* handling a read: our own writes are reported after it */
+    uint8_t *_defer;            /* bytes written during the read, reported after on_wire(in) */
+    size_t _defer_len, _defer_cap;
+};
+
+/* Initializes the handle (tcp) for an accept or a connect. Returns 0 or a uv error. */
+int conn_init(conn_t *c, conn_env_t *env, const conn_cb_t *cb, void *data);
+
+/* Starts reading. */
+int conn_start(conn_t *c);
+
+/* Connects to addr; on_connect follows (unless this returns an error). */
+int conn_connect(conn_t *c, const struct sockaddr *addr);
+
+/*
+ * Makes the conn a TLS endpoint with ssl (takes ownership). server: accept
+ * side. initial: bytes already read that belong to the TLS stream (fed
+ * first). Starts the handshake. Returns 0 or a negative error.
+ */
+int conn_start_tls(conn_t *c, SSL *ssl, int server, const uint8_t *initial, size_t len);
+
+/* Drives a paused handshake on (after a client_hello hook said retry). */
+void conn_continue_handshake(conn_t *c);
+
+/* Sends application bytes (encrypted when TLS). Returns 0 or a negative error. */
+int conn_write(conn_t *c, const void *buf, size_t len);
+
+/* Sends raw bytes, bypassing TLS (used before a tunnel starts). */
+int conn_write_raw(conn_t *c, const void *buf, size_t len);
+
+/* Back-pressure: stop / resume reads. */
+void conn_pause(conn_t *c);
+void conn_resume(conn_t *c);
+
+/* Finishes our direction: close_notify for TLS, then a FIN. */
+void conn_shutdown(conn_t *c);
+
+/* Closes the handle (on_close follows). reset: send an RST. Idempotent. */
+void conn_close(conn_t *c, int reset);
+
+#endif

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+#include <string.h>
+
+#include <uv.h>
+
+#include "errors.h"
+
+const char *mr_strerror(int err)
+{
+    switch (err) {
+    case MR_ETLS:
+        return "TLS failure";
+    case MR_EVERIFY:
+        return "upstream certificate verification failed";
+    case MR_EPROTO:
+        return "client spoke neither HTTP nor TLS";
+    case MR_EUPSTREAM:
+        return "upstream connection failed";
+    default:
+        /* libuv's codes are negated errno values on Unix, so this covers both. */
+        return uv_strerror(err);
+    }
+}

@@ -1,0 +1,868 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "errors.h"
+#include "flow.h"
+#include "log.h"
+#include "rewrite.h"
+#include "tls.h"
+
+#define HEAD_MAX (64 * 1024)
+
+enum flow_state {
+    F_HEAD,          /* reading the proxy request */
+    F_RESOLVING,
+    F_CONNECTING,
+    F_SNIFF,         /* tunnel open, first bytes not seen yet */
+    F_TLS,           /* handshakes in progress */
+    F_RELAY,
+    F_CLOSING,
+};
+
+enum flow_mode { M_NONE, M_CONNECT, M_PLAIN };
+
+struct flow {
+    proxy_t *p;
+    flow_t *next, *prev;
+    uint64_t id;
+    enum flow_state state;
+    enum flow_mode mode;
+    conn_t client, up;
+    int up_inited;
+    int handles;                 /* open handles; the flow is freed when 0 */
+    rec_flow_t *rec;
+    int recording;               /* client-leg wire bytes go to the recorder */
+    int tls;
+    uint8_t *head;
+    size_t head_len;
+    uint64_t head_ts;
+    char host[256];
+    uint16_t port;
+    char sni[256];
+    unsigned char client_alpn[256];
+    size_t client_alpn_len;
+    int up_done;                 /* upstream handshake over */
+    int up_failed;
+    char error[300];
+    struct sockaddr_storage client_addr, up_addr;
+    uv_getaddrinfo_t gai;
+    int gai_pending;
+    uint64_t t_dns0, t_dns1, t_conn0, t_conn1, t_tls0, t_tls1;
+    tls_hooks_t hooks_client, hooks_up;
+    rewrite_t *rw;
+    uint8_t *rwbuf;
+    size_t rwcap;
+    uv_timer_t linger;           /* bounds the wait for a peer after a failure */
+    int linger_on;
+};
+
+static const conn_cb_t client_cb;
+static const conn_cb_t up_cb;
+
+static double ms_between(uint64_t a, uint64_t b)
+{
+    return a && b >= a ? (double)(b - a) / 1000.0 : -1;
+}
+
+/* ---- teardown ----------------------------------------------------------- */
+
+static void flow_free(flow_t *f)
+{
+    proxy_t *p = f->p;
+
+    rec_flow_free(f->rec, rec_now());
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        p->_flows = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    p->_nflows--;
+    rewrite_free(f->rw);
+    free(f->rwbuf);
+    free(f->head);
+    free(f);
+    if (p->_stopping && p->_nflows == 0 && p->on_idle)
+        p->on_idle(p);
+}
+
+static void handle_closed(flow_t *f)
+{
+    if (--f->handles == 0)
+        flow_free(f);
+}
+
+static void on_conn_close(conn_t *c)
+{
+    handle_closed(c->data);
+}
+
+static void on_linger_close(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+static void flow_close(flow_t *f, int reset)
+{
+    if (f->state == F_CLOSING)
+        return;
+    f->state = F_CLOSING;
+    if (f->gai_pending)
+        uv_cancel((uv_req_t *)&f->gai);
+    if (f->linger_on) {
+        f->linger_on = 0;
+        uv_close((uv_handle_t *)&f->linger, on_linger_close);
+    }
+    conn_close(&f->client, reset);
+    if (f->up_inited)
+        conn_close(&f->up, reset);
+}
+
+void flow_abort(flow_t *f)
+{
+    flow_close(f, 0);
+}
+
+flow_t *flow_next(const flow_t *f)
+{
+    return f->next;
+}
+
+static void linger_cb(uv_timer_t *t)
+{
+    flow_close(t->data, 1);
+}
+
+/* After a failure, let the client read what we sent (an alert, a 502), then close. */
+static void flow_linger(flow_t *f, int ms)
+{
+    if (f->state == F_CLOSING)
+        return;
+    conn_shutdown(&f->client);
+    if (f->up_inited)
+        conn_close(&f->up, 0);
+    if (!f->linger_on && uv_timer_init(f->p->loop, &f->linger) == 0) {
+        f->linger.data = f;
+        f->linger_on = 1;
+        f->handles++;
+        uv_timer_start(&f->linger, linger_cb, (uint64_t)ms, 0);
+    }
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+static void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
+{
+    va_list ap;
+    char url[300];
+
+    va_start(ap, fmt);
+    vsnprintf(f->error, sizeof(f->error), fmt, ap);
+    va_end(ap);
+    if (f->mode == M_CONNECT)
+        snprintf(url, sizeof(url), strchr(f->host, ':') ? "https://[%s]:%u/" : "https://%s:%u/",
+                 f->host, f->port);
+    else
+        snprintf(url, sizeof(url), strchr(f->host, ':') ? "http://[%s]:%u/" : "http://%s:%u/",
+                 f->host, f->port);
+    if (f->rec)
+        rec_flow_error(f->rec, f->error, method, method ? url : NULL);
+    log_warn("flow %llu: %s", (unsigned long long)f->id, f->error);
+}
+
+static void send_status(flow_t *f, int status, const char *reason, const char *body)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s\n",
+                     status, reason, strlen(body) + 1, body);
+    if (n > 0 && (size_t)n < sizeof(buf)) {
+        if (f->recording && f->rec)
+            rec_flow_plain(f->rec, REC_S2C, buf, (size_t)n, rec_now());
+        conn_write_raw(&f->client, buf, (size_t)n);
+    }
+}
+
+/* ---- TLS hooks ---------------------------------------------------------- */
+
+static void keylog_client(void *opaque, const char *line)
+{
+    flow_t *f = opaque;
+    rec_flow_keylog(f->rec, REC_CLIENT, line);
+}
+
+static void keylog_up(void *opaque, const char *line)
+{
+    flow_t *f = opaque;
+    rec_flow_keylog(f->rec, REC_UPSTREAM, line);
+}
+
+static int is_ip_literal(const char *s)
+{
+    unsigned char b[16];
+    return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+static int start_upstream_tls(flow_t *f)
+{
+    SSL *ssl = SSL_new(f->p->client_ctx);
+    const char *name = f->sni[0] ? f->sni : f->host;
+
+    if (!ssl)
+        return -ENOMEM;
+    f->hooks_up.keylog = keylog_up;
+    f->hooks_up.opaque = f;
+    tls_set_hooks(ssl, &f->hooks_up);
+    if (f->sni[0])
+        SSL_set_tlsext_host_name(ssl, f->sni);
+    else if (!is_ip_literal(f->host))
+        SSL_set_tlsext_host_name(ssl, f->host);
+    if (f->client_alpn_len)
+        SSL_set_alpn_protos(ssl, f->client_alpn, (unsigned)f->client_alpn_len);
+    if (!f->p->insecure) {
+        if (is_ip_literal(name))
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
+        else
+            SSL_set1_host(ssl, name);
+    }
+    rec_flow_hold(f->rec, REC_UPSTREAM);
+    f->t_tls0 = rec_now();
+    return conn_start_tls(&f->up, ssl, 0, NULL, 0);
+}
+
+static int client_hello(void *opaque, SSL *ssl, int *al)
+{
+    flow_t *f = opaque;
+    const unsigned char *alpn;
+    size_t alpn_len;
+    X509 *leaf = NULL;
+    X509 *peer;
+    int rc;
+
+    if (!f->up_done && !f->up_failed) {
+        if (f->t_tls0)
+            return SSL_CLIENT_HELLO_RETRY;   /* still waiting for the upstream */
+        tls_client_hello_info(ssl, f->sni, sizeof(f->sni), &alpn, &alpn_len);
+        if (alpn_len <= sizeof(f->client_alpn)) {
+            memcpy(f->client_alpn, alpn, alpn_len);
+            f->client_alpn_len = alpn_len;
+        }
+        if (start_upstream_tls(f) < 0) {
+            *al = SSL_AD_INTERNAL_ERROR;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        return f->up_done || f->up_failed ? client_hello(opaque, ssl, al)
+                                          : SSL_CLIENT_HELLO_RETRY;
+    }
+    if (f->up_failed) {
+        /* Never hide a failed verification behind a forged certificate. */
+        *al = SSL_AD_HANDSHAKE_FAILURE;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    peer = SSL_get1_peer_certificate(f->up.ssl);
+    rc = ca_forge(f->p->ca, f->sni[0] ? f->sni : f->host, peer, &leaf);
+    X509_free(peer);
+    if (rc < 0 || SSL_use_certificate(ssl, leaf) != 1 ||
+        SSL_use_PrivateKey(ssl, ca_leaf_key(f->p->ca)) != 1) {
+        X509_free(leaf);
+        ERR_clear_error();
+        flow_fail(f, NULL, "cannot forge a certificate for %s", f->sni[0] ? f->sni : f->host);
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    X509_free(leaf);
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* Gives the client the protocol the server chose, if the client offered it. */
+static int alpn_select(void *opaque, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen)
+{
+    flow_t *f = opaque;
+    const unsigned char *sel = NULL;
+    unsigned int sel_len = 0;
+
+    if (f->up.ssl)
+        SSL_get0_alpn_selected(f->up.ssl, &sel, &sel_len);
+    if (!sel_len)
+        return SSL_TLSEXT_ERR_NOACK;
+    for (unsigned int i = 0; i < inlen;) {
+        unsigned int n = in[i];
+        if (i + 1 + n > inlen)
+            break;
+        if (n == sel_len && memcmp(in + i + 1, sel, n) == 0) {
+            *out = in + i + 1;
+            *outlen = (unsigned char)n;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + n;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+/* ---- relay -------------------------------------------------------------- */
+
+static void relay_to_up(flow_t *f, const uint8_t *buf, size_t len)
+{
+    int rc;
+
+    if (f->mode == M_PLAIN && f->rw) {
+        size_t outlen = 0;
+        rc = rewrite_feed(f->rw, buf, len, &f->rwbuf, &outlen, &f->rwcap);
+        if (rc == -ENOMEM) {
+            flow_close(f, 1);
+            return;
+        }
+        rc = conn_write(&f->up, f->rwbuf, outlen);
+    } else {
+        rc = conn_write(&f->up, buf, len);
+    }
+    if (rc < 0) {
+        flow_close(f, 1);
+        return;
+    }
+    if (f->up.above_high)
+        conn_pause(&f->client);
+}
+
+static void start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts);
+
+/* ---- client side -------------------------------------------------------- */
+
+static int resolve_and_connect(flow_t *f);
+
+/* The proxy request head is complete: CONNECT or an absolute-form request. */
+static void handle_head(flow_t *f, size_t head_end)
+{
+    char line[8200], method[32], target[8192];
+    char *eol = memchr(f->head, '\n', head_end);
+    size_t n;
+
+    if (!eol)
+        goto bad;
+    n = (size_t)((uint8_t *)eol - f->head);
+    if (n > 0 && f->head[n - 1] == '\r')
+        n--;
+    if (n >= sizeof(line))
+        goto bad;
+    memcpy(line, f->head, n);
+    line[n] = '\0';
+    if (sscanf(line, "%31s %8191s HTTP/%*d.%*d", method, target) != 2)
+        goto bad;
+    if (strcasecmp(method, "CONNECT") == 0) {
+        if (rewrite_parse_authority(target, f->host, sizeof(f->host), &f->port) < 0)
+            goto bad_target;
+        f->mode = M_CONNECT;
+    } else if (strncasecmp(target, "http://", 7) == 0) {
+        if (rewrite_parse_http_url(target, f->host, sizeof(f->host), &f->port) < 0)
+            goto bad_target;
+        f->mode = M_PLAIN;
+        if (!(f->rw = rewrite_new())) {
+            flow_close(f, 1);
+            return;
+        }
+    } else {
+        goto bad_target;
+    }
+    rec_flow_set_target(f->rec, f->mode == M_CONNECT ? "https" : "http", f->host, f->port);
+    if (f->mode == M_CONNECT) {
+        /* The CONNECT exchange is between the client and us, not part of the
+           conversation it opens: drop it, keep what followed. */
+        memmove(f->head, f->head + head_end, f->head_len - head_end);
+        f->head_len -= head_end;
+    }
+    conn_pause(&f->client);
+    if (resolve_and_connect(f) < 0)
+        return;
+    return;
+
+bad_target:
+    f->recording = 1;
+    rec_flow_plain(f->rec, REC_C2S, f->head, f->head_len, f->head_ts);
+    rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
+    flow_fail(f, NULL, "not a proxy request (need CONNECT or an absolute http:// URL): %.100s",
+              line);
+    send_status(f, 400, "Bad Request", "mitmrec: this is a proxy; send CONNECT or absolute-form");
+    flow_linger(f, 2000);
+    return;
+bad:
+    f->recording = 1;
+    rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
+    flow_fail(f, NULL, "client spoke neither HTTP nor TLS");
+    flow_close(f, 1);
+}
+
+static void client_data(conn_t *c, const uint8_t *buf, size_t len)
+{
+    flow_t *f = c->data;
+    uint64_t ts = rec_now();
+
+    switch (f->state) {
+    case F_HEAD: {
+        uint8_t *h;
+        uint8_t *end;
+        if (f->head_len + len > HEAD_MAX) {
+            f->recording = 1;
+            rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
+            flow_fail(f, NULL, "proxy request head larger than %d bytes", HEAD_MAX);
+            send_status(f, 431, "Request Header Fields Too Large", "mitmrec: head too large");
+            flow_linger(f, 2000);
+            return;
+        }
+        if (!(h = realloc(f->head, f->head_len + len))) {
+            flow_close(f, 1);
+            return;
+        }
+        f->head = h;
+        if (!f->head_len)
+            f->head_ts = ts;
+        memcpy(f->head + f->head_len, buf, len);
+        f->head_len += len;
+        /* Neither a request line nor a TLS record can start with a control byte. */
+        if (f->head[0] < 0x20 || f->head[0] >= 0x7f) {
+            handle_head(f, 0);
+            return;
+        }
+        end = memmem(f->head, f->head_len, "\r\n\r\n", 4);
+        if (!end) {
+            uint8_t *lf = memmem(f->head, f->head_len, "\n\n", 2);
+            if (!lf)
+                return;
+            handle_head(f, (size_t)(lf + 2 - f->head));
+            return;
+        }
+        handle_head(f, (size_t)(end + 4 - f->head));
+        return;
+    }
+    case F_SNIFF:
+        start_tunnel_data(f, buf, len, ts);
+        return;
+    case F_RELAY:
+    case F_TLS:
+        rec_flow_plain(f->rec, REC_C2S, buf, len, ts);
+        relay_to_up(f, buf, len);
+        return;
+    default:
+        return;
+    }
+}
+
+static void client_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
+{
+    flow_t *f = c->data;
+
+    if (f->recording)
+        rec_flow_wire(f->rec, REC_CLIENT, out ? REC_S2C : REC_C2S, buf, len, rec_now());
+}
+
+static void client_handshake(conn_t *c, int status)
+{
+    flow_t *f = c->data;
+
+    f->t_tls1 = rec_now();
+    rec_flow_release(f->rec, REC_CLIENT);
+    if (status < 0) {
+        if (!f->up_failed) {
+            char buf[200];
+            flow_fail(f, NULL, "client TLS handshake failed%s%s (does it trust the mitmrec CA?)",
+                      ERR_peek_error() ? ": " : "", log_ssl_errors(buf, sizeof(buf)));
+        }
+        ERR_clear_error();
+        flow_linger(f, 1000);
+        return;
+    }
+    {
+        /* HAR: ssl is the time of both handshakes, and is included in connect. */
+        double tcp = ms_between(f->t_conn0, f->t_conn1);
+        double ssl = ms_between(f->t_tls0, f->t_tls1);
+        rec_flow_set_timings(f->rec, ms_between(f->t_dns0, f->t_dns1),
+                             tcp < 0 ? -1 : tcp + (ssl > 0 ? ssl : 0), ssl);
+    }
+    f->state = F_RELAY;
+    conn_start(&f->up);
+}
+
+static void client_eof(conn_t *c)
+{
+    flow_t *f = c->data;
+    uint64_t ts = rec_now();
+
+    if (f->state == F_HEAD || f->state == F_RESOLVING || f->state == F_CONNECTING ||
+        f->state == F_TLS || !f->up_inited) {
+        if (f->state == F_HEAD && f->head_len) {
+            f->recording = 1;
+            rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
+            flow_fail(f, NULL, "client closed before a complete proxy request");
+        }
+        flow_close(f, 0);
+        return;
+    }
+    if (f->recording)
+        rec_flow_end(f->rec, REC_CLIENT, REC_C2S, 0, ts);
+    rec_flow_end(f->rec, REC_UPSTREAM, REC_C2S, 0, ts);
+    conn_shutdown(&f->up);
+    if (f->up.eof || f->up.closing)
+        flow_close(f, 0);
+}
+
+static void client_error(conn_t *c, int err)
+{
+    flow_t *f = c->data;
+    uint64_t ts = rec_now();
+
+    if (f->recording)
+        rec_flow_end(f->rec, REC_CLIENT, REC_C2S, 1, ts);
+    rec_flow_end(f->rec, REC_UPSTREAM, REC_C2S, 1, ts);
+    if (err != UV_ECONNRESET && err != UV_EPIPE)
+        flow_fail(f, NULL, "client connection: %s", mr_strerror(err));
+    flow_close(f, 1);
+}
+
+static void client_drain(conn_t *c)
+{
+    flow_t *f = c->data;
+    if (f->up_inited)
+        conn_resume(&f->up);
+}
+
+static const conn_cb_t client_cb = {
+    .on_handshake = client_handshake,
+    .on_data = client_data,
+    .on_wire = client_wire,
+    .on_eof = client_eof,
+    .on_error = client_error,
+    .on_drain = client_drain,
+    .on_close = on_conn_close,
+};
+
+/* The first bytes inside a CONNECT tunnel decide: TLS is intercepted, the rest relayed. */
+static void start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
+{
+    f->recording = 1;
+    if (len >= 1 && buf[0] == 0x16 && (len < 2 || buf[1] == 0x03)) {
+        SSL *ssl = SSL_new(f->p->server_ctx);
+        if (!ssl) {
+            flow_close(f, 1);
+            return;
+        }
+        f->tls = 1;
+        f->state = F_TLS;
+        rec_flow_hold(f->rec, REC_CLIENT);
+        f->hooks_client.keylog = keylog_client;
+        f->hooks_client.client_hello = client_hello;
+        f->hooks_client.alpn_select = alpn_select;
+        f->hooks_client.opaque = f;
+        tls_set_hooks(ssl, &f->hooks_client);
+        conn_start_tls(&f->client, ssl, 1, buf, len);
+        return;
+    }
+    rec_flow_set_target(f->rec, "http", f->host, f->port);
+    f->state = F_RELAY;
+    conn_start(&f->up);
+    rec_flow_plain(f->rec, REC_C2S, buf, len, ts);
+    relay_to_up(f, buf, len);
+}
+
+/* ---- upstream side ------------------------------------------------------ */
+
+static void up_connected(conn_t *c, int status)
+{
+    flow_t *f = c->data;
+    static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    struct sockaddr_storage local;
+    int len = sizeof(local);
+    uint64_t ts = rec_now();
+
+    f->t_conn1 = ts;
+    if (status < 0) {
+        char body[400];
+        flow_fail(f, f->mode == M_CONNECT ? "CONNECT" : NULL, "cannot connect to %s:%u: %s",
+                  f->host, f->port, mr_strerror(status));
+        if (f->mode == M_PLAIN) {
+            /* The application asked for a plain HTTP URL: it gets the answer. */
+            f->recording = 1;
+            rec_flow_plain(f->rec, REC_C2S, f->head, f->head_len, f->head_ts);
+            rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
+        }
+        snprintf(body, sizeof(body), "mitmrec: %s", f->error);
+        send_status(f, 502, "Bad Gateway", body);
+        flow_linger(f, 2000);
+        return;
+    }
+    if (uv_tcp_getsockname(&f->up.tcp, (struct sockaddr *)&local, &len) == 0)
+        rec_flow_set_upstream(f->rec, (struct sockaddr *)&local, (struct sockaddr *)&f->up_addr,
+                              f->t_conn0);
+    rec_flow_set_timings(f->rec, ms_between(f->t_dns0, f->t_dns1),
+                         ms_between(f->t_conn0, f->t_conn1), -1);
+    conn_resume(&f->client);
+    if (f->mode == M_CONNECT) {
+        f->state = F_SNIFF;
+        conn_write_raw(&f->client, established, sizeof(established) - 1);
+        if (f->head_len) {
+            size_t n = f->head_len;
+            f->head_len = 0;
+            start_tunnel_data(f, f->head, n, f->head_ts);
+            if (f->recording)
+                rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, n, f->head_ts);
+        }
+        conn_start(&f->up);
+        return;
+    }
+    /* Plain HTTP: what the client sent so far is the start of the conversation. */
+    f->recording = 1;
+    f->state = F_RELAY;
+    conn_start(&f->up);
+    rec_flow_plain(f->rec, REC_C2S, f->head, f->head_len, f->head_ts);
+    relay_to_up(f, f->head, f->head_len);
+    rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
+    f->head_len = 0;
+}
+
+static void up_handshake(conn_t *c, int status)
+{
+    flow_t *f = c->data;
+    long vr;
+
+    f->t_tls1 = rec_now();
+    rec_flow_release(f->rec, REC_UPSTREAM);
+    if (status < 0) {
+        char buf[200];
+        vr = SSL_get_verify_result(c->ssl);
+        f->up_failed = 1;
+        if (vr != X509_V_OK)
+            flow_fail(f, "CONNECT", "upstream certificate verification failed for %s: %s",
+                      f->sni[0] ? f->sni : f->host, X509_verify_cert_error_string(vr));
+        else
+            flow_fail(f, "CONNECT", "upstream TLS handshake with %s:%u failed: %s", f->host,
+                      f->port, log_ssl_errors(buf, sizeof(buf)));
+        ERR_clear_error();
+    } else {
+        f->up_done = 1;
+    }
+    conn_continue_handshake(&f->client);
+}
+
+static void up_data(conn_t *c, const uint8_t *buf, size_t len)
+{
+    flow_t *f = c->data;
+
+    if (f->state == F_SNIFF) {
+        /* The server speaks first: not TLS from the client, so relay as is. */
+        f->recording = 1;
+        f->state = F_RELAY;
+        rec_flow_set_target(f->rec, "http", f->host, f->port);
+    }
+    if (f->state != F_RELAY)
+        return;
+    rec_flow_plain(f->rec, REC_S2C, buf, len, rec_now());
+    if (conn_write(&f->client, buf, len) < 0) {
+        flow_close(f, 1);
+        return;
+    }
+    if (f->client.above_high)
+        conn_pause(&f->up);
+}
+
+static void up_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
+{
+    flow_t *f = c->data;
+    rec_flow_wire(f->rec, REC_UPSTREAM, out ? REC_C2S : REC_S2C, buf, len, rec_now());
+}
+
+static void up_eof(conn_t *c)
+{
+    flow_t *f = c->data;
+    uint64_t ts = rec_now();
+
+    rec_flow_end(f->rec, REC_UPSTREAM, REC_S2C, 0, ts);
+    if (f->state != F_RELAY) {
+        if (f->state == F_TLS && !f->up_done && !f->up_failed) {
+            f->up_failed = 1;
+            flow_fail(f, "CONNECT", "upstream %s:%u closed during the TLS handshake", f->host,
+                      f->port);
+            conn_continue_handshake(&f->client);
+            return;
+        }
+        flow_close(f, 0);
+        return;
+    }
+    if (f->recording)
+        rec_flow_end(f->rec, REC_CLIENT, REC_S2C, 0, ts);
+    conn_shutdown(&f->client);
+    if (f->client.eof)
+        flow_close(f, 0);
+}
+
+static void up_error(conn_t *c, int err)
+{
+    flow_t *f = c->data;
+    uint64_t ts = rec_now();
+
+    rec_flow_end(f->rec, REC_UPSTREAM, REC_S2C, 1, ts);
+    if (f->recording)
+        rec_flow_end(f->rec, REC_CLIENT, REC_S2C, 1, ts);
+    flow_fail(f, NULL, "upstream %s:%u: %s", f->host, f->port, mr_strerror(err));
+    flow_close(f, 1);
+}
+
+static void up_drain(conn_t *c)
+{
+    flow_t *f = c->data;
+    conn_resume(&f->client);
+}
+
+static const conn_cb_t up_cb = {
+    .on_connect = up_connected,
+    .on_handshake = up_handshake,
+    .on_data = up_data,
+    .on_wire = up_wire,
+    .on_eof = up_eof,
+    .on_error = up_error,
+    .on_drain = up_drain,
+    .on_close = on_conn_close,
+};
+
+/* ---- connecting --------------------------------------------------------- */
+
+static int connect_up(flow_t *f)
+{
+    int rc;
+
+    rec_flow_set_server(f->rec, (struct sockaddr *)&f->up_addr);
+    if ((rc = conn_init(&f->up, &f->p->_env, &up_cb, f)) < 0)
+        goto fail;
+    f->up_inited = 1;
+    f->handles++;
+    f->state = F_CONNECTING;
+    f->t_conn0 = rec_now();
+    if ((rc = conn_connect(&f->up, (struct sockaddr *)&f->up_addr)) < 0)
+        goto fail;
+    return 0;
+fail:
+    up_connected(&f->up, rc);
+    return rc;
+}
+
+static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    flow_t *f = req->data;
+    struct addrinfo *pick = NULL;
+
+    f->gai_pending = 0;
+    f->t_dns1 = rec_now();
+    if (status == UV_ECANCELED || f->state == F_CLOSING) {
+        uv_freeaddrinfo(res);
+        return;
+    }
+    /* Prefer IPv4, as most local services listen there. */
+    for (struct addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET && (!pick || pick->ai_family != AF_INET))
+            pick = a;
+    if (!pick)
+        pick = res;
+    if (status < 0 || !pick) {
+        flow_fail(f, f->mode == M_CONNECT ? "CONNECT" : NULL, "cannot resolve %s: %s", f->host,
+                  mr_strerror(status < 0 ? status : UV_EAI_NONAME));
+        uv_freeaddrinfo(res);
+        send_status(f, 502, "Bad Gateway", "mitmrec: cannot resolve the host");
+        flow_linger(f, 2000);
+        return;
+    }
+    memcpy(&f->up_addr, pick->ai_addr, pick->ai_addrlen);
+    uv_freeaddrinfo(res);
+    connect_up(f);
+}
+
+static int resolve_and_connect(flow_t *f)
+{
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&f->up_addr;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&f->up_addr;
+    struct addrinfo hints;
+    char port[8];
+    int rc;
+
+    memset(&f->up_addr, 0, sizeof(f->up_addr));
+    if (inet_pton(AF_INET, f->host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(f->port);
+        return connect_up(f);
+    }
+    if (inet_pton(AF_INET6, f->host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(f->port);
+        return connect_up(f);
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof(port), "%u", f->port);
+    f->gai.data = f;
+    f->state = F_RESOLVING;
+    f->t_dns0 = rec_now();
+    rc = uv_getaddrinfo(f->p->loop, &f->gai, gai_cb, f->host, port, &hints);
+    if (rc < 0) {
+        flow_fail(f, NULL, "cannot resolve %s: %s", f->host, mr_strerror(rc));
+        flow_close(f, 1);
+        return rc;
+    }
+    f->gai_pending = 1;
+    return 0;
+}
+
+/* ---- accept ------------------------------------------------------------- */
+
+int flow_accept(proxy_t *p, uv_stream_t *listener)
+{
+    flow_t *f = calloc(1, sizeof(*f));
+    struct sockaddr_storage local;
+    int len, rc;
+
+    if (!f)
+        return -ENOMEM;
+    f->p = p;
+    if ((rc = conn_init(&f->client, &p->_env, &client_cb, f)) < 0) {
+        free(f);
+        return rc;
+    }
+    f->handles = 1;
+    f->next = p->_flows;
+    if (p->_flows)
+        p->_flows->prev = f;
+    p->_flows = f;
+    p->_nflows++;
+    f->id = ++p->_next_id;
+    if ((rc = uv_accept(listener, (uv_stream_t *)&f->client.tcp)) < 0) {
+        flow_close(f, 0);
+        return rc;
+    }
+    len = sizeof(f->client_addr);
+    uv_tcp_getpeername(&f->client.tcp, (struct sockaddr *)&f->client_addr, &len);
+    len = sizeof(local);
+    uv_tcp_getsockname(&f->client.tcp, (struct sockaddr *)&local, &len);
+    /* Until the destination is known, the proxy's own address stands in. */
+    f->rec = rec_flow_new(p->rec, (struct sockaddr *)&f->client_addr, (struct sockaddr *)&local,
+                          rec_now());
+    if (!f->rec) {
+        flow_close(f, 1);
+        return -ENOMEM;
+    }
+    f->state = F_HEAD;
+    if ((rc = conn_start(&f->client)) < 0) {
+        flow_close(f, 1);
+        return rc;
+    }
+    return 0;
+}

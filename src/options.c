@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "options.h"
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_HAR,
+    OPT_CACERT,
+    OPT_INSECURE,
+    OPT_CA,
+    OPT_KEYLOG,
+    OPT_UPSTREAM,
+    OPT_MAX_BODY,
+};
+
+static const struct option long_opts[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"output", required_argument, NULL, 'o'},
+    {"har", required_argument, NULL, OPT_HAR},
+    {"cacert", required_argument, NULL, OPT_CACERT},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"ca", required_argument, NULL, OPT_CA},
+    {"keylog", required_argument, NULL, OPT_KEYLOG},
+    {"upstream", no_argument, NULL, OPT_UPSTREAM},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+void options_usage(FILE *f)
+{
+    fputs("Usage: mitmrec --listen [ADDR:]PORT -o FILE.pcapng [options]\n"
+          "Records the traffic of programs that use it as their HTTP proxy: TLS is\n"
+          "intercepted, the pcapng carries its secrets, and a HAR 1.2 file is written beside it.\n"
+          "\n"
+          "  --listen [ADDR:]PORT  serve as an explicit HTTP proxy (CONNECT and absolute-form);\n"
+          "                        ADDR defaults to 127.0.0.1, PORT 0 picks a free port\n"
+          "  -o, --output FILE     pcapng to write ('-' for stdout, '.gz' for gzip)\n"
+          "      --har FILE        HAR to write (default: FILE.pcapng with .har)\n"
+          "      --upstream        also record the server-side TLS session (interface 1)\n"
+          "      --keylog FILE     append TLS secrets in NSS key log format\n"
+          "      --cacert FILE     trust FILE's certificates for upstream servers (repeatable)\n"
+          "  -k, --insecure        do not verify upstream certificates\n"
+          "      --ca FILE         CA key and certificate (default ~/.mitmrec/mitmrec-ca.pem)\n"
+          "      --max-body BYTES  keep at most BYTES of each body in the HAR (default 16M)\n"
+          "  -q, --quiet           only errors on stderr\n"
+          "  -v, --verbose         log every flow\n"
+          "  -h, --help            this text\n"
+          "  -V, --version         print the version\n",
+          f);
+}
+
+/* "[ADDR:]PORT", "[v6addr]:PORT" or "PORT". */
+static int parse_listen(options_t *o, const char *arg, char *err, size_t errlen)
+{
+    const char *colon = strrchr(arg, ':');
+    const char *port = arg;
+    char *end;
+    long p;
+
+    if (colon) {
+        size_t hlen = (size_t)(colon - arg);
+        const char *host = arg;
+        if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+            host++;
+            hlen -= 2;
+        }
+        if (hlen == 0 || hlen >= sizeof(o->listen_host))
+            goto bad;
+        memcpy(o->listen_host, host, hlen);
+        o->listen_host[hlen] = '\0';
+        o->listen_host_given = 1;
+        port = colon + 1;
+    }
+    errno = 0;
+    p = strtol(port, &end, 10);
+    if (*port == '\0' || *end != '\0' || errno || p < 0 || p > 65535)
+        goto bad;
+    o->listen_port = (int)p;
+    o->listen_given = 1;
+    return 0;
+bad:
+    snprintf(err, errlen, "invalid --listen '%s': expected [ADDR:]PORT", arg);
+    return -EINVAL;
+}
+
+static int parse_size(const char *arg, size_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(arg, &end, 10);
+    if (end == arg || errno)
+        return -EINVAL;
+    switch (*end) {
+    case 'k': case 'K': v <<= 10; end++; break;
+    case 'm': case 'M': v <<= 20; end++; break;
+    case 'g': case 'G': v <<= 30; end++; break;
+    default: break;
+    }
+    if (*end != '\0')
+        return -EINVAL;
+    *out = (size_t)v;
+    return 0;
+}
+
+static char *derive_har_path(const char *out)
+{
+    size_t n = strlen(out);
+    char *p;
+
+    if (n > 3 && strcmp(out + n - 3, ".gz") == 0)
+        n -= 3;
+    if (n > 7 && strncmp(out + n - 7, ".pcapng", 7) == 0)
+        n -= 7;
+    else if (n > 5 && strncmp(out + n - 5, ".pcap", 5) == 0)
+        n -= 5;
+    p = malloc(n + 5);
+    if (p) {
+        memcpy(p, out, n);
+        memcpy(p + n, ".har", 5);
+    }
+    return p;
+}
+
+int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
+{
+    int c, rc;
+
+    memset(o, 0, sizeof(*o));
+    strcpy(o->listen_host, "127.0.0.1");
+    o->max_body = 16u << 20;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+o:kqvhV", long_opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_LISTEN:
+            if ((rc = parse_listen(o, optarg, err, errlen)) < 0)
+                return rc;
+            break;
+        case 'o':
+            o->out_path = optarg;
+            break;
+        case OPT_HAR:
+            free(o->har_path);
+            if (!(o->har_path = strdup(optarg)))
+                return -ENOMEM;
+            break;
+        case OPT_CACERT: {
+            const char **n = realloc(o->cacerts, (o->ncacerts + 1) * sizeof(*n));
+            if (!n)
+                return -ENOMEM;
+            o->cacerts = n;
+            o->cacerts[o->ncacerts++] = optarg;
+            break;
+        }
+        case 'k':
+        case OPT_INSECURE:
+            o->insecure = 1;
+            break;
+        case OPT_CA:
+            o->ca_file = optarg;
+            break;
+        case OPT_KEYLOG:
+            o->keylog_path = optarg;
+            break;
+        case OPT_UPSTREAM:
+            o->upstream = 1;
+            break;
+        case OPT_MAX_BODY:
+            if (parse_size(optarg, &o->max_body) < 0) {
+                snprintf(err, errlen, "invalid --max-body '%s': expected a size like 16M",
+                         optarg);
+                return -EINVAL;
+            }
+            break;
+        case 'q':
+            o->quiet = 1;
+            break;
+        case 'v':
+            o->verbose++;
+            break;
+        case 'h':
+            options_usage(stdout);
+            return 1;
+        case 'V':
+            printf("mitmrec %s\n", PACKAGE_VERSION);
+            return 1;
+        case ':':
+            snprintf(err, errlen, "option '%s' needs an argument", argv[optind - 1]);
+            return -EINVAL;
+        default:
+            if (optopt)
+                snprintf(err, errlen, "unknown option '-%c' (see --help)", optopt);
+            else
+                snprintf(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        return -EINVAL;
+    }
+    if (!o->listen_given) {
+        snprintf(err, errlen, "no capture mode: give --listen [ADDR:]PORT (see --help)");
+        return -EINVAL;
+    }
+    if (!o->out_path) {
+        snprintf(err, errlen, "no output file: give -o FILE.pcapng");
+        return -EINVAL;
+    }
+    if (!o->har_path) {
+        if (strcmp(o->out_path, "-") == 0) {
+            snprintf(err, errlen, "with -o - give --har FILE as well");
+            return -EINVAL;
+        }
+        if (!(o->har_path = derive_har_path(o->out_path)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+void options_free(options_t *o)
+{
+    free(o->har_path);
+    free(o->cacerts);
+    o->har_path = NULL;
+    o->cacerts = NULL;
+}

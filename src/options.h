@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef MITMREC_OPTIONS_H
+#define MITMREC_OPTIONS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* mitmrec's command line, parsed. Strings point into argv (borrowed) unless noted. */
+typedef struct options {
+    char listen_host[64];        /* "127.0.0.1" unless given */
+    int listen_port;             /* 0 = any free port */
+    int listen_given;            /* --listen was given */
+    int listen_host_given;       /* an address was given explicitly */
+    const char *out_path;        /* -o; "-" = stdout */
+    char *har_path;              /* --har or derived from -o; owned */
+    const char **cacerts;        /* --cacert, repeatable; array owned */
+    size_t ncacerts;
+    int insecure;
+    const char *ca_file;         /* --ca */
+    const char *keylog_path;     /* --keylog */
+    int upstream;                /* --upstream: record the server-side session too */
+    int quiet;
+    int verbose;
+    size_t max_body;             /* --max-body, bytes kept per HAR body */
+} options_t;
+
+/*
+ * Parses argv. Returns 0 to run, 1 when --help or --version was printed (exit 0),
+ * or -EINVAL with a one-line reason in err.
+ */
+int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen);
+
+/* Releases what options_parse allocated. */
+void options_free(options_t *o);
+
+void options_usage(FILE *f);
+
+#endif

@@ -1,0 +1,754 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "har.h"
+#include "http1.h"
+#include "log.h"
+#include "outfile.h"
+#include "pcapng.h"
+#include "recorder.h"
+#include "tcpsynth.h"
+
+/* A leg's packets are held at most this long before they go out regardless. */
+#define HOLD_MAX (1u << 20)
+
+typedef struct rec_comment {
+    char *text;
+    http_exchange_t *ex;          /* gets the frame number of the packet; may be NULL */
+    struct rec_comment *next;
+} rec_comment_t;
+
+typedef struct held_pkt {
+    struct held_pkt *next;
+    uint64_t ts;
+    int dir;
+    rec_comment_t *comments;
+    uint32_t len;
+    uint8_t data[];
+} held_pkt_t;
+
+typedef struct rec_leg {
+    rec_flow_t *flow;
+    int idx;
+    int ready;                    /* endpoints known */
+    int opened;                   /* handshake emitted */
+    int in_handshake;             /* emitting SYN, SYN/ACK, ACK: they carry no comments */
+    int ended[2];
+    int held;
+    held_pkt_t *held_head, *held_tail;
+    size_t held_bytes;
+    char *secrets;                /* key log lines not yet written */
+    size_t secrets_len;
+    int64_t stream;
+    uint64_t ts;                  /* time of the packets being emitted */
+    uint64_t start_ts;
+    tcpsynth_t tcp;
+} rec_leg_t;
+
+struct rec_flow {
+    recorder_t *r;
+    uint64_t id;
+    uint64_t start_ts;
+    rec_leg_t leg[2];
+    http1_conn_t *http;
+    int http_dead;
+    char scheme[8];
+    char *host;
+    uint16_t port;
+    char server_ip[INET6_ADDRSTRLEN];
+    double dns, connect, ssl;
+    int timings_used;
+    rec_comment_t *comments, *comments_tail;
+    char *error;
+    char *err_method, *err_url;
+    uint64_t exchanges;
+};
+
+struct recorder {
+    recorder_opts_t opts;
+    outfile_t *pcap_out, *har_out;
+    FILE *keylog;
+    pcapng_writer_t *pcap;
+    har_writer_t *har;
+    int ifid[2];
+    int64_t next_stream;
+    uint64_t next_index;
+    uint64_t next_flow;
+    uint64_t live_flows;
+    recorder_stats_t st;
+    int har_err_logged;
+};
+
+uint64_t rec_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int recorder_new(const recorder_opts_t *o, recorder_t **out, char *err, size_t errlen)
+{
+    recorder_t *r = calloc(1, sizeof(*r));
+    sink_t sink;
+    struct utsname un;
+    char os[200] = "Linux";
+    int rc;
+
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    r->opts = *o;
+    r->ifid[REC_UPSTREAM] = -1;
+    if ((rc = outfile_open(o->pcapng_path, &r->pcap_out, err, errlen)) < 0)
+        goto fail;
+    if ((rc = outfile_open(o->har_path, &r->har_out, err, errlen)) < 0)
+        goto fail;
+    if (o->keylog_path) {
+        int fd = open(o->keylog_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0 || !(r->keylog = fdopen(fd, "a"))) {
+            rc = -errno;
+            snprintf(err, errlen, "cannot write %s: %s", o->keylog_path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            goto fail;
+        }
+    }
+    if (uname(&un) == 0)
+        snprintf(os, sizeof(os), "%s %s", un.sysname, un.release);
+    outfile_sink(r->pcap_out, &sink);
+    r->pcap = pcapng_writer_new(&sink, "mitmrec " PACKAGE_VERSION, os, &rc);
+    if (!r->pcap)
+        goto fail_write;
+    r->ifid[REC_CLIENT] = pcapng_writer_add_interface(
+        r->pcap, PCAPNG_LINKTYPE_RAW, 262144, "mitmrec-client",
+        "intercepted flows as the applications saw them (secrets inside)");
+    if (r->ifid[REC_CLIENT] < 0) {
+        rc = r->ifid[REC_CLIENT];
+        goto fail_write;
+    }
+    if (o->upstream) {
+        r->ifid[REC_UPSTREAM] = pcapng_writer_add_interface(
+            r->pcap, PCAPNG_LINKTYPE_RAW, 262144, "mitmrec-upstream",
+            "mitmrec's own sessions with the servers");
+        if (r->ifid[REC_UPSTREAM] < 0) {
+            rc = r->ifid[REC_UPSTREAM];
+            goto fail_write;
+        }
+    }
+    outfile_sink(r->har_out, &sink);
+    r->har = har_writer_new(&sink, "mitmrec", PACKAGE_VERSION, &rc);
+    if (!r->har)
+        goto fail_write;
+    if ((rc = recorder_flush(r)) < 0)
+        goto fail_write;
+    *out = r;
+    return 0;
+fail_write:
+    snprintf(err, errlen, "cannot start the output files: %s", strerror(-rc));
+fail:
+    recorder_free(r);
+    return rc < 0 ? rc : -EIO;
+}
+
+int recorder_flush(recorder_t *r)
+{
+    int a = outfile_flush(r->pcap_out);
+    int b = outfile_flush(r->har_out);
+    return a ? a : b;
+}
+
+int recorder_close(recorder_t *r)
+{
+    int rc = 0, e;
+
+    if (r->har) {
+        e = har_writer_close(r->har);
+        if (e && !rc)
+            rc = e;
+    }
+    e = outfile_close(r->pcap_out);
+    if (e && !rc)
+        rc = e;
+    r->pcap_out = NULL;
+    e = outfile_close(r->har_out);
+    if (e && !rc)
+        rc = e;
+    r->har_out = NULL;
+    if (r->keylog) {
+        if (fclose(r->keylog) != 0 && !rc)
+            rc = -errno;
+        r->keylog = NULL;
+    }
+    return rc;
+}
+
+void recorder_free(recorder_t *r)
+{
+    if (!r)
+        return;
+    pcapng_writer_free(r->pcap);
+    har_writer_free(r->har);
+    outfile_close(r->pcap_out);
+    outfile_close(r->har_out);
+    if (r->keylog)
+        fclose(r->keylog);
+    free(r);
+}
+
+void recorder_get_stats(const recorder_t *r, recorder_stats_t *st)
+{
+    *st = r->st;
+    st->packets = r->pcap ? pcapng_writer_packets(r->pcap) : 0;
+}
+
+const char *recorder_pcapng_path(const recorder_t *r)
+{
+    return r->opts.pcapng_path;
+}
+
+const char *recorder_har_path(const recorder_t *r)
+{
+    return r->opts.har_path;
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+static void to_endpoint(const struct sockaddr *sa, tcpsynth_endpoint_t *ep)
+{
+    memset(ep, 0, sizeof(*ep));
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        ep->family = AF_INET6;
+        memcpy(ep->addr, &s6->sin6_addr, 16);
+        ep->port = ntohs(s6->sin6_port);
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        ep->family = AF_INET;
+        memcpy(ep->addr, &s4->sin_addr, 4);
+        ep->port = ntohs(s4->sin_port);
+    }
+}
+
+/* Both ends must share a family: map an IPv4 end into IPv6 when they differ. */
+static void match_family(tcpsynth_endpoint_t *a, tcpsynth_endpoint_t *b)
+{
+    tcpsynth_endpoint_t *v4;
+
+    if (a->family == b->family)
+        return;
+    v4 = a->family == AF_INET ? a : b;
+    memmove(v4->addr + 12, v4->addr, 4);
+    memset(v4->addr, 0, 10);
+    v4->addr[10] = v4->addr[11] = 0xff;
+    v4->family = AF_INET6;
+}
+
+/* ---- packets ------------------------------------------------------------ */
+
+static void comments_free(rec_comment_t *c)
+{
+    while (c) {
+        rec_comment_t *n = c->next;
+        free(c->text);
+        free(c);
+        c = n;
+    }
+}
+
+static void write_packet(rec_leg_t *leg, int dir, uint64_t ts, const uint8_t *hdr, size_t hdrlen,
+                         const uint8_t *payload, size_t plen, rec_comment_t *comments)
+{
+    recorder_t *r = leg->flow->r;
+    pcapng_pkt_opts_t po = {0};
+    char *joined = NULL;
+    int64_t frame;
+
+    po.direction = dir == REC_C2S ? PCAPNG_DIR_OUTBOUND : PCAPNG_DIR_INBOUND;
+    po.darwin_process = -1;
+    if (comments) {
+        size_t n = 0;
+        for (rec_comment_t *c = comments; c; c = c->next)
+            n += strlen(c->text) + 2;
+        if ((joined = malloc(n + 1)) != NULL) {
+            joined[0] = '\0';
+            for (rec_comment_t *c = comments; c; c = c->next) {
+                if (joined[0])
+                    strcat(joined, "; ");
+                strcat(joined, c->text);
+            }
+            po.comment = joined;
+        }
+    }
+    if (leg->stream < 0)
+        leg->stream = r->next_stream++;
+    frame = pcapng_writer_add_packet2(r->pcap, (uint32_t)r->ifid[leg->idx], ts, hdr,
+                                      (uint32_t)hdrlen, payload, (uint32_t)plen, &po);
+    for (rec_comment_t *c = comments; c; c = c->next)
+        if (c->ex && frame > 0)
+            c->ex->user_frame = frame;
+    free(joined);
+    comments_free(comments);
+}
+
+/* Takes the comments waiting for the client leg's next packet. */
+static rec_comment_t *take_comments(rec_leg_t *leg)
+{
+    rec_flow_t *f = leg->flow;
+    rec_comment_t *c;
+
+    if (leg->idx != REC_CLIENT || !f->comments || leg->in_handshake)
+        return NULL;
+    c = f->comments;
+    f->comments = f->comments_tail = NULL;
+    return c;
+}
+
+static int leg_emit(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
+                    const uint8_t *payload, size_t plen)
+{
+    rec_leg_t *leg = opaque;
+    rec_comment_t *comments = take_comments(leg);
+    held_pkt_t *p;
+
+    if (!leg->held) {
+        write_packet(leg, dir, leg->ts, hdr, hdrlen, payload, plen, comments);
+        return 0;
+    }
+    p = malloc(sizeof(*p) + hdrlen + plen);
+    if (!p) {
+        comments_free(comments);
+        return -ENOMEM;
+    }
+    p->next = NULL;
+    p->ts = leg->ts;
+    p->dir = dir;
+    p->comments = comments;
+    p->len = (uint32_t)(hdrlen + plen);
+    memcpy(p->data, hdr, hdrlen);
+    if (plen)
+        memcpy(p->data + hdrlen, payload, plen);
+    if (leg->held_tail)
+        leg->held_tail->next = p;
+    else
+        leg->held_head = p;
+    leg->held_tail = p;
+    leg->held_bytes += p->len;
+    if (leg->held_bytes > HOLD_MAX)
+        rec_flow_release(leg->flow, leg->idx);
+    return 0;
+}
+
+static void leg_open(rec_leg_t *leg, uint64_t ts)
+{
+    if (leg->opened || !leg->ready)
+        return;
+    leg->opened = 1;
+    leg->ts = leg->start_ts ? leg->start_ts : ts;
+    leg->in_handshake = 1;
+    tcpsynth_handshake(&leg->tcp);
+    leg->in_handshake = 0;
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+static void add_comment(rec_flow_t *f, const char *text, http_exchange_t *ex)
+{
+    rec_comment_t *c = calloc(1, sizeof(*c));
+
+    if (!c || !(c->text = strdup(text))) {
+        free(c);
+        return;
+    }
+    c->ex = ex;
+    if (f->comments_tail)
+        f->comments_tail->next = c;
+    else
+        f->comments = c;
+    f->comments_tail = c;
+}
+
+static void format_url(const rec_flow_t *f, const http_exchange_t *ex, char *buf, size_t len)
+{
+    const char *host = http_msg_header(&ex->req, "Host");
+    const char *target = ex->target ? ex->target : "";
+    int dflt;
+
+    if (strncmp(target, "http://", 7) == 0 || strncmp(target, "https://", 8) == 0) {
+        snprintf(buf, len, "%s", target);
+        return;
+    }
+    if (host) {
+        snprintf(buf, len, "%s://%s%s", f->scheme, host, target);
+        return;
+    }
+    dflt = (f->port == 443 && strcmp(f->scheme, "https") == 0) ||
+           (f->port == 80 && strcmp(f->scheme, "http") == 0);
+    {
+        const char *h = f->host ? f->host : "";
+        int v6 = strchr(h, ':') != NULL;
+        if (dflt)
+            snprintf(buf, len, "%s://%s%s%s%s", f->scheme, v6 ? "[" : "", h, v6 ? "]" : "",
+                     target);
+        else
+            snprintf(buf, len, "%s://%s%s%s:%u%s", f->scheme, v6 ? "[" : "", h, v6 ? "]" : "",
+                     f->port, target);
+    }
+}
+
+static void on_request_head(void *opaque, http_exchange_t *ex)
+{
+    rec_flow_t *f = opaque;
+    char url[2048], text[2200];
+    uint64_t idx = f->r->next_index++;
+
+    ex->user = (void *)(uintptr_t)(idx + 1);
+    format_url(f, ex, url, sizeof(url));
+    snprintf(text, sizeof(text), "har entry %llu: %s %s", (unsigned long long)idx,
+             ex->method ? ex->method : "", url);
+    add_comment(f, text, ex);
+}
+
+/* Forgets ex in comments that have not reached a packet yet (it is about to be freed). */
+static void forget_exchange(rec_flow_t *f, const http_exchange_t *ex)
+{
+    for (rec_comment_t *c = f->comments; c; c = c->next)
+        if (c->ex == ex)
+            c->ex = NULL;
+    for (int l = 0; l < 2; l++)
+        for (held_pkt_t *p = f->leg[l].held_head; p; p = p->next)
+            for (rec_comment_t *c = p->comments; c; c = c->next)
+                if (c->ex == ex)
+                    c->ex = NULL;
+}
+
+static void write_entry(rec_flow_t *f, http_exchange_t *ex, int64_t index)
+{
+    recorder_t *r = f->r;
+    har_entry_t e;
+    char conn[32];
+    int rc;
+
+    memset(&e, 0, sizeof(e));
+    snprintf(conn, sizeof(conn), "%llu", (unsigned long long)f->id);
+    e.ex = ex;
+    e.scheme = f->scheme;
+    e.host = f->host;
+    e.port = f->port;
+    e.server_ip = f->server_ip[0] ? f->server_ip : NULL;
+    e.connection = conn;
+    e.blocked = e.dns = e.connect = e.ssl = -1;
+    if (!f->timings_used) {
+        e.dns = f->dns;
+        e.connect = f->connect;
+        e.ssl = f->ssl;
+        f->timings_used = 1;
+    }
+    if (ex->user_frame > 0 && f->leg[REC_CLIENT].stream >= 0) {
+        e.has_pcapng = 1;
+        e.pcapng_interface = r->ifid[REC_CLIENT];
+        e.pcapng_frame = ex->user_frame;
+        e.pcapng_stream = f->leg[REC_CLIENT].stream;
+    }
+    e.index = index;
+    if (!ex->error && f->error && !ex->resp.complete)
+        e.error = f->error;
+    rc = har_writer_add(r->har, &e);
+    if (rc < 0 && !r->har_err_logged && !outfile_error(r->har_out)) {
+        r->har_err_logged = 1;
+        log_error("cannot write a HAR entry: %s", strerror(-rc));
+    }
+    r->st.requests++;
+}
+
+static void on_exchange(void *opaque, http_exchange_t *ex)
+{
+    rec_flow_t *f = opaque;
+
+    forget_exchange(f, ex);
+    f->exchanges++;
+    write_entry(f, ex, ex->user ? (int64_t)(uintptr_t)ex->user - 1 : -1);
+    http_exchange_free(ex);
+}
+
+/* ---- flows -------------------------------------------------------------- */
+
+rec_flow_t *rec_flow_new(recorder_t *r, const struct sockaddr *client,
+                         const struct sockaddr *server, uint64_t ts)
+{
+    rec_flow_t *f = calloc(1, sizeof(*f));
+    http1_callbacks_t cb = {0};
+
+    if (!f)
+        return NULL;
+    cb.on_request_head = on_request_head;
+    cb.on_exchange = on_exchange;
+    f->http = http1_conn_new(&cb, f, r->opts.max_body);
+    if (!f->http) {
+        free(f);
+        return NULL;
+    }
+    f->r = r;
+    f->id = ++r->next_flow;
+    f->start_ts = ts;
+    f->dns = f->connect = f->ssl = -1;
+    strcpy(f->scheme, "http");
+    for (int l = 0; l < 2; l++) {
+        f->leg[l].flow = f;
+        f->leg[l].idx = l;
+        f->leg[l].stream = -1;
+    }
+    f->leg[REC_CLIENT].start_ts = ts;
+    r->st.flows++;
+    r->live_flows++;
+    rec_flow_set_server(f, server);
+    if (client && server) {
+        tcpsynth_endpoint_t c, s;
+        to_endpoint(client, &c);
+        to_endpoint(server, &s);
+        match_family(&c, &s);
+        /* Sequence numbers start from the flow id so files are reproducible. */
+        tcpsynth_init(&f->leg[REC_CLIENT].tcp, &c, &s, (uint32_t)(f->id * 0x01000193u),
+                      (uint32_t)(f->id * 0x9e3779b9u), 0, leg_emit, &f->leg[REC_CLIENT]);
+        f->leg[REC_CLIENT].ready = 1;
+    }
+    return f;
+}
+
+void rec_flow_set_target(rec_flow_t *f, const char *scheme, const char *host, uint16_t port)
+{
+    snprintf(f->scheme, sizeof(f->scheme), "%s", scheme);
+    free(f->host);
+    f->host = host ? strdup(host) : NULL;
+    f->port = port;
+}
+
+void rec_flow_set_server(rec_flow_t *f, const struct sockaddr *server)
+{
+    rec_leg_t *leg = &f->leg[REC_CLIENT];
+
+    if (!server)
+        return;
+    if (server->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)server)->sin6_addr, f->server_ip,
+                  sizeof(f->server_ip));
+    else
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)server)->sin_addr, f->server_ip,
+                  sizeof(f->server_ip));
+    if (leg->ready && !leg->opened) {
+        tcpsynth_endpoint_t c = leg->tcp.ep[TCPSYNTH_C2S], s;
+        to_endpoint(server, &s);
+        if (c.family == AF_INET6 && s.family == AF_INET &&
+            c.addr[10] == 0xff && c.addr[11] == 0xff) {
+            memmove(c.addr, c.addr + 12, 4);
+            c.family = AF_INET;
+        }
+        match_family(&c, &s);
+        tcpsynth_init(&leg->tcp, &c, &s, leg->tcp.seq[0], leg->tcp.seq[1], 0, leg_emit, leg);
+    }
+}
+
+void rec_flow_set_upstream(rec_flow_t *f, const struct sockaddr *local,
+                           const struct sockaddr *server, uint64_t ts)
+{
+    rec_leg_t *leg = &f->leg[REC_UPSTREAM];
+    tcpsynth_endpoint_t c, s;
+
+    if (f->r->ifid[REC_UPSTREAM] < 0 || leg->opened)
+        return;
+    to_endpoint(local, &c);
+    to_endpoint(server, &s);
+    match_family(&c, &s);
+    tcpsynth_init(&leg->tcp, &c, &s, (uint32_t)(f->id * 0x2545f491u),
+                  (uint32_t)(f->id * 0x6c8e9cf5u), 0, leg_emit, leg);
+    leg->ready = 1;
+    leg->start_ts = ts;
+}
+
+void rec_flow_set_timings(rec_flow_t *f, double dns, double connect, double ssl)
+{
+    f->dns = dns;
+    f->connect = connect;
+    f->ssl = ssl;
+}
+
+void rec_flow_hold(rec_flow_t *f, int leg)
+{
+    f->leg[leg].held = 1;
+}
+
+static void write_secrets(rec_leg_t *leg)
+{
+    if (leg->secrets_len) {
+        pcapng_writer_add_secrets(leg->flow->r->pcap, PCAPNG_SECRETS_TLS, leg->secrets,
+                                  leg->secrets_len);
+        free(leg->secrets);
+        leg->secrets = NULL;
+        leg->secrets_len = 0;
+    }
+}
+
+void rec_flow_release(rec_flow_t *f, int l)
+{
+    rec_leg_t *leg = &f->leg[l];
+    held_pkt_t *p = leg->held_head;
+
+    leg->held = 0;
+    write_secrets(leg);
+    leg->held_head = leg->held_tail = NULL;
+    leg->held_bytes = 0;
+    while (p) {
+        held_pkt_t *n = p->next;
+        /* Stored whole: header and payload are contiguous. */
+        write_packet(leg, p->dir, p->ts, p->data, p->len, NULL, 0, p->comments);
+        free(p);
+        p = n;
+    }
+}
+
+void rec_flow_keylog(rec_flow_t *f, int l, const char *line)
+{
+    recorder_t *r = f->r;
+    rec_leg_t *leg = &f->leg[l];
+    size_t n = strlen(line);
+    char *s;
+
+    if (r->keylog) {
+        fprintf(r->keylog, "%s\n", line);
+        fflush(r->keylog);
+    }
+    if (l == REC_UPSTREAM && r->ifid[REC_UPSTREAM] < 0)
+        return;
+    s = realloc(leg->secrets, leg->secrets_len + n + 1);
+    if (!s)
+        return;
+    memcpy(s + leg->secrets_len, line, n);
+    s[leg->secrets_len + n] = '\n';
+    leg->secrets = s;
+    leg->secrets_len += n + 1;
+    /* Secrets that arrive after the leg's packets flow again go out at once, ahead
+       of the packets that need them. */
+    if (!leg->held)
+        write_secrets(leg);
+}
+
+void rec_flow_wire(rec_flow_t *f, int l, int dir, const void *data, size_t len, uint64_t ts)
+{
+    rec_leg_t *leg = &f->leg[l];
+
+    if (l == REC_CLIENT)
+        f->r->st.bytes += len;
+    if (!leg->ready || len == 0)
+        return;
+    leg_open(leg, ts);
+    leg->ts = ts;
+    tcpsynth_data(&leg->tcp, dir, data, len);
+}
+
+void rec_flow_plain(rec_flow_t *f, int dir, const void *data, size_t len, uint64_t ts)
+{
+    if (f->http_dead || len == 0)
+        return;
+    if (http1_conn_feed(f->http, dir == REC_C2S ? HTTP1_REQ : HTTP1_RESP, data, len, ts) < 0)
+        f->http_dead = 1;
+}
+
+void rec_flow_end(rec_flow_t *f, int l, int dir, int rst, uint64_t ts)
+{
+    rec_leg_t *leg = &f->leg[l];
+
+    if (l == REC_CLIENT && !f->http_dead)
+        http1_conn_eof(f->http, dir == REC_C2S ? HTTP1_REQ : HTTP1_RESP, ts);
+    if (!leg->ready || leg->ended[dir] || leg->ended[!dir] == 2)
+        return;
+    leg_open(leg, ts);
+    leg->ts = ts;
+    leg->ended[dir] = rst ? 2 : 1;
+    if (rst)
+        tcpsynth_rst(&leg->tcp, dir);
+    else
+        tcpsynth_fin(&leg->tcp, dir);
+}
+
+void rec_flow_error(rec_flow_t *f, const char *msg, const char *method, const char *url)
+{
+    char text[1100];
+
+    if (!f->error)
+        f->error = strdup(msg);
+    if (method && !f->err_method) {
+        f->err_method = strdup(method);
+        f->err_url = url ? strdup(url) : NULL;
+    }
+    snprintf(text, sizeof(text), "mitmrec error: %s", msg);
+    add_comment(f, text, NULL);
+}
+
+/* A HAR entry for a flow that failed before any request (e.g. a refused TLS handshake). */
+static void write_error_entry(rec_flow_t *f, uint64_t ts)
+{
+    http_exchange_t *ex = http_exchange_new();
+
+    if (!ex)
+        return;
+    if (http_strset(&ex->method, f->err_method, strlen(f->err_method)) < 0 ||
+        http_strset(&ex->target, f->err_url ? f->err_url : "",
+                    f->err_url ? strlen(f->err_url) : 0) < 0 ||
+        http_strset(&ex->reason, "", 0) < 0 ||
+        http_strset(&ex->error, f->error ? f->error : "failed", f->error ? strlen(f->error) : 6) < 0) {
+        http_exchange_free(ex);
+        return;
+    }
+    ex->req_major = 1;
+    ex->req_minor = 1;
+    ex->req.headers_size = -1;
+    ex->resp.headers_size = -1;
+    ex->t_req_start = f->start_ts;
+    ex->t_req_end = ts;
+    write_entry(f, ex, (int64_t)f->r->next_index++);
+    http_exchange_free(ex);
+}
+
+void rec_flow_free(rec_flow_t *f, uint64_t ts)
+{
+    if (!f)
+        return;
+    http1_conn_finish(f->http, f->error, ts);
+    if (f->exchanges == 0 && f->err_method)
+        write_error_entry(f, ts);
+    for (int l = 0; l < 2; l++) {
+        rec_leg_t *leg = &f->leg[l];
+        if (leg->held)
+            rec_flow_release(f, l);
+        if (!leg->ready)
+            continue;
+        /* A failure with no packet to carry its comment still shows: the
+           application's connection attempt, then its reset. */
+        if (l == REC_CLIENT && f->comments && !leg->opened)
+            leg_open(leg, ts);
+        if (leg->opened && !leg->ended[0] && !leg->ended[1])
+            rec_flow_end(f, l, REC_S2C, 1, ts);
+        else if (l == REC_CLIENT && f->comments)
+            rec_flow_end(f, l, leg->ended[REC_C2S] ? REC_S2C : REC_C2S, 1, ts);
+        free(leg->secrets);
+    }
+    comments_free(f->comments);
+    http1_conn_free(f->http);
+    f->r->live_flows--;
+    free(f->host);
+    free(f->error);
+    free(f->err_method);
+    free(f->err_url);
+    free(f);
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef MITMREC_TLS_H
+#define MITMREC_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+
+/*
+ * OpenSSL contexts for both sides of an interception, and the hooks through
+ * which each SSL object reports to its flow. Contexts are made once per run.
+ */
+
+/* Per-SSL hooks, attached with tls_set_hooks (borrowed; must outlive the SSL). */
+typedef struct tls_hooks {
+    void (*keylog)(void *opaque, const char *line);
+    /* Server side: the ClientHello arrived. Returns SSL_CLIENT_HELLO_SUCCESS,
+       _RETRY (pause the handshake; call SSL_do_handshake again later) or _ERROR
+       (then *al is the alert to send). */
+    int (*client_hello)(void *opaque, SSL *ssl, int *al);
+    /* Server side: choose the ALPN protocol (wire format in/out as in
+       SSL_CTX_set_alpn_select_cb). */
+    int (*alpn_select)(void *opaque, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen);
+    void *opaque;
+} tls_hooks_t;
+
+void tls_set_hooks(SSL *ssl, tls_hooks_t *hooks);
+
+/* The client-facing context (mitmrec is the server). */
+int tls_server_ctx_new(SSL_CTX **out, char *err, size_t errlen);
+
+/* The upstream context (mitmrec is the client): verifies against the system
+   store plus cacerts, unless insecure. */
+int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure,
+                       SSL_CTX **out, char *err, size_t errlen);
+
+/*
+ * From inside the client_hello hook: the SNI host name (into sni, "" when
+ * absent) and the client's ALPN list in wire format (*alpn borrowed, valid
+ * during the hook; *alpn_len 0 when absent).
+ */
+void tls_client_hello_info(SSL *ssl, char *sni, size_t snilen, const unsigned char **alpn,
+                           size_t *alpn_len);
+
+#endif

@@ -1,0 +1,118 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The command line: usage errors (exit 2, one line), --help, an unwritable output path, the CA
+# files in $HOME/.mitmrec, output file modes and default names.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+
+[ -x "$MITMREC" ] || skip "$MITMREC not built"
+
+# usage_error WHAT ARGS...: mitmrec ARGS must exit 2 with exactly one line on stderr.
+usage_error() {
+    local what=$1 rc lines
+    shift
+    timeout 10 "$MITMREC" "$@" >"$WORK/usage.out" 2>"$WORK/usage.err"
+    rc=$?
+    [ $rc -ne 124 ] || fail "$what: 'mitmrec $*' still running after 10 s, expected exit 2"
+    [ $rc -eq 2 ] || fail "$what: 'mitmrec $*' exited $rc, expected 2 (stderr: $(head -c 300 "$WORK/usage.err"))"
+    lines=$(wc -l <"$WORK/usage.err")
+    [ "$lines" -eq 1 ] ||
+        fail "$what: 'mitmrec $*' printed $lines lines on stderr, expected one: $(head -c 300 "$WORK/usage.err")"
+    if grep -q 'proxy listening' "$WORK/usage.err"; then
+        fail "$what: 'mitmrec $*' started listening"
+    fi
+}
+
+usage_error "unknown flag" --listen 0 -o "$WORK/a.pcapng" --no-such-flag
+usage_error "missing -o" --listen 0
+usage_error "-o without a value" --listen 0 -o
+usage_error "bad --listen (not a number)" --listen notaport -o "$WORK/a.pcapng"
+usage_error "bad --listen (port out of range)" --listen 65536 -o "$WORK/a.pcapng"
+usage_error "bad --listen (bad address)" --listen 999.1.1.1:8080 -o "$WORK/a.pcapng"
+usage_error "stray argument" --listen 0 -o "$WORK/a.pcapng" extra-argument
+[ ! -e "$WORK/a.pcapng" ] || fail "a usage error left $WORK/a.pcapng behind"
+
+# --help: exit 0, mentions the options.
+timeout 10 "$MITMREC" --help >"$WORK/help.out" 2>"$WORK/help.err"
+rc=$?
+[ $rc -eq 0 ] || fail "mitmrec --help exited $rc, expected 0"
+grep -q -- '--listen' "$WORK/help.out" "$WORK/help.err" || fail "mitmrec --help does not mention --listen"
+grep -q -- '-o' "$WORK/help.out" "$WORK/help.err" || fail "mitmrec --help does not mention -o"
+
+# An output path that cannot be created fails before listening: non-zero, one line naming it.
+# (As root a permission check proves nothing, so the directory does not exist.)
+bad=$WORK/no-such-dir/out.pcapng
+timeout 10 "$MITMREC" --listen 0 -o "$bad" >"$WORK/bad.out" 2>"$WORK/bad.err"
+rc=$?
+[ $rc -ne 124 ] || fail "mitmrec -o $bad was still running after 10 s"
+[ $rc -ne 0 ] || fail "mitmrec -o $bad exited 0"
+grep -q 'proxy listening' "$WORK/bad.err" && fail "mitmrec -o $bad printed the listening line before failing"
+[ "$(wc -l <"$WORK/bad.err")" -eq 1 ] || fail "mitmrec -o $bad: expected one line on stderr, got: $(cat "$WORK/bad.err")"
+grep -qF "$bad" "$WORK/bad.err" || fail "mitmrec -o $bad: the message does not name the path: $(cat "$WORK/bad.err")"
+
+# Same for a HAR path that cannot be created.
+timeout 10 "$MITMREC" --listen 0 -o "$WORK/ok.pcapng" --har "$bad.har" >"$WORK/bad.out" 2>"$WORK/bad.err"
+rc=$?
+{ [ $rc -ne 124 ] && [ $rc -ne 0 ]; } || fail "mitmrec --har $bad.har exited $rc, expected a failure"
+grep -qF "$bad.har" "$WORK/bad.err" || fail "mitmrec --har $bad.har: the message does not name the path: $(cat "$WORK/bad.err")"
+
+# First run: the CA is created in $HOME/.mitmrec: the directory 0700, the file(s) holding the
+# private key 0600; certificate-only files (what users install) may be readable, but no file
+# may be writable by others.
+[ ! -e "$HOME/.mitmrec" ] || fail "$HOME/.mitmrec exists before the first run"
+start_mitmrec -o "$WORK/first.pcapng"
+[ "$(grep -c . "$MITM_LOG")" -eq 1 ] || fail "expected exactly one line on stderr at start, got: $(cat "$MITM_LOG")"
+[ -d "$HOME/.mitmrec" ] || fail "$HOME/.mitmrec not created"
+mode=$(stat -c %a "$HOME/.mitmrec")
+[ "$mode" = 700 ] || fail "$HOME/.mitmrec has mode $mode, expected 700"
+[ -f "$MITM_CA" ] || fail "$MITM_CA not created (have: $(ls "$HOME/.mitmrec"))"
+keys=0
+for f in "$HOME"/.mitmrec/*; do
+    mode=$(stat -c %a "$f")
+    if grep -q 'PRIVATE KEY' "$f" 2>/dev/null; then
+        [ "$mode" = 600 ] || fail "$f holds a private key and has mode $mode, expected 600"
+        keys=$((keys + 1))
+    fi
+    [ $((8#$mode & 8#022)) -eq 0 ] || fail "$f has mode $mode: writable by group or others"
+    log "CA file $(basename "$f"): mode $mode"
+done
+[ $keys -ge 1 ] || fail "no file in $HOME/.mitmrec holds the CA's private key (have: $(ls "$HOME/.mitmrec"))"
+grep -q 'PRIVATE KEY' "$MITM_CA" && fail "$MITM_CA (the certificate users install) holds a private key"
+openssl x509 -in "$MITM_CA" -noout -ext basicConstraints 2>/dev/null | grep -q 'CA:TRUE' ||
+    fail "$MITM_CA is not a CA certificate"
+ca_sum=$(sha256 "$MITM_CA")
+stop_mitmrec
+
+# The default HAR name, and output modes (they hold TLS secrets).
+[ -f "$WORK/first.har" ] || fail "default HAR $WORK/first.har not written (have: $(ls "$WORK"))"
+for f in "$WORK/first.pcapng" "$WORK/first.har"; do
+    mode=$(stat -c %a "$f")
+    [ "$mode" = 600 ] || fail "$f has mode $mode, expected 600"
+done
+tshark_ok "$WORK/first.pcapng"
+har_validate "$WORK/first.har"
+n=$(har_query "$WORK/first.har" 'len(h["log"]["entries"])')
+[ "$n" = 0 ] || fail "no traffic, yet $n HAR entries"
+
+# Second run reuses the CA; a name without .pcapng gets .har appended; --listen ADDR:0 works.
+_MITM_RUNS=$((_MITM_RUNS + 1))
+MITM_LOG=$WORK/mitmrec.$_MITM_RUNS.log
+"$MITMREC" --listen 127.0.0.1:0 -o "$WORK/capture" >/dev/null 2>"$MITM_LOG" &
+MITM_PID=$!
+_LIB_PIDS+=("$MITM_PID")
+MITM_PCAP=$WORK/capture MITM_HAR=$WORK/capture.har
+for _ in $(seq 100); do grep -q 'proxy listening on 127.0.0.1:' "$MITM_LOG" && break; sleep 0.1; done
+grep -q 'proxy listening on 127.0.0.1:' "$MITM_LOG" || fail "--listen 127.0.0.1:0: no listening line: $(cat "$MITM_LOG")"
+stop_mitmrec
+[ "$(sha256 "$MITM_CA")" = "$ca_sum" ] || fail "the second run replaced the CA certificate"
+[ -f "$WORK/capture.har" ] || fail "-o capture: expected capture.har (have: $(ls "$WORK"))"
+
+# -o ending in .gz writes gzip that tshark reads.
+start_mitmrec -o "$WORK/zipped.pcapng.gz" --har "$WORK/zipped.har"
+stop_mitmrec
+[ "$(head -c 2 "$WORK/zipped.pcapng.gz" | od -An -tx1 | tr -d ' ')" = 1f8b ] ||
+    fail "-o zipped.pcapng.gz is not gzip"
+tshark_ok "$WORK/zipped.pcapng.gz"
+har_validate "$WORK/zipped.har"
+
+log "ok"
+exit 0

@@ -1,0 +1,341 @@
+# SPDX-License-Identifier: MIT
+# Shared by tests/integration/*.sh (bash). Source it first thing:
+#   . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+#
+# What it gives a test:
+#   $WORK            a temp dir, removed on exit (kept when MITMREC_TEST_KEEP=1)
+#   $HOME            $WORK/home, so mitmrec makes its CA in $HOME/.mitmrec
+#   free_port / free_ports N
+#   start_origin     nginx from tests/nginx.conf.in on 127.0.0.1; exports ORIGIN_PORT (HTTP),
+#                    ORIGIN_TLSPORT (HTTPS, test-CA cert), ORIGIN_BADPORT (HTTPS, untrusted cert),
+#                    WWW (document root), TEST_CA (fixtures/tls/test-ca.pem)
+#   start_mitmrec ARGS...   mitmrec --listen 0 ARGS in the background; exports MITM_PORT,
+#                    MITM_PID, MITM_LOG (its stderr), MITM_PCAP, MITM_HAR, MITM_CA
+#   stop_mitmrec [SIG]      SIGTERM (or SIG) to MITM_PID only, checks exit 0 and the summary line
+#   pcurl ARGS...    curl through the proxy, trusting the mitmrec CA
+#   tshark_requests FILE, tshark_export FILE DIR, tshark_fields FILE FILTER FIELD...
+#   har_validate FILE, har_query FILE EXPR, check_recording PCAP HAR [NAME=FILE...]
+#   skip MSG (exit 77), fail MSG (exit 1), need TOOL..., log MSG
+#
+# Facts about tshark 4.0 this relies on (checked on Debian 12):
+#   - TLS on a port other than 443 is not dissected as TLS without "-d tcp.port==PORT,tls";
+#     the plain HTTP origin port needs "-d tcp.port==PORT,http" for the same reason. The
+#     helpers add both for every origin port (TSHARK_DECODE_AS).
+#   - The Decryption Secrets Block is enough: no -o tls.keylog_file is given anywhere.
+#
+# Tests only ever talk to 127.0.0.1. Processes are stopped by the PIDs this file started.
+
+set -u
+
+if [ -z "${top_srcdir:-}" ]; then
+    top_srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+fi
+if [ -z "${top_builddir:-}" ]; then
+    top_builddir=$(pwd)
+fi
+export top_srcdir top_builddir
+
+MITMREC=${MITMREC:-$top_builddir/mitmrec}
+PY=/usr/bin/python3
+TLS_FIXTURES=${MITMREC_TEST_TLS:-$top_srcdir/fixtures/tls}
+TEST_NAME=$(basename "$0" .sh)
+
+# Keep the environment from steering clients elsewhere.
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
+unset SSLKEYLOGFILE CURL_HOME
+export LC_ALL=C
+
+log() { printf '%s: %s\n' "$TEST_NAME" "$*" >&2; }
+fail() { printf '%s: FAIL: %s\n' "$TEST_NAME" "$*" >&2; exit 1; }
+skip() { printf '%s: SKIP: %s\n' "$TEST_NAME" "$*" >&2; exit 77; }
+
+# need TOOL...: skip the test when a program is missing.
+need() {
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 || [ -x "$t" ] || skip "$t not found"
+    done
+}
+
+_LIB_PIDS=()
+_lib_cleanup() {
+    local rc=$? pid
+    trap - EXIT
+    for pid in "${_LIB_PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null
+        fi
+    done
+    for pid in "${_LIB_PIDS[@]}"; do
+        local i=0
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    done
+    if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -n "${MITM_LOG:-}" ] && [ -s "${MITM_LOG:-}" ]; then
+        printf '%s: --- mitmrec stderr (%s) ---\n' "$TEST_NAME" "$MITM_LOG" >&2
+        tail -n 40 "$MITM_LOG" >&2
+    fi
+    if [ "${MITMREC_TEST_KEEP:-0}" = 1 ]; then
+        printf '%s: kept %s\n' "$TEST_NAME" "$WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mitmrec-$TEST_NAME.XXXXXX") || exit 99
+trap _lib_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+export HOME=$WORK/home
+mkdir -p "$HOME"
+cd "$WORK" || exit 99
+
+# free_ports N: N distinct free TCP ports on 127.0.0.1, one a line (held open together while
+# picking, so they differ).
+free_ports() {
+    "$PY" - "${1:-1}" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+for s in socks:
+    print(s.getsockname()[1])
+EOF
+}
+free_port() { free_ports 1; }
+
+# wait_port PORT [SECONDS]: wait until 127.0.0.1:PORT accepts connections.
+wait_port() {
+    "$PY" - "$1" "${2:-10}" <<'EOF'
+import socket, sys, time
+port, limit = int(sys.argv[1]), float(sys.argv[2])
+end = time.time() + limit
+while time.time() < end:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+EOF
+}
+
+# make_www DIR: the files the origin serves, the same bytes on every run.
+make_www() {
+    mkdir -p "$1"
+    "$PY" - "$1" <<'EOF'
+import json, random, sys, os
+d = sys.argv[1]
+with open(os.path.join(d, "small.txt"), "w") as f:
+    f.write("hello from the mitmrec test origin\n")
+items = [{"id": i, "name": "item-%04d" % i, "tags": ["alpha", "beta", "gamma"][: i % 3 + 1],
+          "price": round(i * 1.25, 2), "active": i % 2 == 0} for i in range(120)]
+with open(os.path.join(d, "data.json"), "w") as f:
+    json.dump({"items": items, "count": len(items)}, f, indent=1)
+    f.write("\n")
+rng = random.Random(20240601)
+for name, size in (("binary.bin", 64 * 1024), ("1m.bin", 1 << 20), ("5m.bin", 5 << 20)):
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(rng.randbytes(size))
+with open(os.path.join(d, "index.html"), "w") as f:
+    f.write("<!doctype html><title>mitmrec test origin</title><p>test origin</p>\n")
+EOF
+}
+
+# start_origin: nginx on three free ports of 127.0.0.1 (see tests/nginx.conf.in).
+start_origin() {
+    need /usr/sbin/nginx
+    local f
+    for f in origin.pem origin-key.pem untrusted.pem untrusted-key.pem test-ca.pem; do
+        [ -r "$TLS_FIXTURES/$f" ] || skip "missing $TLS_FIXTURES/$f"
+    done
+    TEST_CA=$TLS_FIXTURES/test-ca.pem
+    local dir=$WORK/nginx ports user=
+    mkdir -p "$dir/tmp"
+    WWW=$WORK/www
+    make_www "$WWW" || fail "cannot make $WWW"
+    ports=$(free_ports 3 | tr '\n' ' ')
+    read -r ORIGIN_PORT ORIGIN_TLSPORT ORIGIN_BADPORT <<<"$ports"
+    [ "$(id -u)" = 0 ] && user='user root root;'
+    sed -e "s|@DIR@|$dir|g" -e "s|@ROOT@|$WWW|g" -e "s|@TLS@|$TLS_FIXTURES|g" \
+        -e "s|@PORT@|$ORIGIN_PORT|g" -e "s|@TLSPORT@|$ORIGIN_TLSPORT|g" \
+        -e "s|@BADPORT@|$ORIGIN_BADPORT|g" -e "s|@USER@|$user|g" \
+        "$top_srcdir/tests/nginx.conf.in" >"$dir/nginx.conf"
+    /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' \
+        >"$dir/stdout.log" 2>&1 &
+    ORIGIN_PID=$!
+    _LIB_PIDS+=("$ORIGIN_PID")
+    local p
+    for p in "$ORIGIN_PORT" "$ORIGIN_TLSPORT" "$ORIGIN_BADPORT"; do
+        if ! wait_port "$p" 10; then
+            cat "$dir/stdout.log" "$dir/error.log" >&2 2>/dev/null
+            fail "nginx did not start listening on 127.0.0.1:$p"
+        fi
+    done
+    TSHARK_DECODE_AS=(-d "tcp.port==$ORIGIN_TLSPORT,tls" -d "tcp.port==$ORIGIN_BADPORT,tls"
+                      -d "tcp.port==$ORIGIN_PORT,http")
+    export ORIGIN_PORT ORIGIN_TLSPORT ORIGIN_BADPORT ORIGIN_PID WWW TEST_CA
+}
+TSHARK_DECODE_AS=()
+
+# _mitm_outputs ARGS...: sets MITM_PCAP and MITM_HAR from mitmrec's arguments.
+_mitm_outputs() {
+    MITM_PCAP='' MITM_HAR=''
+    while [ $# -gt 0 ]; do
+        case $1 in
+        -o) MITM_PCAP=${2:-}; shift ;;
+        --har) MITM_HAR=${2:-}; shift ;;
+        esac
+        shift
+    done
+    if [ -z "$MITM_HAR" ] && [ -n "$MITM_PCAP" ]; then
+        case $MITM_PCAP in
+        *.pcapng) MITM_HAR=${MITM_PCAP%.pcapng}.har ;;
+        *) MITM_HAR=$MITM_PCAP.har ;;
+        esac
+    fi
+}
+
+_MITM_RUNS=0
+# start_mitmrec ARGS...: start mitmrec --listen 0 ARGS and wait (10 s) for its listening line.
+start_mitmrec() {
+    [ -x "$MITMREC" ] || skip "$MITMREC not built"
+    _MITM_RUNS=$((_MITM_RUNS + 1))
+    MITM_LOG=$WORK/mitmrec.$_MITM_RUNS.log
+    _mitm_outputs "$@"
+    "$MITMREC" --listen 0 "$@" >"$WORK/mitmrec.$_MITM_RUNS.out" 2>"$MITM_LOG" &
+    MITM_PID=$!
+    _LIB_PIDS+=("$MITM_PID")
+    local i=0 line=
+    while [ $i -lt 200 ]; do
+        line=$(grep -m1 '^mitmrec: proxy listening on ' "$MITM_LOG" 2>/dev/null)
+        [ -n "$line" ] && break
+        kill -0 "$MITM_PID" 2>/dev/null || break
+        sleep 0.05
+        i=$((i + 1))
+    done
+    if [ -z "$line" ]; then
+        cat "$MITM_LOG" >&2
+        fail "mitmrec did not print 'mitmrec: proxy listening on' within 10 s ($MITMREC --listen 0 $*)"
+    fi
+    case $line in
+    "mitmrec: proxy listening on 127.0.0.1:"[0-9]*) ;;
+    *) fail "unexpected listening line: '$line'" ;;
+    esac
+    MITM_PORT=${line##*:}
+    MITM_CA=$HOME/.mitmrec/mitmrec-ca-cert.pem
+    export MITM_PORT MITM_PID MITM_LOG MITM_PCAP MITM_HAR MITM_CA
+}
+
+# stop_mitmrec [SIGNAL]: signal MITM_PID (TERM by default), wait up to 30 s, check exit
+# status 0 and the summary line (flows, requests, bytes, file names). Sets MITM_SUMMARY.
+stop_mitmrec() {
+    local sig=${1:-TERM} i=0 rc
+    kill -s "$sig" "$MITM_PID" 2>/dev/null || fail "mitmrec (pid $MITM_PID) was not running at stop"
+    while kill -0 "$MITM_PID" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$MITM_PID" 2>/dev/null; then
+        kill -KILL "$MITM_PID"
+        fail "mitmrec did not exit within 30 s of SIG$sig"
+    fi
+    wait "$MITM_PID"
+    rc=$?
+    [ $rc -eq 0 ] || fail "mitmrec exited with status $rc after SIG$sig, expected 0"
+    MITM_SUMMARY=$(grep '^mitmrec:' "$MITM_LOG" | grep -v '^mitmrec: proxy listening on' | tail -n 1)
+    [ -n "$MITM_SUMMARY" ] || fail "no summary line on stderr after SIG$sig"
+    check_summary "$MITM_SUMMARY"
+}
+
+# check_summary LINE: numbers of flows, requests and bytes, and the output file names.
+check_summary() {
+    local s=$1 w
+    for w in flow request byte; do
+        printf '%s\n' "$s" | grep -Eiq "[0-9]+[^0-9]*${w}|${w}[^0-9]*[0-9]+" ||
+            fail "summary line has no number of ${w}s: '$s'"
+    done
+    if [ -n "${MITM_PCAP:-}" ]; then
+        case $s in *"$(basename "$MITM_PCAP")"*) ;; *) fail "summary line does not name $MITM_PCAP: '$s'" ;; esac
+    fi
+    if [ -n "${MITM_HAR:-}" ]; then
+        case $s in *"$(basename "$MITM_HAR")"*) ;; *) fail "summary line does not name $MITM_HAR: '$s'" ;; esac
+    fi
+}
+
+# pcurl ARGS...: curl through the running mitmrec, trusting its CA, failing on HTTP errors
+# is left to the caller. Never reads ~/.curlrc.
+pcurl() {
+    curl -q -sS -x "http://127.0.0.1:$MITM_PORT" --cacert "$MITM_CA" "$@"
+}
+
+sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+# same_file A B WHAT: fail unless A and B have the same bytes.
+same_file() {
+    [ -f "$1" ] || fail "$3: $1 missing"
+    [ "$(sha256 "$1")" = "$(sha256 "$2")" ] ||
+        fail "$3: $1 ($(stat -c %s "$1") bytes) differs from $2 ($(stat -c %s "$2") bytes)"
+}
+
+# tshark_fields FILE FILTER FIELD...: tab-separated fields of the frames matching FILTER.
+tshark_fields() {
+    local file=$1 filter=$2 args=() f
+    shift 2
+    for f in "$@"; do args+=(-e "$f"); done
+    tshark -n -r "$file" "${TSHARK_DECODE_AS[@]}" -Y "$filter" -T fields -E occurrence=a \
+        -E aggregator=, "${args[@]}"
+}
+
+# tshark_requests FILE: "METHOD URI" of each decrypted HTTP request, in frame order.
+tshark_requests() {
+    tshark_fields "$1" http.request http.request.method http.request.uri | tr '\t' ' '
+}
+
+# tshark_export FILE DIR: the HTTP bodies tshark can decrypt, one file each, into DIR.
+tshark_export() {
+    mkdir -p "$2"
+    tshark -n -r "$1" "${TSHARK_DECODE_AS[@]}" -q --export-objects "http,$2" >/dev/null
+}
+
+# tshark_ok FILE: tshark reads the whole file without a complaint.
+tshark_ok() {
+    local err
+    [ -s "$1" ] || fail "$1 is missing or empty"
+    err=$(tshark -n -r "$1" -q 2>&1 >/dev/null) || fail "tshark cannot read $1: $err"
+    # tshark warns on stderr when run as root; anything else is a complaint about the file.
+    err=$(printf '%s\n' "$err" | grep -v '^Running as user "root"' | grep -v '^$')
+    [ -z "$err" ] || fail "tshark complains about $1: $err"
+}
+
+# har_validate FILE: HAR 1.2 schema check with har-validator (npm).
+har_validate() {
+    need node
+    export NODE_PATH=${NODE_PATH:-/usr/local/lib/mitmrec-test/node_modules}
+    [ -d "$NODE_PATH/har-validator" ] || skip "har-validator not installed in $NODE_PATH (run ./setup.sh)"
+    local out
+    if [ -f "$top_srcdir/tests/har-validate.js" ]; then
+        out=$(node "$top_srcdir/tests/har-validate.js" "$1" 2>&1) || fail "HAR $1 does not validate: $out"
+    else
+        out=$(node -e 'require("har-validator").har(JSON.parse(require("fs").readFileSync(process.argv[1]))).then(()=>0,e=>{console.log(JSON.stringify(e.errors||e.message));process.exit(1)})' "$1" 2>&1) ||
+            fail "HAR $1 does not validate: $out"
+    fi
+}
+
+# har_query FILE EXPR: print the Python expression EXPR, with h = the parsed HAR.
+har_query() {
+    "$PY" -c 'import json,sys; h=json.load(open(sys.argv[1])); r=eval(sys.argv[2]); print(r if isinstance(r,str) else json.dumps(r))' "$1" "$2"
+}
+
+# check_recording PCAP HAR [PATH=FILE...]: the checks every recording must pass (see
+# tests/integration/recording.py). Each PATH=FILE says "the response body of a GET of a URL
+# whose path is PATH must equal FILE" (in the HAR and in tshark's exported objects).
+check_recording() {
+    local pcap=$1 har=$2
+    shift 2
+    tshark_ok "$pcap"
+    har_validate "$har"
+    "$PY" "$top_srcdir/tests/integration/recording.py" --pcap "$pcap" --har "$har" \
+        --work "$WORK/check.$RANDOM" "${TSHARK_DECODE_AS[@]}" "$@" ||
+        fail "recording check of $pcap / $har failed"
+}
