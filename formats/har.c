@@ -25,8 +25,8 @@
  * a control character cJSON always escapes inside strings, so it cannot occur
  * anywhere else in the printed entry; the body is streamed in its place.
  */
-#define PH_REQUEST '\x01'
-#define PH_RESPONSE '\x02'
+#define PH_REQUEST "\x01"
+#define PH_RESPONSE "\x02"
 
 struct har_writer {
     sink_t sink;
@@ -217,7 +217,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
     y -= m <= 2;
     era = (y >= 0 ? y : y - 399) / 400;
     yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
     doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + (int64_t)doe - 719468;
 }
@@ -280,8 +280,7 @@ static int cookie_date(const char *s, int64_t *out)
         year += 2000;
     if (day < 1 || day > 31 || year < 1601 || hh > 23 || mm > 59 || ss > 59)
         return -1;
-    *out = days_from_civil(year, (unsigned)month, (unsigned)day) * 86400 + hh * 3600 + mm * 60 +
-           ss;
+    *out = days_from_civil(year, (unsigned)month, (unsigned)day) * 86400 + hh * 3600 + mm * 60 + ss;
     return 0;
 }
 
@@ -306,8 +305,7 @@ static size_t form_decode(const char *s, size_t len, char *out)
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '+') {
             out[o++] = ' ';
-        } else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
-                   hexval(s[i + 2]) >= 0) {
+        } else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             out[o++] = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
             i += 2;
         } else {
@@ -564,11 +562,22 @@ static void add_set_cookie(jctx_t *j, cJSON *arr, const char *s, uint64_t now_us
     }
 }
 
-static void add_headers(jctx_t *j, cJSON *arr, const http_msg_t *m)
+static void add_pairs(jctx_t *j, cJSON *arr, const http_header_t *h, size_t n)
 {
-    for (size_t i = 0; i < m->nheaders; i++)
-        jnv(j, arr, m->headers[i].name, strlen(m->headers[i].name), m->headers[i].value,
-            strlen(m->headers[i].value));
+    for (size_t i = 0; i < n; i++)
+        jnv(j, arr, h[i].name, strlen(h[i].name), h[i].value, strlen(h[i].value));
+}
+
+static void add_headers(jctx_t *j, cJSON *obj, const http_msg_t *m)
+{
+    add_pairs(j, jarr(j, obj, "headers"), m->headers, m->nheaders);
+}
+
+/* HAR 1.2 has no trailers; keep them in a custom field rather than lose them. */
+static void add_trailers(jctx_t *j, cJSON *obj, const http_msg_t *m)
+{
+    if (m->ntrailers)
+        add_pairs(j, jarr(j, obj, "_trailers"), m->trailers, m->ntrailers);
 }
 
 /* ---- bodies ---- */
@@ -581,8 +590,8 @@ typedef struct body_view {
     const uint8_t *data;
     size_t len;
     uint8_t *dec;
-    int undone;     /* a Content-Encoding was removed */
-    int failed;     /* a Content-Encoding could not be removed */
+    int undone; /* a Content-Encoding was removed */
+    int failed; /* a Content-Encoding could not be removed */
     int truncated;
 } body_view_t;
 
@@ -597,8 +606,8 @@ static int body_view(const http_msg_t *m, body_view_t *v)
     if (ce && m->body_len > 0 && strspn(ce, " \t") != strlen(ce) &&
         strcasecmp(ce, "identity") != 0) {
         size_t outlen;
-        int trunc, r = content_decode(ce, m->body, m->body_len, HAR_MAX_TEXT, &v->dec, &outlen,
-                                      &trunc);
+        int trunc,
+            r = content_decode(ce, m->body, m->body_len, HAR_MAX_TEXT, &v->dec, &outlen, &trunc);
 
         if (r == -ENOMEM)
             return r;
@@ -673,25 +682,33 @@ static int stream_escaped(har_writer_t *w, const uint8_t *p, size_t len)
     return sink_write(w, b, o);
 }
 
-static int stream_base64(har_writer_t *w, const uint8_t *p, size_t len)
+/* Encodes up to 3 bytes as 4 base64 characters. */
+static void b64_quad(const uint8_t *p, size_t n, char *out)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t v = (uint32_t)p[0] << 16;
+
+    if (n > 1)
+        v |= (uint32_t)p[1] << 8;
+    if (n > 2)
+        v |= p[2];
+    out[0] = tab[v >> 18 & 63];
+    out[1] = tab[v >> 12 & 63];
+    out[2] = n > 1 ? tab[v >> 6 & 63] : '=';
+    out[3] = n > 2 ? tab[v & 63] : '=';
+}
+
+static int stream_base64(har_writer_t *w, const uint8_t *p, size_t len)
+{
     char *b = w->buf;
     size_t o = 0, i = 0;
     int r;
 
     while (i < len) {
-        uint32_t v = (uint32_t)p[i] << 16;
         size_t n = len - i >= 3 ? 3 : len - i;
 
-        if (n > 1)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (n > 2)
-            v |= p[i + 2];
-        b[o++] = tab[v >> 18 & 63];
-        b[o++] = tab[v >> 12 & 63];
-        b[o++] = n > 1 ? tab[v >> 6 & 63] : '=';
-        b[o++] = n > 2 ? tab[v & 63] : '=';
+        b64_quad(p + i, n, b + o);
+        o += 4;
         i += n;
         if (o > HAR_CHUNK - 4) {
             if ((r = sink_write(w, b, o)) < 0)
@@ -700,6 +717,47 @@ static int stream_base64(har_writer_t *w, const uint8_t *p, size_t len)
         }
     }
     return sink_write(w, b, o);
+}
+
+/* A malloc'd base64 string of p. */
+static char *base64_dup(const uint8_t *p, size_t len)
+{
+    char *out = malloc(len / 3 * 4 + 5), *o = out;
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i += 3, o += 4)
+        b64_quad(p + i, len - i >= 3 ? 3 : len - i, o);
+    *o = '\0';
+    return out;
+}
+
+/* Chrome's _webSocketMessages: text frames as text, the others base64. */
+static void add_ws_messages(jctx_t *j, cJSON *entry, const http_exchange_t *ex)
+{
+    cJSON *arr;
+
+    if (!ex->nws)
+        return;
+    arr = jarr(j, entry, "_webSocketMessages");
+    for (size_t i = 0; i < ex->nws; i++) {
+        const http_ws_message_t *m = &ex->ws[i];
+        cJSON *o = jobj(j, arr, NULL);
+
+        jstr(j, o, "type", m->send ? "send" : "receive");
+        jnum(j, o, "time", (double)m->ts_usec / 1e6);
+        jnum(j, o, "opcode", m->opcode);
+        if (m->opcode == 1) {
+            jstrn(j, o, "data", (const char *)m->data, m->len);
+        } else {
+            char *b64 = base64_dup(m->data, m->len);
+
+            jstr(j, o, "data", b64 ? b64 : "");
+            if (!b64)
+                j->oom = 1;
+            free(b64);
+        }
+    }
 }
 
 static int stream_text(har_writer_t *w, const har_text_t *t)
@@ -723,9 +781,9 @@ static int emit(har_writer_t *w, const char *s, const har_text_t *req, const har
     for (const char *p = s; *p; p++) {
         const har_text_t *t;
 
-        if (*p == PH_REQUEST)
+        if (*p == PH_REQUEST[0])
             t = req;
-        else if (*p == PH_RESPONSE)
+        else if (*p == PH_RESPONSE[0])
             t = resp;
         else
             continue;
@@ -770,7 +828,7 @@ static void add_request(jctx_t *j, cJSON *entry, const har_entry_t *e, const cha
     jstr(j, req, "url", url);
     add_version(j, req, ex->req_major, ex->req_minor);
     add_request_cookies(j, jarr(j, req, "cookies"), m);
-    add_headers(j, jarr(j, req, "headers"), m);
+    add_headers(j, req, m);
     {
         cJSON *qs = jarr(j, req, "queryString");
 
@@ -789,7 +847,7 @@ static void add_request(jctx_t *j, cJSON *entry, const har_entry_t *e, const cha
             text->data = bv->data;
             text->len = bv->len;
             text->base64 = !utf8_text(bv->data, bv->len);
-            jadd(j, pd, "text", cJSON_CreateRaw("\x01"));
+            jadd(j, pd, "text", cJSON_CreateRaw(PH_REQUEST));
             /* HAR 1.2 has no encoding for postData; say so in a custom field. */
             if (text->base64)
                 jstr(j, pd, "_encoding", "base64");
@@ -802,6 +860,7 @@ static void add_request(jctx_t *j, cJSON *entry, const har_entry_t *e, const cha
     }
     jnum(j, req, "headersSize", m->headers_size >= 0 ? (double)m->headers_size : -1);
     jnum(j, req, "bodySize", (double)m->body_total);
+    add_trailers(j, req, m);
 }
 
 static void add_response(jctx_t *j, cJSON *entry, const har_entry_t *e, const body_view_t *bv,
@@ -839,7 +898,7 @@ static void add_response(jctx_t *j, cJSON *entry, const har_entry_t *e, const bo
             if (strcasecmp(m->headers[i].name, "Set-Cookie") == 0)
                 add_set_cookie(j, cookies, m->headers[i].value, now);
     }
-    add_headers(j, jarr(j, resp, "headers"), m);
+    add_headers(j, resp, m);
     content = jobj(j, resp, "content");
     ct = http_msg_header(m, "Content-Type");
     if (bv->failed) {
@@ -860,7 +919,7 @@ static void add_response(jctx_t *j, cJSON *entry, const har_entry_t *e, const bo
         text->data = bv->data;
         text->len = bv->len;
         text->base64 = !utf8_text(bv->data, bv->len);
-        jadd(j, content, "text", cJSON_CreateRaw("\x02"));
+        jadd(j, content, "text", cJSON_CreateRaw(PH_RESPONSE));
         if (text->base64)
             jstr(j, content, "encoding", "base64");
     }
@@ -868,6 +927,7 @@ static void add_response(jctx_t *j, cJSON *entry, const har_entry_t *e, const bo
     jstr(j, resp, "redirectURL", loc ? loc : "");
     jnum(j, resp, "headersSize", m->headers_size >= 0 ? (double)m->headers_size : -1);
     jnum(j, resp, "bodySize", (double)m->body_total);
+    add_trailers(j, resp, m);
 }
 
 /* serverIPAddress must be an address (the schema checks), without brackets or zone. */
@@ -888,9 +948,13 @@ static void add_server_ip(jctx_t *j, cJSON *entry, const char *ip)
         jstr(j, entry, "serverIPAddress", buf);
 }
 
+/* Whole microseconds, so sums print as 1.234 and not 1.2340000000000002. Done by
+   hand: the formats library links no libm. */
 static double round_us(double ms)
 {
-    return round(ms * 1000.0) / 1000.0;
+    if (!(ms > 0) || ms > 1e12)
+        return ms > 0 ? ms : 0;
+    return (double)(int64_t)(ms * 1000.0 + 0.5) / 1000.0;
 }
 
 int har_writer_add(har_writer_t *w, const har_entry_t *e)
@@ -956,6 +1020,9 @@ int har_writer_add(har_writer_t *w, const har_entry_t *e)
         add_server_ip(&j, entry, e->server_ip);
     if (e->connection)
         jstr(&j, entry, "connection", e->connection);
+    add_ws_messages(&j, entry, ex);
+    if (e->index >= 0)
+        jnum(&j, entry, "_index", (double)e->index);
     if (e->has_pcapng) {
         cJSON *pc = jobj(&j, entry, "_pcapng");
 

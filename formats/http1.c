@@ -47,16 +47,16 @@ typedef struct h1_dir {
     uint64_t body_start; /* stream offset of the byte after its blank line */
     h1_node_t *cur;      /* exchange of the message being parsed, or NULL */
     enum h1_event ev;
-    int in_head;         /* header callbacks are the head's, not chunked trailers */
-    int interim;         /* response: a 1xx to skip */
-    int upgrade;         /* response: switches protocols */
+    int in_head; /* header callbacks are the head's, not chunked trailers' */
+    int interim; /* response: a 1xx to skip */
+    int upgrade; /* response: switches protocols */
     enum h1_hstate hs;
-    strbuf_t line;       /* request target or status text */
+    strbuf_t line; /* request target or status text */
     strbuf_t name, value;
     size_t head_bytes;
     int failed, eof;
-    int err;             /* negative errno from a callback */
-    const char *why;     /* why a callback stopped the parser */
+    int err;         /* negative errno from a callback */
+    const char *why; /* why a callback stopped the parser */
 } h1_dir_t;
 
 struct http1_conn {
@@ -83,6 +83,8 @@ struct http1_conn {
 
 static int sb_append(strbuf_t *b, const char *at, size_t len)
 {
+    if (!len)
+        return 0;
     if (b->len + len > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         char *p;
@@ -173,13 +175,19 @@ static void drain(struct http1_conn *c)
     }
 }
 
+static void pairs_free(http_header_t *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(h[i].name);
+        free(h[i].value);
+    }
+    free(h);
+}
+
 static void msg_reset(http_msg_t *m)
 {
-    for (size_t i = 0; i < m->nheaders; i++) {
-        free(m->headers[i].name);
-        free(m->headers[i].value);
-    }
-    free(m->headers);
+    pairs_free(m->headers, m->nheaders);
+    pairs_free(m->trailers, m->ntrailers);
     free(m->body);
     memset(m, 0, sizeof(*m));
     m->headers_size = -1;
@@ -251,11 +259,13 @@ static int cb_line(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* Headers before the body, trailers after a chunked one. */
 static int commit_header(h1_dir_t *d)
 {
-    int r = http_msg_add_header(dir_msg(d), d->name.p ? d->name.p : "", d->name.len,
-                                d->value.p ? d->value.p : "",
-                                d->hs == HS_VALUE ? d->value.len : 0);
+    const char *name = d->name.p ? d->name.p : "", *value = d->value.p ? d->value.p : "";
+    size_t vlen = d->hs == HS_VALUE ? d->value.len : 0;
+    int r = d->in_head ? http_msg_add_header(dir_msg(d), name, d->name.len, value, vlen)
+                       : http_msg_add_trailer(dir_msg(d), name, d->name.len, value, vlen);
 
     d->hs = HS_NONE;
     if (r < 0) {
@@ -271,10 +281,9 @@ static int cb_header_field(http_parser *p, const char *at, size_t len)
 {
     h1_dir_t *d = p->data;
 
+    /* Trailers count against the same limit as the head. */
     if (count_head(d, len) < 0)
         return -1;
-    if (!d->in_head)
-        return 0; /* chunked trailers: HAR has no place for them */
     if (d->hs == HS_VALUE && commit_header(d) < 0)
         return -1;
     if (d->hs != HS_FIELD) {
@@ -294,8 +303,6 @@ static int cb_header_value(http_parser *p, const char *at, size_t len)
 
     if (count_head(d, len) < 0)
         return -1;
-    if (!d->in_head)
-        return 0;
     if (d->hs != HS_VALUE) {
         d->value.len = 0;
         d->hs = HS_VALUE;
@@ -370,6 +377,8 @@ static int cb_message_complete(http_parser *p)
 {
     h1_dir_t *d = p->data;
 
+    if (d->hs != HS_NONE && commit_header(d) < 0)
+        return -1;
     d->ev = EV_COMPLETE;
     http_parser_pause(p, 1);
     return 0;
@@ -440,6 +449,8 @@ static int dir_fail(struct http1_conn *c, h1_dir_t *d, enum http_errno e)
     d->failed = 1;
     if (d->err == -ENOMEM)
         snprintf(msg, sizeof(msg), "out of memory decoding the HTTP %s", side);
+    else if (e == HPE_HEADER_OVERFLOW)
+        snprintf(msg, sizeof(msg), "HTTP %s: headers larger than 256 KiB", side);
     else if (d->why)
         snprintf(msg, sizeof(msg), "HTTP %s: %s", side, d->why);
     else
@@ -583,8 +594,7 @@ static void progress(struct http1_conn *c, h1_dir_t *d)
         dir_msg(d)->wire_body_size = d->off - d->body_start;
 }
 
-static int dir_feed(struct http1_conn *c, h1_dir_t *d, const uint8_t *data, size_t len,
-                    uint64_t ts)
+static int dir_feed(struct http1_conn *c, h1_dir_t *d, const uint8_t *data, size_t len, uint64_t ts)
 {
     size_t pos = 0;
 

@@ -18,13 +18,19 @@ http_exchange_t *http_exchange_new(void)
     return ex;
 }
 
+static void headers_free(http_header_t *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(h[i].name);
+        free(h[i].value);
+    }
+    free(h);
+}
+
 static void msg_free(http_msg_t *m)
 {
-    for (size_t i = 0; i < m->nheaders; i++) {
-        free(m->headers[i].name);
-        free(m->headers[i].value);
-    }
-    free(m->headers);
+    headers_free(m->headers, m->nheaders);
+    headers_free(m->trailers, m->ntrailers);
     free(m->body);
 }
 
@@ -38,6 +44,9 @@ void http_exchange_free(http_exchange_t *ex)
     free(ex->error);
     msg_free(&ex->req);
     msg_free(&ex->resp);
+    for (size_t i = 0; i < ex->nws; i++)
+        free(ex->ws[i].data);
+    free(ex->ws);
     free(ex);
 }
 
@@ -53,30 +62,74 @@ static char *dup_len(const char *s, size_t len)
     return p;
 }
 
-int http_msg_add_header(http_msg_t *m, const char *name, size_t nlen, const char *value,
-                        size_t vlen)
+/* Appends a copied name/value pair to a growable array. */
+static int pair_add(http_header_t **arr, size_t *n, size_t *cap, const char *name, size_t nlen,
+                    const char *value, size_t vlen)
 {
-    char *n, *v;
+    char *nc, *vc;
 
-    if (m->nheaders == m->headers_cap) {
-        size_t cap = m->headers_cap ? m->headers_cap * 2 : 16;
-        http_header_t *h = realloc(m->headers, cap * sizeof(*h));
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        http_header_t *h = realloc(*arr, ncap * sizeof(*h));
 
         if (!h)
             return -ENOMEM;
-        m->headers = h;
-        m->headers_cap = cap;
+        *arr = h;
+        *cap = ncap;
     }
-    n = dup_len(name, nlen);
-    v = dup_len(value, vlen);
-    if (!n || !v) {
-        free(n);
-        free(v);
+    nc = dup_len(name, nlen);
+    vc = dup_len(value, vlen);
+    if (!nc || !vc) {
+        free(nc);
+        free(vc);
         return -ENOMEM;
     }
-    m->headers[m->nheaders].name = n;
-    m->headers[m->nheaders].value = v;
-    m->nheaders++;
+    (*arr)[*n].name = nc;
+    (*arr)[*n].value = vc;
+    (*n)++;
+    return 0;
+}
+
+int http_msg_add_header(http_msg_t *m, const char *name, size_t nlen, const char *value,
+                        size_t vlen)
+{
+    return pair_add(&m->headers, &m->nheaders, &m->headers_cap, name, nlen, value, vlen);
+}
+
+int http_msg_add_trailer(http_msg_t *m, const char *name, size_t nlen, const char *value,
+                         size_t vlen)
+{
+    return pair_add(&m->trailers, &m->ntrailers, &m->trailers_cap, name, nlen, value, vlen);
+}
+
+int http_exchange_add_ws(http_exchange_t *ex, int send, uint64_t ts_usec, int opcode,
+                         const void *data, size_t len)
+{
+    http_ws_message_t *w;
+    uint8_t *copy;
+
+    if (ex->nws == ex->ws_cap) {
+        size_t cap = ex->ws_cap ? ex->ws_cap * 2 : 16;
+
+        w = realloc(ex->ws, cap * sizeof(*w));
+        if (!w)
+            return -ENOMEM;
+        ex->ws = w;
+        ex->ws_cap = cap;
+    }
+    /* One spare byte keeps text payloads usable as C strings. */
+    copy = malloc(len + 1);
+    if (!copy)
+        return -ENOMEM;
+    if (len)
+        memcpy(copy, data, len);
+    copy[len] = '\0';
+    w = &ex->ws[ex->nws++];
+    w->send = send;
+    w->ts_usec = ts_usec;
+    w->opcode = opcode;
+    w->data = copy;
+    w->len = len;
     return 0;
 }
 

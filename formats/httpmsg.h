@@ -30,7 +30,19 @@ typedef struct http_msg {
     int body_truncated;         /* body_total > body_len */
     uint64_t wire_body_size;    /* body bytes on the wire (chunk framing included) */
     int complete;               /* the message ended normally */
+    http_header_t *trailers;    /* HTTP/2 trailers or chunked trailers, wire order */
+    size_t ntrailers;
+    size_t trailers_cap;
 } http_msg_t;
+
+/* One WebSocket message, as Chrome's HAR writes it in _webSocketMessages. */
+typedef struct http_ws_message {
+    int send;                   /* 1: client to server ("send"), 0: "receive" */
+    uint64_t ts_usec;           /* when its last frame was seen */
+    int opcode;                 /* 1 text, 2 binary, 8 close, 9 ping, 10 pong */
+    uint8_t *data;              /* payload after unmasking and permessage-deflate */
+    size_t len;
+} http_ws_message_t;
 
 typedef struct http_exchange {
     uint64_t seq;               /* 0, 1, ... within its connection */
@@ -47,6 +59,11 @@ typedef struct http_exchange {
     uint64_t t_resp_start;      /* first byte of the (final) response, 0 if none */
     uint64_t t_resp_end;        /* last byte of the response */
     char *error;                /* why the exchange is incomplete, or NULL */
+    uint32_t stream_id;         /* HTTP/2 stream, 0 for HTTP/1 */
+    int pushed;                 /* an HTTP/2 server push (PUSH_PROMISE) */
+    http_ws_message_t *ws;      /* WebSocket messages after an upgrade (RFC 6455 / 8441) */
+    size_t nws;
+    size_t ws_cap;
     void *user;                 /* free for the consumer; never touched by formats/ */
     int64_t user_frame;         /* free for the consumer (pcapng frame number) */
 } http_exchange_t;
@@ -66,6 +83,14 @@ int http_msg_add_header(http_msg_t *m, const char *name, size_t nlen, const char
  * body_total and sets body_truncated past the limit. Returns 0 or -ENOMEM.
  */
 int http_msg_add_body(http_msg_t *m, const void *data, size_t len, size_t max_body);
+
+/* Appends a trailer (copies). Returns 0 or -ENOMEM. */
+int http_msg_add_trailer(http_msg_t *m, const char *name, size_t nlen, const char *value,
+                         size_t vlen);
+
+/* Appends a WebSocket message (copies data). Returns 0 or -ENOMEM. */
+int http_exchange_add_ws(http_exchange_t *ex, int send, uint64_t ts_usec, int opcode,
+                         const void *data, size_t len);
 
 /* First header with that name (case-insensitive), or NULL. */
 const char *http_msg_header(const http_msg_t *m, const char *name);

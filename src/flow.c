@@ -41,6 +41,7 @@ struct flow {
     int handles;                 /* open handles; the flow is freed when 0 */
     rec_flow_t *rec;
     int recording;               /* client-leg wire bytes go to the recorder */
+    int wire_in_done;            /* the read being handled was recorded already */
     int tls;
     uint8_t *head;
     size_t head_len;
@@ -391,6 +392,7 @@ static void handle_head(flow_t *f, size_t head_end)
 
 bad_target:
     f->recording = 1;
+    f->wire_in_done = 1;
     rec_flow_plain(f->rec, REC_C2S, f->head, f->head_len, f->head_ts);
     rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
     flow_fail(f, NULL, "not a proxy request (need CONNECT or an absolute http:// URL): %.100s",
@@ -400,6 +402,7 @@ bad_target:
     return;
 bad:
     f->recording = 1;
+    f->wire_in_done = 1;
     rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
     flow_fail(f, NULL, "client spoke neither HTTP nor TLS");
     flow_close(f, 1);
@@ -464,6 +467,10 @@ static void client_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
 {
     flow_t *f = c->data;
 
+    if (!out && f->wire_in_done) {
+        f->wire_in_done = 0;
+        return;
+    }
     if (f->recording)
         rec_flow_wire(f->rec, REC_CLIENT, out ? REC_S2C : REC_C2S, buf, len, rec_now());
 }
@@ -526,7 +533,8 @@ static void client_error(conn_t *c, int err)
     if (f->recording)
         rec_flow_end(f->rec, REC_CLIENT, REC_C2S, 1, ts);
     rec_flow_end(f->rec, REC_UPSTREAM, REC_C2S, 1, ts);
-    if (err != UV_ECONNRESET && err != UV_EPIPE)
+    /* A client that resets after our alert has nothing new to say. */
+    if (err != UV_ECONNRESET && err != UV_EPIPE && !f->up_failed)
         flow_fail(f, NULL, "client connection: %s", mr_strerror(err));
     flow_close(f, 1);
 }

@@ -73,6 +73,7 @@ struct rec_flow {
     char *error;
     char *err_method, *err_url;
     uint64_t exchanges;
+    int64_t error_frame;          /* the packet that carries the error comment */
 };
 
 struct recorder {
@@ -295,9 +296,14 @@ static void write_packet(rec_leg_t *leg, int dir, uint64_t ts, const uint8_t *hd
         leg->stream = r->next_stream++;
     frame = pcapng_writer_add_packet2(r->pcap, (uint32_t)r->ifid[leg->idx], ts, hdr,
                                       (uint32_t)hdrlen, payload, (uint32_t)plen, &po);
-    for (rec_comment_t *c = comments; c; c = c->next)
-        if (c->ex && frame > 0)
+    for (rec_comment_t *c = comments; c; c = c->next) {
+        if (frame <= 0)
+            break;
+        if (c->ex)
             c->ex->user_frame = frame;
+        else if (!leg->flow->error_frame)
+            leg->flow->error_frame = frame;
+    }
     free(joined);
     comments_free(comments);
 }
@@ -462,7 +468,8 @@ static void write_entry(rec_flow_t *f, http_exchange_t *ex, int64_t index)
         e.pcapng_stream = f->leg[REC_CLIENT].stream;
     }
     e.index = index;
-    if (!ex->error && f->error && !ex->resp.complete)
+    /* The flow's failure explains an unfinished exchange, and a 502 we made. */
+    if (!ex->error && f->error && (!ex->resp.complete || ex->status == 502))
         e.error = f->error;
     rc = har_writer_add(r->har, &e);
     if (rc < 0 && !r->har_err_logged && !outfile_error(r->har_out)) {
@@ -716,6 +723,7 @@ static void write_error_entry(rec_flow_t *f, uint64_t ts)
     ex->resp.headers_size = -1;
     ex->t_req_start = f->start_ts;
     ex->t_req_end = ts;
+    ex->user_frame = f->error_frame;
     write_entry(f, ex, (int64_t)f->r->next_index++);
     http_exchange_free(ex);
 }
@@ -725,8 +733,6 @@ void rec_flow_free(rec_flow_t *f, uint64_t ts)
     if (!f)
         return;
     http1_conn_finish(f->http, f->error, ts);
-    if (f->exchanges == 0 && f->err_method)
-        write_error_entry(f, ts);
     for (int l = 0; l < 2; l++) {
         rec_leg_t *leg = &f->leg[l];
         if (leg->held)
@@ -743,6 +749,8 @@ void rec_flow_free(rec_flow_t *f, uint64_t ts)
             rec_flow_end(f, l, leg->ended[REC_C2S] ? REC_S2C : REC_C2S, 1, ts);
         free(leg->secrets);
     }
+    if (f->exchanges == 0 && f->err_method)
+        write_error_entry(f, ts);
     comments_free(f->comments);
     http1_conn_free(f->http);
     f->r->live_flows--;

@@ -284,7 +284,7 @@ tshark_fields() {
     shift 2
     for f in "$@"; do args+=(-e "$f"); done
     tshark -n -r "$file" "${TSHARK_DECODE_AS[@]}" -Y "$filter" -T fields -E occurrence=a \
-        -E aggregator=, "${args[@]}"
+        -E aggregator=, "${args[@]}" 2> >(grep -v '^Running as user "root"' >&2)
 }
 
 # tshark_requests FILE: "METHOD URI" of each decrypted HTTP request, in frame order.
@@ -295,7 +295,8 @@ tshark_requests() {
 # tshark_export FILE DIR: the HTTP bodies tshark can decrypt, one file each, into DIR.
 tshark_export() {
     mkdir -p "$2"
-    tshark -n -r "$1" "${TSHARK_DECODE_AS[@]}" -q --export-objects "http,$2" >/dev/null
+    tshark -n -r "$1" "${TSHARK_DECODE_AS[@]}" -q --export-objects "http,$2" >/dev/null \
+        2> >(grep -v '^Running as user "root"' >&2)
 }
 
 # tshark_ok FILE: tshark reads the whole file without a complaint.

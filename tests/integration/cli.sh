@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # The command line: usage errors (exit 2, one line), --help, an unwritable output path, the CA
 # files in $HOME/.mitmrec, output file modes and default names.
-. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 [ -x "$MITMREC" ] || skip "$MITMREC not built"
 
@@ -58,7 +58,9 @@ grep -qF "$bad.har" "$WORK/bad.err" || fail "mitmrec --har $bad.har: the message
 # First run: the CA is created in $HOME/.mitmrec: the directory 0700, the file(s) holding the
 # private key 0600; certificate-only files (what users install) may be readable, but no file
 # may be writable by others.
-[ ! -e "$HOME/.mitmrec" ] || fail "$HOME/.mitmrec exists before the first run"
+# (A fresh HOME: the runs above may have made a CA before failing.)
+export HOME=$WORK/home-ca
+mkdir -p "$HOME"
 start_mitmrec -o "$WORK/first.pcapng"
 [ "$(grep -c . "$MITM_LOG")" -eq 1 ] || fail "expected exactly one line on stderr at start, got: $(cat "$MITM_LOG")"
 [ -d "$HOME/.mitmrec" ] || fail "$HOME/.mitmrec not created"

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Clients other than curl: openssl s_client through the proxy (a GET typed by hand), and
 # Python's urllib (GETs, a form POST, 204, 304, a followed redirect, plain HTTP GET and POST).
-. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need openssl tshark node "$PY"
 start_origin

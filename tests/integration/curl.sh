@@ -3,7 +3,7 @@
 # curl through mitmrec: HTTPS with TLS 1.2 and 1.3, keep-alive over one tunnel (gzip JSON,
 # binary, 1 MiB, 5 MiB), plain HTTP in absolute form. Then the recording is judged by tshark
 # (no key file) and by the HAR.
-. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need curl tshark node
 start_origin

@@ -12,7 +12,8 @@ What it checks:
     (CONNECT requests, if tshark shows any, are left out: they are not HTTP exchanges);
   - with --contains: that "METHOD PATH STATUS" is among them, in tshark and in the HAR;
   - every HAR entry: "_index" equals its position, "_pcapng" {interface, frame, stream} names
-    a frame on that interface and tcp.stream whose comment is "har entry N: METHOD URL" (for
+    a frame on that interface and tcp.stream whose comment is (or has, among "; "-separated
+    parts) "har entry N: METHOD URL" (for
     entries with "_error", which may have no HTTP request on the wire, a missing comment is
     only noted);
     an entry without "_error" matches the first tshark HTTP request at or after that frame
@@ -160,7 +161,8 @@ for pos, e in enumerate(entries):
     method, url = req.get("method"), req.get("url")
     idx = e.get("_index")
     if idx != pos:
-        problem("entry %d: _index is %r" % (pos, idx))
+        problem("entry %d: _index is %r, want %d" % (pos, idx, pos))
+        idx = pos if idx is None else idx
     pc = e.get("_pcapng")
     if not isinstance(pc, dict) or not all(isinstance(pc.get(k), int) for k in ("interface", "frame", "stream")):
         problem("entry %d: _pcapng is %r, want {interface, frame, stream} integers" % (pos, pc))
@@ -171,8 +173,10 @@ for pos, e in enumerate(entries):
         problem("entry %d: _pcapng.frame %d is not in the pcapng (%d frames)" % (pos, F, len(byno)))
         continue
     want = "har entry %s: %s %s" % (idx, method, url)
+    # A packet may carry other comments too (mitmrec joins them with "; " into one).
     comments = L.get("frame.comment", [])
-    if want not in comments:
+    parts = [p for c in comments for p in c.split("; ")]
+    if want not in parts:
         if e in ok_entries:
             problem("entry %d: frame %d comment is %r, want %r" % (pos, F, comments, want))
         else:

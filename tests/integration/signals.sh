@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # SIGINT and SIGTERM finalize both files (tshark reads the pcapng, the HAR validates), exit 0
 # and print the summary line; so does SIGTERM in the middle of a large download.
-. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need curl tshark node
 start_origin

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spawn.h"
+
+int spawn_workdir(char *dir, size_t len, char *err, size_t errlen)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(dir, len, "%s/mitmrec-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        int e = errno;
+        snprintf(err, errlen, "cannot create a directory in %s: %s", tmp ? tmp : "/tmp",
+                 strerror(e));
+        return -e;
+    }
+    /* The command may run as another user: it must read the bundle. */
+    chmod(dir, 0755);
+    return 0;
+}
+
+void spawn_workdir_remove(const char *dir)
+{
+    char path[4200];
+
+    snprintf(path, sizeof(path), "%s/ca-bundle.pem", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+int spawn_cgroup_create(const char *parent, char *out, size_t outlen, char *err, size_t errlen)
+{
+    for (int i = 0; i < 100; i++) {
+        snprintf(out, outlen, "%s/mitmrec-%d-%d", parent, (int)getpid(), i);
+        if (mkdir(out, 0755) == 0)
+            return 0;
+        if (errno != EEXIST) {
+            int e = errno;
+            snprintf(err, errlen, "cannot create cgroup %s: %s", out, strerror(e));
+            return -e;
+        }
+    }
+    snprintf(err, errlen, "cannot create a cgroup under %s", parent);
+    return -EEXIST;
+}
+
+int spawn_cgroup_remove(const char *dir)
+{
+    return rmdir(dir) == 0 ? 0 : -errno;
+}
+
+static int append_file(int out, const char *path)
+{
+    char buf[65536];
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (in < 0)
+        return -errno;
+    while ((n = read(in, buf, sizeof(buf))) > 0) {
+        if (write(out, buf, (size_t)n) != n) {
+            close(in);
+            return -EIO;
+        }
+    }
+    close(in);
+    return n < 0 ? -errno : 0;
+}
+
+/* System roots (when there are any) followed by our CA. */
+static int make_bundle(const spawn_opts_t *o, char *bundle, size_t len, char *err,
+                       size_t errlen)
+{
+    int fd, rc;
+
+    snprintf(bundle, len, "%s/ca-bundle.pem", o->workdir);
+    fd = open(bundle, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot write %s: %s", bundle, strerror(-rc));
+        return rc;
+    }
+    append_file(fd, SPAWN_SYSTEM_BUNDLE);
+    if (write(fd, "\n", 1) != 1 || (rc = append_file(fd, o->ca_cert)) < 0) {
+        snprintf(err, errlen, "cannot add %s to the CA bundle", o->ca_cert);
+        close(fd);
+        return -EIO;
+    }
+    close(fd);
+    return 0;
+}
+
+/* In the child: runs as the user who called sudo, if that is how we were started. */
+static void drop_to_sudo_user(void)
+{
+    const char *uid_s = getenv("SUDO_UID"), *gid_s = getenv("SUDO_GID");
+    const char *user = getenv("SUDO_USER");
+    uid_t uid;
+    gid_t gid;
+
+    if (getuid() != 0 || !uid_s || !gid_s)
+        return;
+    uid = (uid_t)strtoul(uid_s, NULL, 10);
+    gid = (gid_t)strtoul(gid_s, NULL, 10);
+    if (uid == 0)
+        return;
+    if ((user ? initgroups(user, gid) : setgroups(0, NULL)) != 0 || setgid(gid) != 0 ||
+        setuid(uid) != 0) {
+        fprintf(stderr, "mitmrec: cannot switch to user %s (uid %u): %s\n",
+                user ? user : "?", (unsigned)uid, strerror(errno));
+        _exit(126);
+    }
+}
+
+static void child(const spawn_opts_t *o, const char *bundle, const char *procs)
+{
+    int fd = open(procs, O_WRONLY | O_CLOEXEC);
+
+    if (fd < 0 || write(fd, "0", 1) != 1) {
+        fprintf(stderr, "mitmrec: cannot join cgroup %s: %s\n", o->cgroup_dir, strerror(errno));
+        _exit(126);
+    }
+    close(fd);
+    /* Our own view of the file system, where the system bundle is ours; the
+       environment variables below cover programs that carry their own roots. */
+    if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
+        mount(bundle, SPAWN_SYSTEM_BUNDLE, NULL, MS_BIND, NULL);
+    setenv("SSL_CERT_FILE", bundle, 1);
+    setenv("CURL_CA_BUNDLE", bundle, 1);
+    setenv("REQUESTS_CA_BUNDLE", bundle, 1);
+    setenv("GIT_SSL_CAINFO", bundle, 1);
+    setenv("AWS_CA_BUNDLE", bundle, 1);
+    setenv("NODE_EXTRA_CA_CERTS", o->ca_cert, 1);
+    setenv("MITMREC", "1", 1);
+    drop_to_sudo_user();
+    execvp(o->argv[0], o->argv);
+    fprintf(stderr, "mitmrec: cannot run '%s': %s\n", o->argv[0], strerror(errno));
+    _exit(127);
+}
+
+int spawn_start(const spawn_opts_t *o, pid_t *pid, char *err, size_t errlen)
+{
+    char bundle[4200], procs[4200];
+    pid_t p;
+    int rc;
+
+    if ((rc = make_bundle(o, bundle, sizeof(bundle), err, errlen)) < 0)
+        return rc;
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", o->cgroup_dir);
+    fflush(NULL);
+    p = fork();
+    if (p < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot start %s: %s", o->argv[0], strerror(-rc));
+        return rc;
+    }
+    if (p == 0)
+        child(o, bundle, procs);
+    *pid = p;
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef MITMREC_SPAWN_H
+#define MITMREC_SPAWN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Spawn mode: a command started in a cgroup of its own, trusting the mitmrec
+ * CA with no change to the system: a bundle of the system roots plus our CA
+ * is named by SSL_CERT_FILE, CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE,
+ * NODE_EXTRA_CA_CERTS and the like, and bind-mounted over the system bundle in
+ * a private mount namespace. Under sudo the command runs as the invoking user.
+ */
+
+#define SPAWN_SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
+typedef struct spawn_opts {
+    char *const *argv;            /* the command; borrowed */
+    const char *cgroup_dir;       /* cgroup v2 directory to start it in (must exist) */
+    const char *ca_cert;          /* our CA certificate, PEM */
+    const char *workdir;          /* a private directory for the bundle (made by spawn_workdir) */
+} spawn_opts_t;
+
+/* Makes a directory for the run's files (0755, under $TMPDIR or /tmp) into dir. */
+int spawn_workdir(char *dir, size_t len, char *err, size_t errlen);
+
+/* Removes what spawn_workdir and spawn_start left in dir, then dir. */
+void spawn_workdir_remove(const char *dir);
+
+/* Creates parent/mitmrec-PID-N as a new cgroup; its path goes into out. */
+int spawn_cgroup_create(const char *parent, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Removes a cgroup made by spawn_cgroup_create (its processes must be gone). */
+int spawn_cgroup_remove(const char *dir);
+
+/*
+ * Forks and execs the command as described above; *pid gets the child.
+ * Errors after the fork (a missing command, say) show as exit status 127 with
+ * a one-line message from the child. Returns 0 or a negative errno.
+ */
+int spawn_start(const spawn_opts_t *o, pid_t *pid, char *err, size_t errlen);
+
+#endif
