@@ -303,3 +303,60 @@ int tcpsynth_rst(tcpsynth_t *t, int dir)
         return rc;
     return segment(t, dir, t->seq[dir], t->seq[!dir], TH_RST | TH_ACK, NULL, 0);
 }
+
+int tcpsynth_udp(const tcpsynth_endpoint_t *src, const tcpsynth_endpoint_t *dst, uint16_t ip_id,
+                 const void *data, size_t len, int dir, tcpsynth_emit_fn emit, void *opaque)
+{
+    uint8_t h[IP6_HDR + 8], *udp;
+    size_t iphlen, udplen = 8 + len;
+    uint64_t sum;
+    uint16_t ck;
+
+    if (!src || !dst || !emit || src->family != dst->family || (len && !data))
+        return -EINVAL;
+    if (udplen > 65535 - (src->family == AF_INET ? IP4_HDR : 0))
+        return -EMSGSIZE;
+    if (src->family == AF_INET) {
+        iphlen = IP4_HDR;
+        h[0] = 0x45;
+        h[1] = 0;
+        put16be(h + 2, (uint16_t)(iphlen + udplen));
+        put16be(h + 4, ip_id);
+        put16be(h + 6, 0x4000);
+        h[8] = TTL;
+        h[9] = 17;
+        h[10] = h[11] = 0;
+        memcpy(h + 12, src->addr, 4);
+        memcpy(h + 16, dst->addr, 4);
+        ck = csum_fold(csum_add(0, h, IP4_HDR));
+        memcpy(h + 10, &ck, 2);
+        uint8_t ph[4] = {0, 17, (uint8_t)(udplen >> 8), (uint8_t)udplen};
+        sum = csum_add(csum_add(0, h + 12, 8), ph, sizeof(ph));
+    } else if (src->family == AF_INET6) {
+        iphlen = IP6_HDR;
+        put32be(h, 0x60000000u);
+        put16be(h + 4, (uint16_t)udplen);
+        h[6] = 17;
+        h[7] = TTL;
+        memcpy(h + 8, src->addr, 16);
+        memcpy(h + 24, dst->addr, 16);
+        uint8_t ph[8] = {0, 0, (uint8_t)(udplen >> 8), (uint8_t)udplen, 0, 0, 0, 17};
+        sum = csum_add(csum_add(0, h + 8, 32), ph, sizeof(ph));
+    } else {
+        return -EINVAL;
+    }
+    udp = h + iphlen;
+    put16be(udp, src->port);
+    put16be(udp + 2, dst->port);
+    put16be(udp + 4, (uint16_t)udplen);
+    udp[6] = udp[7] = 0;
+    sum = csum_add(sum, udp, 8);
+    if (len)
+        sum = csum_add(sum, data, len);
+    ck = csum_fold(sum);
+    /* A computed zero is sent as all ones (RFC 768). */
+    if (ck == 0)
+        ck = 0xffff;
+    memcpy(udp + 6, &ck, 2);
+    return emit(opaque, dir, h, iphlen + 8, len ? data : NULL, len);
+}

@@ -64,6 +64,13 @@ int tcpsynth_fin(tcpsynth_t *t, int dir);
 /* Emits an RST/ACK from dir. */
 int tcpsynth_rst(tcpsynth_t *t, int dir);
 
+/*
+ * Emits one UDP datagram from src to dst (same family) with a valid checksum;
+ * dir is passed to emit as it is. Returns emit's value, -EINVAL, or -EMSGSIZE.
+ */
+int tcpsynth_udp(const tcpsynth_endpoint_t *src, const tcpsynth_endpoint_t *dst, uint16_t ip_id,
+                 const void *data, size_t len, int dir, tcpsynth_emit_fn emit, void *opaque);
+
 /* Bytes of IP+TCP header that precede the payload in each data packet. */
 size_t tcpsynth_header_len(const tcpsynth_t *t);
 

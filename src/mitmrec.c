@@ -130,7 +130,6 @@ int main(int argc, char **argv)
     a.proxy.server_ctx = sctx;
     a.proxy.client_ctx = cctx;
     a.proxy.insecure = a.opts.insecure;
-    a.proxy.on_idle = on_idle;
     if (proxy_start(&a.proxy, a.opts.listen_host, a.opts.listen_port, &port, err,
                     sizeof(err)) < 0) {
         log_error("%s", err);
@@ -140,6 +139,7 @@ int main(int argc, char **argv)
         recorder_close(a.rec);
         goto out;
     }
+    a.proxy.on_idle = on_idle;
     if (!is_loopback(a.opts.listen_host))
         log_warn("listening on %s: any host that reaches it can use this proxy",
                  a.opts.listen_host);

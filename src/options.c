@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,15 @@ static int parse_listen(options_t *o, const char *arg, char *err, size_t errlen)
         memcpy(o->listen_host, host, hlen);
         o->listen_host[hlen] = '\0';
         o->listen_host_given = 1;
+        {
+            unsigned char a[16];
+            if (inet_pton(AF_INET, o->listen_host, a) != 1 &&
+                inet_pton(AF_INET6, o->listen_host, a) != 1) {
+                snprintf(err, errlen, "invalid --listen address '%s': give an IPv4 or IPv6 "
+                         "address", o->listen_host);
+                return -EINVAL;
+            }
+        }
         port = colon + 1;
     }
     errno = 0;

@@ -23,6 +23,15 @@
 /* A leg's packets are held at most this long before they go out regardless. */
 #define HOLD_MAX (1u << 20)
 
+/* A process seen in the recording: its Darwin block and its totals. */
+typedef struct rec_proc {
+    uint32_t pid;
+    int32_t dpeb;                 /* Darwin process block index, -1 if none */
+    rec_proc_stats_t st;
+} rec_proc_t;
+
+#define REC_PROCS_MAX 4096
+
 typedef struct rec_comment {
     char *text;
     http_exchange_t *ex;          /* gets the frame number of the packet; may be NULL */
@@ -74,6 +83,9 @@ struct rec_flow {
     char *err_method, *err_url;
     uint64_t exchanges;
     int64_t error_frame;          /* the packet that carries the error comment */
+    procinfo_t *proc;             /* NULL unless local redirect mode */
+    rec_proc_t *rproc;
+    char *proc_comment;
 };
 
 struct recorder {
@@ -89,6 +101,9 @@ struct recorder {
     uint64_t live_flows;
     recorder_stats_t st;
     int har_err_logged;
+    rec_proc_t *procs;
+    size_t nprocs;
+    uint16_t udp_ip_id;
 };
 
 uint64_t rec_now(void)
@@ -201,6 +216,7 @@ void recorder_free(recorder_t *r)
         return;
     pcapng_writer_free(r->pcap);
     har_writer_free(r->har);
+    free(r->procs);
     outfile_close(r->pcap_out);
     outfile_close(r->har_out);
     if (r->keylog)
@@ -278,6 +294,10 @@ static void write_packet(rec_leg_t *leg, int dir, uint64_t ts, const uint8_t *hd
 
     po.direction = dir == REC_C2S ? PCAPNG_DIR_OUTBOUND : PCAPNG_DIR_INBOUND;
     po.darwin_process = -1;
+    if (leg->idx == REC_CLIENT && leg->flow->rproc) {
+        po.comment2 = leg->flow->proc_comment;
+        po.darwin_process = leg->flow->rproc->dpeb;
+    }
     if (comments) {
         size_t n = 0;
         for (rec_comment_t *c = comments; c; c = c->next)
@@ -468,6 +488,13 @@ static void write_entry(rec_flow_t *f, http_exchange_t *ex, int64_t index)
         e.pcapng_stream = f->leg[REC_CLIENT].stream;
     }
     e.index = index;
+    if (f->proc) {
+        e.pid = f->proc->pid;
+        e.process = f->proc->name;
+        e.exe = f->proc->exe[0] ? f->proc->exe : NULL;
+        e.cmdline = f->proc->cmdline[0] ? f->proc->cmdline : NULL;
+        f->rproc->st.requests++;
+    }
     /* The flow's failure explains an unfinished exchange, and a 502 we made. */
     if (!ex->error && f->error && (!ex->resp.complete || ex->status == 502))
         e.error = f->error;
@@ -484,6 +511,12 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
     rec_flow_t *f = opaque;
 
     forget_exchange(f, ex);
+    if (!ex->user) {
+        /* The bytes never formed a request head: not HTTP, the pcapng alone
+           holds them as raw TCP. */
+        http_exchange_free(ex);
+        return;
+    }
     f->exchanges++;
     write_entry(f, ex, ex->user ? (int64_t)(uintptr_t)ex->user - 1 : -1);
     http_exchange_free(ex);
@@ -654,8 +687,11 @@ void rec_flow_wire(rec_flow_t *f, int l, int dir, const void *data, size_t len, 
 {
     rec_leg_t *leg = &f->leg[l];
 
-    if (l == REC_CLIENT)
+    if (l == REC_CLIENT) {
         f->r->st.bytes += len;
+        if (f->rproc)
+            f->rproc->st.bytes += len;
+    }
     if (!leg->ready || len == 0)
         return;
     leg_open(leg, ts);
@@ -752,6 +788,8 @@ void rec_flow_free(rec_flow_t *f, uint64_t ts)
     if (f->exchanges == 0 && f->err_method)
         write_error_entry(f, ts);
     comments_free(f->comments);
+    free(f->proc);
+    free(f->proc_comment);
     http1_conn_free(f->http);
     f->r->live_flows--;
     free(f->host);
@@ -759,4 +797,104 @@ void rec_flow_free(rec_flow_t *f, uint64_t ts)
     free(f->err_method);
     free(f->err_url);
     free(f);
+}
+
+/* ---- processes ---------------------------------------------------------- */
+
+/* The process's entry, made (with its Darwin block) on first sight. */
+static rec_proc_t *proc_get(recorder_t *r, const procinfo_t *pi)
+{
+    rec_proc_t *p;
+
+    for (size_t i = r->nprocs; i-- > 0;)
+        if (r->procs[i].pid == pi->pid && strcmp(r->procs[i].st.name, pi->name) == 0)
+            return &r->procs[i];
+    if (r->nprocs == REC_PROCS_MAX) {
+        /* Past the bound, the oldest slot is reused: names stay right, totals merge. */
+        memmove(r->procs, r->procs + 1, (r->nprocs - 1) * sizeof(*r->procs));
+        r->nprocs--;
+    } else if (r->nprocs % 64 == 0) {
+        p = realloc(r->procs, (r->nprocs + 64) * sizeof(*p));
+        if (!p)
+            return NULL;
+        r->procs = p;
+    }
+    p = &r->procs[r->nprocs++];
+    memset(p, 0, sizeof(*p));
+    p->pid = pi->pid;
+    snprintf(p->st.name, sizeof(p->st.name), "%s", pi->name);
+    p->dpeb = pcapng_writer_add_darwin_process(r->pcap, pi->pid, pi->name);
+    if (p->dpeb < 0)
+        p->dpeb = -1;
+    return p;
+}
+
+void rec_flow_set_process(rec_flow_t *f, const procinfo_t *pi)
+{
+    char buf[128];
+
+    free(f->proc);
+    free(f->proc_comment);
+    f->proc = malloc(sizeof(*f->proc));
+    snprintf(buf, sizeof(buf), "process: %s, pid %u", pi->name, pi->pid);
+    f->proc_comment = strdup(buf);
+    f->rproc = f->proc && f->proc_comment ? proc_get(f->r, pi) : NULL;
+    if (!f->rproc) {
+        free(f->proc);
+        free(f->proc_comment);
+        f->proc = NULL;
+        f->proc_comment = NULL;
+        return;
+    }
+    *f->proc = *pi;
+    f->rproc->st.flows++;
+}
+
+typedef struct udp_emit {
+    recorder_t *r;
+    uint64_t ts;
+    const char *comment;
+    int32_t dpeb;
+} udp_emit_t;
+
+static int udp_emit_cb(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
+                       const uint8_t *payload, size_t plen)
+{
+    udp_emit_t *u = opaque;
+    pcapng_pkt_opts_t po = {0};
+
+    po.direction = dir == REC_C2S ? PCAPNG_DIR_OUTBOUND : PCAPNG_DIR_INBOUND;
+    po.comment = u->comment;
+    po.darwin_process = u->dpeb;
+    pcapng_writer_add_packet2(u->r->pcap, (uint32_t)u->r->ifid[REC_CLIENT], u->ts, hdr,
+                              (uint32_t)hdrlen, payload, (uint32_t)plen, &po);
+    return 0;
+}
+
+void recorder_udp(recorder_t *r, const struct sockaddr *src, const struct sockaddr *dst, int dir,
+                  const void *data, size_t len, uint64_t ts, const procinfo_t *pi)
+{
+    tcpsynth_endpoint_t s, d;
+    udp_emit_t u = {r, ts, NULL, -1};
+    char buf[128];
+    rec_proc_t *p = pi ? proc_get(r, pi) : NULL;
+
+    to_endpoint(src, &s);
+    to_endpoint(dst, &d);
+    match_family(&s, &d);
+    if (p) {
+        snprintf(buf, sizeof(buf), "process: %s, pid %u", pi->name, pi->pid);
+        u.comment = buf;
+        u.dpeb = p->dpeb;
+        p->st.bytes += len;
+    }
+    r->st.bytes += len;
+    tcpsynth_udp(&s, &d, r->udp_ip_id++, data, len, dir, udp_emit_cb, &u);
+}
+
+void recorder_each_process(const recorder_t *r, void (*fn)(void *opaque, const rec_proc_stats_t *),
+                           void *opaque)
+{
+    for (size_t i = 0; i < r->nprocs; i++)
+        fn(opaque, &r->procs[i].st);
 }

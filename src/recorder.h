@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "procinfo.h"
+
 /*
  * The recorder: owns the output files and turns what flows report (bytes on
  * the wire of each leg, plaintext, TLS secrets, endings) into pcapng packets
@@ -108,6 +110,28 @@ void rec_flow_end(rec_flow_t *f, int leg, int dir, int rst, uint64_t ts);
  * entry of their own for the failure. Copied.
  */
 void rec_flow_error(rec_flow_t *f, const char *msg, const char *method, const char *url);
+
+/*
+ * The process that made the flow (local redirect mode): named on every packet
+ * of the client leg (a comment "process: NAME, pid N" and a Darwin process
+ * block reference) and on every HAR entry (_pid, _process, _exe, _cmdline).
+ */
+void rec_flow_set_process(rec_flow_t *f, const procinfo_t *pi);
+
+/*
+ * A UDP datagram as the application saw it (dir REC_C2S: from the application
+ * at src to dst), e.g. a DNS query or its answer. pi may be NULL.
+ */
+void recorder_udp(recorder_t *r, const struct sockaddr *src, const struct sockaddr *dst, int dir,
+                  const void *data, size_t len, uint64_t ts, const procinfo_t *pi);
+
+/* Per-process totals, for the summary at exit: calls fn for each process seen. */
+typedef struct rec_proc_stats {
+    char name[64];
+    uint64_t flows, requests, bytes;
+} rec_proc_stats_t;
+void recorder_each_process(const recorder_t *r, void (*fn)(void *opaque, const rec_proc_stats_t *),
+                           void *opaque);
 
 /* Finishes the flow (pending exchanges, held packets, closing packets) and frees it. */
 void rec_flow_free(rec_flow_t *f, uint64_t ts);

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # Shared by tests/integration/*.sh (bash). Source it first thing:
 #   . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 #
@@ -17,11 +18,18 @@
 #   har_validate FILE, har_query FILE EXPR, check_recording PCAP HAR [NAME=FILE...]
 #   skip MSG (exit 77), fail MSG (exit 1), need TOOL..., log MSG
 #
-# Facts about tshark 4.0 this relies on (checked on Debian 12):
-#   - TLS on a port other than 443 is not dissected as TLS without "-d tcp.port==PORT,tls";
-#     the plain HTTP origin port needs "-d tcp.port==PORT,http" for the same reason. The
-#     helpers add both for every origin port (TSHARK_DECODE_AS).
-#   - The Decryption Secrets Block is enough: no -o tls.keylog_file is given anywhere.
+# Facts about tshark 4.0.17 this relies on (checked on Debian 12):
+#   - TLS and HTTP on ports other than 443/80 are found by the TCP heuristic dissectors (tls
+#     and http, both on by default), on dumpcap captures and on mitmrec's pcapng alike. But a
+#     dissector registered for a port wins over the heuristics (tcp.try_heuristic_first is
+#     off), and the test ports are random, so the helpers pass "-d tcp.port==PORT,tls" for the
+#     HTTPS origin ports and "-d tcp.port==PORT,http" for the plain one (TSHARK_DECODE_AS).
+#   - The Decryption Secrets Block is enough: no -o tls.keylog_file is given anywhere, and
+#     HOME is a temp dir, so no user preferences apply.
+#   - --export-objects http writes bodies with Content-Encoding undone (the gzip JSON comes
+#     out equal to the served file); names are the last path segment, "name(1).ext" for repeats.
+#   - tcp.payload is there for every segment with data, even where HTTP dissects it.
+#   - Run as root, tshark prints 'Running as user "root"...' on stderr; helpers drop that line.
 #
 # Tests only ever talk to 127.0.0.1. Processes are stopped by the PIDs this file started.
 
@@ -157,23 +165,43 @@ start_origin() {
     mkdir -p "$dir/tmp"
     WWW=$WORK/www
     make_www "$WWW" || fail "cannot make $WWW"
-    ports=$(free_ports 3 | tr '\n' ' ')
-    read -r ORIGIN_PORT ORIGIN_TLSPORT ORIGIN_BADPORT <<<"$ports"
     [ "$(id -u)" = 0 ] && user='user root root;'
-    sed -e "s|@DIR@|$dir|g" -e "s|@ROOT@|$WWW|g" -e "s|@TLS@|$TLS_FIXTURES|g" \
-        -e "s|@PORT@|$ORIGIN_PORT|g" -e "s|@TLSPORT@|$ORIGIN_TLSPORT|g" \
-        -e "s|@BADPORT@|$ORIGIN_BADPORT|g" -e "s|@USER@|$user|g" \
-        "$top_srcdir/tests/nginx.conf.in" >"$dir/nginx.conf"
-    /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' \
-        >"$dir/stdout.log" 2>&1 &
-    ORIGIN_PID=$!
-    _LIB_PIDS+=("$ORIGIN_PID")
+    # A port picked free can be taken before nginx binds it (by any connection's ephemeral
+    # port): nginx then exits, and the start is tried again on other ports.
+    local ok=0 i
+    for _ in 1 2 3; do
+        ports=$(free_ports 3 | tr '\n' ' ')
+        read -r ORIGIN_PORT ORIGIN_TLSPORT ORIGIN_BADPORT <<<"$ports"
+        sed -e "s|@DIR@|$dir|g" -e "s|@ROOT@|$WWW|g" -e "s|@TLS@|$TLS_FIXTURES|g" \
+            -e "s|@PORT@|$ORIGIN_PORT|g" -e "s|@TLSPORT@|$ORIGIN_TLSPORT|g" \
+            -e "s|@BADPORT@|$ORIGIN_BADPORT|g" -e "s|@USER@|$user|g" \
+            "$top_srcdir/tests/nginx.conf.in" >"$dir/nginx.conf"
+        rm -f "$dir/nginx.pid"
+        /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' \
+            >"$dir/stdout.log" 2>&1 &
+        ORIGIN_PID=$!
+        _LIB_PIDS+=("$ORIGIN_PID")
+        # nginx writes its pid file once all its sockets are bound.
+        for i in $(seq 100); do
+            [ -s "$dir/nginx.pid" ] && break
+            kill -0 "$ORIGIN_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if [ -s "$dir/nginx.pid" ] && kill -0 "$ORIGIN_PID" 2>/dev/null; then
+            ok=1
+            break
+        fi
+        wait "$ORIGIN_PID" 2>/dev/null
+        grep -q 'Address already in use' "$dir/error.log" "$dir/stdout.log" 2>/dev/null || break
+        log "nginx: a port was taken, trying others"
+    done
+    if [ $ok != 1 ]; then
+        cat "$dir/stdout.log" "$dir/error.log" >&2 2>/dev/null
+        fail "nginx did not start (see above)"
+    fi
     local p
     for p in "$ORIGIN_PORT" "$ORIGIN_TLSPORT" "$ORIGIN_BADPORT"; do
-        if ! wait_port "$p" 10; then
-            cat "$dir/stdout.log" "$dir/error.log" >&2 2>/dev/null
-            fail "nginx did not start listening on 127.0.0.1:$p"
-        fi
+        wait_port "$p" 10 || fail "nginx is not accepting connections on 127.0.0.1:$p"
     done
     TSHARK_DECODE_AS=(-d "tcp.port==$ORIGIN_TLSPORT,tls" -d "tcp.port==$ORIGIN_BADPORT,tls"
                       -d "tcp.port==$ORIGIN_PORT,http")

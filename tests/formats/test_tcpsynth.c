@@ -1042,6 +1042,70 @@ out:
     free(got[1]);
 }
 
+/* ---- UDP datagrams ---- */
+
+static uint8_t udp_pkt[70000];
+static size_t udp_len;
+
+static int udp_collect(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
+                       const uint8_t *payload, size_t plen)
+{
+    memcpy(udp_pkt, hdr, hdrlen);
+    if (plen)
+        memcpy(udp_pkt + hdrlen, payload, plen);
+    udp_len = hdrlen + plen;
+    *(int *)opaque = dir;
+    return 0;
+}
+
+/* Ones' complement sum of 16-bit big-endian words, for verification. */
+static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s)
+{
+    for (size_t i = 0; i + 1 < n; i += 2)
+        s += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (n & 1)
+        s += (uint32_t)(p[n - 1] << 8);
+    return s;
+}
+
+static uint16_t fold16(uint32_t s)
+{
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
+static void test_udp(void)
+{
+    tcpsynth_endpoint_t a = {AF_INET, {127, 0, 0, 1}, 40000}, b = {AF_INET, {127, 0, 0, 53}, 53};
+    tcpsynth_endpoint_t a6 = {AF_INET6, {0}, 40001}, b6 = {AF_INET6, {0}, 53};
+    uint8_t dns[33] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
+    uint8_t ph[40];
+    int dir = -1;
+
+    CHECK_EQ_INT(tcpsynth_udp(&a, &b, 7, dns, 22, 1, udp_collect, &dir), 0);
+    CHECK_EQ_INT(dir, 1);
+    CHECK_EQ_INT(udp_len, 20 + 8 + 22);
+    CHECK_EQ_INT(udp_pkt[9], 17);
+    CHECK_EQ_INT(fold16(sum16(udp_pkt, 20, 0)), 0xffff);
+    memcpy(ph, udp_pkt + 12, 8);
+    ph[8] = 0;
+    ph[9] = 17;
+    ph[10] = 0;
+    ph[11] = 30;
+    CHECK_EQ_INT(fold16(sum16(udp_pkt + 20, 30, sum16(ph, 12, 0))), 0xffff);
+    CHECK(memcmp(udp_pkt + 28, dns, 22) == 0);
+
+    a6.addr[15] = 1;
+    b6.addr[15] = 1;
+    CHECK_EQ_INT(tcpsynth_udp(&a6, &b6, 0, dns, 33, 0, udp_collect, &dir), 0);
+    CHECK_EQ_INT(udp_len, 40 + 8 + 33);
+    memcpy(ph, udp_pkt + 8, 32);
+    uint8_t ph2[8] = {0, 0, 0, 41, 0, 0, 0, 17};
+    CHECK_EQ_INT(fold16(sum16(udp_pkt + 40, 41, sum16(ph2, 8, sum16(ph, 32, 0)))), 0xffff);
+    CHECK_EQ_INT(tcpsynth_udp(&a, &b6, 0, dns, 22, 0, udp_collect, &dir), -EINVAL);
+}
+
 int main(void)
 {
     test_init();
@@ -1055,5 +1119,6 @@ int main(void)
     test_checksums();
     test_emit_error();
     test_tshark();
+    test_udp();
     return check_done();
 }

@@ -101,7 +101,7 @@ MITM_LOG=$WORK/mitmrec.$_MITM_RUNS.log
 "$MITMREC" --listen 127.0.0.1:0 -o "$WORK/capture" >/dev/null 2>"$MITM_LOG" &
 MITM_PID=$!
 _LIB_PIDS+=("$MITM_PID")
-MITM_PCAP=$WORK/capture MITM_HAR=$WORK/capture.har
+export MITM_PCAP=$WORK/capture MITM_HAR=$WORK/capture.har
 for _ in $(seq 100); do grep -q 'proxy listening on 127.0.0.1:' "$MITM_LOG" && break; sleep 0.1; done
 grep -q 'proxy listening on 127.0.0.1:' "$MITM_LOG" || fail "--listen 127.0.0.1:0: no listening line: $(cat "$MITM_LOG")"
 stop_mitmrec

@@ -102,7 +102,9 @@ printf '%s\n' "$comments" | grep -Eqi 'verif|certificate' ||
 
 # The garbage client: a HAR entry with _error, or at least a pcapng comment; which one the
 # recording used is logged. It is told apart from the other failures by its ports: it talked
-# to the proxy's port, not to an origin port.
+# to the proxy's port, not to an origin port. (mitmrec 0.1.0 writes a pcapng comment only,
+# "mitmrec error: client spoke neither HTTP nor TLS", on packets to the proxy's port, and no
+# HAR entry.)
 others="127.0.0.1:$ORIGIN_PORT 127.0.0.1:$ORIGIN_BADPORT 127.0.0.1:$closed"
 garbage_har=$(har_query "$MITM_HAR" '[e.get("_error") or e["response"].get("_error") for e in h["log"]["entries"] if (e.get("_error") or e["response"].get("_error")) and not any(o in e["request"]["url"] for o in "'"$others"'".split())]')
 garbage_pcap=$(tshark_fields "$MITM_PCAP" "frame.comment && tcp.port == $MITM_PORT" frame.comment)

@@ -11,13 +11,13 @@ What it checks:
   - with --expect: the multiset of "METHOD PATH STATUS" is the same in tshark and in the HAR
     (CONNECT requests, if tshark shows any, are left out: they are not HTTP exchanges);
   - with --contains: that "METHOD PATH STATUS" is among them, in tshark and in the HAR;
-  - every HAR entry: "_index" equals its position, "_pcapng" {interface, frame, stream} names
-    a frame on that interface and tcp.stream whose comment is (or has, among "; "-separated
-    parts) "har entry N: METHOD URL" (for
-    entries with "_error", which may have no HTTP request on the wire, a missing comment is
+  - the "_index" values are 0..N-1, each once (each entry's position, usually: a difference is
     only noted);
-    an entry without "_error" matches the first tshark HTTP request at or after that frame
-    in that stream (same method, same path);
+  - every entry's "_pcapng" {interface, frame, stream} names a frame on that interface and in
+    that tcp.stream whose comment is (or has, among "; "-separated parts) "har entry N: METHOD
+    URL" (for an entry with "_error", which may have no HTTP request on the wire, a missing
+    comment is only noted); an entry without "_error" matches the first tshark HTTP request at
+    or after that frame in that stream (same method, same path, same status);
   - --strict: no entry has "_error", and tshark's request count equals the HAR's entry count;
     without it, every entry without "_error" must still have its tshark request;
   - PATH=FILE: every 200 response to a GET of PATH has FILE's bytes as its body, in the HAR
@@ -155,14 +155,19 @@ if opts.strict:
                 % (len(http_requests), len(entries)))
 
 # Entries against frames.
+indices = sorted(e.get("_index") for e in entries if isinstance(e.get("_index"), int))
+if indices != list(range(len(indices))) or len(set(indices)) != len(indices):
+    problem("the _index values are %s, want 0..%d each once" % (indices, len(entries) - 1))
 used = set()
 for pos, e in enumerate(entries):
     req = e.get("request", {})
     method, url = req.get("method"), req.get("url")
     idx = e.get("_index")
-    if idx != pos:
-        problem("entry %d: _index is %r, want %d" % (pos, idx, pos))
-        idx = pos if idx is None else idx
+    if not isinstance(idx, int):
+        problem("entry %d (%s %s): _index is %r, want an integer" % (pos, method, url, idx))
+        idx = pos
+    elif idx != pos:
+        print("recording: note: entry %d has _index %d" % (pos, idx), file=sys.stderr)
     pc = e.get("_pcapng")
     if not isinstance(pc, dict) or not all(isinstance(pc.get(k), int) for k in ("interface", "frame", "stream")):
         problem("entry %d: _pcapng is %r, want {interface, frame, stream} integers" % (pos, pc))
