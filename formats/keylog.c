@@ -26,11 +26,11 @@ struct kl_entry {
 
 struct keylog {
     struct kl_entry *entries;
-    size_t count, cap;        /* entries used and allocated */
-    size_t max;               /* bound on count */
-    uint32_t *index;          /* entry number + 1; 0 = empty slot */
-    size_t index_size;        /* a power of two */
-    uint64_t k0, k1;          /* SipHash key */
+    size_t count, cap; /* entries used and allocated */
+    size_t max;        /* bound on count */
+    uint32_t *index;   /* entry number + 1; 0 = empty slot */
+    size_t index_size; /* a power of two */
+    uint64_t k0, k1;   /* SipHash key */
     keylog_stats_t stats;
 };
 

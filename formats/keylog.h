@@ -15,12 +15,12 @@
  * on success and a negative errno on failure.
  */
 
-#define KEYLOG_RANDOM_LEN 32           /* client random, bytes */
-#define KEYLOG_SECRET_MAX 64           /* longest secret kept, bytes */
-#define KEYLOG_MAX_ENTRIES (1u << 20)  /* default bound on stored secrets */
+#define KEYLOG_RANDOM_LEN 32          /* client random, bytes */
+#define KEYLOG_SECRET_MAX 64          /* longest secret kept, bytes */
+#define KEYLOG_MAX_ENTRIES (1u << 20) /* default bound on stored secrets */
 
 typedef enum keylog_label {
-    KEYLOG_CLIENT_RANDOM = 0,               /* TLS 1.2 master secret */
+    KEYLOG_CLIENT_RANDOM = 0, /* TLS 1.2 master secret */
     KEYLOG_CLIENT_EARLY_TRAFFIC_SECRET,
     KEYLOG_CLIENT_HANDSHAKE_TRAFFIC_SECRET,
     KEYLOG_SERVER_HANDSHAKE_TRAFFIC_SECRET,
@@ -33,13 +33,13 @@ typedef enum keylog_label {
 
 /* What keylog_add_text has seen so far; counters only grow. */
 typedef struct keylog_stats {
-    size_t entries;     /* secrets stored */
-    size_t lines;       /* lines read, blank lines and comments included */
-    size_t malformed;   /* known label, but bad fields or hex: line ignored */
-    size_t unknown;     /* unknown label (e.g. "RSA"): line ignored */
-    size_t duplicates;  /* the same secret again: ignored */
-    size_t conflicts;   /* another secret for a stored label and random: the first wins */
-    size_t dropped;     /* not stored because the store was full */
+    size_t entries;    /* secrets stored */
+    size_t lines;      /* lines read, blank lines and comments included */
+    size_t malformed;  /* known label, but bad fields or hex: line ignored */
+    size_t unknown;    /* unknown label (e.g. "RSA"): line ignored */
+    size_t duplicates; /* the same secret again: ignored */
+    size_t conflicts;  /* another secret for a stored label and random: the first wins */
+    size_t dropped;    /* not stored because the store was full */
 } keylog_stats_t;
 
 typedef struct keylog keylog_t;

@@ -11,6 +11,8 @@
 #define DEFAULT_MAX_BUFFER (4u * 1024u * 1024u)
 #define DEFAULT_MAX_TOTAL (256u * 1024u * 1024u)
 #define MIN_BUCKETS 256u
+/* An ACK further ahead than this is not believed (a bogus or stale value). */
+#define ACK_WINDOW (1ll << 30)
 
 #define TH_FIN 0x01
 #define TH_SYN 0x02
@@ -58,11 +60,13 @@ struct seg {
 struct half {
     uint64_t nxt;        /* stream offset of the next byte to deliver */
     uint64_t fin_at;     /* stream offset of the FIN, when fin_seen */
+    uint64_t acked;      /* highest stream offset the peer acknowledged, when acked_set */
     uint32_t seq0;       /* sequence number of stream offset 0, when init */
     uint32_t base;       /* Wireshark's base_seq, when seen (for port reuse) */
     uint8_t seen;        /* base is set */
     uint8_t init;        /* seq0 is set: a SYN, data or a FIN was seen */
     uint8_t fin_seen, fin_done;
+    uint8_t acked_set;
     struct seg *head, *tail;  /* sorted, disjoint, every start > nxt */
     size_t buffered;     /* SEG_COST of the pieces */
 };
@@ -491,6 +495,14 @@ static int place(tcpreasm_t *r, struct conn *c, int d, int64_t start, const uint
         }
         if ((uint64_t)start == h->nxt)
             return in_order(r, c, d, data, len, ts_ns, frame);
+        if (h->acked_set && h->acked > h->nxt) {
+            /* The peer has acknowledged (part of) the hole: the capture
+               missed those bytes, and they will not be sent again. */
+            rc = gap_to(r, c, d, h->acked < (uint64_t)start ? h->acked : (uint64_t)start);
+            if (rc || (rc = drain(r, c, d)) != 0)
+                return rc;
+            continue;
+        }
         ustart = (uint64_t)start;
         rc = ooo_insert(r, h, &ustart, &data, &len, ts_ns, frame);
         if (rc == 0)
@@ -508,6 +520,38 @@ static int place(tcpreasm_t *r, struct conn *c, int d, int64_t start, const uint
 static int64_t stream_off(const struct half *h, uint32_t seq)
 {
     return (int64_t)h->nxt + (int32_t)(seq - (uint32_t)(h->seq0 + (uint32_t)h->nxt));
+}
+
+/*
+ * The peer acknowledged up to ack in direction d. Bytes acknowledged but not
+ * captured are lost to us for good (their sender will not repeat them), so a
+ * hole they fall in is given up now, as Wireshark's "follow" does, instead of
+ * holding what follows it until the buffer limit or the end. Only holes with
+ * buffered data after them are given up here: an ACK alone cannot tell a lost
+ * segment from a FIN (which takes one sequence number and no byte).
+ */
+static int peer_ack(tcpreasm_t *r, struct conn *c, int d, uint32_t ack)
+{
+    struct half *h = &c->h[d];
+    int64_t off;
+    uint64_t to;
+    int rc;
+
+    if (!h->init)
+        return 0;
+    off = stream_off(h, ack);
+    if (off <= (int64_t)h->nxt || off - (int64_t)h->nxt > ACK_WINDOW)
+        return 0;
+    if (!h->acked_set || (uint64_t)off > h->acked) {
+        h->acked = (uint64_t)off;
+        h->acked_set = 1;
+    }
+    while (h->head && h->acked > h->nxt) {
+        to = h->acked < h->head->start ? h->acked : h->head->start;
+        if ((rc = gap_to(r, c, d, to)) != 0 || (rc = drain(r, c, d)) != 0)
+            return rc;
+    }
+    return 0;
 }
 
 /*
@@ -726,6 +770,8 @@ static int tcp_segment(tcpreasm_t *r, const struct l4 *p, uint64_t ts_ns, uint64
     if (flags & TH_RST)
         return conn_close(r, c, TCPREASM_CLOSE_RST);
     rc = half_segment(r, c, d, seq, flags, t + doff, have, claimed, ts_ns, frame);
+    if (rc == 0 && (flags & TH_ACK))
+        rc = peer_ack(r, c, !d, ack);
     if (rc)
         return rc;
     if (c->h[0].fin_done && c->h[1].fin_done)

@@ -20,9 +20,11 @@
  * side with the higher port, or for equal ports the first sender. Each
  * direction's bytes are delivered once, in sequence order: retransmissions and
  * overlaps are dropped (the copy captured first wins), out-of-order segments
- * are buffered until the hole before them fills. When a direction's buffer
- * would pass its limit, or at tcpreasm_finish, the holes are declared lost
- * (on_gap) and the bytes after them delivered. Sequence numbers wrap.
+ * are buffered until the hole before them fills. A hole is declared lost
+ * (on_gap) and the bytes after it delivered when the peer acknowledges bytes
+ * of it (the capture missed them: Wireshark's "follow" does the same), when
+ * the direction's buffer would pass its limit, or at tcpreasm_finish.
+ * Sequence numbers wrap.
  *
  * Connection ids are 0, 1, 2, ... in the order of the connections' first
  * packets; a SYN on a tuple whose connection has seen a FIN or RST, or whose

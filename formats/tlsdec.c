@@ -36,7 +36,7 @@
 #define TAG_LEN 16
 #define NONCE_LEN 12
 #define HASH_MAX 48
-#define HS_MAX (64 * 1024)     /* longest handshake message we keep (hellos, EE) */
+#define HS_MAX (64 * 1024) /* longest handshake message we keep (hellos, EE) */
 #define ALPN_LIST_MAX 512
 
 /* The ServerHello random that marks a HelloRetryRequest (RFC 8446, 4.1.3). */
@@ -104,19 +104,19 @@ struct keys {
     uint64_t seq;
     uint8_t secret[HASH_MAX]; /* TLS 1.3 traffic secret, for KeyUpdate */
     bool ready;
-    bool missing;          /* looked up and not found (0-RTT trial only) */
+    bool missing; /* looked up and not found (0-RTT trial only) */
 };
 
 struct dir {
-    uint8_t *buf;          /* a partial record, or everything held */
+    uint8_t *buf; /* a partial record, or everything held */
     size_t len, cap;
-    uint8_t *plain;        /* TLSDEC_RECORD_MAX bytes, once decrypting */
+    uint8_t *plain; /* TLSDEC_RECORD_MAX bytes, once decrypting */
     bool failed, held;
     enum phase phase;
     enum pending pending;
     struct keys cur;
-    struct keys alt;       /* handshake keys tried while 0-RTT data may come */
-    uint8_t hs_hdr[4];     /* handshake message reassembly */
+    struct keys alt;   /* handshake keys tried while 0-RTT data may come */
+    uint8_t hs_hdr[4]; /* handshake message reassembly */
     size_t hs_hdr_len;
     uint32_t hs_len, hs_got;
     uint8_t *hs;
@@ -128,13 +128,13 @@ struct tlsdec {
     tlsdec_callbacks_t cb;
     void *opaque;
     struct dir d[2];
-    EVP_KDF *hkdf, *prf;   /* fetched when first needed */
+    EVP_KDF *hkdf, *prf; /* fetched when first needed */
     const struct suite *suite;
     uint16_t version, suite_id;
     bool ch_seen, sh_seen, hrr_seen, ee_seen;
     bool info_sent, secrets_reported, nomem;
     bool early_offered;
-    int early_accepted;    /* -1 unknown, 0 no, 1 yes */
+    int early_accepted; /* -1 unknown, 0 no, 1 yes */
     bool kb_ready;
     uint8_t key_block[2 * (32 + NONCE_LEN)];
     uint8_t client_random[32], server_random[32];
@@ -222,6 +222,8 @@ static bool grow(uint8_t **buf, size_t *cap, size_t need, size_t limit)
 {
     if (need <= *cap)
         return true;
+    if (need > limit)
+        return false;
     size_t ncap = *cap ? *cap * 2 : 1024;
     if (ncap < need)
         ncap = need;
@@ -402,8 +404,8 @@ static int install12(tlsdec_t *t, int dir)
     if (!t->kb_ready) {
         uint8_t master[KEYLOG_SECRET_MAX];
         size_t mlen = sizeof master;
-        if (!t->kl || keylog_find(t->kl, KEYLOG_CLIENT_RANDOM, t->client_random, master,
-                                  &mlen) != 0)
+        if (!t->kl ||
+            keylog_find(t->kl, KEYLOG_CLIENT_RANDOM, t->client_random, master, &mlen) != 0)
             return no_secrets(t, dir, KEYLOG_CLIENT_RANDOM);
         if (mlen != 48)
             return fail(t, dir, "CLIENT_RANDOM has %zu bytes, a master secret has 48", mlen);
@@ -451,8 +453,8 @@ static int aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *a
 }
 
 /* TLS 1.3: opens a record and strips the padding; *type is the inner content type. */
-static int open13(struct keys *k, const uint8_t *hdr, const uint8_t *body, size_t len,
-                  uint8_t *out, size_t *outlen, int *type)
+static int open13(struct keys *k, const uint8_t *hdr, const uint8_t *body, size_t len, uint8_t *out,
+                  size_t *outlen, int *type)
 {
     uint8_t nonce[NONCE_LEN];
     nonce_xor(nonce, k->iv, k->seq);
@@ -471,8 +473,8 @@ static int open13(struct keys *k, const uint8_t *hdr, const uint8_t *body, size_
 }
 
 /* TLS 1.2 AEAD (RFC 5288 GCM with explicit nonce, RFC 7905 ChaCha20-Poly1305). */
-static int open12(tlsdec_t *t, struct keys *k, const uint8_t *hdr, const uint8_t *body,
-                  size_t len, uint8_t *out, size_t *outlen)
+static int open12(tlsdec_t *t, struct keys *k, const uint8_t *hdr, const uint8_t *body, size_t len,
+                  uint8_t *out, size_t *outlen)
 {
     uint8_t nonce[NONCE_LEN], aad[13];
     if (t->suite->aead == CHACHA) {
@@ -645,7 +647,7 @@ static int parse_server_hello(tlsdec_t *t, const uint8_t *body, size_t len)
     const uint8_t *random = rd_bytes(&r, 32);
     rd_bytes(&r, rd8(&r)); /* session id */
     unsigned suite = rd16(&r);
-    rd8(&r);               /* compression method */
+    rd8(&r); /* compression method */
     struct rd exts = r.n ? rd_sub(&r, rd16(&r)) : r;
     while (!r.bad && exts.n > 0 && !exts.bad) {
         unsigned type = rd16(&exts);
@@ -712,8 +714,8 @@ static int parse_encrypted_extensions(tlsdec_t *t, const uint8_t *body, size_t l
 
 static bool hs_keep(unsigned type)
 {
-    return type == HS_CLIENT_HELLO || type == HS_SERVER_HELLO ||
-           type == HS_ENCRYPTED_EXTENSIONS || type == HS_KEY_UPDATE;
+    return type == HS_CLIENT_HELLO || type == HS_SERVER_HELLO || type == HS_ENCRYPTED_EXTENSIONS ||
+           type == HS_KEY_UPDATE;
 }
 
 /* One complete handshake message; body is NULL for those we don't keep. */
@@ -862,8 +864,7 @@ static int on_inner(tlsdec_t *t, int dir, int type, const uint8_t *p, size_t n)
  * opens with the handshake keys. Records that open with neither are early
  * data the server skipped too.
  */
-static int record13_early(tlsdec_t *t, int dir, const uint8_t *hdr, const uint8_t *body,
-                          size_t len)
+static int record13_early(tlsdec_t *t, int dir, const uint8_t *hdr, const uint8_t *body, size_t len)
 {
     struct dir *d = &t->d[dir];
     size_t n;

@@ -24,8 +24,8 @@
  * direction is no longer decrypted: its later bytes are dropped.
  */
 
-#define TLSDEC_DIR_CLIENT 0  /* client -> server */
-#define TLSDEC_DIR_SERVER 1  /* server -> client */
+#define TLSDEC_DIR_CLIENT 0 /* client -> server */
+#define TLSDEC_DIR_SERVER 1 /* server -> client */
 
 #define TLSDEC_CT_ALERT 21
 #define TLSDEC_CT_APPLICATION_DATA 23
@@ -33,20 +33,20 @@
 #define TLSDEC_VERSION_TLS12 0x0303
 #define TLSDEC_VERSION_TLS13 0x0304
 
-#define TLSDEC_RECORD_MAX (16384 + 2048)  /* longest record body accepted */
-#define TLSDEC_HOLD_MAX (128 * 1024)      /* bytes a direction keeps while it waits */
+#define TLSDEC_RECORD_MAX (16384 + 2048) /* longest record body accepted */
+#define TLSDEC_HOLD_MAX (128 * 1024)     /* bytes a direction keeps while it waits */
 
 typedef struct tlsdec tlsdec_t;
 
 /* What the hellos (and for TLS 1.3 the EncryptedExtensions) said. */
 typedef struct tlsdec_info {
-    uint16_t version;             /* TLSDEC_VERSION_*, from supported_versions if present */
-    uint16_t cipher_suite;        /* IANA number */
-    const char *cipher_name;      /* IANA name, or NULL for a suite we don't decrypt */
-    const char *sni;              /* server_name, or NULL */
-    const char *alpn;             /* the protocol the server chose, or NULL */
-    const uint8_t *alpn_offered;  /* the client's list in wire format (length-prefixed
-                                     names), or NULL; may be cut at 512 bytes */
+    uint16_t version;            /* TLSDEC_VERSION_*, from supported_versions if present */
+    uint16_t cipher_suite;       /* IANA number */
+    const char *cipher_name;     /* IANA name, or NULL for a suite we don't decrypt */
+    const char *sni;             /* server_name, or NULL */
+    const char *alpn;            /* the protocol the server chose, or NULL */
+    const uint8_t *alpn_offered; /* the client's list in wire format (length-prefixed
+                                    names), or NULL; may be cut at 512 bytes */
     size_t alpn_offered_len;
 } tlsdec_info_t;
 
@@ -67,8 +67,7 @@ typedef struct tlsdec_info {
  *      once per connection; other errors once per direction they stop.
  */
 typedef struct tlsdec_callbacks {
-    void (*on_plaintext)(void *opaque, int dir, int content_type, const uint8_t *data,
-                         size_t len);
+    void (*on_plaintext)(void *opaque, int dir, int content_type, const uint8_t *data, size_t len);
     void (*on_handshake_info)(void *opaque, const tlsdec_info_t *info);
     void (*on_error)(void *opaque, int dir, const char *message);
 } tlsdec_callbacks_t;

@@ -28,7 +28,7 @@ enum flow_state {
     F_CLOSING,
 };
 
-enum flow_mode { M_NONE, M_CONNECT, M_PLAIN };
+enum flow_mode { M_NONE, M_CONNECT, M_PLAIN, M_TRANSPARENT };
 
 struct flow {
     proxy_t *p;
@@ -172,9 +172,9 @@ static void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(f->error, sizeof(f->error), fmt, ap);
     va_end(ap);
-    if (f->mode == M_CONNECT)
+    if (f->mode == M_CONNECT || f->tls)
         snprintf(url, sizeof(url), strchr(f->host, ':') ? "https://[%s]:%u/" : "https://%s:%u/",
-                 f->host, f->port);
+                 f->sni[0] ? f->sni : f->host, f->port);
     else
         snprintf(url, sizeof(url), strchr(f->host, ':') ? "http://[%s]:%u/" : "http://%s:%u/",
                  f->host, f->port);
@@ -257,6 +257,9 @@ static int client_hello(void *opaque, SSL *ssl, int *al)
         if (f->t_tls0)
             return SSL_CLIENT_HELLO_RETRY;   /* still waiting for the upstream */
         tls_client_hello_info(ssl, f->sni, sizeof(f->sni), &alpn, &alpn_len);
+        /* Transparent flows learn the name only now; URLs use it. */
+        if (f->mode == M_TRANSPARENT)
+            rec_flow_set_target(f->rec, "https", f->sni[0] ? f->sni : f->host, f->port);
         if (alpn_len <= sizeof(f->client_alpn)) {
             memcpy(f->client_alpn, alpn, alpn_len);
             f->client_alpn_len = alpn_len;
@@ -595,6 +598,13 @@ static void up_connected(conn_t *c, int status)
     uint64_t ts = rec_now();
 
     f->t_conn1 = ts;
+    if (status < 0 && f->mode == M_TRANSPARENT) {
+        /* The application connected to us already: a reset is the nearest thing
+           to the refusal it would have seen. */
+        flow_fail(f, NULL, "cannot connect to %s:%u: %s", f->host, f->port, mr_strerror(status));
+        flow_close(f, 1);
+        return;
+    }
     if (status < 0) {
         char body[400];
         flow_fail(f, f->mode == M_CONNECT ? "CONNECT" : NULL, "cannot connect to %s:%u: %s",
@@ -616,6 +626,12 @@ static void up_connected(conn_t *c, int status)
     rec_flow_set_timings(f->rec, ms_between(f->t_dns0, f->t_dns1),
                          ms_between(f->t_conn0, f->t_conn1), -1);
     conn_resume(&f->client);
+    if (f->mode == M_TRANSPARENT) {
+        f->state = F_SNIFF;
+        conn_start(&f->client);
+        conn_start(&f->up);
+        return;
+    }
     if (f->mode == M_CONNECT) {
         f->state = F_SNIFF;
         conn_write_raw(&f->client, established, sizeof(established) - 1);
@@ -832,7 +848,43 @@ static int resolve_and_connect(flow_t *f)
 
 /* ---- accept ------------------------------------------------------------- */
 
-int flow_accept(proxy_t *p, uv_stream_t *listener)
+static int accept_transparent(flow_t *f)
+{
+    proxy_t *p = f->p;
+    struct sockaddr_storage orig;
+    procinfo_t pi;
+    int rc;
+
+    if (!p->lookup || (rc = p->lookup(p->lookup_opaque, (struct sockaddr *)&f->client_addr,
+                                      &orig, &pi)) < 0) {
+        flow_close(f, 1);
+        return -ENOENT;
+    }
+    memcpy(&f->up_addr, &orig, sizeof(orig));
+    if (orig.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&orig)->sin6_addr, f->host, sizeof(f->host));
+        f->port = ntohs(((struct sockaddr_in6 *)&orig)->sin6_port);
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&orig)->sin_addr, f->host, sizeof(f->host));
+        f->port = ntohs(((struct sockaddr_in *)&orig)->sin_port);
+    }
+    f->mode = M_TRANSPARENT;
+    f->recording = 1;
+    f->rec = rec_flow_new(p->rec, (struct sockaddr *)&f->client_addr, (struct sockaddr *)&orig,
+                          rec_now());
+    if (!f->rec) {
+        flow_close(f, 1);
+        return -ENOMEM;
+    }
+    rec_flow_set_process(f->rec, &pi);
+    rec_flow_set_target(f->rec, "http", f->host, f->port);
+    log_debug("flow %llu: %s (pid %u) to %s:%u", (unsigned long long)f->id, pi.name, pi.pid,
+              f->host, f->port);
+    /* Reading the client waits for the upstream: its first bytes decide what to do. */
+    return connect_up(f) < 0 ? 0 : 0;
+}
+
+int flow_accept(proxy_t *p, uv_stream_t *listener, int transparent)
 {
     flow_t *f = calloc(1, sizeof(*f));
     struct sockaddr_storage local;
@@ -858,6 +910,8 @@ int flow_accept(proxy_t *p, uv_stream_t *listener)
     }
     len = sizeof(f->client_addr);
     uv_tcp_getpeername(&f->client.tcp, (struct sockaddr *)&f->client_addr, &len);
+    if (transparent)
+        return accept_transparent(f);
     len = sizeof(local);
     uv_tcp_getsockname(&f->client.tcp, (struct sockaddr *)&local, &len);
     /* Until the destination is known, the proxy's own address stands in. */

@@ -13,8 +13,12 @@
  * the recorder everything. It frees itself once both connections closed.
  */
 
-/* Accepts one pending connection from the listener and starts its flow. */
-int flow_accept(proxy_t *p, uv_stream_t *listener);
+/*
+ * Accepts one pending connection from the listener and starts its flow.
+ * transparent: the connection was redirected to us (p->lookup tells where it
+ * was going); otherwise it is a proxy client. -ENOENT: not redirected, closed.
+ */
+int flow_accept(proxy_t *p, uv_stream_t *listener, int transparent);
 
 /* Closes the flow now (shutdown of the proxy). */
 void flow_abort(flow_t *f);

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <openssl/ssl.h>
 #include <uv.h>
@@ -12,9 +14,14 @@
 #include "ca.h"
 #include "log.h"
 #include "options.h"
+#include "procinfo.h"
 #include "proxy.h"
 #include "recorder.h"
+#include "redirect.h"
+#include "spawn.h"
+#include "status.h"
 #include "tls.h"
+#include "udprelay.h"
 
 /* How long flows may take to finish after SIGINT/SIGTERM before they are cut. */
 #define STOP_GRACE_MS 3000
@@ -24,10 +31,18 @@ typedef struct app {
     options_t opts;
     proxy_t proxy;
     recorder_t *rec;
-    uv_signal_t sigint, sigterm;
+    redirect_t *redirect;
+    udprelay_t *udp;
+    status_t *status;
+    uv_signal_t sigint, sigterm, sigchld;
     uv_timer_t flush_timer, grace_timer;
+    int signals_on;
     int stopping;
     int done;
+    pid_t child;                 /* spawn mode */
+    int child_status;            /* its exit status once it ended, else -1 */
+    char cgroup[4096];           /* spawn mode: the cgroup we made */
+    char workdir[4096];
 } app_t;
 
 static void close_all(app_t *a)
@@ -35,10 +50,16 @@ static void close_all(app_t *a)
     if (a->done)
         return;
     a->done = 1;
-    uv_close((uv_handle_t *)&a->sigint, NULL);
-    uv_close((uv_handle_t *)&a->sigterm, NULL);
-    uv_close((uv_handle_t *)&a->flush_timer, NULL);
-    uv_close((uv_handle_t *)&a->grace_timer, NULL);
+    udprelay_stop(a->udp);
+    a->udp = NULL;
+    status_stop(a->status);
+    if (a->signals_on) {
+        uv_close((uv_handle_t *)&a->sigint, NULL);
+        uv_close((uv_handle_t *)&a->sigterm, NULL);
+        uv_close((uv_handle_t *)&a->sigchld, NULL);
+        uv_close((uv_handle_t *)&a->flush_timer, NULL);
+        uv_close((uv_handle_t *)&a->grace_timer, NULL);
+    }
 }
 
 static void on_idle(proxy_t *p)
@@ -53,10 +74,8 @@ static void grace_cb(uv_timer_t *t)
     proxy_stop(&a->proxy, 1);
 }
 
-static void signal_cb(uv_signal_t *s, int signum)
+static void app_stop(app_t *a)
 {
-    app_t *a = s->data;
-
     if (a->stopping) {
         proxy_stop(&a->proxy, 1);
         return;
@@ -64,6 +83,24 @@ static void signal_cb(uv_signal_t *s, int signum)
     a->stopping = 1;
     uv_timer_start(&a->grace_timer, grace_cb, STOP_GRACE_MS, 0);
     proxy_stop(&a->proxy, 0);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    app_stop(s->data);
+}
+
+/* Spawn mode: the command ended; its status becomes ours. */
+static void sigchld_cb(uv_signal_t *s, int signum)
+{
+    app_t *a = s->data;
+    int st;
+
+    if (a->child <= 0 || waitpid(a->child, &st, WNOHANG) != a->child)
+        return;
+    a->child = 0;
+    a->child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    app_stop(a);
 }
 
 static void flush_cb(uv_timer_t *t)
@@ -79,6 +116,113 @@ static int is_loopback(const char *host)
            (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
 }
 
+static int lookup_tcp(void *opaque, const struct sockaddr *peer, struct sockaddr_storage *orig,
+                      procinfo_t *pi)
+{
+    redirect_info_t info;
+    int rc = redirect_lookup_tcp(opaque, peer, &info);
+
+    if (rc < 0)
+        return rc;
+    *orig = info.orig_dst;
+    procinfo_read(info.pid, info.comm, pi);
+    return 0;
+}
+
+static int lookup_udp(void *opaque, const struct sockaddr *peer, struct sockaddr_storage *orig,
+                      procinfo_t *pi)
+{
+    redirect_info_t info;
+    int rc = redirect_lookup_udp(opaque, peer, &info);
+
+    if (rc < 0)
+        return rc;
+    *orig = info.orig_dst;
+    procinfo_read(info.pid, info.comm, pi);
+    return 0;
+}
+
+/* Local redirect mode: listeners, the eBPF redirector, and in spawn mode the command. */
+static int start_redirect(app_t *a, ca_t *ca)
+{
+    char err[512], root[4096];
+    const char *cg = a->opts.cgroup;
+    redirect_opts_t ro;
+    int tport = 0, uport = 0, v6 = 0, rc;
+
+    a->proxy.lookup = NULL;
+    if ((rc = proxy_start_transparent(&a->proxy, 0, &tport, &v6, err, sizeof(err))) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if ((rc = udprelay_start(&a->loop, a->rec, lookup_udp, NULL, 0, &uport, &a->udp, err,
+                             sizeof(err))) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (!cg) {
+        if (redirect_cgroup_root(root, sizeof(root)) < 0) {
+            log_error("no cgroup v2 file system is mounted: local redirect mode needs one; "
+                      "use --listen mode instead");
+            return 2;
+        }
+        cg = root;
+    }
+    if (a->opts.mode == MODE_SPAWN) {
+        if (spawn_cgroup_create(cg, a->cgroup, sizeof(a->cgroup), err, sizeof(err)) < 0) {
+            log_error("%s; spawn mode needs root (or use --listen mode)", err);
+            return 2;
+        }
+        cg = a->cgroup;
+    }
+    memset(&ro, 0, sizeof(ro));
+    ro.cgroup_path = cg;
+    ro.tcp_port = (uint16_t)tport;
+    ro.udp_port = (uint16_t)uport;
+    ro.ipv6_via_v4mapped = !v6;
+    ro.self_pid = (uint32_t)getpid();
+    ro.rules = a->opts.rules;
+    ro.nrules = a->opts.nrules;
+    ro.ignore_cidrs = a->opts.ignore;
+    ro.nignore = a->opts.nignore;
+    if ((rc = redirect_open(&ro, &a->redirect, err, sizeof(err))) < 0) {
+        log_error("%s; without it, use --listen mode (an explicit proxy needs no privileges)",
+                  err);
+        return rc == -EINVAL ? 2 : 2;
+    }
+    a->proxy.lookup = lookup_tcp;
+    a->proxy.lookup_opaque = a->redirect;
+    /* The UDP relay was started before the redirector existed: give it the handle now. */
+    udprelay_set_lookup_opaque(a->udp, a->redirect);
+    if (a->opts.mode == MODE_SPAWN) {
+        spawn_opts_t so;
+        if (spawn_workdir(a->workdir, sizeof(a->workdir), err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return 1;
+        }
+        memset(&so, 0, sizeof(so));
+        so.argv = a->opts.command;
+        so.cgroup_dir = a->cgroup;
+        so.ca_cert = ca_cert_path(ca);
+        so.workdir = a->workdir;
+        if (spawn_start(&so, &a->child, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return 1;
+        }
+        log_debug("started %s (pid %d) in %s", a->opts.command[0], (int)a->child, a->cgroup);
+    } else {
+        log_info("recording processes matching the -p rules in %s", cg);
+    }
+    return 0;
+}
+
+static void print_proc(void *opaque, const rec_proc_stats_t *st)
+{
+    fprintf(stderr, "mitmrec:   %-20s %8u %6llu flows %6llu requests %12llu bytes\n", st->name,
+            st->pid, (unsigned long long)st->flows, (unsigned long long)st->requests,
+            (unsigned long long)st->bytes);
+}
+
 int main(int argc, char **argv)
 {
     app_t a;
@@ -87,9 +231,10 @@ int main(int argc, char **argv)
     SSL_CTX *sctx = NULL, *cctx = NULL;
     recorder_opts_t ro;
     recorder_stats_t st;
-    int rc, port = 0, status = 1;
+    int rc, port = 0, status = 1, loop_on = 0;
 
     memset(&a, 0, sizeof(a));
+    a.child_status = -1;
     signal(SIGPIPE, SIG_IGN);
     rc = options_parse(&a.opts, argc, argv, err, sizeof(err));
     if (rc == 1)
@@ -124,54 +269,97 @@ int main(int argc, char **argv)
         goto out;
     }
     uv_loop_init(&a.loop);
+    loop_on = 1;
     a.proxy.loop = &a.loop;
     a.proxy.rec = a.rec;
     a.proxy.ca = ca;
     a.proxy.server_ctx = sctx;
     a.proxy.client_ctx = cctx;
     a.proxy.insecure = a.opts.insecure;
-    if (proxy_start(&a.proxy, a.opts.listen_host, a.opts.listen_port, &port, err,
-                    sizeof(err)) < 0) {
-        log_error("%s", err);
-        proxy_stop(&a.proxy, 1);
-        uv_run(&a.loop, UV_RUN_DEFAULT);
-        uv_loop_close(&a.loop);
-        recorder_close(a.rec);
-        goto out;
+    if (a.opts.mode == MODE_LISTEN) {
+        if (proxy_start(&a.proxy, a.opts.listen_host, a.opts.listen_port, &port, err,
+                        sizeof(err)) < 0) {
+            log_error("%s", err);
+            goto stop_early;
+        }
+    } else if ((status = start_redirect(&a, ca)) != 0) {
+        goto stop_early;
     }
+    status = 1;
     a.proxy.on_idle = on_idle;
-    if (!is_loopback(a.opts.listen_host))
-        log_warn("listening on %s: any host that reaches it can use this proxy",
-                 a.opts.listen_host);
     uv_signal_init(&a.loop, &a.sigint);
     uv_signal_init(&a.loop, &a.sigterm);
-    a.sigint.data = a.sigterm.data = &a;
+    uv_signal_init(&a.loop, &a.sigchld);
+    a.sigint.data = a.sigterm.data = a.sigchld.data = &a;
     uv_signal_start(&a.sigint, signal_cb, SIGINT);
     uv_signal_start(&a.sigterm, signal_cb, SIGTERM);
+    if (a.opts.mode == MODE_SPAWN) {
+        uv_signal_start(&a.sigchld, sigchld_cb, SIGCHLD);
+        /* It may have ended before the handler was in place. */
+        sigchld_cb(&a.sigchld, SIGCHLD);
+    }
     uv_timer_init(&a.loop, &a.flush_timer);
     uv_timer_init(&a.loop, &a.grace_timer);
     a.flush_timer.data = a.grace_timer.data = &a;
+    a.signals_on = 1;
     uv_timer_start(&a.flush_timer, flush_cb, 1000, 1000);
+    if (!a.opts.quiet && (a.opts.status_line == 1 ||
+                          (a.opts.status_line == -1 && isatty(STDERR_FILENO))))
+        a.status = status_start(&a.loop, a.rec, &a.proxy);
     if (a.opts.insecure)
         log_warn("--insecure: upstream certificates are not verified");
-    fprintf(stderr, strchr(a.opts.listen_host, ':') ? "mitmrec: proxy listening on [%s]:%d\n"
-                                                    : "mitmrec: proxy listening on %s:%d\n",
-            a.opts.listen_host, port);
-    fflush(stderr);
+    if (a.opts.mode == MODE_LISTEN) {
+        if (!is_loopback(a.opts.listen_host))
+            log_warn("listening on %s: any host that reaches it can use this proxy",
+                     a.opts.listen_host);
+        fprintf(stderr, strchr(a.opts.listen_host, ':') ? "mitmrec: proxy listening on [%s]:%d\n"
+                                                        : "mitmrec: proxy listening on %s:%d\n",
+                a.opts.listen_host, port);
+        fflush(stderr);
+    }
 
     uv_run(&a.loop, UV_RUN_DEFAULT);
     uv_loop_close(&a.loop);
+    loop_on = 0;
 
     recorder_get_stats(a.rec, &st);
     rc = recorder_close(a.rec);
-    if (!a.opts.quiet || rc < 0)
+    if (!a.opts.quiet || rc < 0) {
         fprintf(stderr,
                 "mitmrec: %llu flows, %llu requests, %llu bytes; wrote %s (%llu packets) and %s%s\n",
                 (unsigned long long)st.flows, (unsigned long long)st.requests,
                 (unsigned long long)st.bytes, a.opts.out_path, (unsigned long long)st.packets,
                 a.opts.har_path, rc < 0 ? " (INCOMPLETE: write errors)" : "");
+        if (a.opts.mode != MODE_LISTEN && !a.opts.quiet) {
+            fprintf(stderr, "mitmrec:   %-20s %8s\n", "process", "pid");
+            recorder_each_process(a.rec, print_proc, NULL);
+        }
+    }
     status = rc < 0 ? 1 : 0;
+    if (a.opts.mode == MODE_SPAWN && a.child_status >= 0 && status == 0)
+        status = a.child_status;
+    goto out;
+
+stop_early:
+    proxy_stop(&a.proxy, 1);
+    udprelay_stop(a.udp);
+    a.udp = NULL;
+    if (a.child > 0) {
+        kill(a.child, SIGTERM);
+        waitpid(a.child, NULL, 0);
+    }
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a.loop);
+    loop_on = 0;
+    recorder_close(a.rec);
 out:
+    if (loop_on)
+        uv_loop_close(&a.loop);
+    redirect_close(a.redirect);
+    if (a.cgroup[0] && spawn_cgroup_remove(a.cgroup) < 0)
+        log_debug("cgroup %s not removed: %s", a.cgroup, strerror(errno));
+    if (a.workdir[0])
+        spawn_workdir_remove(a.workdir);
     recorder_free(a.rec);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);

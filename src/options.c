@@ -17,6 +17,9 @@ enum {
     OPT_KEYLOG,
     OPT_UPSTREAM,
     OPT_MAX_BODY,
+    OPT_CGROUP,
+    OPT_IGNORE_HOSTS,
+    OPT_NO_STATUS,
 };
 
 static const struct option long_opts[] = {
@@ -29,6 +32,10 @@ static const struct option long_opts[] = {
     {"keylog", required_argument, NULL, OPT_KEYLOG},
     {"upstream", no_argument, NULL, OPT_UPSTREAM},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"process", required_argument, NULL, 'p'},
+    {"cgroup", required_argument, NULL, OPT_CGROUP},
+    {"ignore-hosts", required_argument, NULL, OPT_IGNORE_HOSTS},
+    {"no-status", no_argument, NULL, OPT_NO_STATUS},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -38,10 +45,18 @@ static const struct option long_opts[] = {
 
 void options_usage(FILE *f)
 {
-    fputs("Usage: mitmrec --listen [ADDR:]PORT -o FILE.pcapng [options]\n"
-          "Records the traffic of programs that use it as their HTTP proxy: TLS is\n"
-          "intercepted, the pcapng carries its secrets, and a HAR 1.2 file is written beside it.\n"
+    fputs("Usage: mitmrec -p SPEC[,SPEC...] -o FILE.pcapng [options]      (running processes)\n"
+          "       mitmrec -o FILE.pcapng [options] -- COMMAND [ARGS...]     (a command)\n"
+          "       mitmrec --listen [ADDR:]PORT -o FILE.pcapng [options]      (explicit proxy)\n"
+          "Records what programs say on the network: TLS is intercepted, the pcapng carries\n"
+          "its secrets and names each packet's process, and a HAR 1.2 file is written beside it.\n"
           "\n"
+          "  -p, --process SPEC    intercept processes by NAME, PID, !NAME or !PID (repeatable,\n"
+          "                        comma-separated, read left to right; needs root and eBPF)\n"
+          "      --cgroup PATH     only processes in this cgroup v2 subtree\n"
+          "      --ignore-hosts CIDR  leave these destinations alone (repeatable)\n"
+          "  -- COMMAND [ARGS]     run COMMAND in a cgroup of its own and record it and its\n"
+          "                        children; exit with its status\n"
           "  --listen [ADDR:]PORT  serve as an explicit HTTP proxy (CONNECT and absolute-form);\n"
           "                        ADDR defaults to 127.0.0.1, PORT 0 picks a free port\n"
           "  -o, --output FILE     pcapng to write ('-' for stdout, '.gz' for gzip)\n"
@@ -52,7 +67,8 @@ void options_usage(FILE *f)
           "  -k, --insecure        do not verify upstream certificates\n"
           "      --ca FILE         CA key and certificate (default ~/.mitmrec/mitmrec-ca.pem)\n"
           "      --max-body BYTES  keep at most BYTES of each body in the HAR (default 16M)\n"
-          "  -q, --quiet           only errors on stderr\n"
+          "  -q, --quiet           only errors on stderr (no status line, no summary)\n"
+          "      --no-status       no live status line\n"
           "  -v, --verbose         log every flow\n"
           "  -h, --help            this text\n"
           "  -V, --version         print the version\n",
@@ -123,6 +139,54 @@ static int parse_size(const char *arg, size_t *out)
     return 0;
 }
 
+/* "-p curl,!wget,1234": appended to the rules in order. */
+static int parse_process_specs(options_t *o, const char *arg, char *err, size_t errlen)
+{
+    const char *p = arg;
+
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        redirect_rule_t r;
+        redirect_rule_t *rules;
+        const char *s = p;
+        size_t len = n;
+        char *end;
+
+        memset(&r, 0, sizeof(r));
+        if (len && s[0] == '!') {
+            r.exclude = 1;
+            s++;
+            len--;
+        }
+        if (len == 0 || len >= sizeof(r.name) || memchr(s, '/', len)) {
+            snprintf(err, errlen, "invalid -p '%.*s': expected NAME, PID, !NAME or !PID",
+                     (int)n, p);
+            return -EINVAL;
+        }
+        memcpy(r.name, s, len);
+        r.name[len] = '\0';
+        errno = 0;
+        unsigned long pid = strtoul(r.name, &end, 10);
+        if (*end == '\0' && !errno && pid > 0 && pid <= 0x7fffffff) {
+            r.pid = (uint32_t)pid;
+            r.name[0] = '\0';
+        }
+        if (o->nrules == REDIRECT_MAX_RULES) {
+            snprintf(err, errlen, "too many -p rules (at most %d)", REDIRECT_MAX_RULES);
+            return -EINVAL;
+        }
+        rules = realloc(o->rules, (o->nrules + 1) * sizeof(*rules));
+        if (!rules)
+            return -ENOMEM;
+        o->rules = rules;
+        o->rules[o->nrules++] = r;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
 static char *derive_har_path(const char *out)
 {
     size_t n = strlen(out);
@@ -151,7 +215,8 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
     o->max_body = 16u << 20;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+o:kqvhV", long_opts, NULL)) != -1) {
+    o->status_line = -1;
+    while ((c = getopt_long(argc, argv, "+o:p:kqvhV", long_opts, NULL)) != -1) {
         switch (c) {
         case OPT_LISTEN:
             if ((rc = parse_listen(o, optarg, err, errlen)) < 0)
@@ -193,6 +258,24 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
                 return -EINVAL;
             }
             break;
+        case 'p':
+            if ((rc = parse_process_specs(o, optarg, err, errlen)) < 0)
+                return rc;
+            break;
+        case OPT_CGROUP:
+            o->cgroup = optarg;
+            break;
+        case OPT_IGNORE_HOSTS: {
+            const char **n = realloc(o->ignore, (o->nignore + 1) * sizeof(*n));
+            if (!n)
+                return -ENOMEM;
+            o->ignore = n;
+            o->ignore[o->nignore++] = optarg;
+            break;
+        }
+        case OPT_NO_STATUS:
+            o->status_line = 0;
+            break;
         case 'q':
             o->quiet = 1;
             break;
@@ -217,11 +300,33 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
         }
     }
     if (optind < argc) {
-        snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        if (optind == 0 || strcmp(argv[optind - 1], "--") != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (a command goes after '--')",
+                     argv[optind]);
+            return -EINVAL;
+        }
+        o->command = argv + optind;
+    } else if (optind > 0 && optind <= argc && strcmp(argv[optind - 1], "--") == 0) {
+        snprintf(err, errlen, "no command after '--'");
         return -EINVAL;
     }
-    if (!o->listen_given) {
-        snprintf(err, errlen, "no capture mode: give --listen [ADDR:]PORT (see --help)");
+    if (o->listen_given && (o->nrules || o->command)) {
+        snprintf(err, errlen, "--listen cannot be combined with -p or a command");
+        return -EINVAL;
+    }
+    if (o->listen_given) {
+        o->mode = MODE_LISTEN;
+    } else if (o->command) {
+        o->mode = MODE_SPAWN;
+    } else if (o->nrules) {
+        o->mode = MODE_ATTACH;
+    } else {
+        snprintf(err, errlen, "nothing to record: give -p NAME, -- COMMAND or --listen PORT "
+                 "(see --help)");
+        return -EINVAL;
+    }
+    if (o->cgroup && o->mode == MODE_LISTEN) {
+        snprintf(err, errlen, "--cgroup goes with -p or a command, not --listen");
         return -EINVAL;
     }
     if (!o->out_path) {
@@ -241,6 +346,10 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
 
 void options_free(options_t *o)
 {
+    free(o->rules);
+    free(o->ignore);
+    o->rules = NULL;
+    o->ignore = NULL;
     free(o->har_path);
     free(o->cacerts);
     o->har_path = NULL;

@@ -5,6 +5,14 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "redirect.h"
+
+enum options_mode {
+    MODE_LISTEN,   /* --listen: explicit proxy */
+    MODE_ATTACH,   /* -p SPEC: running processes, through the eBPF redirector */
+    MODE_SPAWN,    /* -- COMMAND: a command and its children */
+};
+
 /* mitmrec's command line, parsed. Strings point into argv (borrowed) unless noted. */
 typedef struct options {
     char listen_host[64];        /* "127.0.0.1" unless given */
@@ -22,6 +30,14 @@ typedef struct options {
     int quiet;
     int verbose;
     size_t max_body;             /* --max-body, bytes kept per HAR body */
+    enum options_mode mode;
+    redirect_rule_t *rules;      /* -p, in order; owned */
+    size_t nrules;
+    const char *cgroup;          /* --cgroup */
+    const char **ignore;         /* --ignore-hosts, CIDRs; array owned */
+    size_t nignore;
+    char **command;              /* after "--"; points into argv */
+    int status_line;             /* -1 auto (a terminal), 0 off, 1 on */
 } options_t;
 
 /*

@@ -36,7 +36,7 @@ int procinfo_read(uint32_t pid, const char *comm, procinfo_t *pi)
     if ((n = read_file(path, buf, sizeof(buf))) < 0)
         return -ESRCH;
     buf[strcspn(buf, "\n")] = '\0';
-    snprintf(pi->name, sizeof(pi->name), "%s", buf);
+    snprintf(pi->name, sizeof(pi->name), "%.63s", buf);
     snprintf(path, sizeof(path), "/proc/%u/exe", pid);
     n = readlink(path, pi->exe, sizeof(pi->exe) - 1);
     if (n > 0) {
@@ -45,7 +45,7 @@ int procinfo_read(uint32_t pid, const char *comm, procinfo_t *pi)
         base = strrchr(pi->exe, '/');
         base = base ? base + 1 : pi->exe;
         if (strlen(pi->name) == 15 && strncmp(base, pi->name, 15) == 0)
-            snprintf(pi->name, sizeof(pi->name), "%s", base);
+            snprintf(pi->name, sizeof(pi->name), "%.63s", base);
     } else {
         pi->exe[0] = '\0';
     }

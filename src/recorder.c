@@ -822,6 +822,7 @@ static rec_proc_t *proc_get(recorder_t *r, const procinfo_t *pi)
     p = &r->procs[r->nprocs++];
     memset(p, 0, sizeof(*p));
     p->pid = pi->pid;
+    p->st.pid = pi->pid;
     snprintf(p->st.name, sizeof(p->st.name), "%s", pi->name);
     p->dpeb = pcapng_writer_add_darwin_process(r->pcap, pi->pid, pi->name);
     if (p->dpeb < 0)

@@ -127,6 +127,7 @@ void recorder_udp(recorder_t *r, const struct sockaddr *src, const struct sockad
 
 /* Per-process totals, for the summary at exit: calls fn for each process seen. */
 typedef struct rec_proc_stats {
+    uint32_t pid;
     char name[64];
     uint64_t flows, requests, bytes;
 } rec_proc_stats_t;

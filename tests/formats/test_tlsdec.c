@@ -83,20 +83,20 @@ struct capture {
 };
 
 struct sess_opts {
-    int version;                 /* TLS1_2_VERSION or TLS1_3_VERSION */
-    const char *ciphers;         /* TLS 1.3 ciphersuites or TLS 1.2 cipher list */
-    bool rsa;                    /* RSA certificate instead of ECDSA */
-    const char *alpn;            /* what the server picks */
+    int version;         /* TLS1_2_VERSION or TLS1_3_VERSION */
+    const char *ciphers; /* TLS 1.3 ciphersuites or TLS 1.2 cipher list */
+    bool rsa;            /* RSA certificate instead of ECDSA */
+    const char *alpn;    /* what the server picks */
     const char *sni;
-    bool big;                    /* a 100 KB message */
-    bool key_update;             /* TLS 1.3 KeyUpdates */
-    bool small;                  /* few short messages only */
-    const char *client_groups;   /* for a HelloRetryRequest */
+    bool big;                  /* a 100 KB message */
+    bool key_update;           /* TLS 1.3 KeyUpdates */
+    bool small;                /* few short messages only */
+    const char *client_groups; /* for a HelloRetryRequest */
     const char *server_groups;
-    SSL_SESSION *resume;         /* resume this session */
-    const char *early;           /* 0-RTT data to send */
+    SSL_SESSION *resume; /* resume this session */
+    const char *early;   /* 0-RTT data to send */
     bool server_rejects_early;
-    bool log_both;               /* key log lines from both sides (duplicates) */
+    bool log_both; /* key log lines from both sides (duplicates) */
 };
 
 static EVP_PKEY *ec_key, *rsa_key;
@@ -111,8 +111,8 @@ static X509 *make_cert(EVP_PKEY *key)
     X509_gmtime_adj(X509_getm_notAfter(x), 86400);
     X509_set_pubkey(x, key);
     X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"test.example",
-                               -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"test.example", -1,
+                               -1, 0);
     X509_set_issuer_name(x, name);
     X509_sign(x, key, EVP_sha256());
     return x;
@@ -164,8 +164,7 @@ static size_t pump(struct sess *ss)
         }
         if (cap->stream[dir].n > start) {
             cap->chunks = realloc(cap->chunks, (cap->nchunks + 1) * sizeof *cap->chunks);
-            cap->chunks[cap->nchunks++] =
-                (struct chunk){dir, start, cap->stream[dir].n - start};
+            cap->chunks[cap->nchunks++] = (struct chunk){dir, start, cap->stream[dir].n - start};
         }
     }
     return moved;
@@ -263,6 +262,7 @@ static bool make_session(const struct sess_opts *o, struct capture *cap)
         SSL_CTX_set_keylog_callback(sctx, keylog_cb);
     SSL_CTX_use_certificate(sctx, o->rsa ? rsa_cert : ec_cert);
     SSL_CTX_use_PrivateKey(sctx, o->rsa ? rsa_key : ec_key);
+    SSL_CTX_set_dh_auto(sctx, 1);
     SSL_CTX_set_alpn_select_cb(sctx, alpn_select, (void *)(o->alpn ? o->alpn : "none"));
     SSL_CTX_set_alpn_protos(cctx, (const unsigned char *)"\x02h2\x08http/1.1", 12);
     SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
@@ -522,9 +522,14 @@ static void check_session(const struct capture *cap, const char *sni, const char
 
 static void test_suite(int version, const char *ciphers, bool rsa, const char *alpn)
 {
-    struct sess_opts o = {.version = version, .ciphers = ciphers, .rsa = rsa, .alpn = alpn,
-                          .sni = "test.example", .big = true,
-                          .key_update = version == TLS1_3_VERSION, .log_both = true};
+    struct sess_opts o = {.version = version,
+                          .ciphers = ciphers,
+                          .rsa = rsa,
+                          .alpn = alpn,
+                          .sni = "test.example",
+                          .big = true,
+                          .key_update = version == TLS1_3_VERSION,
+                          .log_both = true};
     struct capture cap;
     fprintf(stderr, "session %s %s\n", ciphers, rsa ? "RSA" : "ECDSA");
     CHECK(make_session(&o, &cap));
@@ -548,8 +553,11 @@ static size_t find_record(const struct bytes *s, int ct, int n)
 
 static void test_failures(int version, const char *ciphers)
 {
-    struct sess_opts o = {.version = version, .ciphers = ciphers, .alpn = "http/1.1",
-                          .sni = "fail.example", .key_update = version == TLS1_3_VERSION};
+    struct sess_opts o = {.version = version,
+                          .ciphers = ciphers,
+                          .alpn = "http/1.1",
+                          .sni = "fail.example",
+                          .key_update = version == TLS1_3_VERSION};
     struct capture cap;
     fprintf(stderr, "failures %s\n", ciphers);
     if (!make_session(&o, &cap)) {
@@ -777,9 +785,13 @@ static void test_not_tls(void)
 /* HelloRetryRequest: the client's first key share is for a group the server doesn't take. */
 static void test_hrr(void)
 {
-    struct sess_opts o = {.version = TLS1_3_VERSION, .ciphers = "TLS_AES_128_GCM_SHA256",
-                          .alpn = "h2", .sni = "hrr.example", .client_groups = "P-256:X25519",
-                          .server_groups = "X25519", .key_update = true};
+    struct sess_opts o = {.version = TLS1_3_VERSION,
+                          .ciphers = "TLS_AES_128_GCM_SHA256",
+                          .alpn = "h2",
+                          .sni = "hrr.example",
+                          .client_groups = "P-256:X25519",
+                          .server_groups = "X25519",
+                          .key_update = true};
     struct capture cap;
     fprintf(stderr, "HelloRetryRequest\n");
     if (!make_session(&o, &cap)) {
@@ -804,8 +816,11 @@ static void test_hrr(void)
 static void test_resumption(void)
 {
     fprintf(stderr, "resumption\n");
-    struct sess_opts o = {.version = TLS1_2_VERSION, .ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256",
-                          .alpn = "h2", .sni = "resume.example", .small = true};
+    struct sess_opts o = {.version = TLS1_2_VERSION,
+                          .ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256",
+                          .alpn = "h2",
+                          .sni = "resume.example",
+                          .small = true};
     struct capture first, second;
     CHECK(make_session(&o, &first));
     o.resume = first.session;
@@ -818,8 +833,11 @@ static void test_resumption(void)
     capture_free(&first);
     capture_free(&second);
 
-    o = (struct sess_opts){.version = TLS1_3_VERSION, .ciphers = "TLS_AES_256_GCM_SHA384",
-                           .alpn = "http/1.1", .sni = "early.example", .small = true,
+    o = (struct sess_opts){.version = TLS1_3_VERSION,
+                           .ciphers = "TLS_AES_256_GCM_SHA384",
+                           .alpn = "http/1.1",
+                           .sni = "early.example",
+                           .small = true,
                            .early = "GET /early HTTP/1.1\r\n\r\n"};
     CHECK(make_session(&o, &first));
     struct sess_opts o2 = o;
@@ -860,25 +878,25 @@ static void test_keylog(void)
         "CLIENT_RANDOM 0102030405060708091011121314151617181920212223242526272829303132 "
         "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff001122334455"
         "66778899\r\n"
-        "SERVER_HANDSHAKE_TRAFFIC_SECRET\t0102030405060708091011121314151617181920212223242526272829"
-        "303132\tABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789  \n"
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET\t010203040506070809101112131415161718192021222324252627"
+        "2829303132\tABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789  \n"
         "RSA 0011 2233\n"
-        "CLIENT_TRAFFIC_SECRET_0 01020304 aabb\n"                    /* short random */
+        "CLIENT_TRAFFIC_SECRET_0 01020304 aabb\n" /* short random */
         "CLIENT_TRAFFIC_SECRET_0 0102030405060708091011121314151617181920212223242526272829303"
-        "1zz aabb\n"                                                 /* not hex */
+        "1zz aabb\n" /* not hex */
         "SERVER_TRAFFIC_SECRET_0 0102030405060708091011121314151617181920212223242526272829303"
-        "132 abc\n"                                                  /* odd length */
+        "132 abc\n" /* odd length */
         "EXPORTER_SECRET 0102030405060708091011121314151617181920212223242526272829303132\n"
         "EXPORTER_SECRET 0102030405060708091011121314151617181920212223242526272829303132 aa bb\n"
         "CLIENT_TRAFFIC_SECRET_0 0102030405060708091011121314151617181920212223242526272829303132 "
         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbc"
-        "cddeeff00112233445566778899aabbccddeeff00\n"                 /* 65 bytes: too long */
+        "cddeeff00112233445566778899aabbccddeeff00\n" /* 65 bytes: too long */
         "CLIENT_RANDOM 0102030405060708091011121314151617181920212223242526272829303132 "
         "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff001122334455"
-        "66778899\n"                                                     /* duplicate */
+        "66778899\n" /* duplicate */
         "CLIENT_RANDOM 0102030405060708091011121314151617181920212223242526272829303132 00\n"
         "EARLY_EXPORTER_SECRET 0102030405060708091011121314151617181920212223242526272829303132 "
-        "77";                                                        /* no final newline */
+        "77"; /* no final newline */
     CHECK_EQ_INT(keylog_add_text(kl, text, strlen(text)), 3);
     keylog_stats_t st;
     keylog_get_stats(kl, &st);
@@ -923,8 +941,8 @@ static void test_keylog(void)
     struct bytes b = {0};
     char line[200];
     for (int i = 0; i < 5001; i++) {
-        int n = snprintf(line, sizeof line, "CLIENT_RANDOM %08x%s %064x\n", (unsigned)i,
-                         cr_hex + 8, (unsigned)i);
+        int n = snprintf(line, sizeof line, "CLIENT_RANDOM %08x%s %064x\n", (unsigned)i, cr_hex + 8,
+                         (unsigned)i);
         bytes_add(&b, line, (size_t)n);
     }
     CHECK_EQ_INT(keylog_add_text(kl, (const char *)b.p, b.n), -ENOSPC);
@@ -943,7 +961,8 @@ static void test_keylog(void)
         len = sizeof out;
         int rc = keylog_find(kl, KEYLOG_CLIENT_RANDOM, r, out, &len);
         if (i < 5000)
-            all = all && rc == 0 && len == 32 && out[31] == (uint8_t)i && out[30] == (uint8_t)(i >> 8);
+            all = all && rc == 0 && len == 32 && out[31] == (uint8_t)i &&
+                  out[30] == (uint8_t)(i >> 8);
         else
             all = all && rc == -ENOENT;
     }
@@ -959,8 +978,8 @@ static void test_keylog(void)
  * length, the key log, then chunks of u16 LE header (bit 15 = direction,
  * bits 0-14 = length) and data.
  */
-static void write_seed(const char *dirname, const char *name, const struct capture *cap,
-                       int flags, size_t maxpiece)
+static void write_seed(const char *dirname, const char *name, const struct capture *cap, int flags,
+                       size_t maxpiece)
 {
     struct bytes b = {0};
     uint8_t hdr[3] = {(uint8_t)flags, (uint8_t)cap->keylog.n, (uint8_t)(cap->keylog.n >> 8)};
@@ -1006,8 +1025,11 @@ static int write_seeds(const char *dirname)
         {"tls12-ecdsa-chacha20", TLS1_2_VERSION, "ECDHE-ECDSA-CHACHA20-POLY1305", false},
     };
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
-        struct sess_opts o = {.version = seeds[i].version, .ciphers = seeds[i].ciphers,
-                              .rsa = seeds[i].rsa, .alpn = "h2", .sni = "seed.example",
+        struct sess_opts o = {.version = seeds[i].version,
+                              .ciphers = seeds[i].ciphers,
+                              .rsa = seeds[i].rsa,
+                              .alpn = "h2",
+                              .sni = "seed.example",
                               .key_update = seeds[i].version == TLS1_3_VERSION};
         struct capture cap;
         if (!make_session(&o, &cap))
@@ -1019,17 +1041,23 @@ static int write_seeds(const char *dirname)
         write_seed(dirname, name, &cap, 1, 300);
         capture_free(&cap);
     }
-    struct sess_opts o = {.version = TLS1_3_VERSION, .ciphers = "TLS_AES_128_GCM_SHA256",
-                          .alpn = "http/1.1", .sni = "hrr.example",
-                          .client_groups = "P-256:X25519", .server_groups = "X25519",
+    struct sess_opts o = {.version = TLS1_3_VERSION,
+                          .ciphers = "TLS_AES_128_GCM_SHA256",
+                          .alpn = "http/1.1",
+                          .sni = "hrr.example",
+                          .client_groups = "P-256:X25519",
+                          .server_groups = "X25519",
                           .small = true};
     struct capture cap, cap2;
     if (!make_session(&o, &cap))
         return 1;
     write_seed(dirname, "tls13-hrr.bin", &cap, 0, 4000);
     capture_free(&cap);
-    o = (struct sess_opts){.version = TLS1_3_VERSION, .ciphers = "TLS_AES_128_GCM_SHA256",
-                           .alpn = "h2", .small = true, .early = "early data"};
+    o = (struct sess_opts){.version = TLS1_3_VERSION,
+                           .ciphers = "TLS_AES_128_GCM_SHA256",
+                           .alpn = "h2",
+                           .small = true,
+                           .early = "early data"};
     if (!make_session(&o, &cap))
         return 1;
     o.resume = cap.session;
@@ -1062,6 +1090,9 @@ int main(int argc, char **argv)
         test_suite(TLS1_2_VERSION, "ECDHE-RSA-AES128-GCM-SHA256", true, "http/1.1");
         test_suite(TLS1_2_VERSION, "ECDHE-RSA-AES256-GCM-SHA384", true, "h2");
         test_suite(TLS1_2_VERSION, "ECDHE-RSA-CHACHA20-POLY1305", true, "http/1.1");
+        test_suite(TLS1_2_VERSION, "DHE-RSA-AES256-GCM-SHA384", true, "h2");
+        test_suite(TLS1_2_VERSION, "DHE-RSA-CHACHA20-POLY1305", true, "h2");
+        test_suite(TLS1_2_VERSION, "AES128-GCM-SHA256", true, "http/1.1");
         test_failures(TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256");
         test_failures(TLS1_2_VERSION, "ECDHE-ECDSA-AES256-GCM-SHA384");
         test_unsupported(TLS1_3_VERSION, "TLS_AES_128_CCM_SHA256",
