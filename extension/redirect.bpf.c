@@ -22,13 +22,14 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* Settings, written by the loader before load and constant afterwards, so the verifier prunes
    what they switch off. */
-const volatile __u32 self_tgid = 0;       /* mitmrec itself: never redirected */
-const volatile __u16 tcp_port = 0;        /* mitmrec's TCP listener on loopback, 0 = no TCP */
-const volatile __u16 udp_port = 0;        /* mitmrec's UDP listener on loopback, 0 = no UDP */
-const volatile __u32 nrules = 0;          /* 0: every process (spawn mode) */
-const volatile __u32 exclude_mask = 0;    /* bit i set: rule i excludes */
-const volatile __u32 rule_pid[RD_MAX_RULES] = {}; /* rule i matches this tgid; 0: by name */
-const volatile __u8 v6_via_v4mapped = 0;  /* connect6: 127.0.0.1 v4-mapped instead of ::1 */
+const volatile __u32 self_tgid = 0;      /* mitmrec itself: never redirected */
+const volatile __u16 tcp_port = 0;       /* mitmrec's TCP listener on loopback, 0 = no TCP */
+const volatile __u16 udp_port = 0;       /* mitmrec's UDP listener on loopback, 0 = no UDP */
+const volatile __u32 nrules = 0;         /* 0: every process (spawn mode) */
+const volatile __u32 exclude_mask = 0;   /* bit i set: rule i excludes */
+const volatile __u8 v6_via_v4mapped = 0; /* connect6: 127.0.0.1 v4-mapped instead of ::1 */
+/* Rule i matches the process with this tgid; 0: rule i matches by name. */
+const volatile __u32 rule_pid[RD_MAX_RULES] = {};
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -168,7 +169,11 @@ int BPF_PROG(rd_fork, struct task_struct *parent, struct task_struct *child)
     if (pv) {
         val = *pv;
     } else {
-        proc_evaluate(&val, ptgid, parent->comm,
+        /* The forking thread may be any thread: the process's name is its leader's comm, as
+           /proc/PID/comm shows it to the scan. */
+        struct task_struct *leader = BPF_CORE_READ(parent, group_leader);
+
+        proc_evaluate(&val, ptgid, leader->comm,
                       BPF_CORE_READ(parent, mm, exe_file, f_path.dentry, d_name.name));
         bpf_map_update_elem(&procs, &ptgid, &val, BPF_NOEXIST);
     }

@@ -256,8 +256,7 @@ static int ignore_load(int fd, const redirect_opts_t *o, char *err, size_t errle
         }
         rc = bpf_map_update_elem(fd, &key, &one, BPF_ANY);
         if (rc < 0) {
-            snprintf(err, errlen, "ignored network \"%s\": %s", o->ignore_cidrs[i],
-                     strerror(-rc));
+            snprintf(err, errlen, "ignored network \"%s\": %s", o->ignore_cidrs[i], strerror(-rc));
             return rc;
         }
     }
@@ -296,8 +295,10 @@ static int load(redirect_t *r, const redirect_opts_t *o, struct bpf_log *log, ch
         else if (log->first[0] || log->verifier[0])
             snprintf(why, sizeof(why), " (%s)", log->first[0] ? log->first : log->verifier);
         kernel_too_old(release, sizeof(release));
-        snprintf(err, errlen, "loading the BPF programs failed%s: %s; kernel %s may lack a hook "
-                 "or helper (developed on 6.18)", why, strerror(-rc), release);
+        snprintf(err, errlen,
+                 "loading the BPF programs failed%s: %s; kernel %s may lack a hook "
+                 "or helper (developed on 6.18)",
+                 why, strerror(-rc), release);
         return rc == -ENOTSUP ? -EOPNOTSUPP : rc;
     }
     return 0;
@@ -406,8 +407,9 @@ int redirect_open(const redirect_opts_t *o, redirect_t **out, char *err, size_t 
     if (rc < 0)
         return rc;
     if (!has_capabilities()) {
-        snprintf(err, errlen, "local redirect mode needs root (CAP_SYS_ADMIN, or CAP_BPF, "
-                              "CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_PTRACE)");
+        snprintf(err, errlen,
+                 "local redirect mode needs root (CAP_SYS_ADMIN, or CAP_BPF, "
+                 "CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_PTRACE)");
         return -EPERM;
     }
     if (kernel_too_old(release, sizeof(release))) {
@@ -416,8 +418,10 @@ int redirect_open(const redirect_opts_t *o, redirect_t **out, char *err, size_t 
         return -EOPNOTSUPP;
     }
     if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
-        snprintf(err, errlen, "the kernel has no BTF (/sys/kernel/btf/vmlinux: %s): it needs "
-                              "CONFIG_DEBUG_INFO_BTF=y", strerror(errno));
+        snprintf(err, errlen,
+                 "the kernel has no BTF (/sys/kernel/btf/vmlinux: %s): it needs "
+                 "CONFIG_DEBUG_INFO_BTF=y",
+                 strerror(errno));
         return -EOPNOTSUPP;
     }
     r = calloc(1, sizeof(*r));

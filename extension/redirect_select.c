@@ -78,8 +78,8 @@ int redirect_select_load_names(int names_fd, const redirect_rule_t *rules, size_
 }
 
 /* Same evaluation as rules_decide() in redirect.bpf.c: keep the two in step. */
-int redirect_select_decide(const redirect_rule_t *rules, size_t n, uint32_t tgid,
-                           const char *comm, const char *exe)
+int redirect_select_decide(const redirect_rule_t *rules, size_t n, uint32_t tgid, const char *comm,
+                           const char *exe)
 {
     int sel;
 

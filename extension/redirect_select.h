@@ -26,8 +26,8 @@ int redirect_select_load_names(int names_fd, const redirect_rule_t *rules, size_
 
 /* The decision for one process: 1 selected, 0 not. comm and exe (basename of the executable
    file) may be NULL or empty when unknown. */
-int redirect_select_decide(const redirect_rule_t *rules, size_t n, uint32_t tgid,
-                           const char *comm, const char *exe);
+int redirect_select_decide(const redirect_rule_t *rules, size_t n, uint32_t tgid, const char *comm,
+                           const char *exe);
 
 /* Decides for every process in /proc and records it in the procs map (fd borrowed) without
    overwriting what the kernel's fork and exec programs, attached before, have already decided.

@@ -395,8 +395,12 @@ static char *build_url(const har_entry_t *e)
     const http_exchange_t *ex = e->ex;
     const char *target = ex->target ? ex->target : "/";
     const char *scheme = e->scheme && *e->scheme ? e->scheme : "http";
-    const char *hosthdr = http_msg_header(&ex->req, "Host");
-    const char *host = hosthdr && *hosthdr ? hosthdr : e->host ? e->host : "";
+    const char *hosthdr = http_msg_header(&ex->req, ":authority");
+    const char *host;
+
+    if (!hosthdr)
+        hosthdr = http_msg_header(&ex->req, "Host");
+    host = hosthdr && *hosthdr ? hosthdr : e->host ? e->host : "";
     size_t hlen = strlen(host), tlen = strlen(target);
     int connect = ex->method && strcmp(ex->method, "CONNECT") == 0;
     char port[16] = "";
@@ -812,7 +816,11 @@ static void add_version(jctx_t *j, cJSON *o, int major, int minor)
 
     if (major == 0 && minor == 0)
         major = 1, minor = 1;
-    snprintf(v, sizeof(v), "HTTP/%d.%d", major, minor);
+    /* Chrome and the HTTP/2 RFC say "HTTP/2", not "HTTP/2.0". */
+    if (major == 2)
+        snprintf(v, sizeof(v), "HTTP/2");
+    else
+        snprintf(v, sizeof(v), "HTTP/%d.%d", major, minor);
     jstr(j, o, "httpVersion", v);
 }
 

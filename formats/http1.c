@@ -69,6 +69,7 @@ struct http1_conn {
     uint64_t seq;
     uint64_t ts; /* time of the bytes being parsed */
     int upgraded, finished;
+    int upgrade_rest_given;
     /*
      * After a request that asks to switch protocols, the client's next bytes
      * are HTTP/1 only if the server declines. They wait here (bounded) until
@@ -562,10 +563,14 @@ static void handle_event(struct http1_conn *c, h1_dir_t *d)
         if (d->upgrade) {
             c->upgraded = 1;
             c->held = 0;
-            held_free(c);
             c->d[HTTP1_REQ].cur = NULL;
             if (c->cb.on_upgrade)
                 c->cb.on_upgrade(c->opaque, ex);
+            /* What the client sent after its request belongs to the new protocol. */
+            if (c->cb.on_upgrade_data)
+                for (held_seg_t *h = c->held_head; h; h = h->next)
+                    c->cb.on_upgrade_data(c->opaque, HTTP1_REQ, h->data, h->len, h->ts);
+            held_free(c);
         } else if (n->upgrade_req && c->held) {
             release = 1;
         }
@@ -602,6 +607,13 @@ static int dir_feed(struct http1_conn *c, h1_dir_t *d, const uint8_t *data, size
         size_t n;
         enum http_errno e;
 
+        if (c->upgraded && !c->upgrade_rest_given && pos > 0) {
+            /* The switch happened inside this feed: the rest is the new protocol's. */
+            c->upgrade_rest_given = 1;
+            if (c->cb.on_upgrade_data)
+                c->cb.on_upgrade_data(c->opaque, d->dir, data + pos, len - pos, ts);
+            return 0;
+        }
         if (c->upgraded || c->finished || d->failed || d->eof)
             return 0;
         if (d->dir == HTTP1_REQ && c->held)

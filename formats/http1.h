@@ -36,6 +36,13 @@ typedef struct http1_callbacks {
        in both directions are no longer HTTP/1 and are ignored by the decoder.
        May be NULL. The exchange itself is still delivered through on_exchange. */
     void (*on_upgrade)(void *opaque, http_exchange_t *ex);
+    /* Right after on_upgrade: the bytes that followed the switch and reached
+       the decoder (client bytes it held back after the request, the rest of
+       the feed that carried the 101 / 2xx), with the time they were seen, so
+       the next protocol's decoder can start from them. Later bytes are not
+       given to this decoder's feed by the caller. May be NULL. */
+    void (*on_upgrade_data)(void *opaque, int dir, const uint8_t *data, size_t len,
+                            uint64_t ts_usec);
 } http1_callbacks_t;
 
 /*

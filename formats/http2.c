@@ -406,14 +406,16 @@ static int inflate_block(struct http2_conn *c, h2_dir_t *d, size_t *bytes)
     return 0;
 }
 
-/* method and target from the pseudo-headers of a request (or a promise). */
+/* method and target from the pseudo-headers of a request (or a promise),
+   once they are in ex->req. */
 static int request_line(struct http2_conn *c, h2_stream_t *s)
 {
-    const char *m = blk_get(c, ":method"), *path = blk_get(c, ":path");
-    const char *proto = blk_get(c, ":protocol");
+    const http_msg_t *req = &s->ex->req;
+    const char *m = http_msg_header(req, ":method"), *path = http_msg_header(req, ":path");
+    const char *proto = http_msg_header(req, ":protocol");
 
     if (!path)
-        path = blk_get(c, ":authority");
+        path = http_msg_header(req, ":authority");
     if (http_strset(&s->ex->method, m ? m : "", m ? strlen(m) : 0) < 0 ||
         http_strset(&s->ex->target, path ? path : "", path ? strlen(path) : 0) < 0)
         return oom(c);

@@ -11,7 +11,7 @@
 /* pcapng block types and option codes. */
 #define BT_SHB 0x0a0d0d0au
 #define BT_IDB 0x00000001u
-#define BT_PB 0x00000002u       /* obsolete Packet Block */
+#define BT_PB 0x00000002u /* obsolete Packet Block */
 #define BT_SPB 0x00000003u
 #define BT_EPB 0x00000006u
 #define BT_DSB 0x0000000au
@@ -35,46 +35,46 @@
 #define SCRATCH_HALF 65536u
 
 enum mode {
-    MODE_DETECT,     /* nothing read yet: the first 4 bytes say what follows */
+    MODE_DETECT, /* nothing read yet: the first 4 bytes say what follows */
     MODE_PCAPNG,
-    MODE_PCAP_HDR,   /* classic pcap, file header next */
-    MODE_PCAP_REC,   /* classic pcap, records */
+    MODE_PCAP_HDR, /* classic pcap, file header next */
+    MODE_PCAP_REC, /* classic pcap, records */
 };
 
 /* How raw timestamps of an interface become nanoseconds. */
 enum ts_kind {
-    TS_MUL,          /* ts * factor (resolution of 1 ns or coarser, decimal) */
-    TS_DIV,          /* ts / factor (finer than 1 ns, decimal); factor 0: always 0 */
-    TS_BIN,          /* ts / 2^shift seconds */
+    TS_MUL, /* ts * factor (resolution of 1 ns or coarser, decimal) */
+    TS_DIV, /* ts / factor (finer than 1 ns, decimal); factor 0: always 0 */
+    TS_BIN, /* ts / 2^shift seconds */
 };
 
 struct iface {
-    uint32_t id;           /* file-wide */
+    uint32_t id; /* file-wide */
     uint32_t snaplen;
     uint16_t linktype;
     uint8_t kind;
     uint8_t shift;
     uint64_t factor;
-    int64_t tsoffset;      /* seconds */
+    int64_t tsoffset; /* seconds */
 };
 
 struct pcapread {
     pcapread_callbacks_t cb;
     void *opaque;
     int mode;
-    int failed;            /* sticky error, 0 while healthy */
+    int failed; /* sticky error, 0 while healthy */
     int finished;
-    int be;                /* byte order of the current section */
-    int nano;              /* classic pcap with nanosecond timestamps */
-    uint64_t off;          /* file offset of the next unit (or of the buffered partial one) */
+    int be;       /* byte order of the current section */
+    int nano;     /* classic pcap with nanosecond timestamps */
+    uint64_t off; /* file offset of the next unit (or of the buffered partial one) */
     uint64_t frames;
     uint32_t sections;
-    uint32_t if_total;     /* interfaces over the whole file */
-    struct iface *ifs;     /* interfaces of the current section */
+    uint32_t if_total; /* interfaces over the whole file */
+    struct iface *ifs; /* interfaces of the current section */
     uint32_t n_if, cap_if;
-    uint8_t *buf;          /* a partial unit that straddles feeds */
+    uint8_t *buf; /* a partial unit that straddles feeds */
     size_t blen, bcap;
-    char *scratch;         /* NUL-terminated copies of option strings */
+    char *scratch; /* NUL-terminated copies of option strings */
 };
 
 static uint16_t get16(const uint8_t *p, int be)
@@ -154,7 +154,7 @@ static void iface_tsresol(struct iface *f, uint8_t v)
         return;
     }
     f->kind = TS_DIV;
-    if (n - 9 > 19) {   /* 10^20 does not fit: every timestamp is below 1 ns */
+    if (n - 9 > 19) { /* 10^20 does not fit: every timestamp is below 1 ns */
         f->factor = 0;
         return;
     }
@@ -246,7 +246,7 @@ static const char *scratch_str(pcapread_t *r, int half, const uint8_t *p, size_t
 {
     char *s = r->scratch + (half ? SCRATCH_HALF : 0);
 
-    memcpy(s, p, n);   /* n <= 65535: the option length is 16 bits */
+    memcpy(s, p, n); /* n <= 65535: the option length is 16 bits */
     s[n] = '\0';
     return s;
 }
@@ -364,7 +364,7 @@ static int do_shb(pcapread_t *r, const uint8_t *p, size_t sz, int be)
     if (s.major != 1)
         return bad(r, r->off, "unsupported pcapng version %u.%u", s.major, s.minor);
     r->be = be;
-    r->n_if = 0;     /* interface ids start again in every section */
+    r->n_if = 0; /* interface ids start again in every section */
     s.index = r->sections++;
     s.big_endian = be;
     s.offset = r->off;
@@ -399,8 +399,9 @@ static int do_epb(pcapread_t *r, const uint8_t *b, size_t blen, int obsolete)
         return bad(r, r->off, "%s block is too short", obsolete ? "packet" : "enhanced packet");
     ifid = obsolete ? get16(b, r->be) : get32(b, r->be);
     if (ifid >= r->n_if)
-        return bad(r, r->off, "packet refers to interface %" PRIu32 ", but the section has %" PRIu32,
-                   ifid, r->n_if);
+        return bad(r, r->off,
+                   "packet refers to interface %" PRIu32 ", but the section has %" PRIu32, ifid,
+                   r->n_if);
     f = &r->ifs[ifid];
     memset(&pkt, 0, sizeof(pkt));
     pkt.caplen = get32(b + 12, r->be);
@@ -483,7 +484,7 @@ static int do_pcapng(pcapread_t *r, const uint8_t *p, size_t sz)
     case BT_DSB:
         return do_dsb(r, p + 8, sz - 12);
     default:
-        return 0;   /* unknown and uninteresting blocks are skipped */
+        return 0; /* unknown and uninteresting blocks are skipped */
     }
 }
 
@@ -589,8 +590,8 @@ static long long unit_size(pcapread_t *r, const uint8_t *p, size_t avail, size_t
         }
         len = get32(p + 4, be);
         if (len < 12 || len % 4)
-            return bad(r, r->off, "bad block length %" PRIu32 " (block type %08" PRIx32 ")",
-                       len, get32(p, be));
+            return bad(r, r->off, "bad block length %" PRIu32 " (block type %08" PRIx32 ")", len,
+                       get32(p, be));
         if (len > PCAPREAD_MAX_BLOCK)
             return bad(r, r->off, "block of %" PRIu32 " bytes exceeds the %u MiB limit", len,
                        PCAPREAD_MAX_BLOCK >> 20);
@@ -666,9 +667,9 @@ int pcapread_feed(pcapread_t *r, const void *buf, size_t len)
         p += take;
         len -= take;
         if (r->blen < need)
-            return 0;   /* all input used */
+            return 0; /* all input used */
         if (sz == 0)
-            continue;   /* the header is complete: now the size is known */
+            continue; /* the header is complete: now the size is known */
         rc = process(r, r->buf, (size_t)sz);
         r->blen = 0;
         if (rc)

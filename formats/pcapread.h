@@ -29,49 +29,49 @@
  * the bad one has been delivered.
  */
 
-#define PCAPREAD_MAX_BLOCK (16u * 1024u * 1024u)   /* larger blocks are an error */
-#define PCAPREAD_MAX_INTERFACES 65536u             /* per section */
+#define PCAPREAD_MAX_BLOCK (16u * 1024u * 1024u) /* larger blocks are an error */
+#define PCAPREAD_MAX_INTERFACES 65536u           /* per section */
 
-#define PCAPREAD_SECRETS_TLS 0x544c534bu           /* DSB type: NSS key log lines */
+#define PCAPREAD_SECRETS_TLS 0x544c534bu /* DSB type: NSS key log lines */
 
 typedef struct pcapread pcapread_t;
 
 /* A pcapng Section Header Block, or the header of a classic pcap file. */
 typedef struct pcapread_section {
-    uint32_t index;         /* 0, 1, ... in file order */
-    int classic;            /* 1 for classic pcap (one section, one interface) */
+    uint32_t index; /* 0, 1, ... in file order */
+    int classic;    /* 1 for classic pcap (one section, one interface) */
     int big_endian;
-    uint16_t major, minor;  /* format version */
-    uint64_t offset;        /* file offset of the block */
+    uint16_t major, minor; /* format version */
+    uint64_t offset;       /* file offset of the block */
 } pcapread_section_t;
 
 /* An Interface Description Block (or the classic pcap header's link type). */
 typedef struct pcapread_interface {
-    uint32_t id;            /* file-wide: 0, 1, ... in file order over all sections */
-    uint32_t section_id;    /* the id within its section, as packets name it there */
-    uint32_t section;       /* pcapread_section_t.index */
-    uint16_t linktype;      /* LINKTYPE_* */
+    uint32_t id;         /* file-wide: 0, 1, ... in file order over all sections */
+    uint32_t section_id; /* the id within its section, as packets name it there */
+    uint32_t section;    /* pcapread_section_t.index */
+    uint16_t linktype;   /* LINKTYPE_* */
     uint32_t snaplen;
-    uint8_t tsresol;        /* raw if_tsresol (6 when absent, 9 for nanosecond pcap) */
-    int64_t tsoffset;       /* if_tsoffset in seconds, 0 when absent */
-    const char *name;       /* if_name, NUL-terminated, or NULL */
-    const char *description;/* if_description, NUL-terminated, or NULL */
+    uint8_t tsresol;         /* raw if_tsresol (6 when absent, 9 for nanosecond pcap) */
+    int64_t tsoffset;        /* if_tsoffset in seconds, 0 when absent */
+    const char *name;        /* if_name, NUL-terminated, or NULL */
+    const char *description; /* if_description, NUL-terminated, or NULL */
 } pcapread_interface_t;
 
 /* An EPB, SPB, obsolete Packet Block, or classic pcap record. */
 typedef struct pcapread_packet {
-    uint64_t frame;         /* 1-based over the file, as Wireshark numbers frames */
-    uint32_t ifid;          /* file-wide interface id (pcapread_interface_t.id) */
-    uint16_t linktype;      /* the interface's link type */
-    uint64_t ts_ns;         /* nanoseconds since the epoch (0 for an SPB, which has none);
-                               saturates instead of wrapping */
-    const uint8_t *data;    /* caplen bytes, unaligned */
+    uint64_t frame;      /* 1-based over the file, as Wireshark numbers frames */
+    uint32_t ifid;       /* file-wide interface id (pcapread_interface_t.id) */
+    uint16_t linktype;   /* the interface's link type */
+    uint64_t ts_ns;      /* nanoseconds since the epoch (0 for an SPB, which has none);
+                            saturates instead of wrapping */
+    const uint8_t *data; /* caplen bytes, unaligned */
     uint32_t caplen;
-    uint32_t origlen;       /* length on the wire */
-    const char *comment;    /* first opt_comment, NUL-terminated, or NULL */
-    size_t comment_len;     /* its length in bytes (it may hold a NUL itself) */
-    uint32_t flags;         /* epb_flags / pack_flags, 0 when absent */
-    uint64_t offset;        /* file offset of the block */
+    uint32_t origlen;    /* length on the wire */
+    const char *comment; /* first opt_comment, NUL-terminated, or NULL */
+    size_t comment_len;  /* its length in bytes (it may hold a NUL itself) */
+    uint32_t flags;      /* epb_flags / pack_flags, 0 when absent */
+    uint64_t offset;     /* file offset of the block */
 } pcapread_packet_t;
 
 /*

@@ -43,7 +43,7 @@ struct dlist {
 /* An out-of-order piece of one direction's stream, waiting for the hole before it. */
 struct seg {
     struct seg *next;
-    uint64_t start;      /* stream offset of data[0] */
+    uint64_t start; /* stream offset of data[0] */
     uint64_t ts_ns, frame;
     uint32_t len;
     uint8_t data[];
@@ -58,29 +58,29 @@ struct seg {
  * wrap-around stops mattering.
  */
 struct half {
-    uint64_t nxt;        /* stream offset of the next byte to deliver */
-    uint64_t fin_at;     /* stream offset of the FIN, when fin_seen */
-    uint64_t acked;      /* highest stream offset the peer acknowledged, when acked_set */
-    uint32_t seq0;       /* sequence number of stream offset 0, when init */
-    uint32_t base;       /* Wireshark's base_seq, when seen (for port reuse) */
-    uint8_t seen;        /* base is set */
-    uint8_t init;        /* seq0 is set: a SYN, data or a FIN was seen */
+    uint64_t nxt;    /* stream offset of the next byte to deliver */
+    uint64_t fin_at; /* stream offset of the FIN, when fin_seen */
+    uint64_t acked;  /* highest stream offset the peer acknowledged, when acked_set */
+    uint32_t seq0;   /* sequence number of stream offset 0, when init */
+    uint32_t base;   /* Wireshark's base_seq, when seen (for port reuse) */
+    uint8_t seen;    /* base is set */
+    uint8_t init;    /* seq0 is set: a SYN, data or a FIN was seen */
     uint8_t fin_seen, fin_done;
     uint8_t acked_set;
-    struct seg *head, *tail;  /* sorted, disjoint, every start > nxt */
-    size_t buffered;     /* SEG_COST of the pieces */
+    struct seg *head, *tail; /* sorted, disjoint, every start > nxt */
+    size_t buffered;         /* SEG_COST of the pieces */
 };
 
 struct conn {
-    struct conn *hnext;      /* hash chain */
-    struct dlink lru;        /* in r->live (by last use) or r->dead (by closing time) */
-    struct dlink ord;        /* in r->order (by id) */
+    struct conn *hnext; /* hash chain */
+    struct dlink lru;   /* in r->live (by last use) or r->dead (by closing time) */
+    struct dlink ord;   /* in r->order (by id) */
     uint64_t id;
     uint64_t hash;
-    tcpreasm_endpoint_t ep[2];   /* [C2S] client, [S2C] server */
+    tcpreasm_endpoint_t ep[2]; /* [C2S] client, [S2C] server */
     struct half h[2];
     void *user;
-    uint8_t closed;          /* on_close was called: absorbs late packets */
+    uint8_t closed; /* on_close was called: absorbs late packets */
     uint8_t fin_any, rst_any;
 };
 
@@ -88,7 +88,7 @@ struct tcpreasm {
     tcpreasm_callbacks_t cb;
     void *opaque;
     size_t max_conns, max_buffer, max_total;
-    size_t buffered;             /* over all connections */
+    size_t buffered; /* over all connections */
     struct conn **buckets;
     size_t nbuckets, count;
     struct dlist live, dead, order;
@@ -101,9 +101,9 @@ struct tcpreasm {
 /* A decoded TCP segment or UDP datagram. */
 struct l4 {
     tcpreasm_endpoint_t src, dst;
-    const uint8_t *hdr;      /* the TCP / UDP header */
-    size_t have;             /* captured bytes from hdr on, within the IP packet */
-    size_t claimed;          /* bytes from hdr on, as the IP header says */
+    const uint8_t *hdr; /* the TCP / UDP header */
+    size_t have;        /* captured bytes from hdr on, within the IP packet */
+    size_t claimed;     /* bytes from hdr on, as the IP header says */
     uint8_t proto;
 };
 
@@ -389,7 +389,7 @@ static int ooo_walk(tcpreasm_t *r, struct half *h, uint64_t a, const uint8_t *da
     struct seg *prev = NULL, *s = h->head, *n;
 
     if (h->tail && h->tail->start + h->tail->len <= a) {
-        prev = h->tail;   /* the usual case: after everything buffered */
+        prev = h->tail; /* the usual case: after everything buffered */
         s = NULL;
     }
     while (cur < b) {
@@ -527,8 +527,8 @@ static int64_t stream_off(const struct half *h, uint32_t seq)
  * captured are lost to us for good (their sender will not repeat them), so a
  * hole they fall in is given up now, as Wireshark's "follow" does, instead of
  * holding what follows it until the buffer limit or the end. Only holes with
- * buffered data after them are given up here: an ACK alone cannot tell a lost
- * segment from a FIN (which takes one sequence number and no byte).
+ * buffered data (or a FIN) after them are given up here: an ACK alone cannot
+ * tell a lost segment from a FIN (which takes one sequence number and no byte).
  */
 static int peer_ack(tcpreasm_t *r, struct conn *c, int d, uint32_t ack)
 {
@@ -546,8 +546,12 @@ static int peer_ack(tcpreasm_t *r, struct conn *c, int d, uint32_t ack)
         h->acked = (uint64_t)off;
         h->acked_set = 1;
     }
-    while (h->head && h->acked > h->nxt) {
-        to = h->acked < h->head->start ? h->acked : h->head->start;
+    /* A FIN seen after the hole proves the bytes before it existed, as
+       buffered data does. */
+    while (h->acked > h->nxt && (h->head || (h->fin_seen && h->fin_at > h->nxt))) {
+        to = h->head ? h->head->start : h->fin_at;
+        if (h->acked < to)
+            to = h->acked;
         if ((rc = gap_to(r, c, d, to)) != 0 || (rc = drain(r, c, d)) != 0)
             return rc;
     }
@@ -647,7 +651,7 @@ static int make_room(tcpreasm_t *r)
     while (r->count >= r->max_conns) {
         l = r->dead.head ? r->dead.head : r->live.head;
         if (!l)
-            return -ENOSPC;   /* cannot happen: count > 0 means a list is non-empty */
+            return -ENOSPC; /* cannot happen: count > 0 means a list is non-empty */
         c = container_of(l, struct conn, lru);
         if (!c->closed)
             r->st.evicted++;
@@ -672,7 +676,7 @@ static int conn_open(tcpreasm_t *r, const struct l4 *p, uint64_t hash, uint8_t f
     if ((flags & (TH_SYN | TH_ACK)) == TH_SYN)
         client_is_src = 1;
     else if (flags & TH_SYN)
-        client_is_src = 0;    /* SYN/ACK: the server speaks */
+        client_is_src = 0; /* SYN/ACK: the server speaks */
     else
         client_is_src = p->src.port >= p->dst.port;
     c->ep[TCPREASM_C2S] = client_is_src ? p->src : p->dst;
@@ -811,12 +815,12 @@ static int ipv4(tcpreasm_t *r, const uint8_t *ip, size_t len, struct l4 *p)
     ihl = (size_t)(ip[0] & 15) * 4;
     tot = be16(ip + 2);
     if (tot == 0)
-        tot = len;   /* TSO: the capture was taken before the NIC filled it in */
+        tot = len; /* TSO: the capture was taken before the NIC filled it in */
     if (ihl < 20 || ihl > len || tot < ihl) {
         r->st.malformed++;
         return 1;
     }
-    if (be16(ip + 6) & 0x3fff) {   /* more fragments, or an offset */
+    if (be16(ip + 6) & 0x3fff) { /* more fragments, or an offset */
         r->st.fragments++;
         return 1;
     }
@@ -842,11 +846,11 @@ static int ipv6(tcpreasm_t *r, const uint8_t *ip, size_t len, struct l4 *p)
     }
     tot = 40 + (size_t)be16(ip + 4);
     if (tot == 40)
-        tot = len;   /* a jumbogram or TSO: take what was captured */
+        tot = len; /* a jumbogram or TSO: take what was captured */
     end = len < tot ? len : tot;
     nh = ip[6];
     for (i = 0; i < 16; i++) {
-        if (nh == 0 || nh == 43 || nh == 60) {   /* hop-by-hop, routing, destination */
+        if (nh == 0 || nh == 43 || nh == 60) { /* hop-by-hop, routing, destination */
             if (off + 8 > end) {
                 r->st.malformed++;
                 return 1;
@@ -941,8 +945,8 @@ int tcpreasm_packet(tcpreasm_t *r, uint32_t linktype, uint64_t ts_ns, const uint
             fam_be = be32(data);
             if (fam_le == 2 || fam_be == 2)
                 type = ETH_IPV4;
-            else if (fam_le == 10 || fam_le == 24 || fam_le == 28 || fam_le == 30 ||
-                     fam_be == 10 || fam_be == 24 || fam_be == 28 || fam_be == 30)
+            else if (fam_le == 10 || fam_le == 24 || fam_le == 28 || fam_le == 30 || fam_be == 10 ||
+                     fam_be == 24 || fam_be == 28 || fam_be == 30)
                 type = ETH_IPV6;
         }
         break;

@@ -29,7 +29,10 @@
  * Connection ids are 0, 1, 2, ... in the order of the connections' first
  * packets; a SYN on a tuple whose connection has seen a FIN or RST, or whose
  * sender had another initial sequence number, starts a new connection. For
- * ordinary captures the ids equal Wireshark's tcp.stream.
+ * ordinary captures the ids equal Wireshark's tcp.stream. (Wireshark 4.0 keeps
+ * a SYN that repeats the old initial sequence number in the old stream even
+ * after a FIN or RST; stacks do not reuse one like that, and a new connection
+ * here keeps that SYN's bytes from being absorbed by the closed one.)
  *
  * A connection is closed (on_close) when both FINs have been reached in
  * sequence, at a RST, when it is evicted to make room (the table holds at
@@ -50,14 +53,14 @@
  * returns the same value, and only tcpreasm_free is useful.
  */
 
-#define TCPREASM_C2S 0   /* client to server */
-#define TCPREASM_S2C 1   /* server to client */
+#define TCPREASM_C2S 0 /* client to server */
+#define TCPREASM_S2C 1 /* server to client */
 
 /* on_close's how. */
-#define TCPREASM_CLOSE_FIN 1      /* both FINs reached */
-#define TCPREASM_CLOSE_RST 2      /* a RST from either side */
-#define TCPREASM_CLOSE_END 3      /* tcpreasm_finish: the capture ended */
-#define TCPREASM_CLOSE_EVICTED 4  /* the connection table was full */
+#define TCPREASM_CLOSE_FIN 1     /* both FINs reached */
+#define TCPREASM_CLOSE_RST 2     /* a RST from either side */
+#define TCPREASM_CLOSE_END 3     /* tcpreasm_finish: the capture ended */
+#define TCPREASM_CLOSE_EVICTED 4 /* the connection table was full */
 
 /* Link types understood (LINKTYPE_* values, as in pcap and pcapng files). */
 #define TCPREASM_LINKTYPE_NULL 0
@@ -70,17 +73,17 @@
 typedef struct tcpreasm tcpreasm_t;
 
 typedef struct tcpreasm_endpoint {
-    int family;           /* AF_INET or AF_INET6 */
-    uint8_t addr[16];     /* network order; first 4 bytes for AF_INET, the rest 0 */
-    uint16_t port;        /* host order */
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* network order; first 4 bytes for AF_INET, the rest 0 */
+    uint16_t port;    /* host order */
 } tcpreasm_endpoint_t;
 
 typedef struct tcpreasm_conn_info {
     uint64_t id;
     tcpreasm_endpoint_t client, server;
-    uint64_t ts_ns;       /* the first packet's */
-    uint64_t frame;       /* the first packet's frame number */
-    int handshake;        /* 1 when the first packet was a SYN or SYN/ACK (roles known) */
+    uint64_t ts_ns; /* the first packet's */
+    uint64_t frame; /* the first packet's frame number */
+    int handshake;  /* 1 when the first packet was a SYN or SYN/ACK (roles known) */
 } tcpreasm_conn_info_t;
 
 /*
@@ -108,24 +111,24 @@ typedef struct tcpreasm_callbacks {
 
 /* Limits; 0 in a field selects its default. */
 typedef struct tcpreasm_options {
-    size_t max_conns;          /* connections tracked at once (default 65536) */
-    size_t max_buffer;         /* out-of-order bytes per direction (default 4 MiB) */
-    size_t max_buffer_total;   /* out-of-order bytes overall (default 256 MiB) */
+    size_t max_conns;        /* connections tracked at once (default 65536) */
+    size_t max_buffer;       /* out-of-order bytes per direction (default 4 MiB) */
+    size_t max_buffer_total; /* out-of-order bytes overall (default 256 MiB) */
 } tcpreasm_options_t;
 
 /* Counters, for a summary line ("3 IPv4 fragments skipped"). */
 typedef struct tcpreasm_stats {
-    uint64_t packets;          /* tcpreasm_packet calls */
-    uint64_t tcp, udp;         /* segments / datagrams decoded */
-    uint64_t not_ip;           /* unknown link type or ethertype, other IP protocols */
-    uint64_t fragments;        /* IPv4 / IPv6 fragments skipped */
-    uint64_t malformed;        /* headers cut short or inconsistent */
-    uint64_t truncated;        /* TCP payload cut by the snap length (rest declared lost) */
-    uint64_t conns;            /* connections opened */
-    uint64_t evicted;          /* connections closed to make room */
-    uint64_t gaps, gap_bytes;  /* holes declared lost, and their bytes */
-    uint64_t ooo_segments;     /* segments buffered out of order */
-    uint64_t dup_bytes;        /* retransmitted / overlapping bytes dropped */
+    uint64_t packets;         /* tcpreasm_packet calls */
+    uint64_t tcp, udp;        /* segments / datagrams decoded */
+    uint64_t not_ip;          /* unknown link type or ethertype, other IP protocols */
+    uint64_t fragments;       /* IPv4 / IPv6 fragments skipped */
+    uint64_t malformed;       /* headers cut short or inconsistent */
+    uint64_t truncated;       /* TCP payload cut by the snap length (rest declared lost) */
+    uint64_t conns;           /* connections opened */
+    uint64_t evicted;         /* connections closed to make room */
+    uint64_t gaps, gap_bytes; /* holes declared lost, and their bytes */
+    uint64_t ooo_segments;    /* segments buffered out of order */
+    uint64_t dup_bytes;       /* retransmitted / overlapping bytes dropped */
 } tcpreasm_stats_t;
 
 /*

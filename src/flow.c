@@ -501,6 +501,17 @@ static void client_handshake(conn_t *c, int status)
         rec_flow_set_timings(f->rec, ms_between(f->t_dns0, f->t_dns1),
                              tcp < 0 ? -1 : tcp + (ssl > 0 ? ssl : 0), ssl);
     }
+    {
+        const unsigned char *alpn = NULL;
+        unsigned int alen = 0;
+        char buf[32];
+        SSL_get0_alpn_selected(f->client.ssl, &alpn, &alen);
+        if (alen && alen < sizeof(buf)) {
+            memcpy(buf, alpn, alen);
+            buf[alen] = '\0';
+            rec_flow_set_alpn(f->rec, buf);
+        }
+    }
     f->state = F_RELAY;
     conn_start(&f->up);
 }

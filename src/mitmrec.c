@@ -16,6 +16,7 @@
 #include "options.h"
 #include "procinfo.h"
 #include "proxy.h"
+#include "readmode.h"
 #include "recorder.h"
 #include "redirect.h"
 #include "spawn.h"
@@ -246,6 +247,11 @@ int main(int argc, char **argv)
     }
     log_set_level(a.opts.quiet ? LOG_QUIET : a.opts.verbose > 1 ? LOG_DEBUG
                                            : a.opts.verbose ? LOG_VERBOSE : LOG_NORMAL);
+    if (a.opts.mode == MODE_READ) {
+        status = readmode_run(&a.opts);
+        options_free(&a.opts);
+        return status;
+    }
 
     /* Start-up in stages; each failure exits before anything is intercepted. */
     if ((rc = ca_open(a.opts.ca_file, &ca, err, sizeof(err))) < 0) {

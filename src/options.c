@@ -33,6 +33,8 @@ static const struct option long_opts[] = {
     {"upstream", no_argument, NULL, OPT_UPSTREAM},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"process", required_argument, NULL, 'p'},
+    {"read", required_argument, NULL, 'r'},
+    {"filter", required_argument, NULL, 'f'},
     {"cgroup", required_argument, NULL, OPT_CGROUP},
     {"ignore-hosts", required_argument, NULL, OPT_IGNORE_HOSTS},
     {"no-status", no_argument, NULL, OPT_NO_STATUS},
@@ -57,12 +59,15 @@ void options_usage(FILE *f)
           "      --ignore-hosts CIDR  leave these destinations alone (repeatable)\n"
           "  -- COMMAND [ARGS]     run COMMAND in a cgroup of its own and record it and its\n"
           "                        children; exit with its status\n"
+          "  -r FILE               read a pcapng or pcap with TLS secrets (its DSBs and/or\n"
+          "                        --keylog) and write its HTTP as a HAR (--har, -o optional)\n"
+          "  -f EXPR               a tcpdump filter: what is recorded (or read, with -r)\n"
           "  --listen [ADDR:]PORT  serve as an explicit HTTP proxy (CONNECT and absolute-form);\n"
           "                        ADDR defaults to 127.0.0.1, PORT 0 picks a free port\n"
           "  -o, --output FILE     pcapng to write ('-' for stdout, '.gz' for gzip)\n"
           "      --har FILE        HAR to write (default: FILE.pcapng with .har)\n"
           "      --upstream        also record the server-side TLS session (interface 1)\n"
-          "      --keylog FILE     append TLS secrets in NSS key log format\n"
+          "      --keylog FILE     append TLS secrets in NSS key log format (with -r: read them)\n"
           "      --cacert FILE     trust FILE's certificates for upstream servers (repeatable)\n"
           "  -k, --insecure        do not verify upstream certificates\n"
           "      --ca FILE         CA key and certificate (default ~/.mitmrec/mitmrec-ca.pem)\n"
@@ -216,7 +221,7 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
     opterr = 0;
     optind = 1;
     o->status_line = -1;
-    while ((c = getopt_long(argc, argv, "+o:p:kqvhV", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+o:p:r:f:kqvhV", long_opts, NULL)) != -1) {
         switch (c) {
         case OPT_LISTEN:
             if ((rc = parse_listen(o, optarg, err, errlen)) < 0)
@@ -261,6 +266,12 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
         case 'p':
             if ((rc = parse_process_specs(o, optarg, err, errlen)) < 0)
                 return rc;
+            break;
+        case 'r':
+            o->read_path = optarg;
+            break;
+        case 'f':
+            o->filter = optarg;
             break;
         case OPT_CGROUP:
             o->cgroup = optarg;
@@ -309,6 +320,22 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
     } else if (optind > 0 && optind <= argc && strcmp(argv[optind - 1], "--") == 0) {
         snprintf(err, errlen, "no command after '--'");
         return -EINVAL;
+    }
+    if (o->read_path) {
+        if (o->listen_given || o->nrules || o->command) {
+            snprintf(err, errlen, "-r cannot be combined with --listen, -p or a command");
+            return -EINVAL;
+        }
+        o->mode = MODE_READ;
+        if (!o->har_path) {
+            if (strcmp(o->read_path, "-") == 0) {
+                snprintf(err, errlen, "with -r - give --har FILE");
+                return -EINVAL;
+            }
+            if (!(o->har_path = derive_har_path(o->read_path)))
+                return -ENOMEM;
+        }
+        return 0;
     }
     if (o->listen_given && (o->nrules || o->command)) {
         snprintf(err, errlen, "--listen cannot be combined with -p or a command");

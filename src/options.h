@@ -11,6 +11,7 @@ enum options_mode {
     MODE_LISTEN,   /* --listen: explicit proxy */
     MODE_ATTACH,   /* -p SPEC: running processes, through the eBPF redirector */
     MODE_SPAWN,    /* -- COMMAND: a command and its children */
+    MODE_READ,     /* -r FILE: a capture with secrets to a HAR */
 };
 
 /* mitmrec's command line, parsed. Strings point into argv (borrowed) unless noted. */
@@ -38,6 +39,8 @@ typedef struct options {
     size_t nignore;
     char **command;              /* after "--"; points into argv */
     int status_line;             /* -1 auto (a terminal), 0 off, 1 on */
+    const char *read_path;       /* -r */
+    const char *filter;          /* -f: a pcap filter expression */
 } options_t;
 
 /*

@@ -13,7 +13,7 @@
 
 #include "config.h"
 #include "har.h"
-#include "http1.h"
+#include "httpconv.h"
 #include "log.h"
 #include "outfile.h"
 #include "pcapng.h"
@@ -70,8 +70,9 @@ struct rec_flow {
     uint64_t id;
     uint64_t start_ts;
     rec_leg_t leg[2];
-    http1_conn_t *http;
+    httpconv_t *http;            /* made at the first plaintext, once the ALPN is known */
     int http_dead;
+    char alpn[32];
     char scheme[8];
     char *host;
     uint16_t port;
@@ -407,10 +408,12 @@ static void add_comment(rec_flow_t *f, const char *text, http_exchange_t *ex)
 
 static void format_url(const rec_flow_t *f, const http_exchange_t *ex, char *buf, size_t len)
 {
-    const char *host = http_msg_header(&ex->req, "Host");
+    const char *host = http_msg_header(&ex->req, ":authority");
     const char *target = ex->target ? ex->target : "";
     int dflt;
 
+    if (!host)
+        host = http_msg_header(&ex->req, "Host");
     if (strncmp(target, "http://", 7) == 0 || strncmp(target, "https://", 8) == 0) {
         snprintf(buf, len, "%s", target);
         return;
@@ -528,17 +531,9 @@ rec_flow_t *rec_flow_new(recorder_t *r, const struct sockaddr *client,
                          const struct sockaddr *server, uint64_t ts)
 {
     rec_flow_t *f = calloc(1, sizeof(*f));
-    http1_callbacks_t cb = {0};
 
     if (!f)
         return NULL;
-    cb.on_request_head = on_request_head;
-    cb.on_exchange = on_exchange;
-    f->http = http1_conn_new(&cb, f, r->opts.max_body);
-    if (!f->http) {
-        free(f);
-        return NULL;
-    }
     f->r = r;
     f->id = ++r->next_flow;
     f->start_ts = ts;
@@ -699,11 +694,24 @@ void rec_flow_wire(rec_flow_t *f, int l, int dir, const void *data, size_t len, 
     tcpsynth_data(&leg->tcp, dir, data, len);
 }
 
+void rec_flow_set_alpn(rec_flow_t *f, const char *alpn)
+{
+    snprintf(f->alpn, sizeof(f->alpn), "%s", alpn ? alpn : "");
+}
+
 void rec_flow_plain(rec_flow_t *f, int dir, const void *data, size_t len, uint64_t ts)
 {
     if (f->http_dead || len == 0)
         return;
-    if (http1_conn_feed(f->http, dir == REC_C2S ? HTTP1_REQ : HTTP1_RESP, data, len, ts) < 0)
+    if (!f->http) {
+        httpconv_callbacks_t cb = {on_request_head, on_exchange};
+        f->http = httpconv_new(&cb, f, f->alpn[0] ? f->alpn : NULL, f->r->opts.max_body);
+        if (!f->http) {
+            f->http_dead = 1;
+            return;
+        }
+    }
+    if (httpconv_feed(f->http, dir == REC_C2S ? HTTPCONV_C2S : HTTPCONV_S2C, data, len, ts) < 0)
         f->http_dead = 1;
 }
 
@@ -711,8 +719,8 @@ void rec_flow_end(rec_flow_t *f, int l, int dir, int rst, uint64_t ts)
 {
     rec_leg_t *leg = &f->leg[l];
 
-    if (l == REC_CLIENT && !f->http_dead)
-        http1_conn_eof(f->http, dir == REC_C2S ? HTTP1_REQ : HTTP1_RESP, ts);
+    if (l == REC_CLIENT && f->http && !f->http_dead)
+        httpconv_eof(f->http, dir == REC_C2S ? HTTPCONV_C2S : HTTPCONV_S2C, ts);
     if (!leg->ready || leg->ended[dir] || leg->ended[!dir] == 2)
         return;
     leg_open(leg, ts);
@@ -768,7 +776,8 @@ void rec_flow_free(rec_flow_t *f, uint64_t ts)
 {
     if (!f)
         return;
-    http1_conn_finish(f->http, f->error, ts);
+    if (f->http)
+        httpconv_finish(f->http, f->error, ts);
     for (int l = 0; l < 2; l++) {
         rec_leg_t *leg = &f->leg[l];
         if (leg->held)
@@ -790,7 +799,7 @@ void rec_flow_free(rec_flow_t *f, uint64_t ts)
     comments_free(f->comments);
     free(f->proc);
     free(f->proc_comment);
-    http1_conn_free(f->http);
+    httpconv_free(f->http);
     f->r->live_flows--;
     free(f->host);
     free(f->error);

@@ -97,6 +97,9 @@ void rec_flow_keylog(rec_flow_t *f, int leg, const char *line);
 /* Bytes that crossed a leg in direction dir at ts. */
 void rec_flow_wire(rec_flow_t *f, int leg, int dir, const void *data, size_t len, uint64_t ts);
 
+/* The protocol TLS selected for the client ("h2", "http/1.1"), before any plaintext. */
+void rec_flow_set_alpn(rec_flow_t *f, const char *alpn);
+
 /* Application bytes (plaintext) between client and server, for the HAR. */
 void rec_flow_plain(rec_flow_t *f, int dir, const void *data, size_t len, uint64_t ts);
 

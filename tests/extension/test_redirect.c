@@ -5,18 +5,15 @@
    it started (by PID) and removes the directory at the end.
 
    The clients are copies of this program under chosen file names (so their comm and executable
-   basename are what the rules look at), started with "client": they read commands on stdin
-   ("tcp ADDR PORT", "udp ...", "udpc ...", "thread NAME CMD", "fork CMD") and answer one line on
-   stdout: "ok PID PEER-ADDR PEER-PORT TAG", where PEER is the address the application sees
-   (getpeername, or recvfrom's source) and TAG says who answered: O for the test's origin
-   listeners, M for its stand-in for mitmrec's listeners. */
+   basename are what the rules look at), started with "client" (rdclient.c). The test serves
+   their connections on its "origin" listeners (answering O) and on its stand-in for mitmrec's
+   listeners (answering M, after looking the flow up). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,232 +22,17 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "rdclient.h"
 #include "redirect.h"
 
 #ifndef BPFTOOL
 #define BPFTOOL "bpftool"
 #endif
 
-#define WAIT_MS 3000
 #define LONG_NAME "rdt-long-client-name-0123" /* 25 characters: comm is "rdt-long-client" */
-
-/* ---- addresses ---- */
-
-static int addr_make(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
-{
-    memset(ss, 0, sizeof(*ss));
-    if (strchr(host, ':')) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
-        *len = sizeof(*s6);
-        return inet_pton(AF_INET6, host, &s6->sin6_addr) == 1 ? 0 : -EINVAL;
-    }
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons((uint16_t)port);
-    *len = sizeof(*s4);
-    return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -EINVAL;
-}
-
-static void addr_text(const struct sockaddr *sa, char *host, size_t hl, int *port)
-{
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-
-        inet_ntop(AF_INET6, &s6->sin6_addr, host, (socklen_t)hl);
-        *port = ntohs(s6->sin6_port);
-    } else if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-        inet_ntop(AF_INET, &s4->sin_addr, host, (socklen_t)hl);
-        *port = ntohs(s4->sin_port);
-    } else {
-        snprintf(host, hl, "family%d", sa->sa_family);
-        *port = 0;
-    }
-}
-
-static int wait_readable(int fd, int ms)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-
-    return poll(&p, 1, ms) == 1;
-}
-
-/* ---- client side (runs in the copies) ---- */
-
-static const uint8_t dns_query[] = {
-    0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 7,   'e',
-    'x',  'a',  'm',  'p',  'l',  'e',  4,    't',  'e',  's',  't',  0,    0x00, 0x01,
-    0x00, 0x01}; /* example.test, A, IN */
-
-static void client_tcp(const char *host, int port, char *out, size_t len)
-{
-    struct sockaddr_storage ss, peer;
-    socklen_t sl, pl = sizeof(peer);
-    char ph[64], tag = '?';
-    int fd, pp;
-
-    if (addr_make(host, port, &ss, &sl) < 0) {
-        snprintf(out, len, "err address");
-        return;
-    }
-    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl) < 0) {
-        snprintf(out, len, "err connect %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    if (getpeername(fd, (struct sockaddr *)&peer, &pl) < 0) {
-        snprintf(out, len, "err getpeername %s", strerror(errno));
-        close(fd);
-        return;
-    }
-    addr_text((struct sockaddr *)&peer, ph, sizeof(ph), &pp);
-    if (!wait_readable(fd, WAIT_MS) || read(fd, &tag, 1) != 1)
-        tag = '?';
-    close(fd);
-    snprintf(out, len, "ok %d %s %d %c", getpid(), ph, pp, tag);
-}
-
-static void client_udp(const char *host, int port, int connected, char *out, size_t len)
-{
-    struct sockaddr_storage ss, from, peer;
-    socklen_t sl, fl = sizeof(from), pl = sizeof(peer);
-    char fh[64], ph[64], buf[512];
-    int fd, fp, pp;
-    ssize_t got;
-
-    if (addr_make(host, port, &ss, &sl) < 0) {
-        snprintf(out, len, "err address");
-        return;
-    }
-    fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(out, len, "err socket %s", strerror(errno));
-        return;
-    }
-    if (connected ? (connect(fd, (struct sockaddr *)&ss, sl) < 0 ||
-                     send(fd, dns_query, sizeof(dns_query), 0) < 0)
-                  : sendto(fd, dns_query, sizeof(dns_query), 0, (struct sockaddr *)&ss, sl) < 0) {
-        snprintf(out, len, "err send %s", strerror(errno));
-        close(fd);
-        return;
-    }
-    if (!wait_readable(fd, WAIT_MS)) {
-        snprintf(out, len, "err no reply");
-        close(fd);
-        return;
-    }
-    got = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
-    if (got <= 0) {
-        snprintf(out, len, "err recvfrom %s", got < 0 ? strerror(errno) : "empty");
-        close(fd);
-        return;
-    }
-    addr_text((struct sockaddr *)&from, fh, sizeof(fh), &fp);
-    if (connected) {
-        /* A connected socket must see the same peer both ways. */
-        if (getpeername(fd, (struct sockaddr *)&peer, &pl) < 0) {
-            snprintf(out, len, "err getpeername %s", strerror(errno));
-            close(fd);
-            return;
-        }
-        addr_text((struct sockaddr *)&peer, ph, sizeof(ph), &pp);
-        if (strcmp(ph, fh) != 0 || pp != fp) {
-            snprintf(out, len, "err getpeername %s %d, recvfrom %s %d", ph, pp, fh, fp);
-            close(fd);
-            return;
-        }
-    }
-    close(fd);
-    snprintf(out, len, "ok %d %s %d %c", getpid(), fh, fp, buf[0]);
-}
-
-static void client_do(char *cmd, char *out, size_t len);
-
-struct client_thread {
-    char name[16];
-    char *cmd;
-    char *out;
-    size_t len;
-};
-
-/* A thread with its own name makes the connection, as a browser's "Socket Thread" does. */
-static void *client_thread_main(void *arg)
-{
-    struct client_thread *t = arg;
-
-    prctl(PR_SET_NAME, t->name, 0, 0, 0);
-    client_do(t->cmd, t->out, t->len);
-    return NULL;
-}
-
-static void client_do(char *cmd, char *out, size_t len)
-{
-    char host[64], name[16];
-    int port, off = 0;
-
-    /* "udpc" before "udp", which would match it too. */
-    if (sscanf(cmd, "tcp %63s %d", host, &port) == 2) {
-        client_tcp(host, port, out, len);
-    } else if (sscanf(cmd, "udpc %63s %d", host, &port) == 2) {
-        client_udp(host, port, 1, out, len);
-    } else if (sscanf(cmd, "udp %63s %d", host, &port) == 2) {
-        client_udp(host, port, 0, out, len);
-    } else if (sscanf(cmd, "thread %15s %n", name, &off) == 1 && off > 0) {
-        struct client_thread t = {.cmd = cmd + off, .out = out, .len = len};
-        pthread_t th;
-
-        /* "_" stands for a space, which the command line can't carry. */
-        for (char *u = name; *u; u++)
-            if (*u == '_')
-                *u = ' ';
-        snprintf(t.name, sizeof(t.name), "%s", name);
-        if (pthread_create(&th, NULL, client_thread_main, &t) != 0)
-            snprintf(out, len, "err pthread_create");
-        else
-            pthread_join(th, NULL);
-    } else {
-        snprintf(out, len, "err unknown command");
-    }
-}
-
-static int client_main(void)
-{
-    char cmd[256], out[256];
-    FILE *in = fdopen(0, "r");
-
-    while (in && fgets(cmd, sizeof(cmd), in)) {
-        cmd[strcspn(cmd, "\n")] = 0;
-        if (strncmp(cmd, "fork ", 5) == 0) {
-            /* The child runs its parent's image: it inherits the parent's decision. */
-            pid_t pid = fork();
-
-            if (pid == 0) {
-                client_do(cmd + 5, out, sizeof(out));
-                dprintf(1, "%s\n", out);
-                _exit(0);
-            }
-            if (pid < 0)
-                dprintf(1, "err fork\n");
-            else
-                waitpid(pid, NULL, 0);
-            continue;
-        }
-        client_do(cmd, out, sizeof(out));
-        dprintf(1, "%s\n", out);
-    }
-    return 0;
-}
 
 /* ---- the test's side ---- */
 
@@ -369,7 +151,7 @@ static int read_line(int fd, char *line, size_t len)
     while (n + 1 < len) {
         char ch;
 
-        if (!wait_readable(fd, WAIT_MS + 2000) || read(fd, &ch, 1) != 1)
+        if (!rdclient_wait_readable(fd, RDCLIENT_WAIT_MS + 2000) || read(fd, &ch, 1) != 1)
             break;
         if (ch == '\n') {
             line[n] = 0;
@@ -383,30 +165,30 @@ static int read_line(int fd, char *line, size_t len)
 
 /* What one client command did, seen from both ends. */
 struct result {
-    char who;               /* 'O' origin, 'M' mitmrec's stand-in, 0 nobody */
-    int lookup_rc;          /* of redirect_lookup_tcp/udp, when who == 'M' and r was given */
-    redirect_info_t info;   /* its answer */
-    char line[256];         /* the client's line */
-    int pid;                /* from the line */
-    char peer[64];          /* the address the application saw */
+    char who;             /* 'O' origin, 'M' mitmrec's stand-in, 0 nobody */
+    int lookup_rc;        /* of redirect_lookup_tcp/udp, when who == 'M' and r was given */
+    redirect_info_t info; /* its answer */
+    char line[256];       /* the client's line */
+    int pid;              /* from the line */
+    char peer[64];        /* the address the application saw */
     int peer_port;
-    char tag;               /* who the application heard from */
-    int listener;           /* index of the listener that answered, in serve()'s table */
+    char tag;                       /* who the application heard from */
+    int listener;                   /* index of the listener that answered, in serve()'s table */
     struct sockaddr_storage client; /* the client's address as that listener saw it */
 };
 
 /* Serves one TCP connection or one datagram on whichever listener gets it. */
 static void serve(redirect_t *r, struct result *res)
 {
-    struct pollfd p[] = {{o4, POLLIN, 0},  {o4b, POLLIN, 0}, {o6, POLLIN, 0}, {m4, POLLIN, 0},
-                         {m6, POLLIN, 0},  {u4, POLLIN, 0},  {u6, POLLIN, 0}, {uo4, POLLIN, 0}};
+    struct pollfd p[] = {{o4, POLLIN, 0}, {o4b, POLLIN, 0}, {o6, POLLIN, 0}, {m4, POLLIN, 0},
+                         {m6, POLLIN, 0}, {u4, POLLIN, 0},  {u6, POLLIN, 0}, {uo4, POLLIN, 0}};
     struct sockaddr_storage peer;
     socklen_t pl = sizeof(peer);
     char buf[512];
 
     res->who = 0;
     res->lookup_rc = -ENODATA;
-    if (poll(p, 8, WAIT_MS) <= 0)
+    if (poll(p, 8, RDCLIENT_WAIT_MS) <= 0)
         return;
     for (int i = 0; i < 8; i++) {
         if (!(p[i].revents & POLLIN))
@@ -449,8 +231,8 @@ static void run(struct client *c, redirect_t *r, const char *cmd, struct result 
         return;
     serve(r, res);
     read_line(c->out, res->line, sizeof(res->line));
-    if (sscanf(res->line, "ok %d %63s %d %c", &res->pid, res->peer, &res->peer_port,
-               &res->tag) != 4)
+    if (sscanf(res->line, "ok %d %63s %d %c", &res->pid, res->peer, &res->peer_port, &res->tag) !=
+        4)
         res->tag = 0;
 }
 
@@ -459,37 +241,37 @@ static int sockaddr_is(const struct sockaddr_storage *ss, const char *host, int 
     char h[64];
     int p;
 
-    addr_text((const struct sockaddr *)ss, h, sizeof(h), &p);
+    rdclient_addr_text((const struct sockaddr *)ss, h, sizeof(h), &p);
     return strcmp(h, host) == 0 && p == port;
 }
 
 /* The command reached mitmrec's stand-in; the lookup gave the original destination and the
    process; the application saw the original destination. */
-#define CHECK_REDIRECTED(res, host, port, want_comm)                                                  \
-    do {                                                                                         \
-        if ((res).who != 'M' || (res).tag != 'M')                                                \
-            fprintf(stderr, "  redirect expected: who=%c line=\"%s\"\n",                         \
-                    (res).who ? (res).who : '-', (res).line);                                    \
-        CHECK((res).who == 'M');                                                                 \
-        CHECK((res).tag == 'M');                                                                 \
-        CHECK_EQ_INT((res).lookup_rc, 0);                                                        \
-        CHECK(sockaddr_is(&(res).info.orig_dst, host, port));                                    \
-        CHECK_EQ_INT((res).info.pid, (res).pid);                                                 \
-        CHECK_EQ_STR((res).info.comm, want_comm);                                                   \
-        CHECK_EQ_STR((res).peer, host);                                                          \
-        CHECK_EQ_INT((res).peer_port, port);                                                     \
+#define CHECK_REDIRECTED(res, host, port, want_comm)                                               \
+    do {                                                                                           \
+        if ((res).who != 'M' || (res).tag != 'M')                                                  \
+            fprintf(stderr, "  redirect expected: who=%c line=\"%s\"\n",                           \
+                    (res).who ? (res).who : '-', (res).line);                                      \
+        CHECK((res).who == 'M');                                                                   \
+        CHECK((res).tag == 'M');                                                                   \
+        CHECK_EQ_INT((res).lookup_rc, 0);                                                          \
+        CHECK(sockaddr_is(&(res).info.orig_dst, host, port));                                      \
+        CHECK_EQ_INT((res).info.pid, (res).pid);                                                   \
+        CHECK_EQ_STR((res).info.comm, want_comm);                                                  \
+        CHECK_EQ_STR((res).peer, host);                                                            \
+        CHECK_EQ_INT((res).peer_port, port);                                                       \
     } while (0)
 
 /* The command went where the application sent it. */
-#define CHECK_DIRECT(res, host, port)                                                            \
-    do {                                                                                         \
-        if ((res).who != 'O' || (res).tag != 'O')                                                \
-            fprintf(stderr, "  direct expected: who=%c line=\"%s\"\n",                           \
-                    (res).who ? (res).who : '-', (res).line);                                    \
-        CHECK((res).who == 'O');                                                                 \
-        CHECK((res).tag == 'O');                                                                 \
-        CHECK_EQ_STR((res).peer, host);                                                          \
-        CHECK_EQ_INT((res).peer_port, port);                                                     \
+#define CHECK_DIRECT(res, host, port)                                                              \
+    do {                                                                                           \
+        if ((res).who != 'O' || (res).tag != 'O')                                                  \
+            fprintf(stderr, "  direct expected: who=%c line=\"%s\"\n",                             \
+                    (res).who ? (res).who : '-', (res).line);                                      \
+        CHECK((res).who == 'O');                                                                   \
+        CHECK((res).tag == 'O');                                                                   \
+        CHECK_EQ_STR((res).peer, host);                                                            \
+        CHECK_EQ_INT((res).peer_port, port);                                                       \
     } while (0)
 
 /* A TCP connection from the test process itself (self_pid), served here too. */
@@ -500,7 +282,7 @@ static void self_tcp(const char *host, int port, struct result *res)
     int fd;
 
     memset(res, 0, sizeof(*res));
-    addr_make(host, port, &ss, &sl);
+    rdclient_addr_make(host, port, &ss, &sl);
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl) < 0) {
         if (fd >= 0)
@@ -508,9 +290,9 @@ static void self_tcp(const char *host, int port, struct result *res)
         return;
     }
     getpeername(fd, (struct sockaddr *)&peer, &pl);
-    addr_text((struct sockaddr *)&peer, res->peer, sizeof(res->peer), &res->peer_port);
+    rdclient_addr_text((struct sockaddr *)&peer, res->peer, sizeof(res->peer), &res->peer_port);
     serve(NULL, res);
-    if (!wait_readable(fd, WAIT_MS) || read(fd, &res->tag, 1) != 1)
+    if (!rdclient_wait_readable(fd, RDCLIENT_WAIT_MS) || read(fd, &res->tag, 1) != 1)
         res->tag = 0;
     close(fd);
 }
@@ -521,15 +303,14 @@ static int listen_on(int type, const char *host, int port, int *out_port)
     socklen_t sl = sizeof(ss);
     int fd, one = 1;
 
-    addr_make(host, port, &ss, &sl);
+    rdclient_addr_make(host, port, &ss, &sl);
     fd = socket(ss.ss_family, type | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 ||
-        (type == SOCK_STREAM && listen(fd, 16) < 0)) {
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || (type == SOCK_STREAM && listen(fd, 16) < 0)) {
         close(fd);
         return -1;
     }
@@ -538,7 +319,7 @@ static int listen_on(int type, const char *host, int port, int *out_port)
     if (out_port) {
         char h[64];
 
-        addr_text((struct sockaddr *)&ss, h, sizeof(h), out_port);
+        rdclient_addr_text((struct sockaddr *)&ss, h, sizeof(h), out_port);
     }
     return fd;
 }
@@ -716,8 +497,7 @@ static void test_rules(void)
     {
         char cmd[64];
 
-#define RUN(c, fmt, ...)                                                                         \
-    (snprintf(cmd, sizeof(cmd), fmt, __VA_ARGS__), run((c), r, cmd, &res))
+#define RUN(c, fmt, ...) (snprintf(cmd, sizeof(cmd), fmt, __VA_ARGS__), run((c), r, cmd, &res))
         printf("name, running before: redirected, original destination kept\n");
         RUN(a_client, "tcp 127.0.0.1 %d", port_o4);
         CHECK_REDIRECTED(res, "127.0.0.1", port_o4, "rdtclient");
@@ -1000,7 +780,7 @@ int main(int argc, char **argv)
     ssize_t n;
 
     if (argc >= 2 && strcmp(argv[1], "client") == 0)
-        return client_main();
+        return rdclient_main();
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (geteuid() != 0) {

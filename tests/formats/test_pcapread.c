@@ -242,7 +242,7 @@ typedef struct rec {
     int errors;
     uint64_t err_off;
     char err_msg[256];
-    int stop_at_frame;      /* on_packet returns -ECANCELED at this frame */
+    int stop_at_frame; /* on_packet returns -ECANCELED at this frame */
     uint64_t last_frame;
     uint64_t packets;
 } rec_t;
@@ -289,8 +289,8 @@ static int on_packet(void *o, const pcapread_packet_t *p)
 {
     rec_t *r = o;
 
-    logf_(r, "P%" PRIu64 " if=%u lt=%u ts=%" PRIu64 " cap=%u orig=%u h=%08x c=%s fl=%u @%" PRIu64
-             "\n",
+    logf_(r,
+          "P%" PRIu64 " if=%u lt=%u ts=%" PRIu64 " cap=%u orig=%u h=%08x c=%s fl=%u @%" PRIu64 "\n",
           p->frame, p->ifid, p->linktype, p->ts_ns, p->caplen, p->origlen, fnv(p->data, p->caplen),
           p->comment ? p->comment : "-", p->flags, p->offset);
     r->last_frame = p->frame;
@@ -316,8 +316,7 @@ static void on_error(void *o, uint64_t off, const char *msg)
     logf_(r, "E@%" PRIu64 " %s\n", off, msg);
 }
 
-static const pcapread_callbacks_t cbs = {on_section, on_interface, on_packet, on_secrets,
-                                         on_error};
+static const pcapread_callbacks_t cbs = {on_section, on_interface, on_packet, on_secrets, on_error};
 
 /* The log's text, NUL-terminated (the log stays usable). */
 static const char *log_str(rec_t *r)
@@ -450,7 +449,7 @@ static void test_writer_file(void)
     rc = read_all(&r, f.p, f.len, 0, NULL);
     CHECK_EQ_INT(rc, 0);
     CHECK_EQ_INT(r.errors, 0);
-    CHECK_EQ_INT(r.packets, 9);   /* handshake, 2 x (data, ACK), FIN, ACK */
+    CHECK_EQ_INT(r.packets, 9); /* handshake, 2 x (data, ACK), FIN, ACK */
     log = log_str(&r);
     CHECK(strstr(log, "S0 classic=0 be=0 v1.0 @0\n") != NULL);
     CHECK(strstr(log, "I0/0 sec=0 lt=101 snap=65535 res=6 off=0 name=mitm0 desc=recorded\n") !=
@@ -512,12 +511,12 @@ static void test_packet_bytes(void)
     CHECK_EQ_INT(pcapread_finish(r), 0);
     CHECK_EQ_INT(pcapread_frames(r), 2);
     CHECK_EQ_INT(pcapread_offset(r), b.len);
-    CHECK_EQ_INT(pcapread_feed(r, b.p, 4), -EINVAL);   /* after finish */
+    CHECK_EQ_INT(pcapread_feed(r, b.p, 4), -EINVAL); /* after finish */
     pcapread_free(r);
     CHECK_EQ_INT(ncopies, 2);
     CHECK_EQ_INT(copies[0].len, 7);
     CHECK(memcmp(copies[0].data, "abcdefg", 7) == 0);
-    CHECK_EQ_INT(copies[0].ts, 5000);   /* default resolution: microseconds */
+    CHECK_EQ_INT(copies[0].ts, 5000); /* default resolution: microseconds */
     CHECK_EQ_STR(copies[0].comment, "hello world");
     CHECK_EQ_INT(copies[1].len, 0);
     CHECK_EQ_INT(copies[1].frame, 2);
@@ -536,22 +535,22 @@ static void build_multi(bytes_t *b)
 
     memset(b, 0, sizeof(*b));
     shb(b, 0);
-    idb(b, 0, 101, 0, "lo", 9, 0);                 /* nanoseconds */
-    idb(b, 0, 1, 0, "eth0", 3, 0);                 /* milliseconds */
-    epb(b, 0, 1, 1234, pkt, 13, "c1");             /* 1.234 s */
-    epb(b, 0, 0, 1234, pkt, 5, NULL);              /* 1234 ns */
-    unknown_block(b, 0, 0x00000bad, 7);            /* custom: skipped */
-    unknown_block(b, 0, 5, 20);                    /* ISB: skipped */
+    idb(b, 0, 101, 0, "lo", 9, 0);      /* nanoseconds */
+    idb(b, 0, 1, 0, "eth0", 3, 0);      /* milliseconds */
+    epb(b, 0, 1, 1234, pkt, 13, "c1");  /* 1.234 s */
+    epb(b, 0, 0, 1234, pkt, 5, NULL);   /* 1234 ns */
+    unknown_block(b, 0, 0x00000bad, 7); /* custom: skipped */
+    unknown_block(b, 0, 5, 20);         /* ISB: skipped */
     dsb(b, 0, 0x544c534b, "CLIENT_RANDOM a b\n");
     shb(b, 1);
-    idb(b, 1, 276, 96, "any", 0x80 | 20, 0);       /* 2^-20 s */
-    idb(b, 1, 0, 0, NULL, 0, -3);                  /* seconds, offset -3 s */
-    idb(b, 1, 113, 0, NULL, 12, 10);               /* picoseconds, +10 s */
-    spb(b, 1, pkt, 13, 13);                        /* interface 0, snaplen 96 */
+    idb(b, 1, 276, 96, "any", 0x80 | 20, 0);                      /* 2^-20 s */
+    idb(b, 1, 0, 0, NULL, 0, -3);                                 /* seconds, offset -3 s */
+    idb(b, 1, 113, 0, NULL, 12, 10);                              /* picoseconds, +10 s */
+    spb(b, 1, pkt, 13, 13);                                       /* interface 0, snaplen 96 */
     epb(b, 1, 0, (1ull << 20) * 3 + (1ull << 19), pkt, 13, NULL); /* 3.5 s */
-    epb(b, 1, 1, 100, pkt, 4, NULL);               /* 97 s */
-    epb(b, 1, 2, 2500, pkt, 4, NULL);              /* 2.5 ns + 10 s */
-    pb(b, 1, 1, 7, pkt, 2);                        /* obsolete PB: 4 s */
+    epb(b, 1, 1, 100, pkt, 4, NULL);                              /* 97 s */
+    epb(b, 1, 2, 2500, pkt, 4, NULL);                             /* 2.5 ns + 10 s */
+    pb(b, 1, 1, 7, pkt, 2);                                       /* obsolete PB: 4 s */
     dsb(b, 1, 0x12345678, "xy");
 }
 
@@ -577,7 +576,7 @@ static void test_multi_section(void)
     CHECK(strstr(log, "I2/0 sec=1 lt=276 snap=96 res=148 off=0 name=any desc=-\n") != NULL);
     CHECK(strstr(log, "I3/1 sec=1 lt=0 snap=0 res=0 off=-3 name=- desc=-\n") != NULL);
     CHECK(strstr(log, "I4/2 sec=1 lt=113 snap=0 res=12 off=10 name=- desc=-\n") != NULL);
-    CHECK(strstr(log, "P3 if=2 lt=276 ts=0 cap=13 orig=13 ") != NULL);     /* SPB */
+    CHECK(strstr(log, "P3 if=2 lt=276 ts=0 cap=13 orig=13 ") != NULL); /* SPB */
     CHECK(strstr(log, "P4 if=2 lt=276 ts=3500000000 cap=13 ") != NULL);
     CHECK(strstr(log, "P5 if=3 lt=0 ts=97000000000 cap=4 ") != NULL);
     CHECK(strstr(log, "P6 if=4 lt=113 ts=10000000002 cap=4 ") != NULL);
@@ -600,10 +599,10 @@ static void test_spb_lengths(void)
 
     shb(&b, 0);
     idb(&b, 0, 101, 6, NULL, -1, 0);
-    spb(&b, 0, pkt, 16, 100);   /* snaplen 6 wins */
+    spb(&b, 0, pkt, 16, 100); /* snaplen 6 wins */
     shb(&b, 0);
     idb(&b, 0, 101, 0, NULL, -1, 0);
-    spb(&b, 0, pkt, 16, 3);     /* original length 3: the rest is padding */
+    spb(&b, 0, pkt, 16, 3); /* original length 3: the rest is padding */
     CHECK_EQ_INT(read_all(&r, b.p, b.len, 0, NULL), 0);
     log = log_str(&r);
     CHECK(strstr(log, "P1 if=0 lt=101 ts=0 cap=6 orig=100 ") != NULL);
@@ -620,13 +619,13 @@ static void test_timestamps(void)
     const char *log;
 
     shb(&b, 0);
-    idb(&b, 0, 101, 0, NULL, 0, 0);              /* seconds */
-    idb(&b, 0, 101, 0, NULL, 0x80 | 0, 0);       /* 2^0: seconds */
-    idb(&b, 0, 101, 0, NULL, 0x80 | 40, 0);      /* 2^-40 */
-    idb(&b, 0, 101, 0, NULL, 127, 0);            /* 10^-127 */
-    idb(&b, 0, 101, 0, NULL, 0x80 | 127, 0);     /* 2^-127 */
-    idb(&b, 0, 101, 0, NULL, 6, INT64_MIN);      /* saturates at 0 */
-    epb(&b, 0, 0, UINT64_MAX / 2, "", 0, NULL);  /* saturates */
+    idb(&b, 0, 101, 0, NULL, 0, 0);             /* seconds */
+    idb(&b, 0, 101, 0, NULL, 0x80 | 0, 0);      /* 2^0: seconds */
+    idb(&b, 0, 101, 0, NULL, 0x80 | 40, 0);     /* 2^-40 */
+    idb(&b, 0, 101, 0, NULL, 127, 0);           /* 10^-127 */
+    idb(&b, 0, 101, 0, NULL, 0x80 | 127, 0);    /* 2^-127 */
+    idb(&b, 0, 101, 0, NULL, 6, INT64_MIN);     /* saturates at 0 */
+    epb(&b, 0, 0, UINT64_MAX / 2, "", 0, NULL); /* saturates */
     epb(&b, 0, 1, 5, "", 0, NULL);
     epb(&b, 0, 2, (5ull << 40) + (1ull << 39), "", 0, NULL);
     epb(&b, 0, 3, UINT64_MAX, "", 0, NULL);
@@ -923,8 +922,9 @@ static void test_classic(void)
                      nano ? 999 : 999000, fnv(pkt, 5));
             CHECK(strstr(log, want) != NULL);
             CHECK(strstr(log, "P2 if=0 lt=1 ts=1700000001000000000 cap=3 orig=3 ") != NULL);
-            snprintf(want, sizeof(want), "P3 if=0 lt=1 ts=700000%s cap=0 orig=0 h=811c9dc5 c=- "
-                                         "fl=0 @%zu\n",
+            snprintf(want, sizeof(want),
+                     "P3 if=0 lt=1 ts=700000%s cap=0 orig=0 h=811c9dc5 c=- "
+                     "fl=0 @%zu\n",
                      nano ? "0001" : "1000", b.len - 16);
             CHECK(strstr(log, want) != NULL);
             CHECK_EQ_INT(r.packets, 3);

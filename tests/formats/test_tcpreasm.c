@@ -47,7 +47,7 @@ static void b_add(bytes_t *b, const void *p, size_t n)
     if (n)
         memcpy(b->p + b->len, p, n);
     b->len += n;
-    b->p[b->len] = 0;   /* always a C string too */
+    b->p[b->len] = 0; /* always a C string too */
 }
 
 static void b_free(bytes_t *b)
@@ -89,8 +89,7 @@ typedef struct plist {
     size_t n, cap;
 } plist_t;
 
-static void pl_add2(plist_t *l, uint32_t lt, const void *a, size_t alen, const void *b,
-                    size_t blen)
+static void pl_add2(plist_t *l, uint32_t lt, const void *a, size_t alen, const void *b, size_t blen)
 {
     pkt_t *p;
 
@@ -200,7 +199,7 @@ static size_t mk_tcp(uint8_t *out, const tcpsynth_endpoint_t *s, const tcpsynth_
         out[0] = 0x45;
         out[2] = (uint8_t)((ip + tcp + plen) >> 8);
         out[3] = (uint8_t)(ip + tcp + plen);
-        out[6] = 0x40;   /* DF */
+        out[6] = 0x40; /* DF */
         out[8] = 64;
         out[9] = 6;
         memcpy(out + 12, s->addr, 4);
@@ -266,7 +265,7 @@ typedef struct coll {
     tcpreasm_endpoint_t udp_src, udp_dst;
     bytes_t udp_data;
     uint64_t udp_frame;
-    int fail_call;      /* return -EIO from the Nth callback */
+    int fail_call; /* return -EIO from the Nth callback */
     int calls;
 } coll_t;
 
@@ -427,7 +426,7 @@ static void test_in_order(void)
     CHECK(data_is(&x->data[0], req, sizeof(req)));
     CHECK(data_is(&x->data[1], resp, sizeof(resp)));
     CHECK_EQ_INT(x->first_frame[0], 4);
-    CHECK_EQ_INT(x->first_frame[1], 4 + 7 + 1);   /* 7 request segments, then an ACK */
+    CHECK_EQ_INT(x->first_frame[1], 4 + 7 + 1); /* 7 request segments, then an ACK */
     CHECK_EQ_INT(x->ngaps[0] + x->ngaps[1], 0);
     CHECK_EQ_INT(x->closed, 1);
     CHECK_EQ_INT(x->how, TCPREASM_CLOSE_FIN);
@@ -491,7 +490,7 @@ static void test_out_of_order(void)
                 fprintf(stderr, "order seed %u:\n%s", seed, (char *)k.log.p);
         }
         if (seed == 40)
-            CHECK_EQ_INT(st.ooo_segments, 6 + 49);   /* all but the last of each burst */
+            CHECK_EQ_INT(st.ooo_segments, 6 + 49); /* all but the last of each burst */
         coll_free(&k);
     }
     CHECK_EQ_INT(bad, 0);
@@ -503,28 +502,27 @@ static void test_out_of_order(void)
    up at once (the U marker shows when), whichever comes first. */
 static void test_ack_gap(void)
 {
-    tcpsynth_endpoint_t c = ep4(1, 40012), s = ep4(2, 80), u1 = ep4(7, 53);
+    tcpsynth_endpoint_t c = ep4(1, 40012), s = ep4(2, 80);
     plist_t l = {0};
     coll_t k;
-    uint8_t udp[28] = {0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 7, 10, 0, 0, 8,
-                       0, 53, 0, 53, 0, 8, 0, 0};
+    uint8_t udp[28] = {0x45, 0, 0,  28, 0, 0, 0x40, 0,  64, 17, 0, 0, 10, 0,
+                       0,    7, 10, 0,  0, 8, 0,    53, 0,  53, 0, 8, 0,  0};
 
-    (void)u1;
     seg(&l, &c, &s, 100, 0, F_SYN, NULL, 0);
     seg(&l, &s, &c, 900, 101, F_SYN | F_ACK, NULL, 0);
     seg(&l, &c, &s, 101, 901, F_ACK, "abc", 3);
-    seg(&l, &c, &s, 114, 901, F_ACK, "xyz", 3);          /* 10 bytes missing before */
+    seg(&l, &c, &s, 114, 901, F_ACK, "xyz", 3); /* 10 bytes missing before */
     pl_add(&l, 101, udp, sizeof(udp));
-    seg(&l, &s, &c, 901, 117, F_ACK, NULL, 0);           /* acknowledges all of it */
+    seg(&l, &s, &c, 901, 117, F_ACK, NULL, 0); /* acknowledges all of it */
     pl_add(&l, 101, udp, sizeof(udp));
-    seg(&l, &s, &c, 901, 121, F_ACK, NULL, 0);           /* acknowledges 4 more */
-    seg(&l, &c, &s, 127, 901, F_ACK, "late", 4);         /* after a hole, partly acked */
+    seg(&l, &s, &c, 901, 121, F_ACK, NULL, 0);   /* acknowledges 4 more */
+    seg(&l, &c, &s, 127, 901, F_ACK, "late", 4); /* after a hole, partly acked */
     pl_add(&l, 101, udp, sizeof(udp));
-    seg(&l, &c, &s, 121, 901, F_ACK, "123456", 6);       /* the unacked part of that hole */
+    seg(&l, &c, &s, 121, 901, F_ACK, "123456", 6); /* the unacked part of that hole */
     seg(&l, &c, &s, 131, 901, F_ACK | F_FIN, NULL, 0);
     seg(&l, &s, &c, 901, 132, F_ACK | F_FIN, NULL, 0);
     seg(&l, &s, &c, 901, 132, F_ACK | F_FIN, NULL, 0);
-    seg(&l, &c, &s, 132, 902, F_ACK, NULL, 0);           /* the FIN's ACK: no false gap */
+    seg(&l, &c, &s, 132, 902, F_ACK, NULL, 0); /* the FIN's ACK: no false gap */
     CHECK_EQ_INT(run(&k, &l, NULL, NULL, NULL), 0);
     CHECK_EQ_STR((char *)k.log.p, "O0 f1 40012>80 hs=1\n"
                                   "D0 0 3 f3\n"
@@ -537,6 +535,23 @@ static void test_ack_gap(void)
                                   "D0 0 6 f11\n"
                                   "D0 0 4 f9\n"
                                   "C0 1\n");
+    coll_free(&k);
+    pl_free(&l);
+
+    /* A hole before a FIN: the FIN's ACK gives it up and the close follows
+       at once, not at the end. */
+    seg(&l, &c, &s, 100, 0, F_SYN, NULL, 0);
+    seg(&l, &s, &c, 900, 101, F_SYN | F_ACK, NULL, 0);
+    seg(&l, &c, &s, 101, 901, F_ACK, "abc", 3);
+    seg(&l, &c, &s, 110, 901, F_ACK | F_FIN, NULL, 0); /* 6 bytes missing before */
+    seg(&l, &s, &c, 901, 111, F_ACK | F_FIN, NULL, 0);
+    pl_add(&l, 101, udp, sizeof(udp));
+    CHECK_EQ_INT(run(&k, &l, NULL, NULL, NULL), 0);
+    CHECK_EQ_STR((char *)k.log.p, "O0 f1 40012>80 hs=1\n"
+                                  "D0 0 3 f3\n"
+                                  "G0 0 6\n"
+                                  "C0 1\n"
+                                  "U 0 f6\n");
     coll_free(&k);
     pl_free(&l);
 }
@@ -555,16 +570,16 @@ static void test_duplicates(void)
     order = calloc(2 * n + 1, sizeof(*order));
     for (i = 0; i < n; i++)
         order[2 * i] = order[2 * i + 1] = i;
-    order[2 * n] = 3;   /* and a stale copy of the first request segment */
+    order[2 * n] = 3; /* and a stale copy of the first request segment */
     {
         tcpreasm_t *r;
 
         memset(&k, 0, sizeof(k));
         r = tcpreasm_new(&ccb, &k, NULL, NULL);
         for (i = 0; i < 2 * n + 1; i++)
-            CHECK_EQ_INT(tcpreasm_packet(r, l.v[order[i]].lt, i, l.v[order[i]].d,
-                                         l.v[order[i]].len, i + 1),
-                         0);
+            CHECK_EQ_INT(
+                tcpreasm_packet(r, l.v[order[i]].lt, i, l.v[order[i]].d, l.v[order[i]].len, i + 1),
+                0);
         CHECK_EQ_INT(tcpreasm_finish(r), 0);
         tcpreasm_get_stats(r, &st);
         tcpreasm_free(r);
@@ -591,16 +606,16 @@ static void test_overlap(void)
     coll_t k;
     char want[128];
 
-    seg(&l, &c, &s, isn, 0, F_SYN, NULL, 0);                       /* f1 */
-    seg(&l, &c, &s, b + 0, 1, F_ACK, "AAAAAAAAAA", 10);            /* f2 [0,10) */
-    seg(&l, &c, &s, b + 5, 1, F_ACK, "BBBBBBBBBB", 10);            /* f3 [5,15) */
-    seg(&l, &c, &s, b + 20, 1, F_ACK, "CCCCCCCCCC", 10);           /* f4 [20,30) */
-    seg(&l, &c, &s, b + 15, 1, F_ACK, "DDDDDDDDDD", 10);           /* f5 [15,25) */
-    seg(&l, &c, &s, b + 25, 1, F_ACK, "EEEEEEEEEE", 10);           /* f6 [25,35) */
-    seg(&l, &c, &s, b + 50, 1, F_ACK, "XXXXX", 5);                 /* f7 [50,55) */
-    seg(&l, &c, &s, b + 60, 1, F_ACK, "YYYYY", 5);                 /* f8 [60,65) */
+    seg(&l, &c, &s, isn, 0, F_SYN, NULL, 0);                            /* f1 */
+    seg(&l, &c, &s, b + 0, 1, F_ACK, "AAAAAAAAAA", 10);                 /* f2 [0,10) */
+    seg(&l, &c, &s, b + 5, 1, F_ACK, "BBBBBBBBBB", 10);                 /* f3 [5,15) */
+    seg(&l, &c, &s, b + 20, 1, F_ACK, "CCCCCCCCCC", 10);                /* f4 [20,30) */
+    seg(&l, &c, &s, b + 15, 1, F_ACK, "DDDDDDDDDD", 10);                /* f5 [15,25) */
+    seg(&l, &c, &s, b + 25, 1, F_ACK, "EEEEEEEEEE", 10);                /* f6 [25,35) */
+    seg(&l, &c, &s, b + 50, 1, F_ACK, "XXXXX", 5);                      /* f7 [50,55) */
+    seg(&l, &c, &s, b + 60, 1, F_ACK, "YYYYY", 5);                      /* f8 [60,65) */
     seg(&l, &c, &s, b + 45, 1, F_ACK, "ZZZZZZZZZZZZZZZZZZZZZZZZZ", 25); /* f9 [45,70) */
-    seg(&l, &c, &s, b + 35, 1, F_ACK, "WWWWWWWWWWWWWWW", 15);      /* f10 [35,50) */
+    seg(&l, &c, &s, b + 35, 1, F_ACK, "WWWWWWWWWWWWWWW", 15);           /* f10 [35,50) */
     seg(&l, &c, &s, b + 52, 1, F_ACK, "QQQQQQQQQQQQQQQQQQQQQQQQQ", 25); /* f11 [52,77) */
     CHECK_EQ_INT(run(&k, &l, NULL, NULL, NULL), 0);
     /* Z (f9) was captured before W (f10), so Z's copy of [45,50) wins. */
@@ -687,7 +702,7 @@ static void test_wrap(void)
     order = calloc(l.n, sizeof(*order));
     for (i = 0; i < l.n; i++)
         order[i] = i;
-    for (i = 5; i + 4 < l.n; i += 6) {   /* swap pairs of data segments */
+    for (i = 5; i + 4 < l.n; i += 6) { /* swap pairs of data segments */
         t = order[i];
         order[i] = order[i + 2];
         order[i + 2] = t;
@@ -720,14 +735,14 @@ static void test_ipv6_ext(void)
         memcpy(buf, p->d, 40);
         buf[4] = (uint8_t)(plen >> 8);
         buf[5] = (uint8_t)plen;
-        buf[6] = 0;                 /* hop-by-hop */
+        buf[6] = 0; /* hop-by-hop */
         memset(e, 0, 24);
-        e[0] = 60;                  /* then destination options */
-        e[1] = 0;                   /* 8 bytes */
-        e[2] = 1;                   /* PadN */
+        e[0] = 60; /* then destination options */
+        e[1] = 0;  /* 8 bytes */
+        e[2] = 1;  /* PadN */
         e[3] = 4;
-        e[8] = 6;                   /* then TCP */
-        e[9] = 1;                   /* 16 bytes */
+        e[8] = 6; /* then TCP */
+        e[9] = 1; /* 16 bytes */
         e[10] = 1;
         e[11] = 12;
         memcpy(buf + 64, p->d + 40, p->len - 40);
@@ -737,7 +752,7 @@ static void test_ipv6_ext(void)
             buf[6] = 44;
             memset(e, 0, 8);
             e[0] = 6;
-            e[3] = 1;               /* more fragments */
+            e[3] = 1; /* more fragments */
             pl_add(&x, TCPREASM_LINKTYPE_RAW, buf, 64);
         }
     }
@@ -769,7 +784,7 @@ static void wrap(plist_t *out, const plist_t *in, uint32_t lt, const uint8_t *hd
             memcpy(buf, hdr, hlen);
         memcpy(buf + hlen, in->v[i].d, in->v[i].len);
         if (n < pad_to) {
-            memset(buf + n, 0xee, pad_to - n);   /* Ethernet padding must be ignored */
+            memset(buf + n, 0xee, pad_to - n); /* Ethernet padding must be ignored */
             n = pad_to;
         }
         pl_add(out, lt, buf, n);
@@ -780,20 +795,20 @@ static void check_links(const plist_t *l, int v6)
 {
     static const uint8_t eth4[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00};
     static const uint8_t eth6[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x86, 0xdd};
-    static const uint8_t qinq4[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x88, 0xa8, 0, 5,
-                                    0x81, 0x00, 0, 7, 0x08, 0x00};
-    static const uint8_t vlan6[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x81, 0x00, 0, 9,
-                                    0x86, 0xdd};
+    static const uint8_t qinq4[] = {1,  2,    3,    4, 5, 6,    7,    8, 9, 10,   11,
+                                    12, 0x88, 0xa8, 0, 5, 0x81, 0x00, 0, 7, 0x08, 0x00};
+    static const uint8_t vlan6[] = {1,  2,  3,  4,    5,    6, 7, 8,    9,
+                                    10, 11, 12, 0x81, 0x00, 0, 9, 0x86, 0xdd};
     static const uint8_t sll4[] = {0, 4, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00};
     static const uint8_t sll6[] = {0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x86, 0xdd};
-    static const uint8_t sll2_4[] = {0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 4, 6,
-                                     1, 2, 3, 4, 5, 6, 0, 0};
-    static const uint8_t sll2_6[] = {0x86, 0xdd, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6,
-                                     1, 2, 3, 4, 5, 6, 0, 0};
+    static const uint8_t sll2_4[] = {0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1,
+                                     4,    6,    1, 2, 3, 4, 5, 6, 0, 0};
+    static const uint8_t sll2_6[] = {0x86, 0xdd, 0, 0, 0, 0, 0, 3, 0, 1,
+                                     0,    6,    1, 2, 3, 4, 5, 6, 0, 0};
     static const uint8_t null4_le[] = {2, 0, 0, 0};
-    static const uint8_t null6_le[] = {30, 0, 0, 0};    /* macOS AF_INET6 */
+    static const uint8_t null6_le[] = {30, 0, 0, 0}; /* macOS AF_INET6 */
     static const uint8_t loop4[] = {0, 0, 0, 2};
-    static const uint8_t loop6[] = {0, 0, 0, 24};       /* OpenBSD AF_INET6 */
+    static const uint8_t loop6[] = {0, 0, 0, 24}; /* OpenBSD AF_INET6 */
     const struct {
         uint32_t lt;
         const uint8_t *h;
@@ -848,10 +863,10 @@ static void test_link_types(void)
 
     /* Things that are not TCP or UDP over IP are counted, not errors. */
     pl_add(&l, 1, arp, sizeof(arp));
-    pl_add(&l, 147, arp, sizeof(arp));            /* a link type we do not know */
-    pl_add(&l, 0, "\x07\0\0\0\x45", 5);           /* NULL with an unknown family */
+    pl_add(&l, 147, arp, sizeof(arp));  /* a link type we do not know */
+    pl_add(&l, 0, "\x07\0\0\0\x45", 5); /* NULL with an unknown family */
     pl_add(&l, 101, "", 0);
-    pl_add(&l, 101, "\x45\0\0\x14", 4);           /* IPv4 header cut short */
+    pl_add(&l, 101, "\x45\0\0\x14", 4); /* IPv4 header cut short */
     CHECK_EQ_INT(run(&k, &l, NULL, NULL, &st), 0);
     CHECK_EQ_INT(st.packets, 5);
     CHECK_EQ_INT(st.not_ip, 4);
@@ -872,7 +887,7 @@ static void test_rst(void)
     seg(&l, &c, &s, 100, 0, F_SYN, NULL, 0);
     seg(&l, &s, &c, 900, 101, F_SYN | F_ACK, NULL, 0);
     seg(&l, &c, &s, 101, 901, F_ACK, "hello", 5);
-    seg(&l, &s, &c, 911, 106, F_ACK, "later", 5);       /* 10 bytes missing before it */
+    seg(&l, &s, &c, 911, 106, F_ACK, "later", 5); /* 10 bytes missing before it */
     seg(&l, &c, &s, 106, 901, F_RST | F_ACK, NULL, 0);
     seg(&l, &s, &c, 901, 106, F_ACK, "0123456789", 10); /* too late */
     seg(&l, &c, &s, 106, 901, F_ACK, "more", 4);
@@ -900,12 +915,12 @@ static void test_port_reuse(void)
     tcpreasm_stats_t st;
     tcpsynth_t t;
 
-    conversation(&l, c, s, 1000, 2000, 0, 1);        /* ends with the last ACK: absorbed */
-    seg(&l, &c, &s, 1000, 0, F_SYN, NULL, 0);        /* stale SYN, same ISN: after a FIN, new */
+    conversation(&l, c, s, 1000, 2000, 0, 1); /* ends with the last ACK: absorbed */
+    seg(&l, &c, &s, 1000, 0, F_SYN, NULL, 0); /* stale SYN, same ISN: after a FIN, new */
     seg(&l, &s, &c, 7000, 1001, F_RST | F_ACK, NULL, 0);
-    tcpsynth_init(&t, &c, &s, 555555, 666666, 0, synth_emit, &l);  /* new ISN */
+    tcpsynth_init(&t, &c, &s, 555555, 666666, 0, synth_emit, &l); /* new ISN */
     tcpsynth_handshake(&t);
-    seg(&l, &c, &s, 555555, 0, F_SYN, NULL, 0);      /* retransmitted SYN: same connection */
+    seg(&l, &c, &s, 555555, 0, F_SYN, NULL, 0); /* retransmitted SYN: same connection */
     tcpsynth_data(&t, TCPSYNTH_C2S, "second", 6);
     tcpsynth_rst(&t, TCPSYNTH_S2C);
     CHECK_EQ_INT(run(&k, &l, NULL, NULL, &st), 0);
@@ -978,14 +993,15 @@ static void test_gap(void)
     CHECK_EQ_INT(k.c[0].gap[1], 500);
     CHECK_EQ_INT(k.c[0].how, TCPREASM_CLOSE_FIN);
     coll_free(&k);
-    noack.n = 15;   /* up to the last response segment: no ACK, no FIN */
+    i = noack.n;
+    noack.n = 15; /* up to the last response segment: no ACK, no FIN */
     CHECK_EQ_INT(run(&k, &noack, NULL, NULL, &st), 0);
     CHECK(data_is(&k.c[0].data[1], want.p, want.len));
     CHECK_EQ_INT(k.c[0].gap[1], 500);
     CHECK_EQ_INT(k.c[0].how, TCPREASM_CLOSE_END);
     CHECK(strstr((char *)k.log.p, "G0 1 500\n") > strstr((char *)k.log.p, "D0 0 200 f5\n"));
     coll_free(&k);
-    noack.n = 16;
+    noack.n = i;
 
     /* With room for 2 out-of-order segments only, the hole goes earlier. */
     o.max_buffer = 2 * (500 + 64);
@@ -1026,7 +1042,7 @@ static void test_truncated(void)
     conversation(&l, c, s, 1, 2, 1000, 1);
     for (i = 0; i < l.n; i++)
         if (l.v[i].len > 96)
-            l.v[i].len = 96;   /* tcpdump -s 96 */
+            l.v[i].len = 96; /* tcpdump -s 96 */
     CHECK_EQ_INT(run(&k, &l, NULL, NULL, &st), 0);
     for (i = 0; i < sizeof(resp); i += 1000)
         b_add(&want, resp + i, 56);
@@ -1052,10 +1068,14 @@ static void test_udp_and_junk(void)
     /* UDP over IPv4 in Ethernet with padding: the UDP length rules. */
     memset(p, 0, sizeof(p));
     memcpy(p, "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x08\x00", 14);
-    memcpy(p + 14, "\x45\x00\x00\x1f\x00\x00\x40\x00\x40\x11\x00\x00\x0a\x00\x00\x01"
-                   "\x0a\x00\x00\x35",
+    memcpy(p + 14,
+           "\x45\x00\x00\x1f\x00\x00\x40\x00\x40\x11\x00\x00\x0a\x00\x00\x01"
+           "\x0a\x00\x00\x35",
            20);
-    memcpy(p + 34, "\x9c\x40\x00\x35\x00\x0b\x00\x00" "abc", 11);
+    memcpy(p + 34,
+           "\x9c\x40\x00\x35\x00\x0b\x00\x00"
+           "abc",
+           11);
     pl_add(&l, 1, p, 60);
     /* UDP over IPv6. */
     memset(p, 0, sizeof(p));
@@ -1064,7 +1084,10 @@ static void test_udp_and_junk(void)
     p[6] = 17;
     p[23] = 1;
     p[39] = 2;
-    memcpy(p + 40, "\x13\x88\x01\xbb\x00\x0c\x00\x00" "quic", 12);
+    memcpy(p + 40,
+           "\x13\x88\x01\xbb\x00\x0c\x00\x00"
+           "quic",
+           12);
     pl_add(&l, 101, p, 52);
     /* An IPv4 fragment (offset != 0) and a first fragment (MF). */
     memset(p, 0, sizeof(p));
@@ -1119,12 +1142,12 @@ static void test_eviction(void)
         c[i] = ep4((uint8_t)(10 + i), (uint16_t)(41000 + i));
     seg(&l, &c[0], &s, 1, 0, F_SYN, NULL, 0);
     seg(&l, &c[0], &s, 2, 0, F_ACK | F_FIN, "a", 1);
-    seg(&l, &s, &c[0], 9, 3, F_ACK | F_FIN, NULL, 0);   /* conn 0 closes: a tombstone */
+    seg(&l, &s, &c[0], 9, 3, F_ACK | F_FIN, NULL, 0); /* conn 0 closes: a tombstone */
     seg(&l, &c[1], &s, 1, 0, F_SYN, NULL, 0);
-    seg(&l, &c[2], &s, 1, 0, F_SYN, NULL, 0);           /* replaces the tombstone */
-    seg(&l, &c[1], &s, 2, 0, F_ACK, "b", 1);            /* conn 1 was used last */
-    seg(&l, &c[3], &s, 1, 0, F_SYN, NULL, 0);           /* evicts conn 2 */
-    seg(&l, &c[2], &s, 2, 0, F_ACK, "c", 1);            /* a new conn 4, evicts 1 */
+    seg(&l, &c[2], &s, 1, 0, F_SYN, NULL, 0); /* replaces the tombstone */
+    seg(&l, &c[1], &s, 2, 0, F_ACK, "b", 1);  /* conn 1 was used last */
+    seg(&l, &c[3], &s, 1, 0, F_SYN, NULL, 0); /* evicts conn 2 */
+    seg(&l, &c[2], &s, 2, 0, F_ACK, "c", 1);  /* a new conn 4, evicts 1 */
     o.max_conns = 2;
     CHECK_EQ_INT(run(&k, &l, NULL, &o, &st), 0);
     CHECK_EQ_STR((char *)k.log.p, "O0 f1 41000>80 hs=1\nD0 0 1 f2\nC0 1\n"
@@ -1184,7 +1207,7 @@ static void test_callback_error(void)
         r = tcpreasm_new(&none, NULL, NULL, &err);
         for (i = 0; i < l.n; i++)
             CHECK_EQ_INT(tcpreasm_packet(r, l.v[i].lt, 0, l.v[i].d, l.v[i].len, i + 1), 0);
-        tcpreasm_free(r);   /* without finish */
+        tcpreasm_free(r); /* without finish */
     }
     CHECK(tcpreasm_new(NULL, NULL, NULL, &err) == NULL);
     CHECK_EQ_INT(err, -EINVAL);
@@ -1287,11 +1310,12 @@ static int run_file(coll_t *k, const uint8_t *buf, size_t len)
 
 typedef struct wctx {
     pcapng_writer_t *w;
+    pcapng_writer_t *w2; /* interface 0's packets only, for a classic pcap */
     uint32_t ifid;
     const uint8_t *link;
     size_t linklen;
     uint64_t ts;
-    plist_t hold;   /* packets held back to reorder */
+    plist_t hold; /* packets held back to reorder */
 } wctx_t;
 
 static int w_emit(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen, const uint8_t *payload,
@@ -1321,15 +1345,23 @@ static void w_flush(wctx_t *x, const size_t *order)
         j = order ? order[i] : i;
         pcapng_writer_add_packet(x->w, x->hold.v[j].lt, x->ts += 1000, x->hold.v[j].d,
                                  (uint32_t)x->hold.v[j].len, (uint32_t)x->hold.v[j].len, NULL);
+        if (x->hold.v[j].lt == 0)
+            pcapng_writer_add_packet(x->w2, 0, x->ts, x->hold.v[j].d, (uint32_t)x->hold.v[j].len,
+                                     (uint32_t)x->hold.v[j].len, NULL);
     }
     pl_free(&x->hold);
 }
 
-/* Follow output: the bytes of node 0 and node 1, and node 0's "addr:port". */
+/*
+ * Follow output: the bytes of node 0 and node 1, node 0's "addr:port", and
+ * the bytes tshark reported missing (a "[N bytes missing in capture]" line,
+ * which the raw output gives as hex like the data).
+ */
 static int tshark_follow(const char *path, int stream, bytes_t *n0, bytes_t *n1, char *node0,
-                         size_t node0len)
+                         size_t node0len, uint64_t missing[2])
 {
     char cmd[512], line[70000];
+    bytes_t chunk = {0};
     FILE *f;
     int in_data = 0;
 
@@ -1337,6 +1369,7 @@ static int tshark_follow(const char *path, int stream, bytes_t *n0, bytes_t *n1,
     memset(n1, 0, sizeof(*n1));
     b_add(n0, "", 0);
     b_add(n1, "", 0);
+    missing[0] = missing[1] = 0;
     snprintf(cmd, sizeof(cmd), "tshark -r %s -q -z follow,tcp,raw,%d 2>/dev/null", path, stream);
     f = popen(cmd, "r");
     if (!f)
@@ -1344,8 +1377,10 @@ static int tshark_follow(const char *path, int stream, bytes_t *n0, bytes_t *n1,
     node0[0] = 0;
     while (fgets(line, sizeof(line), f)) {
         char *p = line;
-        bytes_t *dst = n0;
+        int side = 0;
         size_t i;
+        unsigned long long n;
+        char tail[1];
 
         line[strcspn(line, "\r\n")] = 0;
         if (strncmp(line, "Node 0: ", 8) == 0) {
@@ -1359,30 +1394,40 @@ static int tshark_follow(const char *path, int stream, bytes_t *n0, bytes_t *n1,
         if (!in_data || line[0] == '=' || !line[0])
             continue;
         if (*p == '\t') {
-            dst = n1;
+            side = 1;
             p++;
         }
+        chunk.len = 0;
         for (i = 0; p[i] && p[i + 1]; i += 2) {
             unsigned v;
+            uint8_t byte;
 
             if (sscanf(p + i, "%2x", &v) != 1)
                 break;
-            uint8_t byte = (uint8_t)v;
-            b_add(dst, &byte, 1);
+            byte = (uint8_t)v;
+            b_add(&chunk, &byte, 1);
         }
+        /* "[800 bytes missing in capture file]", NUL-terminated. */
+        if (chunk.len < 64 &&
+            sscanf((char *)chunk.p, "[%llu bytes missing in captur%c", &n, tail) == 2 &&
+            strchr((char *)chunk.p, ']') != NULL)
+            missing[side] += n;
+        else
+            b_add(side ? n1 : n0, chunk.p, chunk.len);
     }
+    b_free(&chunk);
     return pclose(f);
 }
 
 static void test_tshark(void)
 {
-    static const uint8_t eth_vlan[18] = {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1,
-                                         0x81, 0, 0, 42, 0x86, 0xdd};
-    static const uint8_t sll2[20] = {0x08, 0x00, 0, 0, 0, 0, 0, 7, 0, 1, 4, 6,
-                                     2, 0, 0, 0, 0, 1, 0, 0};
+    static const uint8_t eth_vlan[18] = {2, 0, 0, 0,    0, 2, 2,  0,    0,
+                                         0, 0, 1, 0x81, 0, 0, 42, 0x86, 0xdd};
+    static const uint8_t sll2[20] = {0x08, 0x00, 0, 0, 0, 0, 0, 7, 0, 1,
+                                     4,    6,    2, 0, 0, 0, 0, 1, 0, 0};
     char path[] = "/tmp/test_tcpreasm.XXXXXX.pcapng", cmd[512], node0[128], want0[128];
-    sink_t sink;
-    bytes_t file = {0}, n0, n1;
+    sink_t sink, sink2;
+    bytes_t file = {0}, file2 = {0}, n0, n1, want_a = {0};
     pcapng_writer_t *w;
     wctx_t x;
     tcpsynth_t t;
@@ -1394,6 +1439,7 @@ static void test_tshark(void)
     int fd, stream, nstreams = 0, bad = 0;
     char line[256];
     int tshark_stream_of[512];
+    uint64_t missing[2];
     char ipbuf[64];
 
     if (!have_program("tshark")) {
@@ -1407,8 +1453,12 @@ static void test_tshark(void)
     pcapng_writer_add_interface(w, PCAPNG_LINKTYPE_RAW, 65535, "raw", NULL);
     pcapng_writer_add_interface(w, 1, 65535, "eth", NULL);
     pcapng_writer_add_interface(w, 276, 65535, "any", NULL);
+    sink2 = sink;
+    sink2.opaque = &file2;
     memset(&x, 0, sizeof(x));
     x.w = w;
+    x.w2 = pcapng_writer_new(&sink2, "test_tcpreasm", NULL, &fd);
+    pcapng_writer_add_interface(x.w2, PCAPNG_LINKTYPE_RAW, 65535, "raw", NULL);
 
     /* A (IPv4, RAW): handshake; request; response with a swap and a retransmission. */
     x.ifid = 0;
@@ -1430,21 +1480,30 @@ static void test_tshark(void)
         x.ifid = 0;
         x.link = NULL;
         x.linklen = 0;
-        tcpsynth_data(&t, TCPSYNTH_S2C, resp, 2000);   /* 5 segments + 5 ACKs */
-        for (i = 0; i < 10; i++)
-            order[i] = i;
-        order[2] = 4;   /* segment 2 before segment 1 */
-        order[4] = 2;
+        /* 5 segments and an ACK, captured as S0 S1 S4 ACK S2 S3: the ACK
+           covers bytes not seen yet, so they count as lost (as in tshark),
+           and S2 S3 as retransmissions. */
+        tcpsynth_data(&t, TCPSYNTH_S2C, resp, 2000);
+        order[0] = 0;
+        order[1] = 1;
+        order[2] = 4;
         order[3] = 5;
+        order[4] = 2;
         order[5] = 3;
         w_flush(&x, order);
         tcpsynth_data(&t, TCPSYNTH_S2C, resp + 2000, 400);
-        pl_add(&x.hold, 0, x.hold.v[0].d, x.hold.v[0].len);   /* retransmitted */
+        pl_add(&x.hold, 0, x.hold.v[0].d, x.hold.v[0].len); /* retransmitted */
         w_flush(&x, NULL);
         x.ifid = 1;
         x.link = eth_vlan;
         x.linklen = sizeof(eth_vlan);
+        /* 3 segments, the last first, then the ACK: plain reordering. */
         tcpsynth_data(&tb, TCPSYNTH_S2C, resp, 3000);
+        order[0] = 2;
+        order[1] = 0;
+        order[2] = 1;
+        order[3] = 3;
+        w_flush(&x, order);
         tcpsynth_fin(&tb, TCPSYNTH_S2C);
         tcpsynth_fin(&tb, TCPSYNTH_C2S);
         w_flush(&x, NULL);
@@ -1478,6 +1537,7 @@ static void test_tshark(void)
     tcpsynth_fin(&t, TCPSYNTH_S2C);
     w_flush(&x, NULL);
     pcapng_writer_free(w);
+    pcapng_writer_free(x.w2);
 
     fd = mkstemps(path, 7);
     CHECK(fd >= 0);
@@ -1536,7 +1596,9 @@ static void test_tshark(void)
         const cconn_t *c = &k.c[stream];
         int fam = c->info.client.family;
 
-        CHECK_EQ_INT(tshark_follow(path, stream, &n0, &n1, node0, sizeof(node0)), 0);
+        CHECK_EQ_INT(tshark_follow(path, stream, &n0, &n1, node0, sizeof(node0), missing), 0);
+        CHECK_EQ_INT(c->gap[0], missing[0]);
+        CHECK_EQ_INT(c->gap[1], missing[1]);
         inet_ntop(fam, c->info.client.addr, ipbuf, sizeof(ipbuf));
         snprintf(want0, sizeof(want0), fam == AF_INET6 ? "[%s]:%u" : "%s:%u", ipbuf,
                  c->info.client.port);
@@ -1553,8 +1615,11 @@ static void test_tshark(void)
         b_free(&n0);
         b_free(&n1);
     }
+    b_add(&want_a, resp, 800);
+    b_add(&want_a, resp + 1600, 800);
     CHECK(data_is(&k.c[0].data[0], req, sizeof(req)));
-    CHECK(data_is(&k.c[0].data[1], resp, 2400));
+    CHECK(data_is(&k.c[0].data[1], want_a.p, want_a.len));
+    CHECK_EQ_INT(k.c[0].gap[1], 800);
     CHECK(data_is(&k.c[1].data[1], resp, 3000));
     CHECK_EQ_STR((char *)k.c[2].data[1].p, "pong");
     CHECK_EQ_INT(k.c[2].info.handshake, 0);
@@ -1562,31 +1627,40 @@ static void test_tshark(void)
     CHECK_EQ_STR((char *)k.c[3].data[1].p, "and again");
     coll_free(&k);
 
-    /* The same capture rewritten by editcap as classic pcap: the same result. */
+    /* Interface 0's packets, rewritten by editcap as classic pcap (both
+       resolutions): the same result. */
     if (have_program("editcap")) {
+        static const char *fmts[] = {"pcap", "nsecpcap"};
         char out[64];
         bytes_t g = {0};
         coll_t k2;
         uint8_t buf[65536];
-        size_t n;
+        size_t n, fi;
 
-        snprintf(out, sizeof(out), "%s.pcap", path);
-        /* One link type per classic file: keep the RAW interface only. */
-        snprintf(cmd, sizeof(cmd),
-                 "tshark -r %s -Y 'frame.interface_id == 0' -w %s.mid >/dev/null 2>&1 && "
-                 "editcap -F nsecpcap %s.mid %s >/dev/null 2>&1 && rm -f %s.mid",
-                 path, path, path, out, path);
-        CHECK_EQ_INT(system(cmd), 0);
-        f = fopen(out, "rb");
-        while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-            b_add(&g, buf, n);
+        snprintf(out, sizeof(out), "%s.raw", path);
+        f = fopen(out, "wb");
+        CHECK(f && fwrite(file2.p, 1, file2.len, f) == file2.len);
         if (f)
             fclose(f);
-        CHECK_EQ_INT(run_file(&k2, g.p, g.len), 0);
-        CHECK_EQ_INT(k2.n, 2);
-        CHECK(data_is(&k2.c[0].data[1], resp, 2400));
-        CHECK_EQ_STR((char *)k2.c[1].data[0].p, "again");
-        coll_free(&k2);
+        for (fi = 0; fi < 2; fi++) {
+            snprintf(cmd, sizeof(cmd), "editcap -F %s %s %s.pcap >/dev/null 2>&1", fmts[fi], out,
+                     path);
+            CHECK_EQ_INT(system(cmd), 0);
+            snprintf(cmd, sizeof(cmd), "%s.pcap", path);
+            f = fopen(cmd, "rb");
+            g.len = 0;
+            while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+                b_add(&g, buf, n);
+            if (f)
+                fclose(f);
+            CHECK(g.len > 24 && (g.p[0] == 0xd4 || g.p[0] == 0x4d));
+            CHECK_EQ_INT(run_file(&k2, g.p, g.len), 0);
+            CHECK_EQ_INT(k2.n, 2);
+            CHECK(data_is(&k2.c[0].data[1], want_a.p, want_a.len));
+            CHECK_EQ_STR((char *)k2.c[1].data[0].p, "again");
+            coll_free(&k2);
+            unlink(cmd);
+        }
         b_free(&g);
         unlink(out);
     } else {
@@ -1594,6 +1668,8 @@ static void test_tshark(void)
     }
     unlink(path);
     b_free(&file);
+    b_free(&file2);
+    b_free(&want_a);
 }
 
 int main(void)

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http1.h"
+#include "http2.h"
+#include "httpconv.h"
+#include "websocket.h"
+
+#define PREFACE_LEN 24
+
+struct httpconv {
+    httpconv_callbacks_t cb;
+    void *opaque;
+    size_t max_body;
+    enum httpconv_kind kind;
+    http1_conn_t *h1;
+    http2_conn_t *h2;
+    websocket_conn_t *ws;
+    http_exchange_t *ws_ex;      /* the upgrade exchange, ours while its messages come */
+    http_exchange_t *switching;  /* the exchange whose response switched protocols */
+    int drop_switching;          /* h2c: stream 1 of HTTP/2 stands for it */
+    uint8_t pre[PREFACE_LEN];    /* client bytes kept until HTTP/2 or not is known */
+    size_t pre_len;
+    uint64_t pre_ts;
+};
+
+/* ---- decoders' callbacks -------------------------------------------------- */
+
+static void on_request_head(void *opaque, http_exchange_t *ex)
+{
+    httpconv_t *c = opaque;
+    if (c->cb.on_request_head)
+        c->cb.on_request_head(c->opaque, ex);
+}
+
+static void deliver(httpconv_t *c, http_exchange_t *ex)
+{
+    if (c->cb.on_exchange)
+        c->cb.on_exchange(c->opaque, ex);
+    else
+        http_exchange_free(ex);
+}
+
+static void h1_exchange(void *opaque, http_exchange_t *ex)
+{
+    httpconv_t *c = opaque;
+
+    if (ex == c->switching) {
+        c->switching = NULL;
+        if (c->kind == HTTPCONV_WEBSOCKET && c->ws) {
+            /* Delivered when the connection ends, with its messages. */
+            c->ws_ex = ex;
+            return;
+        }
+        if (c->drop_switching) {
+            http_exchange_free(ex);
+            return;
+        }
+    }
+    deliver(c, ex);
+}
+
+static int header_has_token(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+
+    for (const char *p = value; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (strncasecmp(p, token, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' ||
+                                             p[n] == '\t' || p[n] == ';'))
+            return 1;
+        p = strchr(p, ',');
+    }
+    return 0;
+}
+
+static void h2_exchange(void *opaque, http_exchange_t *ex)
+{
+    deliver(opaque, ex);
+}
+
+/* The response switched protocols: choose the decoder for what follows. */
+static void h1_upgrade(void *opaque, http_exchange_t *ex)
+{
+    httpconv_t *c = opaque;
+    const char *up = http_msg_header(&ex->resp, "Upgrade");
+
+    c->switching = ex;
+    if (ex->status == 101 && up && header_has_token(up, "websocket")) {
+        c->ws = websocket_conn_new(http_msg_header(&ex->resp, "Sec-WebSocket-Extensions"), ex,
+                                   NULL, NULL, c->max_body, 0);
+        c->kind = c->ws ? HTTPCONV_WEBSOCKET : HTTPCONV_NOT_HTTP;
+        return;
+    }
+    if (ex->status == 101 && up && header_has_token(up, "h2c")) {
+        http2_callbacks_t cb = {NULL, on_request_head, h2_exchange, NULL};
+        c->h2 = http2_conn_new_upgrade(&cb, c, c->max_body, ex);
+        c->kind = c->h2 ? HTTPCONV_HTTP2 : HTTPCONV_NOT_HTTP;
+        c->drop_switching = 1;
+        return;
+    }
+    /* CONNECT's tunnel, or a protocol we do not know. */
+    c->kind = HTTPCONV_NOT_HTTP;
+}
+
+static void feed_next(httpconv_t *c, int dir, const uint8_t *data, size_t len, uint64_t ts)
+{
+    if (c->kind == HTTPCONV_WEBSOCKET)
+        websocket_conn_feed(c->ws, dir, data, len, ts);
+    else if (c->kind == HTTPCONV_HTTP2)
+        http2_conn_feed(c->h2, dir, data, len, ts);
+}
+
+static void h1_upgrade_data(void *opaque, int dir, const uint8_t *data, size_t len, uint64_t ts)
+{
+    feed_next(opaque, dir, data, len, ts);
+}
+
+/* ---- choosing ----------------------------------------------------------------- */
+
+static int start_h1(httpconv_t *c)
+{
+    http1_callbacks_t cb = {NULL, on_request_head, h1_exchange, h1_upgrade, h1_upgrade_data};
+
+    c->h1 = http1_conn_new(&cb, c, c->max_body);
+    if (!c->h1)
+        return -ENOMEM;
+    c->kind = HTTPCONV_HTTP1;
+    return 0;
+}
+
+static int start_h2(httpconv_t *c)
+{
+    http2_callbacks_t cb = {NULL, on_request_head, h2_exchange, NULL};
+
+    c->h2 = http2_conn_new(&cb, c, c->max_body);
+    if (!c->h2)
+        return -ENOMEM;
+    c->kind = HTTPCONV_HTTP2;
+    return 0;
+}
+
+httpconv_t *httpconv_new(const httpconv_callbacks_t *cb, void *opaque, const char *alpn,
+                         size_t max_body)
+{
+    httpconv_t *c = calloc(1, sizeof(*c));
+    int rc = 0;
+
+    if (!c)
+        return NULL;
+    c->cb = *cb;
+    c->opaque = opaque;
+    c->max_body = max_body ? max_body : 16u << 20;
+    if (alpn && strcmp(alpn, "h2") == 0)
+        rc = start_h2(c);
+    else if (alpn && strncmp(alpn, "http/1", 6) == 0)
+        rc = start_h1(c);
+    if (rc < 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void httpconv_free(httpconv_t *c)
+{
+    if (!c)
+        return;
+    http1_conn_free(c->h1);
+    http2_conn_free(c->h2);
+    websocket_conn_free(c->ws);
+    http_exchange_free(c->ws_ex);
+    free(c);
+}
+
+/* Before the first bytes decide: HTTP/2 with prior knowledge starts with the preface. */
+static int decide(httpconv_t *c, int dir, const uint8_t **data, size_t *len, uint64_t ts)
+{
+    size_t take;
+    int p;
+
+    if (dir != HTTPCONV_C2S)
+        return start_h1(c);
+    take = PREFACE_LEN - c->pre_len < *len ? PREFACE_LEN - c->pre_len : *len;
+    memcpy(c->pre + c->pre_len, *data, take);
+    if (c->pre_len == 0)
+        c->pre_ts = ts;
+    c->pre_len += take;
+    *data += take;
+    *len -= take;
+    p = http2_is_preface(c->pre, c->pre_len);
+    if (p == -EAGAIN && *len == 0)
+        return 1;   /* not enough yet */
+    return p == 1 ? start_h2(c) : start_h1(c);
+}
+
+int httpconv_feed(httpconv_t *c, int dir, const void *data, size_t len, uint64_t ts_usec)
+{
+    const uint8_t *p = data;
+    int rc;
+
+    if (len == 0)
+        return 0;
+    if (c->kind == HTTPCONV_UNKNOWN) {
+        rc = decide(c, dir, &p, &len, ts_usec);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            return 0;
+        if (c->pre_len) {
+            size_t n = c->pre_len;
+            c->pre_len = 0;
+            httpconv_feed(c, HTTPCONV_C2S, c->pre, n, c->pre_ts);
+        }
+        if (len == 0)
+            return 0;
+    }
+    switch (c->kind) {
+    case HTTPCONV_HTTP1:
+        rc = http1_conn_feed(c->h1, dir, p, len, ts_usec);
+        return rc == -ENOMEM ? rc : 0;
+    case HTTPCONV_HTTP2:
+    case HTTPCONV_WEBSOCKET:
+        feed_next(c, dir, p, len, ts_usec);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int httpconv_eof(httpconv_t *c, int dir, uint64_t ts_usec)
+{
+    if (c->kind == HTTPCONV_HTTP1)
+        http1_conn_eof(c->h1, dir, ts_usec);
+    return 0;
+}
+
+void httpconv_finish(httpconv_t *c, const char *error, uint64_t ts_usec)
+{
+    if (c->kind == HTTPCONV_UNKNOWN && c->pre_len) {
+        /* A short conversation that never reached 24 bytes: HTTP/1 decides. */
+        size_t n = c->pre_len;
+        c->pre_len = 0;
+        if (start_h1(c) == 0)
+            http1_conn_feed(c->h1, HTTPCONV_C2S, c->pre, n, c->pre_ts);
+    }
+    if (c->h1)
+        http1_conn_finish(c->h1, error, ts_usec);
+    if (c->h2)
+        http2_conn_finish(c->h2, error, ts_usec);
+    if (c->ws_ex) {
+        http_exchange_t *ex = c->ws_ex;
+        c->ws_ex = NULL;
+        websocket_conn_free(c->ws);
+        c->ws = NULL;
+        deliver(c, ex);
+    }
+}
+
+enum httpconv_kind httpconv_kind(const httpconv_t *c)
+{
+    return c->kind;
+}
