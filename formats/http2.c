@@ -360,7 +360,8 @@ static const char *blk_get(const struct http2_conn *c, const char *name)
 /* Decodes the whole block into c->blk; *bytes is its size as counted for limits. */
 static int inflate_block(struct http2_conn *c, h2_dir_t *d, size_t *bytes)
 {
-    const uint8_t *in = d->block;
+    static const uint8_t empty[1];
+    const uint8_t *in = d->block ? d->block : empty;
     size_t inlen = d->block_len, total = 0;
 
     /* Between blocks, so the inflater accepts a new limit now. */
@@ -1083,7 +1084,7 @@ int http2_conn_feed(http2_conn_t *c, int dir, const void *data, size_t len, uint
 
         if (d->preface_got < H2_PREFACE_LEN) {
             k = H2_PREFACE_LEN - d->preface_got < len ? H2_PREFACE_LEN - d->preface_got : len;
-            if (memcmp(p, H2_PREFACE + d->preface_got, k) != 0)
+            if (memcmp(p, &H2_PREFACE[d->preface_got], k) != 0)
                 return fail(c, -EBADMSG, "HTTP/2 client did not start with the connection preface");
             d->preface_got += k;
             p += k;

@@ -206,10 +206,7 @@ pcapread_t *pcapread_new(const pcapread_callbacks_t *cb, void *opaque, int *err)
         return NULL;
     }
     r = calloc(1, sizeof(*r));
-    if (r)
-        r->scratch = malloc(2 * SCRATCH_HALF);
-    if (!r || !r->scratch) {
-        free(r);
+    if (!r) {
         if (err)
             *err = -ENOMEM;
         return NULL;
@@ -241,6 +238,14 @@ uint64_t pcapread_offset(const pcapread_t *r)
     return r ? r->off + r->blen : 0;
 }
 
+/* The scratch area is allocated with the first block that has options. */
+static int scratch_reserve(pcapread_t *r)
+{
+    if (!r->scratch && !(r->scratch = malloc(2 * SCRATCH_HALF)))
+        return -ENOMEM;
+    return 0;
+}
+
 /* A NUL-terminated copy of an option value in one half of the scratch area. */
 static const char *scratch_str(pcapread_t *r, int half, const uint8_t *p, size_t n)
 {
@@ -256,6 +261,11 @@ static const char *scratch_str(pcapread_t *r, int half, const uint8_t *p, size_t
  * list ends the walk quietly: options are extras, and the block in front of
  * them is fine.
  */
+static int has_options(const uint8_t *p, size_t len, int be)
+{
+    return len >= 4 && get16(p, be) != OPT_ENDOFOPT;
+}
+
 typedef void (*opt_fn)(void *ctx, uint16_t code, const uint8_t *val, uint16_t len);
 
 static void walk_options(const uint8_t *p, size_t len, int be, opt_fn fn, void *ctx)
@@ -382,6 +392,8 @@ static int do_idb(pcapread_t *r, const uint8_t *b, size_t blen)
         return bad(r, r->off, "more than %u interfaces in one section", PCAPREAD_MAX_INTERFACES);
     memset(&ifc, 0, sizeof(ifc));
     ifc.tsresol = 6;
+    if (has_options(b + 8, blen - 8, r->be) && scratch_reserve(r) < 0)
+        return -ENOMEM;
     walk_options(b + 8, blen - 8, r->be, if_opt, &o);
     return add_interface(r, get16(b, r->be), get32(b + 4, r->be), &ifc);
 }
@@ -414,8 +426,11 @@ static int do_epb(pcapread_t *r, const uint8_t *b, size_t blen, int obsolete)
     pkt.data = b + 20;
     pkt.offset = r->off;
     used = 20 + (size_t)pkt.caplen + pad4(pkt.caplen);
-    if (used < blen)
+    if (used < blen && has_options(b + used, blen - used, r->be)) {
+        if (scratch_reserve(r) < 0)
+            return -ENOMEM;
         walk_options(b + used, blen - used, r->be, pkt_opt, &o);
+    }
     return deliver(r, &pkt);
 }
 

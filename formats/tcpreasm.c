@@ -53,6 +53,13 @@ struct seg {
 #define SEG_COST(n) ((size_t)(n) + sizeof(struct seg))
 
 /*
+ * Pieces per direction. Inserting walks the sorted list, so this bounds the
+ * work per segment as well as the memory: a capture of tiny segments at
+ * scattered offsets cannot make reassembly quadratic in the byte limit.
+ */
+#define MAX_SEGS 4096u
+
+/*
  * One direction. Stream offsets (uint64) count bytes from the first data
  * byte; sequence numbers map to them relative to nxt, which is how 32-bit
  * wrap-around stops mattering.
@@ -69,6 +76,7 @@ struct half {
     uint8_t acked_set;
     struct seg *head, *tail; /* sorted, disjoint, every start > nxt */
     size_t buffered;         /* SEG_COST of the pieces */
+    size_t nsegs;            /* the pieces */
 };
 
 struct conn {
@@ -240,6 +248,7 @@ static void segs_free(tcpreasm_t *r, struct half *h)
     }
     r->buffered -= h->buffered;
     h->buffered = 0;
+    h->nsegs = 0;
     h->head = h->tail = NULL;
 }
 
@@ -303,6 +312,7 @@ static int drain(tcpreasm_t *r, struct conn *c, int d)
         if (!h->head)
             h->tail = NULL;
         h->buffered -= SEG_COST(s->len);
+        h->nsegs--;
         r->buffered -= SEG_COST(s->len);
         end = s->start + s->len;
         if (end > h->nxt) {
@@ -378,12 +388,14 @@ static int in_order(tcpreasm_t *r, struct conn *c, int d, const uint8_t *data, s
 
 /*
  * Buffers the parts of [a, a + len) that are not buffered yet (a > nxt).
- * With dry set only adds their cost to *cost. Returns 0, or -ENOMEM with
+ * With dry set only adds their cost to *cost and their number to *pieces.
+ * Returns 0, or -ENOMEM with
  * *stop set to the offset of the first part that could not be stored (the
  * parts before it are stored).
  */
 static int ooo_walk(tcpreasm_t *r, struct half *h, uint64_t a, const uint8_t *data, size_t len,
-                    uint64_t ts_ns, uint64_t frame, int dry, size_t *cost, uint64_t *stop)
+                    uint64_t ts_ns, uint64_t frame, int dry, size_t *cost, size_t *pieces,
+                    uint64_t *stop)
 {
     uint64_t b = a + len, cur = a, pe;
     struct seg *prev = NULL, *s = h->head, *n;
@@ -403,6 +415,7 @@ static int ooo_walk(tcpreasm_t *r, struct half *h, uint64_t a, const uint8_t *da
 
             if (dry) {
                 *cost += SEG_COST(plen);
+                (*pieces)++;
             } else {
                 n = malloc(sizeof(*n) + plen);
                 if (!n) {
@@ -423,6 +436,7 @@ static int ooo_walk(tcpreasm_t *r, struct half *h, uint64_t a, const uint8_t *da
                     h->tail = n;
                 prev = n;
                 h->buffered += SEG_COST(plen);
+                h->nsegs++;
                 r->buffered += SEG_COST(plen);
             }
             cur = pe;
@@ -447,18 +461,19 @@ static int ooo_walk(tcpreasm_t *r, struct half *h, uint64_t a, const uint8_t *da
 static int ooo_insert(tcpreasm_t *r, struct half *h, uint64_t *start, const uint8_t **data,
                       size_t *len, uint64_t ts_ns, uint64_t frame)
 {
-    size_t cost = 0;
+    size_t cost = 0, pieces = 0;
     uint64_t stop = 0;
 
-    ooo_walk(r, h, *start, *data, *len, ts_ns, frame, 1, &cost, &stop);
+    ooo_walk(r, h, *start, *data, *len, ts_ns, frame, 1, &cost, &pieces, &stop);
     if (cost == 0) {
         r->st.dup_bytes += *len;
         return 0;
     }
-    if (cost > r->max_buffer - h->buffered || cost > r->max_total - r->buffered)
+    if (cost > r->max_buffer - h->buffered || cost > r->max_total - r->buffered ||
+        pieces > MAX_SEGS - h->nsegs)
         return 1;
     r->st.ooo_segments++;
-    if (ooo_walk(r, h, *start, *data, *len, ts_ns, frame, 0, &cost, &stop) == 0)
+    if (ooo_walk(r, h, *start, *data, *len, ts_ns, frame, 0, &cost, &pieces, &stop) == 0)
         return 0;
     *data += stop - *start;
     *len -= (size_t)(stop - *start);

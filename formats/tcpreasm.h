@@ -42,7 +42,8 @@
  * are absorbed without callbacks.
  *
  * Memory: one small record per connection, plus out-of-order data bounded per
- * direction (max_buffer) and over all connections (max_buffer_total). The
+ * direction (max_buffer, and at most 4096 pieces) and over all connections
+ * (max_buffer_total). The
  * in-order path allocates nothing: its bytes are passed straight from the
  * caller's packet.
  *

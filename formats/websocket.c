@@ -405,8 +405,10 @@ static int frame_end(struct websocket_conn *c, int dir, uint64_t ts)
     d->hdr_got = 0;
     d->hdr_need = 2;
     if (d->opcode & 8) {
-        d->ctl[d->ctl_len] = '\0';
-        if (deliver(c, dir, d->opcode, d->ctl, d->ctl_len, d->ctl_len, ts) < 0)
+        size_t keep = d->ctl_len < c->max_message ? d->ctl_len : c->max_message;
+
+        d->ctl[keep] = '\0';
+        if (deliver(c, dir, d->opcode, d->ctl, keep, d->ctl_len, ts) < 0)
             return dir_fail(c, dir, -ENOMEM, "out of memory");
         if (d->opcode == 8)
             d->closed = 1;

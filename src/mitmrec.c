@@ -14,9 +14,11 @@
 #include "ca.h"
 #include "log.h"
 #include "options.h"
+#include "privs.h"
 #include "procinfo.h"
 #include "proxy.h"
 #include "readmode.h"
+#include "repair.h"
 #include "recorder.h"
 #include "redirect.h"
 #include "spawn.h"
@@ -43,6 +45,8 @@ typedef struct app {
     pid_t child;                 /* spawn mode */
     int child_status;            /* its exit status once it ended, else -1 */
     char cgroup[4096];           /* spawn mode: the cgroup we made */
+    int reaper_fd;               /* closing it has the reaper remove the cgroup */
+    pid_t reaper;
     char workdir[4096];
 } app_t;
 
@@ -175,6 +179,8 @@ static int start_redirect(app_t *a, ca_t *ca)
             return 2;
         }
         cg = a->cgroup;
+        if (spawn_cgroup_reaper(a->cgroup, &a->reaper_fd, &a->reaper) < 0)
+            a->reaper = 0;
     }
     memset(&ro, 0, sizeof(ro));
     ro.cgroup_path = cg;
@@ -247,8 +253,9 @@ int main(int argc, char **argv)
     }
     log_set_level(a.opts.quiet ? LOG_QUIET : a.opts.verbose > 1 ? LOG_DEBUG
                                            : a.opts.verbose ? LOG_VERBOSE : LOG_NORMAL);
-    if (a.opts.mode == MODE_READ) {
-        status = readmode_run(&a.opts);
+    if (a.opts.mode == MODE_READ || a.opts.mode == MODE_REPAIR) {
+        status = a.opts.mode == MODE_READ ? readmode_run(&a.opts)
+                                          : repair_har_file(a.opts.repair_path, a.opts.quiet);
         options_free(&a.opts);
         return status;
     }
@@ -292,6 +299,10 @@ int main(int argc, char **argv)
         goto stop_early;
     }
     status = 1;
+    /* Start-up is over: the programs are attached, sockets bound, files open.
+       Reading other processes' /proc/PID/exe is all that needs privileges now. */
+    if (geteuid() == 0 && (rc = privs_drop(a.opts.mode != MODE_LISTEN)) < 0)
+        log_warn("cannot drop capabilities: %s", strerror(-rc));
     a.proxy.on_idle = on_idle;
     uv_signal_init(&a.loop, &a.sigint);
     uv_signal_init(&a.loop, &a.sigterm);
@@ -362,8 +373,12 @@ out:
     if (loop_on)
         uv_loop_close(&a.loop);
     redirect_close(a.redirect);
-    if (a.cgroup[0] && spawn_cgroup_remove(a.cgroup) < 0)
+    if (a.reaper > 0) {
+        close(a.reaper_fd);
+        waitpid(a.reaper, NULL, 0);
+    } else if (a.cgroup[0] && spawn_cgroup_remove(a.cgroup) < 0) {
         log_debug("cgroup %s not removed: %s", a.cgroup, strerror(errno));
+    }
     if (a.workdir[0])
         spawn_workdir_remove(a.workdir);
     recorder_free(a.rec);

@@ -20,6 +20,7 @@ enum {
     OPT_CGROUP,
     OPT_IGNORE_HOSTS,
     OPT_NO_STATUS,
+    OPT_REPAIR_HAR,
 };
 
 static const struct option long_opts[] = {
@@ -38,6 +39,7 @@ static const struct option long_opts[] = {
     {"cgroup", required_argument, NULL, OPT_CGROUP},
     {"ignore-hosts", required_argument, NULL, OPT_IGNORE_HOSTS},
     {"no-status", no_argument, NULL, OPT_NO_STATUS},
+    {"repair-har", required_argument, NULL, OPT_REPAIR_HAR},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -62,6 +64,7 @@ void options_usage(FILE *f)
           "  -r FILE               read a pcapng or pcap with TLS secrets (its DSBs and/or\n"
           "                        --keylog) and write its HTTP as a HAR (--har, -o optional)\n"
           "  -f EXPR               a tcpdump filter: what is recorded (or read, with -r)\n"
+          "      --repair-har FILE  close a HAR cut short by a crash, keeping its entries\n"
           "  --listen [ADDR:]PORT  serve as an explicit HTTP proxy (CONNECT and absolute-form);\n"
           "                        ADDR defaults to 127.0.0.1, PORT 0 picks a free port\n"
           "  -o, --output FILE     pcapng to write ('-' for stdout, '.gz' for gzip)\n"
@@ -284,6 +287,9 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
             o->ignore[o->nignore++] = optarg;
             break;
         }
+        case OPT_REPAIR_HAR:
+            o->repair_path = optarg;
+            break;
         case OPT_NO_STATUS:
             o->status_line = 0;
             break;
@@ -320,6 +326,10 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
     } else if (optind > 0 && optind <= argc && strcmp(argv[optind - 1], "--") == 0) {
         snprintf(err, errlen, "no command after '--'");
         return -EINVAL;
+    }
+    if (o->repair_path) {
+        o->mode = MODE_REPAIR;
+        return 0;
     }
     if (o->read_path) {
         if (o->listen_given || o->nrules || o->command) {

@@ -12,6 +12,7 @@ enum options_mode {
     MODE_ATTACH,   /* -p SPEC: running processes, through the eBPF redirector */
     MODE_SPAWN,    /* -- COMMAND: a command and its children */
     MODE_READ,     /* -r FILE: a capture with secrets to a HAR */
+    MODE_REPAIR,   /* --repair-har FILE */
 };
 
 /* mitmrec's command line, parsed. Strings point into argv (borrowed) unless noted. */
@@ -41,6 +42,7 @@ typedef struct options {
     int status_line;             /* -1 auto (a terminal), 0 off, 1 on */
     const char *read_path;       /* -r */
     const char *filter;          /* -f: a pcap filter expression */
+    const char *repair_path;     /* --repair-har */
 } options_t;
 
 /*

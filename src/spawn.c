@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,61 @@ int spawn_cgroup_create(const char *parent, char *out, size_t outlen, char *err,
 int spawn_cgroup_remove(const char *dir)
 {
     return rmdir(dir) == 0 ? 0 : -errno;
+}
+
+static void reaper(const char *dir, int fd)
+{
+    char path[4200], c;
+    int k;
+
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    /* Wait for the end: EOF when mitmrec closes the pipe or dies. */
+    while (read(fd, &c, 1) > 0)
+        ;
+    snprintf(path, sizeof(path), "%s/cgroup.kill", dir);
+    /* What the command left running would keep the cgroup alive. */
+    if ((k = open(path, O_WRONLY | O_CLOEXEC)) >= 0) {
+        if (write(k, "1", 1) < 0) {
+            /* An older kernel: the cgroup stays if anything is left in it. */
+        }
+        close(k);
+    }
+    for (int i = 0; i < 200; i++) {
+        if (rmdir(dir) == 0 || errno != EBUSY)
+            break;
+        usleep(10000);
+    }
+    _exit(0);
+}
+
+int spawn_cgroup_reaper(const char *dir, int *fd, pid_t *pid)
+{
+    int p[2];
+    pid_t r;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    fflush(NULL);
+    r = fork();
+    if (r < 0) {
+        int e = -errno;
+        close(p[0]);
+        close(p[1]);
+        return e;
+    }
+    if (r == 0) {
+        close(p[1]);
+        /* Nothing of mitmrec's stays open here: no socket, no BPF link. */
+        for (int i = 3; i < 1024; i++)
+            if (i != p[0])
+                close(i);
+        reaper(dir, p[0]);
+    }
+    close(p[0]);
+    *fd = p[1];
+    *pid = r;
+    return 0;
 }
 
 static int append_file(int out, const char *path)

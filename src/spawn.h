@@ -35,6 +35,15 @@ int spawn_cgroup_create(const char *parent, char *out, size_t outlen, char *err,
 int spawn_cgroup_remove(const char *dir);
 
 /*
+ * Starts a small process that keeps this one's privileges and, once *fd is
+ * closed (at exit, or when mitmrec dies, even by SIGKILL), ends what is left in
+ * the cgroup and removes it. mitmrec can then drop its capabilities: the
+ * cgroup file system's root directory is writable only with them. *pid gets
+ * the helper (wait for it after closing *fd). Returns 0 or a negative errno.
+ */
+int spawn_cgroup_reaper(const char *dir, int *fd, pid_t *pid);
+
+/*
  * Forks and execs the command as described above; *pid gets the child.
  * Errors after the fork (a missing command, say) show as exit status 127 with
  * a one-line message from the child. Returns 0 or a negative errno.

@@ -9,7 +9,9 @@
 #   free_port / free_ports N
 #   start_origin     nginx from tests/nginx.conf.in on 127.0.0.1; exports ORIGIN_PORT (HTTP),
 #                    ORIGIN_TLSPORT (HTTPS, test-CA cert), ORIGIN_BADPORT (HTTPS, untrusted cert),
-#                    WWW (document root), TEST_CA (fixtures/tls/test-ca.pem)
+#                    WWW (document root), TEST_CA (fixtures/tls/test-ca.pem), and for HTTP/2
+#                    ORIGIN_H2PORT (HTTPS, ALPN h2 and http/1.1) and ORIGIN_H2CPORT (cleartext
+#                    HTTP/2 with prior knowledge, h2c)
 #   start_mitmrec ARGS...   mitmrec --listen 0 ARGS in the background; exports MITM_PORT,
 #                    MITM_PID, MITM_LOG (its stderr), MITM_PCAP, MITM_HAR, MITM_CA
 #   stop_mitmrec [SIG]      SIGTERM (or SIG) to MITM_PID only, checks exit 0 and the summary line
@@ -153,7 +155,7 @@ with open(os.path.join(d, "index.html"), "w") as f:
 EOF
 }
 
-# start_origin: nginx on three free ports of 127.0.0.1 (see tests/nginx.conf.in).
+# start_origin: nginx on five free ports of 127.0.0.1 (see tests/nginx.conf.in).
 start_origin() {
     need /usr/sbin/nginx
     local f
@@ -170,11 +172,12 @@ start_origin() {
     # port): nginx then exits, and the start is tried again on other ports.
     local ok=0 i
     for _ in 1 2 3; do
-        ports=$(free_ports 3 | tr '\n' ' ')
-        read -r ORIGIN_PORT ORIGIN_TLSPORT ORIGIN_BADPORT <<<"$ports"
+        ports=$(free_ports 5 | tr '\n' ' ')
+        read -r ORIGIN_PORT ORIGIN_TLSPORT ORIGIN_BADPORT ORIGIN_H2PORT ORIGIN_H2CPORT <<<"$ports"
         sed -e "s|@DIR@|$dir|g" -e "s|@ROOT@|$WWW|g" -e "s|@TLS@|$TLS_FIXTURES|g" \
             -e "s|@PORT@|$ORIGIN_PORT|g" -e "s|@TLSPORT@|$ORIGIN_TLSPORT|g" \
-            -e "s|@BADPORT@|$ORIGIN_BADPORT|g" -e "s|@USER@|$user|g" \
+            -e "s|@BADPORT@|$ORIGIN_BADPORT|g" -e "s|@H2PORT@|$ORIGIN_H2PORT|g" \
+            -e "s|@H2CPORT@|$ORIGIN_H2CPORT|g" -e "s|@USER@|$user|g" \
             "$top_srcdir/tests/nginx.conf.in" >"$dir/nginx.conf"
         rm -f "$dir/nginx.pid"
         /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' \
@@ -200,12 +203,13 @@ start_origin() {
         fail "nginx did not start (see above)"
     fi
     local p
-    for p in "$ORIGIN_PORT" "$ORIGIN_TLSPORT" "$ORIGIN_BADPORT"; do
+    for p in "$ORIGIN_PORT" "$ORIGIN_TLSPORT" "$ORIGIN_BADPORT" "$ORIGIN_H2PORT" "$ORIGIN_H2CPORT"; do
         wait_port "$p" 10 || fail "nginx is not accepting connections on 127.0.0.1:$p"
     done
     TSHARK_DECODE_AS=(-d "tcp.port==$ORIGIN_TLSPORT,tls" -d "tcp.port==$ORIGIN_BADPORT,tls"
-                      -d "tcp.port==$ORIGIN_PORT,http")
-    export ORIGIN_PORT ORIGIN_TLSPORT ORIGIN_BADPORT ORIGIN_PID WWW TEST_CA
+                      -d "tcp.port==$ORIGIN_PORT,http" -d "tcp.port==$ORIGIN_H2PORT,tls"
+                      -d "tcp.port==$ORIGIN_H2CPORT,http2")
+    export ORIGIN_PORT ORIGIN_TLSPORT ORIGIN_BADPORT ORIGIN_H2PORT ORIGIN_H2CPORT ORIGIN_PID WWW TEST_CA
 }
 TSHARK_DECODE_AS=()
 

@@ -1027,6 +1027,25 @@ static void test_gap(void)
     pl_free(&l);
     pl_free(&v);
     pl_free(&noack);
+
+    /* At most 4096 pieces per direction: one-byte segments after a hole. */
+    {
+        tcpsynth_endpoint_t a = ep4(1, 40013), b = ep4(2, 80);
+        char ch;
+
+        seg(&l, &a, &b, 0, 0, F_SYN, NULL, 0);
+        for (i = 1; i <= 5000; i++) {
+            ch = (char)('a' + i % 26);
+            seg(&l, &a, &b, (uint32_t)i + 1, 0, F_ACK, &ch, 1); /* byte 0 is missing */
+        }
+        CHECK_EQ_INT(run(&k, &l, NULL, NULL, &st), 0);
+        CHECK_EQ_INT(k.c[0].data[0].len, 5000);
+        CHECK_EQ_INT(k.c[0].gap[0], 1);
+        CHECK_EQ_INT(st.ooo_segments, 4096);
+        CHECK(strstr((char *)k.log.p, "G0 0 1\nD0 0 1 f2\n") != NULL);
+        coll_free(&k);
+        pl_free(&l);
+    }
 }
 
 /* A snap length cut the payload: the cut part is declared lost at once. */

@@ -780,6 +780,15 @@ static void test_not_tls(void)
     CHECK_EQ_INT(r.errors[0], 1);
     CHECK_EQ_STR(r.error[0], "malformed ClientHello");
     tlsdec_free(t);
+
+    /* An empty ClientHello (a fuzzing find: no buffer behind an empty message). */
+    static const uint8_t empty_ch[] = {0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00};
+    memset(&r, 0, sizeof r);
+    t = tlsdec_new(NULL, &cbs, &r);
+    CHECK_EQ_INT(tlsdec_feed(t, 0, empty_ch, sizeof empty_ch), 0);
+    CHECK_EQ_INT(r.errors[0], 1);
+    CHECK_EQ_STR(r.error[0], "malformed ClientHello");
+    tlsdec_free(t);
 }
 
 /* HelloRetryRequest: the client's first key share is for a group the server doesn't take. */

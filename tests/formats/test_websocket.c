@@ -6,6 +6,9 @@
  * without context takeover. Every script is fed whole, byte by byte and in
  * random splits (fixed seed); each step's bytes carry the step number as their
  * time, so a message's time says which step completed it.
+ *
+ * With MITMREC_SEED_DIR set, the small scripts are also written there as fuzz
+ * seeds in the format of tests/fuzz/fuzz_websocket.c.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -244,10 +247,68 @@ static uint32_t rng(void)
     return rng_state >> 8;
 }
 
+/* The extension strings tests/fuzz/fuzz_websocket.c selects with the low
+   three bits of its first byte. */
+static const char *const FUZZ_EXT[8] = {
+    NULL,
+    "permessage-deflate",
+    "permessage-deflate; client_no_context_takeover; server_no_context_takeover",
+    "permessage-deflate; server_no_context_takeover",
+    "permessage-deflate; client_max_window_bits=10; server_max_window_bits=12",
+    "x-webkit-deflate-frame",
+    "permessage-deflate; client_no_context_takeover",
+    "permessage-deflate; client_no_context_takeover; server_no_context_takeover; "
+    "client_max_window_bits=10; server_max_window_bits=\"12\"",
+};
+
+/* Seed format: a flags byte (bits 0-2 the extension, bit 3 small limits),
+   then records: direction in bit 7 of a byte whose bits 0-6 are the length
+   (127: a 16-bit big-endian length follows), then the bytes. */
+static void write_seed(const script_t *s)
+{
+    const char *dir = getenv("MITMREC_SEED_DIR");
+    size_t total = 0;
+    int ext = -1;
+    char path[512];
+    FILE *f;
+
+    if (!dir)
+        return;
+    for (int i = 0; i < 8; i++)
+        if (s->ext == FUZZ_EXT[i] || (s->ext && FUZZ_EXT[i] && strcmp(s->ext, FUZZ_EXT[i]) == 0))
+            ext = i;
+    for (int i = 0; i < s->nsteps; i++)
+        total += s->step[i].len;
+    if (ext < 0 || total > 16384)
+        return;
+    snprintf(path, sizeof(path), "%s/%s.bin", dir, s->name);
+    f = fopen(path, "wb");
+    if (!f)
+        return;
+    fputc(ext | (s->max_message || s->max_kept ? 8 : 0), f);
+    for (int i = 0; i < s->nsteps; i++)
+        for (size_t off = 0; off < s->step[i].len;) {
+            size_t k = s->step[i].len - off < 65535 ? s->step[i].len - off : 65535;
+            int d = s->dir[i] == S ? 0x80 : 0;
+
+            if (k < 127) {
+                fputc(d | (int)k, f);
+            } else {
+                fputc(d | 127, f);
+                fputc((int)(k >> 8), f);
+                fputc((int)(k & 0xff), f);
+            }
+            fwrite(s->step[i].p + off, 1, k, f);
+            off += k;
+        }
+    fclose(f);
+}
+
 static void run_script(script_t *s)
 {
     static const websocket_callbacks_t cb = {on_message, on_error};
 
+    write_seed(s);
     for (int mode = 0; mode < MODE_COUNT; mode++) {
         for (int rep = 0; rep < (mode == MODE_RANDOM ? 5 : 1); rep++) {
             http_exchange_t *ex = http_exchange_new();

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef MITMREC_PRIVS_H
+#define MITMREC_PRIVS_H
+
+/*
+ * Capabilities, once start-up is over: the BPF programs are attached, the
+ * listeners bound and the files open, so nothing but reading other
+ * processes' /proc/PID/exe (CAP_SYS_PTRACE, for the process identity of
+ * flows) is needed any more.
+ */
+
+/* Keeps only CAP_SYS_PTRACE when keep_ptrace, else nothing, in the effective,
+   permitted and inheritable sets. Returns 0 or a negative errno. */
+int privs_drop(int keep_ptrace);
+
+/* The effective capability mask of this process (for tests and logs). */
+unsigned long long privs_effective(void);
+
+#endif
