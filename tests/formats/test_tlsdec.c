@@ -128,6 +128,7 @@ static void keylog_cb(const SSL *ssl, const char *line)
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
+    (void)ssl;
     const char *want = arg;
     for (unsigned i = 0; i < inlen; i += 1u + in[i]) {
         if (in[i] == strlen(want) && i + 1 + in[i] <= inlen &&
