@@ -372,3 +372,138 @@ check_recording() {
         --work "$WORK/check.$RANDOM" "${TSHARK_DECODE_AS[@]}" "$@" ||
         fail "recording check of $pcap / $har failed"
 }
+
+# ---- Local redirect mode (eBPF, cgroup v2) -----------------------------------------------------
+#   need_redirect            skip (77) unless root, cgroup v2, kernel BTF, bpftool and cgroup BPF
+#                            programs are there; sets CGROUP2 (the v2 mount point)
+#   make_cgroup NAME         mkdir a cgroup of this test's own under CGROUP2, sets TEST_CGROUP;
+#                            at exit the processes in it (all started by the test) are killed
+#                            and it is removed
+#   in_cgroup CG PIDFILE CMD ARGS...   run CMD inside CG: a shell writes its own pid into
+#                            CG/cgroup.procs (and PIDFILE unless empty) and execs CMD, so
+#                            PIDFILE holds the client's real pid
+#   start_redirect_mitmrec ARGS...     mitmrec ARGS (attach mode: -p ... --cgroup ...) in the
+#                            background, waiting (10 s) for its "recording processes" line;
+#                            exports what start_mitmrec does (but no MITM_PORT); stop_mitmrec
+#                            stops it
+#   wait_pidfile FILE [SECONDS]        until FILE holds a pid
+#   cgroup_bpf_progs CG      bpftool cgroup show CG without its header line (empty: none)
+#   check_processes PCAP HAR NAME=PID... [--only]: see recording.py --process / --only-processes
+
+# cgroup2_mount: where the cgroup v2 hierarchy is mounted (from /proc/self/mountinfo), or nothing.
+cgroup2_mount() {
+    awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
+        /proc/self/mountinfo
+}
+
+need_redirect() {
+    [ "$(id -u)" = 0 ] || skip "local redirect mode needs root"
+    [ -x "$MITMREC" ] || skip "$MITMREC not built"
+    CGROUP2=$(cgroup2_mount)
+    [ -n "$CGROUP2" ] && [ -f "$CGROUP2/cgroup.procs" ] || skip "no cgroup v2 file system mounted"
+    [ -r /sys/kernel/btf/vmlinux ] || skip "no kernel BTF (/sys/kernel/btf/vmlinux)"
+    need bpftool
+    bpftool feature probe kernel 2>/dev/null | grep -q 'program_type cgroup_sock_addr is available' ||
+        skip "the kernel has no cgroup socket address BPF programs"
+    export CGROUP2
+}
+
+_LIB_CGROUPS=()
+_lib_cgroup_cleanup() {
+    local cg pid i
+    for cg in "${_LIB_CGROUPS[@]}"; do
+        [ -d "$cg" ] || continue
+        # Everything in a test's cgroup was started by the test.
+        for pid in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+        i=0
+        while ! rmdir "$cg" 2>/dev/null && [ $i -lt 50 ]; do
+            for pid in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+            sleep 0.1
+            i=$((i + 1))
+        done
+        [ -d "$cg" ] && printf '%s: could not remove cgroup %s\n' "$TEST_NAME" "$cg" >&2
+    done
+}
+
+make_cgroup() {
+    [ -n "${CGROUP2:-}" ] || fail "make_cgroup before need_redirect"
+    TEST_CGROUP=$CGROUP2/mitmrec-test-$TEST_NAME-$$-$1
+    mkdir "$TEST_CGROUP" || fail "cannot create cgroup $TEST_CGROUP"
+    if [ ${#_LIB_CGROUPS[@]} -eq 0 ]; then
+        # The cgroups go first (their processes killed, then rmdir), then the usual cleanup.
+        trap 'rc=$?; _lib_cgroup_cleanup; (exit $rc); _lib_cleanup' EXIT
+    fi
+    _LIB_CGROUPS+=("$TEST_CGROUP")
+    export TEST_CGROUP
+}
+
+# remove_cgroup CG: rmdir it now (its processes must be gone), fail if that does not work.
+remove_cgroup() {
+    local i=0
+    while ! rmdir "$1" 2>/dev/null; do
+        [ $i -lt 50 ] || fail "cannot remove cgroup $1 (processes: $(tr '\n' ' ' <"$1/cgroup.procs"))"
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
+in_cgroup() {
+    local cg=$1 pidfile=$2
+    shift 2
+    sh -c 'echo $$ >"$1/cgroup.procs" || exit 126
+           if [ -n "$2" ]; then echo $$ >"$2.tmp" && mv "$2.tmp" "$2" || exit 126; fi
+           shift 2
+           exec "$@"' in_cgroup "$cg" "$pidfile" "$@"
+}
+
+wait_pidfile() {
+    local i=0 limit=$((${2:-10} * 20))
+    while ! [ -s "$1" ]; do
+        [ $i -lt $limit ] || fail "no pid in $1 after ${2:-10} s"
+        sleep 0.05
+        i=$((i + 1))
+    done
+    cat "$1"
+}
+
+start_redirect_mitmrec() {
+    [ -x "$MITMREC" ] || skip "$MITMREC not built"
+    _MITM_RUNS=$((_MITM_RUNS + 1))
+    MITM_LOG=$WORK/mitmrec.$_MITM_RUNS.log
+    _mitm_outputs "$@"
+    "$MITMREC" "$@" >"$WORK/mitmrec.$_MITM_RUNS.out" 2>"$MITM_LOG" &
+    MITM_PID=$!
+    _LIB_PIDS+=("$MITM_PID")
+    local i=0
+    while ! grep -q '^mitmrec: recording processes' "$MITM_LOG" 2>/dev/null; do
+        if ! kill -0 "$MITM_PID" 2>/dev/null || [ $i -ge 200 ]; then
+            cat "$MITM_LOG" >&2
+            fail "mitmrec did not print 'mitmrec: recording processes' within 10 s (mitmrec $*)"
+        fi
+        sleep 0.05
+        i=$((i + 1))
+    done
+    MITM_CA=$HOME/.mitmrec/mitmrec-ca-cert.pem
+    export MITM_PID MITM_LOG MITM_PCAP MITM_HAR MITM_CA
+}
+
+cgroup_bpf_progs() {
+    bpftool cgroup show "$1" 2>&1 | grep -v '^ID[[:space:]]*AttachType'
+}
+
+# check_processes PCAP HAR [--only] NAME=PID...: every packet of each process's streams names
+# it, tshark's "frame.comment contains" filter selects exactly those, HAR entries in those
+# streams have its _process and _pid (and an _exe and _cmdline); --only: no other process.
+check_processes() {
+    local pcap=$1 har=$2 args=() a
+    shift 2
+    for a in "$@"; do
+        case $a in
+        --only) args+=(--only-processes) ;;
+        *) args+=(--process "$a") ;;
+        esac
+    done
+    "$PY" "$top_srcdir/tests/integration/recording.py" --pcap "$pcap" --har "$har" \
+        --work "$WORK/check.$RANDOM" "${TSHARK_DECODE_AS[@]}" "${args[@]}" ||
+        fail "process check of $pcap / $har failed ($*)"
+}

@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <pcap/pcap.h>
+
+#include "capture.h"
+#include "httpconv.h"
+#include "keylog.h"
+#include "log.h"
+#include "tlsdec.h"
+
+#define IFACES_MAX 1024
+#define KEYLOG_FILE_MAX (64u << 20)
+#define RAW_DEFAULT_MAX (16u << 20)
+
+typedef struct iface {
+    uint16_t linktype;
+    struct bpf_program prog;
+    int has_prog;
+} iface_t;
+
+typedef struct cap {
+    const capture_opts_t *o;
+    const capture_callbacks_t *cb;
+    void *opaque;
+    keylog_t *keylog;
+    iface_t ifaces[IFACES_MAX];
+    uint32_t nifaces;
+    tcpreasm_t *reasm;
+    /* the packet being handled */
+    uint32_t cur_if;
+    const char *cur_comment;
+    size_t cur_comment_len;
+    uint64_t next_index;
+    capture_stats_t st;
+    int tls_errors;
+} cap_t;
+
+typedef struct rchunk {
+    int dir;
+    uint64_t ts;
+    size_t off, len;
+} rchunk_t;
+
+typedef struct rconn {
+    cap_t *cap;
+    capture_conn_t info;
+    int decided;
+    tlsdec_t *dec;
+    httpconv_t *http;
+    char host[256];
+    char sni[256];
+    char alpn[32];
+    char server_ip[INET6_ADDRSTRLEN];
+    char process[64];
+    uint64_t cur_ts, cur_frame;
+    uint64_t exchanges;
+    /* raw bytes, for on_raw */
+    uint8_t *raw;
+    size_t raw_len, raw_cap;
+    rchunk_t *chunks;
+    size_t nchunks, chunks_cap;
+    int raw_full;
+} rconn_t;
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+static void on_request_head(void *opaque, http_exchange_t *ex)
+{
+    rconn_t *c = opaque;
+
+    ex->user = (void *)(uintptr_t)(++c->cap->next_index);
+    ex->user_frame = (int64_t)c->cur_frame;
+}
+
+static void on_exchange(void *opaque, http_exchange_t *ex)
+{
+    rconn_t *c = opaque;
+    cap_t *cap = c->cap;
+
+    if (!ex->user || !cap->cb->on_exchange) {
+        http_exchange_free(ex);
+        return;
+    }
+    c->exchanges++;
+    cap->st.exchanges++;
+    c->info.host = c->host;
+    c->info.sni = c->sni[0] ? c->sni : NULL;
+    c->info.alpn = c->alpn[0] ? c->alpn : NULL;
+    cap->cb->on_exchange(cap->opaque, &c->info, ex);
+}
+
+static void conn_http(rconn_t *c, const char *alpn)
+{
+    httpconv_callbacks_t cb = {on_request_head, on_exchange};
+
+    if (!c->http)
+        c->http = httpconv_new(&cb, c, alpn, c->cap->o->max_body);
+}
+
+/* Keeps a conversation's bytes until it is known whether it was HTTP. */
+static void raw_add(rconn_t *c, int dir, const uint8_t *data, size_t len, uint64_t ts)
+{
+    size_t max = c->cap->o->max_raw ? c->cap->o->max_raw : RAW_DEFAULT_MAX;
+
+    if (!c->cap->o->want_raw || c->raw_full || !len)
+        return;
+    if (c->raw_len + len > max) {
+        c->raw_full = 1;
+        return;
+    }
+    if (c->raw_len + len > c->raw_cap) {
+        size_t cap = c->raw_cap ? c->raw_cap : 4096;
+        uint8_t *n;
+        while (cap < c->raw_len + len)
+            cap *= 2;
+        if (!(n = realloc(c->raw, cap))) {
+            c->raw_full = 1;
+            return;
+        }
+        c->raw = n;
+        c->raw_cap = cap;
+    }
+    memcpy(c->raw + c->raw_len, data, len);
+    if (c->nchunks && c->chunks[c->nchunks - 1].dir == dir) {
+        c->chunks[c->nchunks - 1].len += len;
+    } else {
+        if (c->nchunks == c->chunks_cap) {
+            size_t cap = c->chunks_cap ? c->chunks_cap * 2 : 16;
+            rchunk_t *n = realloc(c->chunks, cap * sizeof(*n));
+            if (!n) {
+                c->raw_full = 1;
+                return;
+            }
+            c->chunks = n;
+            c->chunks_cap = cap;
+        }
+        c->chunks[c->nchunks++] = (rchunk_t){dir, ts, c->raw_len, len};
+    }
+    c->raw_len += len;
+}
+
+/* ---- TLS ------------------------------------------------------------------ */
+
+static void on_plaintext(void *opaque, int dir, int ct, const uint8_t *data, size_t len)
+{
+    rconn_t *c = opaque;
+
+    if (ct != TLSDEC_CT_APPLICATION_DATA || !len)
+        return;
+    raw_add(c, dir, data, len, c->cur_ts);
+    conn_http(c, NULL);
+    if (c->http)
+        httpconv_feed(c->http, dir, data, len, c->cur_ts);
+}
+
+static void on_tls_info(void *opaque, const tlsdec_info_t *info)
+{
+    rconn_t *c = opaque;
+
+    if (info->sni) {
+        snprintf(c->host, sizeof(c->host), "%s", info->sni);
+        snprintf(c->sni, sizeof(c->sni), "%s", info->sni);
+    }
+    if (info->alpn)
+        snprintf(c->alpn, sizeof(c->alpn), "%s", info->alpn);
+    conn_http(c, info->alpn);
+}
+
+static void on_tls_error(void *opaque, int dir, const char *msg)
+{
+    rconn_t *c = opaque;
+
+    if (c->cap->tls_errors++ < 10)
+        log_warn("tcp stream %llu: %s", (unsigned long long)c->info.id, msg);
+}
+
+/* ---- TCP ------------------------------------------------------------------ */
+
+/* Our own recordings name the process on every packet: "process: NAME, pid N". */
+static void parse_process(rconn_t *c, const char *comment, size_t len)
+{
+    char buf[256];
+    const char *p, *comma;
+    unsigned long pid;
+
+    if (!comment || len >= sizeof(buf))
+        return;
+    memcpy(buf, comment, len);
+    buf[len] = '\0';
+    p = strstr(buf, "process: ");
+    if (!p)
+        return;
+    p += 9;
+    comma = strstr(p, ", pid ");
+    if (!comma || (size_t)(comma - p) >= sizeof(c->process))
+        return;
+    pid = strtoul(comma + 6, NULL, 10);
+    memcpy(c->process, p, (size_t)(comma - p));
+    c->process[comma - p] = '\0';
+    c->info.pid = (int64_t)pid;
+}
+
+static int on_open(void *opaque, const tcpreasm_conn_info_t *info, void **user)
+{
+    cap_t *cap = opaque;
+    rconn_t *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return -ENOMEM;
+    c->cap = cap;
+    c->info.id = info->id;
+    c->info.ifid = cap->cur_if;
+    c->info.client = info->client;
+    c->info.server = info->server;
+    c->info.ts_usec = info->ts_ns / 1000;
+    inet_ntop(info->server.family, info->server.addr, c->server_ip, sizeof(c->server_ip));
+    snprintf(c->host, sizeof(c->host), "%s", c->server_ip);
+    c->info.host = c->host;
+    c->info.server_ip = c->server_ip;
+    c->info.scheme = "http";
+    c->info.process = c->process;
+    *user = c;
+    return 0;
+}
+
+static int on_data(void *opaque, uint64_t conn, void *user, int dir, const uint8_t *data,
+                   size_t len, uint64_t ts_ns, uint64_t frame)
+{
+    cap_t *cap = opaque;
+    rconn_t *c = user;
+    tlsdec_callbacks_t tcb = {on_plaintext, on_tls_info, on_tls_error};
+
+    c->cur_ts = ts_ns / 1000;
+    c->cur_frame = frame;
+    if (!c->info.pid)
+        parse_process(c, cap->cur_comment, cap->cur_comment_len);
+    if (!c->decided) {
+        c->decided = 1;
+        if (dir == TCPREASM_C2S && len >= 3 && data[0] == 0x16 && data[1] == 0x03) {
+            c->info.tls = 1;
+            c->info.scheme = "https";
+            c->dec = tlsdec_new(cap->keylog, &tcb, c);
+        } else {
+            conn_http(c, NULL);
+        }
+    }
+    if (c->dec) {
+        tlsdec_feed(c->dec, dir, data, len);
+    } else {
+        raw_add(c, dir, data, len, c->cur_ts);
+        if (c->http)
+            httpconv_feed(c->http, dir, data, len, c->cur_ts);
+    }
+    return 0;
+}
+
+static void deliver_raw(rconn_t *c)
+{
+    cap_t *cap = c->cap;
+    capture_chunk_t *ch;
+    enum httpconv_kind k = c->http ? httpconv_kind(c->http) : HTTPCONV_UNKNOWN;
+
+    if (!cap->o->want_raw || !cap->cb->on_raw || !c->nchunks || c->exchanges ||
+        k == HTTPCONV_HTTP1 || k == HTTPCONV_HTTP2 || k == HTTPCONV_WEBSOCKET)
+        return;
+    if (!(ch = calloc(c->nchunks, sizeof(*ch))))
+        return;
+    for (size_t i = 0; i < c->nchunks; i++)
+        ch[i] = (capture_chunk_t){c->chunks[i].dir, c->chunks[i].ts, c->raw + c->chunks[i].off,
+                                  c->chunks[i].len};
+    c->info.host = c->host;
+    c->info.sni = c->sni[0] ? c->sni : NULL;
+    c->info.alpn = c->alpn[0] ? c->alpn : NULL;
+    cap->cb->on_raw(cap->opaque, &c->info, ch, c->nchunks);
+    free(ch);
+}
+
+static int on_close(void *opaque, uint64_t conn, void *user, int how)
+{
+    rconn_t *c = user;
+    uint64_t ts = c->cur_ts;
+
+    if (c->http) {
+        if (how == TCPREASM_CLOSE_FIN) {
+            httpconv_eof(c->http, HTTPCONV_C2S, ts);
+            httpconv_eof(c->http, HTTPCONV_S2C, ts);
+        }
+        httpconv_finish(c->http,
+                        how == TCPREASM_CLOSE_RST ? "connection reset"
+                        : how == TCPREASM_CLOSE_FIN ? NULL
+                                                    : "capture ended before the connection",
+                        ts);
+    }
+    deliver_raw(c);
+    httpconv_free(c->http);
+    tlsdec_free(c->dec);
+    free(c->raw);
+    free(c->chunks);
+    free(c);
+    return 0;
+}
+
+static int on_udp(void *opaque, const tcpreasm_endpoint_t *src, const tcpreasm_endpoint_t *dst,
+                  const uint8_t *data, size_t len, uint64_t ts_ns, uint64_t frame)
+{
+    cap_t *cap = opaque;
+
+    if (cap->cb->on_udp)
+        cap->cb->on_udp(cap->opaque, src, dst, data, len, ts_ns / 1000);
+    return 0;
+}
+
+/* ---- packets ---------------------------------------------------------------- */
+
+/* The filter, per interface (its link type). */
+static int passes(cap_t *cap, const pcapread_packet_t *pkt)
+{
+    struct pcap_pkthdr h;
+
+    if (pkt->ifid >= cap->nifaces || !cap->ifaces[pkt->ifid].has_prog)
+        return 1;
+    h.ts.tv_sec = (time_t)(pkt->ts_ns / 1000000000u);
+    h.ts.tv_usec = (suseconds_t)(pkt->ts_ns / 1000 % 1000000);
+    h.caplen = pkt->caplen;
+    h.len = pkt->origlen;
+    return pcap_offline_filter(&cap->ifaces[pkt->ifid].prog, &h, pkt->data) != 0;
+}
+
+static int add_iface(cap_t *cap, uint16_t linktype)
+{
+    iface_t *ifc;
+
+    if (cap->nifaces == IFACES_MAX)
+        return -E2BIG;
+    ifc = &cap->ifaces[cap->nifaces++];
+    memset(ifc, 0, sizeof(*ifc));
+    ifc->linktype = linktype;
+    if (cap->o->filter) {
+        pcap_t *dead = pcap_open_dead(linktype, 262144);
+        if (!dead || pcap_compile(dead, &ifc->prog, cap->o->filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+            log_error("invalid filter '%s': %s", cap->o->filter,
+                      dead ? pcap_geterr(dead) : "libpcap failed");
+            if (dead)
+                pcap_close(dead);
+            return -EINVAL;
+        }
+        ifc->has_prog = 1;
+        pcap_close(dead);
+    }
+    return 0;
+}
+
+static int pr_interface(void *opaque, const pcapread_interface_t *ifc)
+{
+    return add_iface(opaque, ifc->linktype);
+}
+
+static int pr_packet(void *opaque, const pcapread_packet_t *pkt)
+{
+    cap_t *cap = opaque;
+    int rc;
+
+    if (!passes(cap, pkt)) {
+        cap->st.filtered++;
+        return 0;
+    }
+    if (cap->cb->on_packet && (rc = cap->cb->on_packet(cap->opaque, pkt)) < 0)
+        return rc;
+    cap->cur_if = pkt->ifid;
+    cap->cur_comment = pkt->comment;
+    cap->cur_comment_len = pkt->comment_len;
+    cap->st.packets++;
+    rc = tcpreasm_packet(cap->reasm, pkt->linktype, pkt->ts_ns, pkt->data, pkt->caplen,
+                         pkt->frame);
+    cap->cur_comment = NULL;
+    return rc;
+}
+
+static int pr_secrets(void *opaque, uint32_t type, const uint8_t *data, size_t len)
+{
+    cap_t *cap = opaque;
+
+    if (type != PCAPREAD_SECRETS_TLS)
+        return 0;
+    keylog_add_text(cap->keylog, (const char *)data, len);
+    if (cap->cb->on_secrets)
+        cap->cb->on_secrets(cap->opaque, type, data, len);
+    return 0;
+}
+
+static void pr_error(void *opaque, uint64_t offset, const char *msg)
+{
+    cap_t *cap = opaque;
+    log_error("%s: bad block at byte offset %llu: %s; converted what came before it",
+              cap->o->path, (unsigned long long)offset, msg);
+}
+
+/* Classic pcap goes through libpcap, which knows its variants. */
+static int read_classic(cap_t *cap, const char *path)
+{
+    char errbuf[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline(path, errbuf);
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    uint64_t frame = 0;
+    int rc, nano;
+
+    if (!p) {
+        log_error("%s: %s", path, errbuf);
+        return -EBADMSG;
+    }
+    nano = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
+    if ((rc = add_iface(cap, (uint16_t)pcap_datalink(p))) < 0) {
+        pcap_close(p);
+        return rc;
+    }
+    while ((rc = pcap_next_ex(p, &h, &data)) == 1) {
+        pcapread_packet_t pkt;
+
+        memset(&pkt, 0, sizeof(pkt));
+        pkt.frame = ++frame;
+        pkt.linktype = cap->ifaces[0].linktype;
+        pkt.ts_ns = (uint64_t)h->ts.tv_sec * 1000000000u +
+                    (uint64_t)h->ts.tv_usec * (nano ? 1u : 1000u);
+        pkt.data = data;
+        pkt.caplen = h->caplen;
+        pkt.origlen = h->len;
+        if ((rc = pr_packet(cap, &pkt)) < 0)
+            break;
+    }
+    if (rc == PCAP_ERROR) {
+        log_error("%s: %s; converted what came before it", path, pcap_geterr(p));
+        rc = -EBADMSG;
+    } else if (rc > 0 || rc == PCAP_ERROR_BREAK || rc == -2) {
+        rc = 0;
+    }
+    pcap_close(p);
+    return rc;
+}
+
+/* The key log file, whole. */
+static int read_keylog_file(const char *path, char **text, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t have = 0, cap = 65536;
+    char *buf = NULL, *nb;
+    ssize_t n;
+
+    if (fd < 0) {
+        int e = errno;
+        log_error("cannot read --keylog %s: %s", path, strerror(e));
+        return -e;
+    }
+    do {
+        if (have == cap || !buf) {
+            if (buf)
+                cap *= 2;
+            if (cap > KEYLOG_FILE_MAX || !(nb = realloc(buf, cap))) {
+                log_error("--keylog %s: larger than %u MiB", path, KEYLOG_FILE_MAX >> 20);
+                free(buf);
+                close(fd);
+                return -EFBIG;
+            }
+            buf = nb;
+        }
+        n = read(fd, buf + have, cap - have);
+        if (n > 0)
+            have += (size_t)n;
+    } while (n > 0);
+    close(fd);
+    *text = buf;
+    *len = have;
+    return 0;
+}
+
+int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *opaque,
+                 capture_stats_t *st)
+{
+    cap_t *cap = calloc(1, sizeof(*cap));
+    tcpreasm_callbacks_t tcb = {on_open, on_data, NULL, on_close, on_udp};
+    pcapread_callbacks_t pcb = {NULL, pr_interface, pr_packet, pr_secrets, pr_error};
+    pcapread_t *pr = NULL;
+    char magic[4];
+    int fd = -1, rc = 0, classic = 0;
+    char *keytext = NULL;
+    size_t keylen = 0;
+    ssize_t n;
+    uint8_t *buf = NULL;
+
+    if (!cap)
+        return -ENOMEM;
+    cap->o = o;
+    cap->cb = cb;
+    cap->opaque = opaque;
+    if (!(cap->keylog = keylog_new()) || !(cap->reasm = tcpreasm_new(&tcb, cap, NULL, &rc)) ||
+        !(buf = malloc(1 << 20))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (o->keylog_path) {
+        if ((rc = read_keylog_file(o->keylog_path, &keytext, &keylen)) < 0)
+            goto out;
+        keylog_add_text(cap->keylog, keytext, keylen);
+    }
+    fd = strcmp(o->path, "-") == 0 ? STDIN_FILENO : open(o->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        log_error("cannot read %s: %s", o->path, strerror(-rc));
+        goto out;
+    }
+    n = pread(fd, magic, 4, 0);
+    if (n == 4 && fd != STDIN_FILENO) {
+        uint32_t m;
+        memcpy(&m, magic, 4);
+        classic = m == 0xa1b2c3d4u || m == 0xd4c3b2a1u || m == 0xa1b23c4du || m == 0x4d3cb2a1u;
+    }
+    if (cb->on_start && (rc = cb->on_start(opaque)) < 0)
+        goto out;
+    /* Ahead of every packet, so one pass decrypts. */
+    if (keylen && cb->on_secrets)
+        cb->on_secrets(opaque, PCAPREAD_SECRETS_TLS, (const uint8_t *)keytext, keylen);
+    if (classic) {
+        close(fd);
+        fd = -1;
+        rc = read_classic(cap, o->path);
+    } else {
+        if (!(pr = pcapread_new(&pcb, cap, &rc)))
+            goto finish;
+        while ((n = read(fd, buf, 1 << 20)) > 0)
+            if ((rc = pcapread_feed(pr, buf, (size_t)n)) < 0)
+                break;
+        if (n < 0) {
+            log_error("reading %s: %s", o->path, strerror(errno));
+            rc = -EIO;
+        }
+        if (rc == 0)
+            rc = pcapread_finish(pr);
+    }
+finish:
+    /* Whatever happened above, what was read so far is delivered. */
+    tcpreasm_finish(cap->reasm);
+out:
+    if (st)
+        *st = cap->st;
+    if (fd >= 0 && fd != STDIN_FILENO)
+        close(fd);
+    pcapread_free(pr);
+    tcpreasm_free(cap->reasm);
+    keylog_free(cap->keylog);
+    free(keytext);
+    free(buf);
+    for (uint32_t i = 0; i < cap->nifaces; i++)
+        if (cap->ifaces[i].has_prog)
+            pcap_freecode(&cap->ifaces[i].prog);
+    free(cap);
+    return rc;
+}
