@@ -53,25 +53,25 @@ typedef struct h2_stream {
     uint32_t id;
     http_exchange_t *ex;
     int req_state, resp_state;
-    int ws_connect;        /* :method CONNECT with :protocol websocket (RFC 8441) */
-    websocket_conn_t *ws;  /* once the extended CONNECT got its 200 */
-    size_t head_bytes;     /* decoded header bytes it holds, against H2_HEAD_BUDGET */
+    int ws_connect;       /* :method CONNECT with :protocol websocket (RFC 8441) */
+    websocket_conn_t *ws; /* once the extended CONNECT got its 200 */
+    size_t head_bytes;    /* decoded header bytes it holds, against H2_HEAD_BUDGET */
 } h2_stream_t;
 
 typedef struct h2_dir {
     int dir;
-    size_t preface_got;   /* client: bytes of the preface matched so far */
-    int seen_settings;    /* the first frame, which must be SETTINGS, was read */
-    uint8_t fh[9];        /* frame header being read */
+    size_t preface_got; /* client: bytes of the preface matched so far */
+    int seen_settings;  /* the first frame, which must be SETTINGS, was read */
+    uint8_t fh[9];      /* frame header being read */
     size_t fh_got;
     uint32_t flen, fpos, sid;
     uint8_t type, flags;
     uint32_t pre_len;     /* pad length, priority, promised id: before the content */
     uint32_t content_end; /* where padding starts, known once the prefix is read */
     uint8_t pre[6];
-    uint8_t small[8];     /* payload of a small control frame, or a SETTINGS entry */
+    uint8_t small[8]; /* payload of a small control frame, or a SETTINGS entry */
     size_t small_got;
-    char dbg[64];         /* start of a GOAWAY's debug data */
+    char dbg[64]; /* start of a GOAWAY's debug data */
     size_t dbg_len;
     uint64_t frame_ts;
     /* A header block (HEADERS or PUSH_PROMISE, then CONTINUATION frames). */
@@ -97,10 +97,10 @@ struct http2_conn {
     h2_dir_t d[2];
     h2_stream_t **streams; /* open streams, sorted by id */
     size_t nstreams, streams_cap;
-    http_msg_t blk;        /* the header block being decoded */
+    http_msg_t blk; /* the header block being decoded */
     uint64_t seq, ts;
     int stopped, finished, err;
-    int announce;          /* upgrade: stream 1 not yet shown to on_request_* */
+    int announce; /* upgrade: stream 1 not yet shown to on_request_* */
     char why[256];
 };
 
@@ -109,10 +109,20 @@ static const char *const side_name[2] = {"client", "server"};
 const char *http2_error_name(uint32_t code)
 {
     static const char *const names[] = {
-        "NO_ERROR",        "PROTOCOL_ERROR",      "INTERNAL_ERROR",     "FLOW_CONTROL_ERROR",
-        "SETTINGS_TIMEOUT", "STREAM_CLOSED",      "FRAME_SIZE_ERROR",   "REFUSED_STREAM",
-        "CANCEL",          "COMPRESSION_ERROR",   "CONNECT_ERROR",      "ENHANCE_YOUR_CALM",
-        "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED",
+        "NO_ERROR",
+        "PROTOCOL_ERROR",
+        "INTERNAL_ERROR",
+        "FLOW_CONTROL_ERROR",
+        "SETTINGS_TIMEOUT",
+        "STREAM_CLOSED",
+        "FRAME_SIZE_ERROR",
+        "REFUSED_STREAM",
+        "CANCEL",
+        "COMPRESSION_ERROR",
+        "CONNECT_ERROR",
+        "ENHANCE_YOUR_CALM",
+        "INADEQUATE_SECURITY",
+        "HTTP_1_1_REQUIRED",
     };
 
     return code < sizeof(names) / sizeof(names[0]) ? names[code] : NULL;
@@ -454,8 +464,8 @@ static int response_head(struct http2_conn *c, h2_stream_t *s, size_t bytes)
     if (s->ws_connect && status == 200) {
         websocket_callbacks_t wcb = {.on_error = ws_error};
 
-        s->ws = websocket_conn_new(http_msg_header(&ex->resp, "sec-websocket-extensions"), ex,
-                                   &wcb, s, c->max_body, c->max_body);
+        s->ws = websocket_conn_new(http_msg_header(&ex->resp, "sec-websocket-extensions"), ex, &wcb,
+                                   s, c->max_body, c->max_body);
         if (!s->ws)
             return oom(c);
     }
@@ -534,8 +544,7 @@ static int block_done(struct http2_conn *c, h2_dir_t *d)
     d->in_block = 0;
     r = inflate_block(c, d, &bytes);
     if (r == 0)
-        r = d->block_type == F_PUSH_PROMISE ? promise_done(c, d, bytes)
-                                            : headers_done(c, d, bytes);
+        r = d->block_type == F_PUSH_PROMISE ? promise_done(c, d, bytes) : headers_done(c, d, bytes);
     blk_reset(c);
     if (d->block_cap > 64 * 1024) {
         free(d->block);
@@ -631,12 +640,15 @@ static int frame_begin(struct http2_conn *c, h2_dir_t *d)
         d->seen_settings = 1;
     }
     if (d->flen > d->max_frame)
-        return fail(c, -EBADMSG, "HTTP/2 frame of %u bytes from the %s exceeds "
-                    "SETTINGS_MAX_FRAME_SIZE %u", (unsigned)d->flen, who,
-                    (unsigned)d->max_frame);
+        return fail(c, -EBADMSG,
+                    "HTTP/2 frame of %u bytes from the %s exceeds "
+                    "SETTINGS_MAX_FRAME_SIZE %u",
+                    (unsigned)d->flen, who, (unsigned)d->max_frame);
     if (d->in_block && (d->type != F_CONTINUATION || d->sid != d->block_sid))
-        return fail(c, -EBADMSG, "HTTP/2 header block of stream %u interrupted by a frame "
-                    "of type %u", (unsigned)d->block_sid, d->type);
+        return fail(c, -EBADMSG,
+                    "HTTP/2 header block of stream %u interrupted by a frame "
+                    "of type %u",
+                    (unsigned)d->block_sid, d->type);
     switch (d->type) {
     case F_DATA:
     case F_HEADERS:
@@ -645,15 +657,15 @@ static int frame_begin(struct http2_conn *c, h2_dir_t *d)
     case F_PUSH_PROMISE:
     case F_CONTINUATION:
         if (d->sid == 0)
-            return fail(c, -EBADMSG, "HTTP/2 frame of type %u from the %s on stream 0",
-                        d->type, who);
+            return fail(c, -EBADMSG, "HTTP/2 frame of type %u from the %s on stream 0", d->type,
+                        who);
         break;
     case F_SETTINGS:
     case F_PING:
     case F_GOAWAY:
         if (d->sid != 0)
-            return fail(c, -EBADMSG, "HTTP/2 frame of type %u from the %s on stream %u",
-                        d->type, who, (unsigned)d->sid);
+            return fail(c, -EBADMSG, "HTTP/2 frame of type %u from the %s on stream %u", d->type,
+                        who, (unsigned)d->sid);
         break;
     }
     switch (d->type) {
@@ -715,8 +727,7 @@ static int prefix_done(struct http2_conn *c, h2_dir_t *d)
     uint32_t pad = (d->flags & FL_PADDED) ? d->pre[0] : 0;
 
     if ((uint64_t)d->pre_len + pad > d->flen)
-        return fail(c, -EBADMSG, "HTTP/2 frame of type %u with more padding than payload",
-                    d->type);
+        return fail(c, -EBADMSG, "HTTP/2 frame of type %u with more padding than payload", d->type);
     d->content_end = d->flen - pad;
     if (d->type == F_PUSH_PROMISE)
         d->promised = be32(d->pre + ((d->flags & FL_PADDED) ? 1 : 0)) & 0x7fffffff;
@@ -732,9 +743,8 @@ static int data_content(struct http2_conn *c, h2_dir_t *d, const uint8_t *p, siz
         return 0;
     if (s->ws) {
         /* Its errors land in ex->error through ws_error; the stream goes on. */
-        int r = websocket_conn_feed(s->ws, d->dir == HTTP2_REQ ? WEBSOCKET_CLIENT
-                                                               : WEBSOCKET_SERVER,
-                                    p, n, c->ts);
+        int r = websocket_conn_feed(
+            s->ws, d->dir == HTTP2_REQ ? WEBSOCKET_CLIENT : WEBSOCKET_SERVER, p, n, c->ts);
         return r == -ENOMEM ? oom(c) : 0;
     }
     m = d->dir == HTTP2_REQ ? &s->ex->req : &s->ex->resp;
@@ -934,8 +944,8 @@ static int b64url_value(char ch)
     return -1;
 }
 
-/* HTTP2-Settings (RFC 9113 3.2.1 of RFC 7540): a base64url SETTINGS payload
-   that the 101 acknowledged. Anything undecodable is ignored. */
+/* HTTP2-Settings (RFC 7540, section 3.2.1): a base64url SETTINGS payload that
+   the 101 acknowledged. Anything undecodable is ignored. */
 static void upgrade_settings(struct http2_conn *c, const char *v)
 {
     h2_dir_t *d = &c->d[HTTP2_REQ];
@@ -1079,7 +1089,7 @@ int http2_conn_feed(http2_conn_t *c, int dir, const void *data, size_t len, uint
     d = &c->d[dir];
     c->ts = ts_usec;
     announce(c);
-    while (len) {
+    while (len && !c->stopped) {
         size_t k;
 
         if (d->preface_got < H2_PREFACE_LEN) {
@@ -1117,7 +1127,7 @@ int http2_conn_feed(http2_conn_t *c, int dir, const void *data, size_t len, uint
                 return r;
         }
     }
-    return 0;
+    return c->stopped ? c->err : 0;
 }
 
 void http2_conn_finish(http2_conn_t *c, const char *error, uint64_t ts_usec)

@@ -27,7 +27,9 @@
  * whole DATA payloads, padding included. A second header block becomes the
  * trailers. A PUSH_PROMISE makes an exchange with pushed = 1 whose request is
  * the promise. An RFC 8441 extended CONNECT (:protocol websocket) answered
- * with 200 carries WebSocket frames: they become ex->ws messages, not a body.
+ * with 200 carries WebSocket frames: they become ex->ws messages (at most
+ * max_body bytes of them, see websocket.h), not a body; a WebSocket protocol
+ * error sets ex->error and stops that direction of the stream's WebSocket.
  * RST_STREAM sets ex->error ("stream reset by server: CANCEL"; not for NO_ERROR
  * after a complete response), as does a GOAWAY for the streams above its last
  * stream id.

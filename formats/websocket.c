@@ -198,8 +198,8 @@ static int dir_fail(struct websocket_conn *c, int dir, int err, const char *fmt,
     return err;
 }
 
-static int deliver(struct websocket_conn *c, int dir, int opcode, const uint8_t *data,
-                   size_t len, uint64_t total, uint64_t ts)
+static int deliver(struct websocket_conn *c, int dir, int opcode, const uint8_t *data, size_t len,
+                   uint64_t total, uint64_t ts)
 {
     static const uint8_t empty[1];
 
@@ -238,6 +238,8 @@ static int msg_append(struct websocket_conn *c, ws_dir_t *d, const uint8_t *p, s
 
         while (cap < d->buf_len + keep + 1)
             cap = cap > c->max_message / 2 ? c->max_message + 1 : cap * 2;
+        if (cap > c->max_message + 1)
+            cap = c->max_message + 1;
         b = realloc(d->buf, cap);
         if (!b)
             return -ENOMEM;
@@ -465,7 +467,10 @@ int websocket_conn_feed(websocket_conn_t *c, int dir, const void *data, size_t l
             if (d->hdr_got == 2) {
                 int len7 = d->hdr[1] & 0x7f;
 
-                d->hdr_need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) +
+                d->hdr_need = 2 +
+                              (len7 == 126   ? 2
+                               : len7 == 127 ? 8
+                                             : 0) +
                               (d->hdr[1] & 0x80 ? 4 : 0);
             }
             if (d->hdr_got < d->hdr_need)

@@ -9,6 +9,13 @@
 
 /* The one piece of process-wide state besides the loop: how chatty to be. */
 static int log_level_ = LOG_NORMAL;
+/* ... and the program's name, set once at start-up (mitmreplay shares this code). */
+static const char *log_name_ = "mitmrec";
+
+void log_set_name(const char *name)
+{
+    log_name_ = name;
+}
 
 void log_set_level(int level)
 {
@@ -27,7 +34,7 @@ static void log_v(int level, const char *kind, const char *fmt, va_list ap)
     if (level > log_level_)
         return;
     vsnprintf(line, sizeof(line), fmt, ap);
-    fprintf(stderr, "mitmrec: %s%s\n", kind, line);
+    fprintf(stderr, "%s: %s%s\n", log_name_, kind, line);
 }
 
 #define LOG_FN(fn, level, kind)                                                          \

@@ -10,6 +10,8 @@
 enum { LOG_QUIET = 0, LOG_NORMAL = 1, LOG_VERBOSE = 2, LOG_DEBUG = 3 };
 
 void log_set_level(int level);
+/* The prefix instead of "mitmrec" (a static string; mitmreplay sets its own). */
+void log_set_name(const char *name);
 int log_level(void);
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -238,11 +238,16 @@ start_mitmrec() {
     _MITM_RUNS=$((_MITM_RUNS + 1))
     MITM_LOG=$WORK/mitmrec.$_MITM_RUNS.log
     _mitm_outputs "$@"
-    "$MITMREC" --listen 0 "$@" >"$WORK/mitmrec.$_MITM_RUNS.out" 2>"$MITM_LOG" &
+    # MITMREC_WRAPPER (e.g. "valgrind --error-exitcode=1 --leak-check=full") prefixes the
+    # binary; the wrapper must exec it in the same process (valgrind does), so MITM_PID is
+    # mitmrec's. A wrapped start gets 60 s instead of 10.
+    # shellcheck disable=SC2086
+    ${MITMREC_WRAPPER:-} "$MITMREC" --listen 0 "$@" >"$WORK/mitmrec.$_MITM_RUNS.out" 2>"$MITM_LOG" &
     MITM_PID=$!
     _LIB_PIDS+=("$MITM_PID")
-    local i=0 line=
-    while [ $i -lt 200 ]; do
+    local i=0 line= limit=200
+    [ -n "${MITMREC_WRAPPER:-}" ] && limit=1200
+    while [ $i -lt $limit ]; do
         line=$(grep -m1 '^mitmrec: proxy listening on ' "$MITM_LOG" 2>/dev/null)
         [ -n "$line" ] && break
         kill -0 "$MITM_PID" 2>/dev/null || break
@@ -251,7 +256,7 @@ start_mitmrec() {
     done
     if [ -z "$line" ]; then
         cat "$MITM_LOG" >&2
-        fail "mitmrec did not print 'mitmrec: proxy listening on' within 10 s ($MITMREC --listen 0 $*)"
+        fail "mitmrec did not print 'mitmrec: proxy listening on' within $((limit / 20)) s (${MITMREC_WRAPPER:+$MITMREC_WRAPPER }$MITMREC --listen 0 $*)"
     fi
     case $line in
     "mitmrec: proxy listening on 127.0.0.1:"[0-9]*) ;;
@@ -381,7 +386,8 @@ check_recording() {
 #                            and it is removed
 #   in_cgroup CG PIDFILE CMD ARGS...   run CMD inside CG: a shell writes its own pid into
 #                            CG/cgroup.procs (and PIDFILE unless empty) and execs CMD, so
-#                            PIDFILE holds the client's real pid
+#                            PIDFILE holds the client's real pid; $IN_CGROUP is that shell
+#                            script, for "timeout 20 $IN_CGROUP CG PIDFILE CMD..."
 #   start_redirect_mitmrec ARGS...     mitmrec ARGS (attach mode: -p ... --cgroup ...) in the
 #                            background, waiting (10 s) for its "recording processes" line;
 #                            exports what start_mitmrec does (but no MITM_PORT); stop_mitmrec
@@ -405,7 +411,21 @@ need_redirect() {
     need bpftool
     bpftool feature probe kernel 2>/dev/null | grep -q 'program_type cgroup_sock_addr is available' ||
         skip "the kernel has no cgroup socket address BPF programs"
-    export CGROUP2
+    # The wrapper as a file of its own, so that "timeout 20 $IN_CGROUP CG PIDFILE curl ..." works.
+    IN_CGROUP=$WORK/in-cgroup
+    cat >"$IN_CGROUP" <<'SH'
+#!/bin/sh
+# in-cgroup CG PIDFILE CMD ARGS...: join CG, write our pid to PIDFILE (unless ""), exec CMD.
+cg=$1 pidfile=$2
+shift 2
+echo $$ >"$cg/cgroup.procs" || exit 126
+if [ -n "$pidfile" ]; then
+    echo $$ >"$pidfile.tmp" && mv "$pidfile.tmp" "$pidfile" || exit 126
+fi
+exec "$@"
+SH
+    chmod 755 "$IN_CGROUP"
+    export CGROUP2 IN_CGROUP
 }
 
 _LIB_CGROUPS=()
@@ -448,12 +468,7 @@ remove_cgroup() {
 }
 
 in_cgroup() {
-    local cg=$1 pidfile=$2
-    shift 2
-    sh -c 'echo $$ >"$1/cgroup.procs" || exit 126
-           if [ -n "$2" ]; then echo $$ >"$2.tmp" && mv "$2.tmp" "$2" || exit 126; fi
-           shift 2
-           exec "$@"' in_cgroup "$cg" "$pidfile" "$@"
+    "$IN_CGROUP" "$@"
 }
 
 wait_pidfile() {
@@ -506,4 +521,223 @@ check_processes() {
     "$PY" "$top_srcdir/tests/integration/recording.py" --pcap "$pcap" --har "$har" \
         --work "$WORK/check.$RANDOM" "${TSHARK_DECODE_AS[@]}" "${args[@]}" ||
         fail "process check of $pcap / $har failed ($*)"
+}
+
+# ---- Helpers for the reliability, hostile-input and security tests (issue 7) -------------
+
+# proc_kib PID FIELD: a "kB" field of /proc/PID/status (VmHWM, VmRSS, ...), 0 when not there.
+proc_kib() {
+    awk -v f="$2:" '$1 == f { print $2; found = 1 } END { if (!found) print 0 }' \
+        "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# mitm_instrumented: true when $MITMREC runs under a wrapper (valgrind) or was built with
+# sanitizers; memory figures then say nothing about mitmrec itself.
+mitm_instrumented() {
+    [ -n "${MITMREC_WRAPPER:-}" ] && return 0
+    grep -qa '__asan_init\|__ubsan_handle' "$MITMREC" 2>/dev/null && return 0
+    ldd "$MITMREC" 2>/dev/null | grep -q 'libasan\|libubsan'
+}
+
+# wait_pid PID SECONDS: wait for a child of this shell to end; its status goes into WAIT_RC
+# (255 and a return of 1 when it is still running after SECONDS).
+wait_pid() {
+    local pid=$1 n=$(($2 * 10)) i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt $n ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$pid" 2>/dev/null; then
+        WAIT_RC=255
+        return 1
+    fi
+    wait "$pid"
+    WAIT_RC=$?
+    return 0
+}
+
+# mitm_still_serves WHAT: a normal HTTPS GET through the running mitmrec gets small.txt.
+mitm_still_serves() {
+    kill -0 "$MITM_PID" 2>/dev/null || fail "mitmrec is gone after $1"
+    local out=$WORK/alive.$RANDOM
+    pcurl -f -m 20 -o "$out" "https://127.0.0.1:$ORIGIN_TLSPORT/small.txt" 2>"$out.err" ||
+        fail "after $1, a normal request through mitmrec failed: $(cat "$out.err")"
+    same_file "$out" "$WWW/small.txt" "normal request after $1"
+    rm -f "$out" "$out.err"
+}
+
+# tshark_readable FILE: tshark reads FILE; a cut final block is allowed (tshark then says "cut
+# short in the middle of a packet" or "appears to have been cut short"), any other complaint
+# fails. Prints the number of frames read.
+tshark_readable() {
+    local err n
+    [ -s "$1" ] || fail "$1 is missing or empty"
+    n=$(tshark -n -r "$1" -T fields -e frame.number 2>"$WORK/tshark.err" | wc -l)
+    err=$(grep -v '^Running as user "root"' "$WORK/tshark.err" | grep -v '^$' |
+        grep -v 'cut short in the middle of a packet\|appears to have been cut short')
+    [ -z "$err" ] || fail "tshark complains about $1 (beyond a cut final block): $err"
+    printf '%s\n' "$n"
+}
+
+# stop_redirect_mitmrec [SIGNAL]: stop_mitmrec for attach mode, where the summary line is
+# followed by a per-process table ("mitmrec:   NAME PID N flows N requests N bytes"). Sets
+# MITM_SUMMARY (the summary line) and MITM_PROCTABLE (the table's rows).
+stop_redirect_mitmrec() {
+    local sig=${1:-TERM} i=0 rc
+    kill -s "$sig" "$MITM_PID" 2>/dev/null || fail "mitmrec (pid $MITM_PID) was not running at stop"
+    while kill -0 "$MITM_PID" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$MITM_PID" 2>/dev/null; then
+        kill -KILL "$MITM_PID"
+        fail "mitmrec did not exit within 30 s of SIG$sig"
+    fi
+    wait "$MITM_PID"
+    rc=$?
+    [ $rc -eq 0 ] || fail "mitmrec exited with status $rc after SIG$sig, expected 0"
+    MITM_SUMMARY=$(grep -E '^mitmrec: [0-9]+ flows?' "$MITM_LOG" | tail -n 1)
+    [ -n "$MITM_SUMMARY" ] || fail "no summary line on stderr after SIG$sig: $(cat "$MITM_LOG")"
+    check_summary "$MITM_SUMMARY"
+    MITM_PROCTABLE=$(grep -E '^mitmrec:   .* [0-9]+ +[0-9]+ flows? ' "$MITM_LOG")
+}
+
+# pcapng_blocks FILE: walks FILE's pcapng blocks (no tshark) and prints one line
+# "complete=N packets=N good_end=OFFSET size=SIZE tail=BYTES error=TEXT": the complete blocks,
+# those of them that are packets (EPB, SPB, PB), the offset where the last complete block
+# ends, the bytes after it (a cut final block), and the first structural error ("-": none).
+pcapng_blocks() {
+    "$PY" - "$1" <<'PYEOF'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+off, n, pk, err, bo = 0, 0, 0, "-", "<"
+while off < len(data):
+    if len(data) - off < 12:
+        break
+    btype = struct.unpack_from(bo + "I", data, off)[0]
+    if btype == 0x0A0D0D0A:
+        magic = data[off + 8:off + 12]
+        if magic == b"\x4d\x3c\x2b\x1a":
+            bo = "<"
+        elif magic == b"\x1a\x2b\x3c\x4d":
+            bo = ">"
+        else:
+            err = "bad byte-order magic at %d" % off
+            break
+    elif off == 0:
+        err = "not a pcapng (first block type 0x%08x)" % btype
+        break
+    blen = struct.unpack_from(bo + "I", data, off + 4)[0]
+    if blen < 12 or blen % 4:
+        err = "bad block length %d at %d" % (blen, off)
+        break
+    if len(data) - off < blen:
+        break
+    if struct.unpack_from(bo + "I", data, off + blen - 4)[0] != blen:
+        err = "trailing length differs at %d" % off
+        break
+    n += 1
+    pk += btype in (2, 3, 6)
+    off += blen
+print("complete=%d packets=%d good_end=%d size=%d tail=%d error=%s"
+      % (n, pk, off, len(data), len(data) - off, err.replace(" ", "_")))
+PYEOF
+}
+
+# kv KEY LINE: the value of KEY=VALUE in LINE (as pcapng_blocks prints).
+kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# Deferred failures: a test records every problem with problem MSG and ends with
+# finish_problems, which fails listing them all (so one run reports each finding).
+_PROBLEMS=()
+problem() {
+    printf '%s: PROBLEM: %s\n' "$TEST_NAME" "$*" >&2
+    _PROBLEMS+=("$*")
+}
+finish_problems() {
+    [ ${#_PROBLEMS[@]} -eq 0 ] && return 0
+    local p
+    printf '%s: %d problem(s):\n' "$TEST_NAME" "${#_PROBLEMS[@]}" >&2
+    for p in "${_PROBLEMS[@]}"; do printf '%s:   - %s\n' "$TEST_NAME" "$p" >&2; done
+    fail "${#_PROBLEMS[@]} problem(s), listed above"
+}
+
+# ---- HTTP fidelity and read mode (http2, websocket, browser, readmode) ---------------------
+
+# check_same_entries PCAP HAR [same-entries ARGS...]: the read-mode invariant. "mitmrec -r PCAP
+# --har AGAIN.har" must give HAR's entries (count, methods, URLs, statuses, headers, bodies,
+# ...: see same_entries in tests/integration/recording.py). Every test that makes a recording
+# should call it. Sets AGAIN_HAR.
+check_same_entries() {
+    local pcap=$1 har=$2 rc
+    shift 2
+    AGAIN_HAR=$WORK/again.$RANDOM.har
+    "$MITMREC" -r "$pcap" --har "$AGAIN_HAR" >"$AGAIN_HAR.out" 2>"$AGAIN_HAR.err"
+    rc=$?
+    [ $rc -eq 0 ] || fail "mitmrec -r $pcap --har $AGAIN_HAR exited $rc: $(head -c 2000 "$AGAIN_HAR.err")"
+    "$PY" "$top_srcdir/tests/integration/recording.py" same-entries "$har" "$AGAIN_HAR" "$@" ||
+        fail "mitmrec -r $(basename "$pcap") does not give the entries of the live $(basename "$har") (see above)"
+}
+
+# spawn_available: true when spawn mode ("mitmrec -o F -- COMMAND": root, cgroup v2, eBPF) works
+# here; probed once with "-- true". SPAWN_WHY says why not.
+spawn_available() {
+    if [ -z "${_SPAWN_OK:-}" ]; then
+        _SPAWN_OK=no
+        SPAWN_WHY=
+        if [ "$(id -u)" != 0 ]; then
+            SPAWN_WHY="not root"
+        else
+            mkdir -p "$WORK/spawn-probe"
+            if timeout 30 "$MITMREC" -q -o "$WORK/spawn-probe/p.pcapng" -- true \
+                >"$WORK/spawn-probe/out" 2>"$WORK/spawn-probe/err"; then
+                _SPAWN_OK=yes
+            else
+                SPAWN_WHY="mitmrec -o F -- true failed: $(head -n 3 "$WORK/spawn-probe/err" | tr '\n' ' ')"
+            fi
+        fi
+    fi
+    [ "$_SPAWN_OK" = yes ]
+}
+
+# spawn_mitmrec SECONDS PCAP [ARGS...] -- COMMAND...: spawn mode in the foreground, bounded by
+# SECONDS; stderr in $MITM_LOG, stdout in $MITM_LOG.out. Sets MITM_PCAP, MITM_HAR, MITM_CA,
+# SPAWN_RC (mitmrec's exit status, which is the command's). Fails when the time runs out.
+spawn_mitmrec() {
+    local secs=$1 pcap=$2
+    shift 2
+    [ -x "$MITMREC" ] || skip "$MITMREC not built"
+    _MITM_RUNS=$((_MITM_RUNS + 1))
+    MITM_LOG=$WORK/mitmrec.$_MITM_RUNS.log
+    local own=() a
+    for a in "$@"; do
+        [ "$a" = -- ] && break
+        own+=("$a")
+    done
+    _mitm_outputs -o "$pcap" "${own[@]}"
+    MITM_CA=$HOME/.mitmrec/mitmrec-ca-cert.pem
+    export MITM_PCAP MITM_HAR MITM_CA MITM_LOG
+    timeout -k 5 "$secs" "$MITMREC" -o "$pcap" "$@" >"$MITM_LOG.out" 2>"$MITM_LOG"
+    SPAWN_RC=$?
+    [ $SPAWN_RC -ne 124 ] && [ $SPAWN_RC -ne 137 ] ||
+        fail "spawn mode did not finish within $secs s: mitmrec -o $pcap $*"
+}
+
+# tls_plain FILE STREAM OUT: the decrypted bytes of tcp.stream STREAM of the pcapng FILE
+# (tshark's "follow,tls,raw", from the file's own secrets) into OUT.c2s and OUT.s2c (the
+# server side is the one that starts with "HTTP/"). A cut final block is tolerated.
+tls_plain() {
+    tshark -n -r "$1" "${TSHARK_DECODE_AS[@]}" -q -z "follow,tls,raw,$2" 2>/dev/null |
+        "$PY" -c '
+import sys, binascii
+# Which node tshark lists first (no indent) varies; the side that starts with "HTTP/" is the
+# server.
+out = [bytearray(), bytearray()]
+for line in sys.stdin:
+    if line.startswith(("=====", "Follow:", "Filter:", "Node ")) or not line.strip():
+        continue
+    d = 1 if line.startswith("\t") else 0
+    try:
+        out[d] += binascii.unhexlify(line.strip())
+    except binascii.Error:
+        pass
+if out[0].startswith(b"HTTP/") or (out[1] and not out[1].startswith(b"HTTP/") and not out[0]):
+    out.reverse()
+open(sys.argv[1] + ".c2s", "wb").write(out[0])
+open(sys.argv[1] + ".s2c", "wb").write(out[1])
+' "$3"
 }

@@ -15,8 +15,8 @@
  * Hand-built frames cover what well-behaved sessions never send: protocol
  * errors, limits (HPACK bomb, 256 KiB blocks, 10,000 streams) and floods.
  *
- * With MITMREC_SEED_DIR set, the small conversations are also written there
- * as fuzz seeds in the format of tests/fuzz/fuzz_http2.c.
+ * "test_http2 --write-seeds DIR" also writes the small conversations to DIR
+ * as fuzz seeds in the format of tests/fuzz/fuzz_http2.c (fixtures/fuzz/http2/).
  */
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
@@ -37,11 +37,17 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #include "http2.h"
 #include "websocket.h"
 
+/* Where --write-seeds puts fuzz seeds, or NULL. */
+static const char *seed_dir;
+
 #define REQ HTTP2_REQ
 #define RESP HTTP2_RESP
 #define MAX_IDS 256
 #define MAX_GOT 20000
-#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0}
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0                            \
+    }
 
 static void die(const char *what)
 {
@@ -351,8 +357,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 }
 
 static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *ud)
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
 {
     world_t *w = ud;
     sstream_t *ss;
@@ -615,12 +620,12 @@ static int feed_world(const world_t *w, http2_conn_t *c, int mode, uint32_t seed
         if (mode == MODE_MERGED) {
             /* All chunks of a run in one direction at once. */
             buf_t b = {0};
-            size_t j = i;
+            size_t j;
+            int r;
 
-            while (j < w->nch && w->ch[j].dir == ch->dir)
-                buf_add(&b, w->ch[j].p, w->ch[j].len), j++;
-            int r = http2_conn_feed(c, ch->dir, b.p, b.len, ts);
-
+            for (j = i; j < w->nch && w->ch[j].dir == ch->dir; j++)
+                buf_add(&b, w->ch[j].p, w->ch[j].len);
+            r = http2_conn_feed(c, ch->dir, b.p, b.len, ts);
             if (r < 0 && !first)
                 first = r;
             free(b.p);
@@ -628,7 +633,7 @@ static int feed_world(const world_t *w, http2_conn_t *c, int mode, uint32_t seed
             continue;
         }
         while (left) {
-            size_t k = mode == MODE_CHUNKS ? left
+            size_t k = mode == MODE_CHUNKS  ? left
                        : mode == MODE_BYTES ? 1
                                             : 1 + rng() % (rng() % 4 == 0 ? 20 : 3000);
             int r;
@@ -803,7 +808,7 @@ static void check_world(const world_t *w, int modes_mask, int check_order)
    (127: a 16-bit big-endian length follows), then the bytes. */
 static void write_seed(const world_t *w, const char *file, uint8_t flags)
 {
-    const char *dir = getenv("MITMREC_SEED_DIR");
+    const char *dir = seed_dir;
     char path[512];
     FILE *f;
 
@@ -847,16 +852,18 @@ static void scenario_main(void)
         {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 8192},
     };
     static const nghttp2_nv small[] = {
-        NV(":method", "GET"),         NV(":scheme", "https"),
-        NV(":authority", "example.com"), NV(":path", "/small"),
-        NV("user-agent", "test/1.0"), NV("accept", "*/*"),
-        NV("cookie", "a=1"),          NV("cookie", "b=2"),
+        NV(":method", "GET"),  NV(":scheme", "https"),       NV(":authority", "example.com"),
+        NV(":path", "/small"), NV("user-agent", "test/1.0"), NV("accept", "*/*"),
+        NV("cookie", "a=1"),   NV("cookie", "b=2"),
     };
     static const nghttp2_nv head[] = {NV(":method", "HEAD"), NV(":scheme", "https"),
                                       NV(":authority", "example.com"), NV(":path", "/small")};
     static const nghttp2_nv upload[] = {
-        NV(":method", "POST"), NV(":scheme", "https"), NV(":authority", "example.com"),
-        NV(":path", "/upload"), NV("content-type", "application/octet-stream"),
+        NV(":method", "POST"),
+        NV(":scheme", "https"),
+        NV(":authority", "example.com"),
+        NV(":path", "/upload"),
+        NV("content-type", "application/octet-stream"),
         NV("content-length", "100000"),
     };
     static const nghttp2_nv trh[] = {NV(":method", "POST"), NV(":scheme", "https"),
@@ -1049,8 +1056,12 @@ static void scenario_ws(int bad)
 {
     static const nghttp2_settings_entry siv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
     static const nghttp2_nv connect[] = {
-        NV(":method", "CONNECT"), NV(":protocol", "websocket"), NV(":scheme", "https"),
-        NV(":path", "/chat"), NV(":authority", "example.com"), NV("sec-websocket-version", "13"),
+        NV(":method", "CONNECT"),
+        NV(":protocol", "websocket"),
+        NV(":scheme", "https"),
+        NV(":path", "/chat"),
+        NV(":authority", "example.com"),
+        NV("sec-websocket-version", "13"),
         NV("sec-websocket-extensions", "permessage-deflate"),
     };
     static const nghttp2_nv get[] = {NV(":method", "GET"), NV(":scheme", "https"),
@@ -1206,10 +1217,9 @@ static void scenario_upgrade(void)
     http_strset(&e->method, "GET", 3);
     http_strset(&e->target, "/", 1);
     for (size_t i = 0; i < w.upgrade_req->req.nheaders; i++)
-        http_msg_add_header(&e->req, w.upgrade_req->req.headers[i].name,
-                            strlen(w.upgrade_req->req.headers[i].name),
-                            w.upgrade_req->req.headers[i].value,
-                            strlen(w.upgrade_req->req.headers[i].value));
+        http_msg_add_header(
+            &e->req, w.upgrade_req->req.headers[i].name, strlen(w.upgrade_req->req.headers[i].name),
+            w.upgrade_req->req.headers[i].value, strlen(w.upgrade_req->req.headers[i].value));
     e->req.complete = 1;
     pattern(body, 5000, 9);
     respond(&w, 1, h, 2, body, 5000, NULL, 0);
@@ -1243,7 +1253,8 @@ static void scenario_goaway_error(void)
     nghttp2_submit_goaway(w.srv, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(w.srv),
                           NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)"calm\ndown", 9);
     pump(&w);
-    exp_error(&w, slow, "connection closed after GOAWAY from server: ENHANCE_YOUR_CALM (calm.down)");
+    exp_error(&w, slow,
+              "connection closed after GOAWAY from server: ENHANCE_YOUR_CALM (calm.down)");
     check_world(&w, 0xf, 1);
     write_seed(&w, "goaway-error.bin", 0);
 
@@ -1304,9 +1315,9 @@ static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 static void frame(buf_t *b, int type, int flags, uint32_t sid, const void *p, size_t n)
 {
-    uint8_t h[9] = {(uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n, (uint8_t)type,
-                    (uint8_t)flags, (uint8_t)(sid >> 24), (uint8_t)(sid >> 16),
-                    (uint8_t)(sid >> 8), (uint8_t)sid};
+    uint8_t h[9] = {(uint8_t)(n >> 16),   (uint8_t)(n >> 8),   (uint8_t)n,
+                    (uint8_t)type,        (uint8_t)flags,      (uint8_t)(sid >> 24),
+                    (uint8_t)(sid >> 16), (uint8_t)(sid >> 8), (uint8_t)sid};
 
     buf_add(b, h, 9);
     buf_add(b, p, n);
@@ -1314,8 +1325,8 @@ static void frame(buf_t *b, int type, int flags, uint32_t sid, const void *p, si
 
 static void settings_frame(buf_t *b, uint16_t id, uint32_t v)
 {
-    uint8_t e[6] = {(uint8_t)(id >> 8), (uint8_t)id, (uint8_t)(v >> 24), (uint8_t)(v >> 16),
-                    (uint8_t)(v >> 8), (uint8_t)v};
+    uint8_t e[6] = {(uint8_t)(id >> 8), (uint8_t)id,       (uint8_t)(v >> 24),
+                    (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
 
     frame(b, 4, 0, 0, e, id ? 6 : 0);
 }
@@ -1459,7 +1470,10 @@ static void test_errors(void)
     raw_start(r);
     b = raw_step(r, REQ, 25);
     frame(b, 1, 4, 1, GET_BLOCK, 3);
-    frame(b, 0, 8, 1, "\x05" "ab", 3);
+    frame(b, 0, 8, 1,
+          "\x05"
+          "ab",
+          3);
     expect_fail(r, "padding", "more padding than payload");
 
     /* PUSH_PROMISE from the client; a client stream with an even id. */
@@ -1680,6 +1694,51 @@ static void test_streams(void)
     }
     got_free(&g);
 
+    /* The server answers a stream the client has reset: the block is decoded
+       all the same, as the next one refers to its HPACK table entry. Stream
+       3 then gets HEADERS after its end (ignored); stream 5 has its response
+       but not the end of its request when the connection ends. */
+    {
+        nghttp2_hd_deflater *def;
+        uint8_t blk1[128], blk2[128];
+        nghttp2_nv nv[] = {NV(":status", "200"), NV("x-custom", "hello hpack")};
+        ssize_t n1, n2;
+
+        if (nghttp2_hd_deflate_new(&def, 4096) != 0)
+            die("nghttp2_hd_deflate_new");
+        n1 = nghttp2_hd_deflate_hd(def, blk1, sizeof(blk1), nv, 2);
+        n2 = nghttp2_hd_deflate_hd(def, blk2, sizeof(blk2), nv, 2);
+        nghttp2_hd_deflate_del(def);
+        CHECK(n1 > 0 && n2 > 0 && n2 < n1);
+        raw_start(r);
+        b = raw_step(r, REQ, 25);
+        frame(b, 1, 5, 1, GET_BLOCK, 3);
+        frame(b, 3, 0, 1, "\x00\x00\x00\x08", 4);
+        frame(b, 1, 5, 3, GET_BLOCK, 3);
+        frame(b, 1, 4, 5, GET_BLOCK, 3);
+        b = raw_step(r, RESP, 30);
+        frame(b, 1, 5, 1, blk1, (size_t)n1);
+        frame(b, 1, 5, 3, blk2, (size_t)n2);
+        frame(b, 1, 5, 3, S200_BLOCK, 1);
+        frame(b, 1, 5, 5, S200_BLOCK, 1);
+        got_init(&g);
+        CHECK_EQ_INT(raw_run(r, &g, NULL), 0);
+        CHECK_EQ_INT(g.errors, 0);
+        CHECK_EQ_INT(g.n, 3);
+        if (g.n == 3) {
+            CHECK_EQ_INT(g.ex[0]->stream_id, 1);
+            CHECK_EQ_STR(g.ex[0]->error, "stream reset by client: CANCEL");
+            CHECK_EQ_INT(g.ex[1]->stream_id, 3);
+            CHECK_EQ_INT(g.ex[1]->resp.nheaders, 2);
+            CHECK(g.ex[1]->resp.nheaders == 2 &&
+                  strcmp(g.ex[1]->resp.headers[1].value, "hello hpack") == 0);
+            CHECK_EQ_INT(g.ex[1]->resp.ntrailers, 0);
+            CHECK_EQ_INT(g.ex[2]->stream_id, 5);
+            CHECK_EQ_STR(g.ex[2]->error, "connection closed before the request ended");
+        }
+        got_free(&g);
+    }
+
     /* A connection error: the open streams carry its text. */
     raw_start(r);
     frame(raw_step(r, REQ, 25), 1, 4, 1, GET_BLOCK, 3);
@@ -1723,7 +1782,8 @@ static void test_upgrade_frames(void)
     static uint8_t data[20000];
 
     for (int with = 0; with < 2; with++) {
-        http_exchange_t *req = upgrade_request(with ? "AAUAAIAA" : "AAEAACAA");
+        /* MAX_FRAME_SIZE 20000 and HEADER_TABLE_SIZE 65534; or 8192 only. */
+        http_exchange_t *req = upgrade_request(with ? "AAUAAE4gAAEAAP_-" : "AAEAACAA");
         got_t g;
         http2_conn_t *c;
         buf_t b = {0};
@@ -1794,8 +1854,8 @@ static void test_api(void)
         CHECK_EQ_INT(g.begins, 1);
         CHECK_EQ_INT(g.heads, 1);
         CHECK_EQ_INT(g.n, 1);
-        CHECK(g.n == 1 && g.ex[0]->seq == 8 && g.ex[0]->stream_id == 1 &&
-              g.ex[0]->req_major == 1 && g.ex[0]->req.complete && g.ex[0]->error);
+        CHECK(g.n == 1 && g.ex[0]->seq == 8 && g.ex[0]->stream_id == 1 && g.ex[0]->req_major == 1 &&
+              g.ex[0]->req.complete && g.ex[0]->error);
         http2_conn_free(c);
         got_free(&g);
         http_exchange_free(req);
@@ -1803,8 +1863,10 @@ static void test_api(void)
     free(b.p);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0)
+        seed_dir = argv[2];
     test_api();
     test_errors();
     test_limits();

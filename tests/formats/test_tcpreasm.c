@@ -1403,7 +1403,10 @@ static int tshark_follow(const char *path, int stream, bytes_t *n0, bytes_t *n1,
 
         line[strcspn(line, "\r\n")] = 0;
         if (strncmp(line, "Node 0: ", 8) == 0) {
-            snprintf(node0, node0len, "%s", line + 8);
+            size_t n = strlen(line + 8) < node0len ? strlen(line + 8) : node0len - 1;
+
+            memcpy(node0, line + 8, n);
+            node0[n] = 0;
             continue;
         }
         if (strncmp(line, "Node 1: ", 8) == 0) {

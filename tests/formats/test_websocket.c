@@ -7,8 +7,9 @@
  * random splits (fixed seed); each step's bytes carry the step number as their
  * time, so a message's time says which step completed it.
  *
- * With MITMREC_SEED_DIR set, the small scripts are also written there as fuzz
- * seeds in the format of tests/fuzz/fuzz_websocket.c.
+ * "test_websocket --write-seeds DIR" also writes the small scripts to DIR as
+ * fuzz seeds in the format of tests/fuzz/fuzz_websocket.c
+ * (fixtures/fuzz/websocket/).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -22,6 +23,9 @@
 
 #define C WEBSOCKET_CLIENT
 #define S WEBSOCKET_SERVER
+
+/* Where --write-seeds puts fuzz seeds, or NULL. */
+static const char *seed_dir;
 
 enum mode { MODE_WHOLE, MODE_BYTES, MODE_RANDOM, MODE_COUNT };
 
@@ -134,9 +138,9 @@ typedef struct expect_msg {
     int dir, opcode;
     const uint8_t *data; /* NULL: len bytes of pattern(i) */
     size_t len;
-    uint64_t total;      /* 0: same as len */
-    int step;            /* step whose bytes complete it */
-    int not_in_ex;       /* dropped from the exchange */
+    uint64_t total; /* 0: same as len */
+    int step;       /* step whose bytes complete it */
+    int not_in_ex;  /* dropped from the exchange */
 } expect_msg_t;
 
 typedef struct script {
@@ -148,7 +152,7 @@ typedef struct script {
     buf_t step[MAX_STEPS];
     int nexp;
     expect_msg_t exp[MAX_MSGS];
-    int fail_step[2];    /* step at which the direction fails, -1 none */
+    int fail_step[2]; /* step at which the direction fails, -1 none */
     const char *fail_text[2];
 } script_t;
 
@@ -266,7 +270,7 @@ static const char *const FUZZ_EXT[8] = {
    (127: a 16-bit big-endian length follows), then the bytes. */
 static void write_seed(const script_t *s)
 {
-    const char *dir = getenv("MITMREC_SEED_DIR");
+    const char *dir = seed_dir;
     size_t total = 0;
     int ext = -1;
     char path[512];
@@ -313,8 +317,8 @@ static void run_script(script_t *s)
         for (int rep = 0; rep < (mode == MODE_RANDOM ? 5 : 1); rep++) {
             http_exchange_t *ex = http_exchange_new();
             run_t *r = calloc(1, sizeof(*r));
-            websocket_conn_t *c = websocket_conn_new(s->ext, ex, &cb, r, s->max_message,
-                                                     s->max_kept);
+            websocket_conn_t *c =
+                websocket_conn_new(s->ext, ex, &cb, r, s->max_message, s->max_kept);
             int failed_at[2] = {-1, -1}, ex_i = 0, ok = 1;
             websocket_stats_t st;
 
@@ -326,8 +330,7 @@ static void run_script(script_t *s)
                 int d = s->dir[i];
 
                 while (left) {
-                    size_t k = mode == MODE_WHOLE ? left : mode == MODE_BYTES ? 1
-                                                                              : 1 + rng() % 700;
+                    size_t k = mode == MODE_WHOLE ? left : mode == MODE_BYTES ? 1 : 1 + rng() % 700;
                     int ret;
 
                     if (k > left)
@@ -347,8 +350,8 @@ static void run_script(script_t *s)
                 CHECK_EQ_INT(r->errors[d], s->fail_step[d] >= 0 ? 1 : 0);
                 CHECK_EQ_INT(websocket_conn_failed(c, d), s->fail_step[d] >= 0);
                 if (s->fail_text[d] && !strstr(r->error_text[d], s->fail_text[d]))
-                    fprintf(stderr, "%s: error \"%s\" lacks \"%s\"\n", s->name,
-                            r->error_text[d], s->fail_text[d]);
+                    fprintf(stderr, "%s: error \"%s\" lacks \"%s\"\n", s->name, r->error_text[d],
+                            s->fail_text[d]);
                 if (s->fail_text[d])
                     CHECK(strstr(r->error_text[d], s->fail_text[d]) != NULL);
             }
@@ -785,8 +788,10 @@ static void test_api(void)
     free(b.p);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0)
+        seed_dir = argv[2];
     test_basic();
     test_fragments();
     test_lengths();

@@ -5,7 +5,8 @@
  * Input: one flags byte, then records. Flags: bits 0-2 select the negotiated
  * Sec-WebSocket-Extensions (the table below, the same as in
  * tests/formats/test_websocket.c); bit 3, small limits (100-byte messages,
- * 64 bytes kept in the exchange); bit 4, no exchange (callbacks only). A
+ * 64 bytes kept in the exchange); bit 4, no exchange (callbacks only); bit
+ * 5, the first record is the Sec-WebSocket-Extensions value instead. A
  * record is a byte with the direction in bit 7 (1: server) and a length in
  * bits 0-6 (127: a 16-bit big-endian length follows), then that many bytes.
  * Seeds: fixtures/fuzz/websocket/.
@@ -62,6 +63,31 @@ static void on_error(void *opaque, int dir, const char *message)
         abort();
 }
 
+/* Reads one record: its direction and bytes; 0 at the end of the input. */
+static int record(const uint8_t **data, size_t *size, int *dir, const uint8_t **p, size_t *len)
+{
+    size_t hdr = 1;
+
+    if (*size == 0)
+        return 0;
+    *dir = (*data)[0] & 0x80 ? WEBSOCKET_SERVER : WEBSOCKET_CLIENT;
+    *len = (*data)[0] & 0x7f;
+    if (*len == 127) {
+        if (*size < 3)
+            return 0;
+        *len = (size_t)(*data)[1] << 8 | (*data)[2];
+        hdr = 3;
+    }
+    *data += hdr;
+    *size -= hdr;
+    if (*len > *size)
+        *len = *size;
+    *p = *data;
+    *data += *len;
+    *size -= *len;
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -70,8 +96,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     state_t st = {0};
     http_exchange_t *ex = NULL;
     websocket_conn_t *c;
+    const char *ext;
+    char ext_buf[256];
+    const uint8_t *p;
+    size_t len;
     uint8_t flags;
     uint64_t ts = 1;
+    int dir;
 
     if (size < 1)
         return 0;
@@ -84,31 +115,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!ex)
             return 0;
     }
-    c = websocket_conn_new(EXT[flags & 7], ex, &cb, &st, flags & 8 ? 100 : 0, flags & 8 ? 64 : 0);
+    ext = EXT[flags & 7];
+    if (flags & 32) {
+        if (!record(&data, &size, &dir, &p, &len))
+            len = 0;
+        if (len >= sizeof(ext_buf))
+            len = sizeof(ext_buf) - 1;
+        if (len)
+            memcpy(ext_buf, p, len);
+        ext_buf[len] = '\0';
+        ext = ext_buf;
+    }
+    c = websocket_conn_new(ext, ex, &cb, &st, flags & 8 ? 100 : 0, flags & 8 ? 64 : 0);
     if (!c) {
         http_exchange_free(ex);
         return 0;
     }
-    while (size > 0) {
-        int dir = data[0] & 0x80 ? WEBSOCKET_SERVER : WEBSOCKET_CLIENT;
-        size_t len = data[0] & 0x7f, hdr = 1;
-        int r;
+    while (record(&data, &size, &dir, &p, &len)) {
+        int r = websocket_conn_feed(c, dir, p, len, ts++);
 
-        if (len == 127) {
-            if (size < 3)
-                break;
-            len = (size_t)data[1] << 8 | data[2];
-            hdr = 3;
-        }
-        data += hdr;
-        size -= hdr;
-        if (len > size)
-            len = size;
-        r = websocket_conn_feed(c, dir, data, len, ts++);
         if (r < 0 && (r != -EBADMSG || !websocket_conn_failed(c, dir)))
             abort();
-        data += len;
-        size -= len;
     }
     if (ex) {
         size_t kept = 0;

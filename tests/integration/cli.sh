@@ -116,5 +116,40 @@ stop_mitmrec
 tshark_ok "$WORK/zipped.pcapng.gz"
 har_validate "$WORK/zipped.har"
 
+# Local redirect mode without privileges: as nobody (no capabilities), -p NAME and spawn mode
+# exit 2 with one line that names what is missing and points at --listen mode.
+# unprivileged WHAT ARGS...: run mitmrec ARGS as nobody in $WORK/nobody (HOME there too).
+unprivileged() {
+    local what=$1 nb=$WORK/nobody rc lines
+    shift
+    (cd "$nb" && timeout 10 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        env HOME="$nb/home" "$MITMREC" "$@") >"$nb/out" 2>"$nb/err"
+    rc=$?
+    [ $rc -ne 124 ] || fail "$what as nobody: 'mitmrec $*' still running after 10 s"
+    [ $rc -eq 2 ] || fail "$what as nobody: 'mitmrec $*' exited $rc, expected 2 (stderr: $(head -c 300 "$nb/err"))"
+    lines=$(wc -l <"$nb/err")
+    [ "$lines" -eq 1 ] || fail "$what as nobody: $lines lines on stderr, expected one: $(head -c 500 "$nb/err")"
+    grep -Eq 'root|CAP_[A-Z_]+|privilege' "$nb/err" ||
+        fail "$what as nobody: the message does not say what is missing (root or capabilities): $(cat "$nb/err")"
+    grep -q -- '--listen' "$nb/err" || fail "$what as nobody: the message does not suggest --listen mode: $(cat "$nb/err")"
+    grep -q 'proxy listening\|recording processes' "$nb/err" && fail "$what as nobody: mitmrec started: $(cat "$nb/err")"
+    log "$what as nobody: $(cat "$nb/err")"
+}
+if [ "$(id -u)" != 0 ]; then
+    log "not root: the unprivileged local redirect case is not run (it needs setpriv to nobody)"
+elif ! command -v setpriv >/dev/null 2>&1 || ! id nobody >/dev/null 2>&1 || ! getent group nogroup >/dev/null; then
+    log "no setpriv, user nobody or group nogroup: the unprivileged local redirect case is not run"
+else
+    mkdir -p "$WORK/nobody/home"
+    chown -R nobody:nogroup "$WORK/nobody"
+    chmod 711 "$WORK"           # nobody may pass through (not list) the test's directory
+    if setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$MITMREC"; then
+        unprivileged "-p curl" -p curl -o "$WORK/nobody/x.pcapng"
+        unprivileged "spawn mode" -o "$WORK/nobody/y.pcapng" -- true
+    else
+        log "nobody cannot run $MITMREC (a private build directory): the unprivileged case is not run"
+    fi
+fi
+
 log "ok"
 exit 0

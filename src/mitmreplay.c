@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "ca.h"
+#include "intercept.h"
+#include "log.h"
+#include "match.h"
+#include "privs.h"
+#include "recorder.h"
+#include "replay_client.h"
+#include "replay_options.h"
+#include "replay_report.h"
+#include "replay_server.h"
+#include "replaydb.h"
+#include "tls.h"
+
+/* After the command ended (or SIGINT), how long connections may take to finish. */
+#define STOP_GRACE_MS 1000
+
+typedef struct app {
+    uv_loop_t loop;
+    replay_options_t o;
+    replay_server_t *srv;
+    intercept_t it;
+    uv_signal_t sigint, sigterm, sigchld;
+    uv_timer_t grace;
+    int handles_on;
+    int stopping;
+    int child_status;
+} app_t;
+
+static void close_handles(app_t *a)
+{
+    if (!a->handles_on)
+        return;
+    a->handles_on = 0;
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigchld, NULL);
+    uv_close((uv_handle_t *)&a->grace, NULL);
+}
+
+static void on_idle(void *opaque)
+{
+    close_handles(opaque);
+}
+
+static void grace_cb(uv_timer_t *t)
+{
+    app_t *a = t->data;
+    replay_server_stop(a->srv, 1);
+}
+
+static void app_stop(app_t *a)
+{
+    if (a->stopping) {
+        replay_server_stop(a->srv, 1);
+        return;
+    }
+    a->stopping = 1;
+    uv_timer_start(&a->grace, grace_cb, STOP_GRACE_MS, 0);
+    replay_server_stop(a->srv, 0);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    app_stop(s->data);
+}
+
+static void sigchld_cb(uv_signal_t *s, int signum)
+{
+    app_t *a = s->data;
+    int st;
+
+    if (a->it.child <= 0 || waitpid(a->it.child, &st, WNOHANG) != a->it.child)
+        return;
+    a->it.child = 0;
+    a->child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    app_stop(a);
+}
+
+/* The recorded requests, in order, into the match table. */
+static int fill_match(match_t *m, const replaydb_t *db)
+{
+    for (size_t i = 0; i < db->nentries; i++) {
+        const replay_entry_t *e = &db->entries[i];
+        match_req_t r;
+        int rc;
+
+        memset(&r, 0, sizeof(r));
+        r.scheme = e->scheme;
+        r.method = e->ex->method;
+        r.host = e->host;
+        r.port = e->port;
+        r.target = e->target;
+        r.headers = e->ex->req.headers;
+        r.nheaders = e->ex->req.nheaders;
+        r.body = e->ex->req.body;
+        r.body_len = e->ex->req.body_len;
+        if ((rc = match_add(m, &r, i)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int write_reports(const replay_options_t *o, replay_report_t *rep)
+{
+    char err[512];
+    int failed = 0;
+
+    if (o->report_xml &&
+        replay_report_write_junit(rep, o->report_xml, o->recording, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        failed = 1;
+    }
+    if (o->report_json &&
+        replay_report_write_json(rep, o->report_json, o->recording, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        failed = 1;
+    }
+    return failed;
+}
+
+static int server_replay(app_t *a, replaydb_t *db)
+{
+    const replay_options_t *o = &a->o;
+    char err[512];
+    ca_t *ca = NULL;
+    SSL_CTX *sctx = NULL, *cctx = NULL;
+    recorder_t *rec = NULL;
+    match_t *match = NULL;
+    replay_report_t *rep = NULL;
+    match_opts_t mo;
+    replay_server_cfg_t cfg;
+    intercept_opts_t io;
+    enum intercept_stage stage = 0;
+    int tport, uport, v6, rc, status = 1, loop_on = 0;
+
+    memset(&mo, 0, sizeof(mo));
+    mo.ignore_params = o->ignore_params;
+    mo.nignore_params = o->nignore_params;
+    mo.ignore_payload_params = o->ignore_payload_params;
+    mo.nignore_payload_params = o->nignore_payload_params;
+    mo.use_headers = o->use_headers;
+    mo.nuse_headers = o->nuse_headers;
+    mo.ignore_body = o->ignore_body;
+    mo.ignore_host = o->ignore_host;
+    mo.ignore_port = o->ignore_port;
+    mo.no_reuse = o->no_reuse;
+    if (!(match = match_new(&mo)) || fill_match(match, db) < 0 ||
+        !(rep = replay_report_new())) {
+        log_error("out of memory");
+        goto out;
+    }
+    if (ca_open(o->ca_file, &ca, err, sizeof(err)) < 0 ||
+        tls_server_ctx_new(&sctx, err, sizeof(err)) < 0 ||
+        (o->unmatched == UNMATCHED_PASSTHROUGH &&
+         tls_client_ctx_new(o->cacerts, o->ncacerts, o->insecure, &cctx, err, sizeof(err)) < 0)) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (o->record_new) {
+        recorder_opts_t ro;
+        char *har = malloc(strlen(o->record_new) + 8);
+        if (!har)
+            goto out;
+        strcpy(har, o->record_new);
+        if (strlen(har) > 7 && !strcmp(har + strlen(har) - 7, ".pcapng"))
+            har[strlen(har) - 7] = '\0';
+        strcat(har, ".har");
+        memset(&ro, 0, sizeof(ro));
+        ro.pcapng_path = o->record_new;
+        ro.har_path = har;
+        ro.max_body = 16u << 20;
+        rc = recorder_new(&ro, &rec, err, sizeof(err));
+        free(har);
+        if (rc < 0) {
+            log_error("%s", err);
+            goto out;
+        }
+    }
+    uv_loop_init(&a->loop);
+    loop_on = 1;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.loop = &a->loop;
+    cfg.o = o;
+    cfg.db = db;
+    cfg.match = match;
+    cfg.ca = ca;
+    cfg.server_ctx = sctx;
+    cfg.client_ctx = cctx;
+    cfg.rec_new = rec;
+    cfg.report = rep;
+    cfg.lookup_tcp = intercept_lookup_tcp;
+    cfg.lookup_udp = intercept_lookup_udp;
+    cfg.on_idle = on_idle;
+    cfg.idle_opaque = a;
+    if (replay_server_start(&cfg, &tport, &uport, &v6, &a->srv, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        goto stop_early;
+    }
+    memset(&io, 0, sizeof(io));
+    io.cgroup = o->cgroup;
+    io.rules = o->rules;
+    io.nrules = o->nrules;
+    io.tcp_port = (uint16_t)tport;
+    io.udp_port = (uint16_t)uport;
+    io.v6 = v6;
+    io.command = o->mode == REPLAY_SPAWN ? o->command : NULL;
+    if (intercept_attach(&a->it, &io, &stage, err, sizeof(err)) < 0) {
+        log_error("%s; mitmreplay needs root and eBPF (local redirect mode)", err);
+        status = 2;
+        goto stop_early;
+    }
+    replay_server_set_lookup(a->srv, a->it.redirect);
+    if (o->mode == REPLAY_SPAWN) {
+        if (intercept_spawn(&a->it, &io, ca_cert_path(ca), err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            goto stop_early;
+        }
+        log_debug("started %s (pid %d) in %s", o->command[0], (int)a->it.child, a->it.cgroup);
+    } else if (!o->quiet) {
+        fprintf(stderr, "mitmreplay: replaying %s for processes matching the -p rules in %s "
+                "(SIGINT stops)\n", o->recording, a->it.attached);
+        fflush(stderr);
+    }
+    /* Start-up is over; reading /proc/PID/exe of clients is all that needs privileges. */
+    if (geteuid() == 0 && (rc = privs_drop(1)) < 0)
+        log_warn("cannot drop capabilities: %s", strerror(-rc));
+    uv_signal_init(&a->loop, &a->sigint);
+    uv_signal_init(&a->loop, &a->sigterm);
+    uv_signal_init(&a->loop, &a->sigchld);
+    uv_timer_init(&a->loop, &a->grace);
+    a->sigint.data = a->sigterm.data = a->sigchld.data = a->grace.data = a;
+    a->handles_on = 1;
+    uv_signal_start(&a->sigint, signal_cb, SIGINT);
+    uv_signal_start(&a->sigterm, signal_cb, SIGTERM);
+    if (o->mode == REPLAY_SPAWN) {
+        uv_signal_start(&a->sigchld, sigchld_cb, SIGCHLD);
+        sigchld_cb(&a->sigchld, SIGCHLD);
+    }
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+
+    if (!o->quiet || replay_report_unmatched(rep))
+        replay_report_summary(rep, stderr, o->strict);
+    status = write_reports(o, rep);
+    if (o->mode == REPLAY_SPAWN && a->child_status >= 0)
+        status = a->child_status ? a->child_status : status;
+    if (o->strict && replay_report_unmatched(rep) && status == 0) {
+        log_error("--strict: %zu requests had no recorded response",
+                  replay_report_unmatched(rep));
+        status = 1;
+    }
+    goto out;
+
+stop_early:
+    replay_server_stop(a->srv, 1);
+    if (a->it.child > 0) {
+        kill(a->it.child, SIGTERM);
+        waitpid(a->it.child, NULL, 0);
+        a->it.child = 0;
+    }
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+out:
+    if (loop_on)
+        uv_loop_close(&a->loop);
+    intercept_close(&a->it);
+    replay_server_free(a->srv);
+    if (rec) {
+        recorder_close(rec);
+        recorder_free(rec);
+    }
+    replay_report_free(rep);
+    match_free(match);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    ca_free(ca);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    app_t a;
+    char err[512];
+    replaydb_t *db = NULL;
+    int rc, status;
+
+    memset(&a, 0, sizeof(a));
+    a.child_status = -1;
+    log_set_name("mitmreplay");
+    signal(SIGPIPE, SIG_IGN);
+    rc = replay_options_parse(&a.o, argc, argv, err, sizeof(err));
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "mitmreplay: %s\n", err);
+        replay_options_free(&a.o);
+        return 2;
+    }
+    log_set_level(a.o.quiet ? LOG_QUIET : a.o.verbose > 1 ? LOG_DEBUG
+                                      : a.o.verbose ? LOG_VERBOSE : LOG_NORMAL);
+    if ((rc = replaydb_load(a.o.recording, a.o.keylog_path, &db, err, sizeof(err))) < 0) {
+        log_error("%s", err);
+        replay_options_free(&a.o);
+        return 1;
+    }
+    log_info("%s: %zu HTTP entries, %zu TCP conversations, %zu DNS answers, %zu names",
+             a.o.recording, db->nentries, db->nconvs, db->ndns, db->nnames);
+    if (a.o.mode == REPLAY_CLIENT)
+        status = replay_client_run(&a.o, db);
+    else
+        status = server_replay(&a, db);
+    replaydb_free(db);
+    replay_options_free(&a.o);
+    return status;
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef MITMREC_REPLAY_CONN_H
+#define MITMREC_REPLAY_CONN_H
+
+/*
+ * Private to the replay server (replay_server.c, replay_h2.c): one replayed
+ * client connection and the request / response values its protocols share.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "httpmsg.h"
+
+typedef struct rconn rconn_t;
+
+/* A request as a protocol decoded it; everything borrowed for the call. */
+typedef struct rreq {
+    const char *method;
+    const char *target;            /* origin-form */
+    const char *authority;         /* Host or :authority, NULL when absent */
+    const http_msg_t *msg;         /* headers (no pseudo-headers) and body */
+    int http2;
+} rreq_t;
+
+/* A response to send; owns its headers and owned_body. */
+typedef struct rresp {
+    int status;
+    char reason[64];
+    http_header_t *headers;
+    size_t nheaders, cap;
+    const uint8_t *body;           /* borrowed from the recording, or owned_body */
+    size_t len;
+    uint8_t *owned_body;
+    int no_body;                   /* HEAD, 204, 304 */
+    int chunked;                   /* HTTP/1: recorded with chunked transfer coding */
+} rresp_t;
+
+void rresp_free(rresp_t *r);
+
+/* The server side of HTTP/2 on a connection (replay_h2.c). */
+typedef struct rh2 rh2_t;
+
+/* A session on c that has received nothing yet; sends our SETTINGS. NULL on ENOMEM. */
+rh2_t *rh2_new(rconn_t *c);
+/* Bytes from the client. Returns 0, or a negative value when the connection must close. */
+int rh2_feed(rh2_t *h, const uint8_t *data, size_t len);
+/* Responds on stream (takes resp). */
+void rh2_respond(rh2_t *h, int32_t stream, rresp_t *resp);
+/* Resets the stream (--unmatched kill). */
+void rh2_reset(rh2_t *h, int32_t stream);
+/* True when the session has nothing more to do (both sides said GOAWAY or failed). */
+int rh2_done(const rh2_t *h);
+void rh2_free(rh2_t *h);
+
+/* From replay_h2.c into the server: a complete request on stream, bytes to write. */
+void rconn_request(rconn_t *c, const rreq_t *req, int32_t stream);
+int rconn_write(rconn_t *c, const uint8_t *data, size_t len);
+
+#endif

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "log.h"
+#include "replay_conn.h"
+
+#define H2_BODY_MAX (16u << 20)
+#define H2_STREAMS_MAX 100
+
+/* A stream's request as it arrives, then its response while it is sent. */
+typedef struct h2s {
+    struct h2s *next;
+    int32_t id;
+    http_msg_t req;
+    char *method, *path, *authority;
+    rresp_t *resp;
+    size_t sent;
+} h2s_t;
+
+struct rh2 {
+    rconn_t *c;
+    nghttp2_session *s;
+    h2s_t *streams;
+    int failed;
+};
+
+static h2s_t *find(rh2_t *h, int32_t id)
+{
+    for (h2s_t *s = h->streams; s; s = s->next)
+        if (s->id == id)
+            return s;
+    return NULL;
+}
+
+static void stream_free(h2s_t *s)
+{
+    for (size_t i = 0; i < s->req.nheaders; i++) {
+        free(s->req.headers[i].name);
+        free(s->req.headers[i].value);
+    }
+    free(s->req.headers);
+    free(s->req.body);
+    free(s->method);
+    free(s->path);
+    free(s->authority);
+    rresp_free(s->resp);
+    free(s);
+}
+
+static int flush(rh2_t *h)
+{
+    const uint8_t *p;
+    ssize_t n;
+
+    while ((n = nghttp2_session_mem_send(h->s, &p)) > 0)
+        if (rconn_write(h->c, p, (size_t)n) < 0)
+            return -1;
+    return n < 0 ? -1 : 0;
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    rh2_t *h = ud;
+    h2s_t *s;
+
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    if (!(s = calloc(1, sizeof(*s))))
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    s->id = frame->hd.stream_id;
+    s->next = h->streams;
+    h->streams = s;
+    return 0;
+}
+
+static int setstr(char **dst, const uint8_t *v, size_t len)
+{
+    free(*dst);
+    if (!(*dst = malloc(len + 1)))
+        return -1;
+    memcpy(*dst, v, len);
+    (*dst)[len] = '\0';
+    return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+    h2s_t *s = find(ud, frame->hd.stream_id);
+    int rc = 0;
+
+    if (!s)
+        return 0;
+    if (namelen == 7 && !memcmp(name, ":method", 7))
+        rc = setstr(&s->method, value, valuelen);
+    else if (namelen == 5 && !memcmp(name, ":path", 5))
+        rc = setstr(&s->path, value, valuelen);
+    else if (namelen == 10 && !memcmp(name, ":authority", 10))
+        rc = setstr(&s->authority, value, valuelen);
+    else if (namelen && name[0] != ':')
+        rc = http_msg_add_header(&s->req, (const char *)name, namelen, (const char *)value,
+                                 valuelen);
+    return rc < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *ud)
+{
+    h2s_t *s = find(ud, id);
+
+    if (s)
+        http_msg_add_body(&s->req, data, len, H2_BODY_MAX);
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    rh2_t *h = ud;
+    h2s_t *s;
+    rreq_t rq;
+
+    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) || !(s = find(h, frame->hd.stream_id)))
+        return 0;
+    if (!s->authority) {
+        const char *host = http_msg_header(&s->req, "host");
+        if (host)
+            setstr(&s->authority, (const uint8_t *)host, strlen(host));
+    }
+    memset(&rq, 0, sizeof(rq));
+    rq.method = s->method ? s->method : "GET";
+    rq.target = s->path ? s->path : "/";
+    rq.authority = s->authority;
+    rq.msg = &s->req;
+    rq.http2 = 1;
+    rconn_request(h->c, &rq, s->id);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t err, void *ud)
+{
+    rh2_t *h = ud;
+
+    for (h2s_t **pp = &h->streams; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == id) {
+            h2s_t *s = *pp;
+            *pp = s->next;
+            stream_free(s);
+            break;
+        }
+    return 0;
+}
+
+rh2_t *rh2_new(rconn_t *c)
+{
+    rh2_t *h = calloc(1, sizeof(*h));
+    nghttp2_session_callbacks *cb;
+    nghttp2_settings_entry iv[1] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_STREAMS_MAX}};
+
+    if (!h || nghttp2_session_callbacks_new(&cb) != 0) {
+        free(h);
+        return NULL;
+    }
+    h->c = c;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    if (nghttp2_session_server_new(&h->s, cb, h) != 0) {
+        nghttp2_session_callbacks_del(cb);
+        free(h);
+        return NULL;
+    }
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, 1);
+    flush(h);
+    return h;
+}
+
+int rh2_feed(rh2_t *h, const uint8_t *data, size_t len)
+{
+    ssize_t n = nghttp2_session_mem_recv(h->s, data, len);
+
+    if (n < 0) {
+        log_debug("HTTP/2 client error: %s", nghttp2_strerror((int)n));
+        h->failed = 1;
+        return -1;
+    }
+    return flush(h);
+}
+
+static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t len,
+                         uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    h2s_t *s = src->ptr;
+    size_t left = s->resp->len - s->sent;
+    size_t n = left < len ? left : len;
+
+    memcpy(buf, s->resp->body + s->sent, n);
+    s->sent += n;
+    if (s->sent == s->resp->len)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+void rh2_respond(rh2_t *h, int32_t id, rresp_t *resp)
+{
+    h2s_t *s = find(h, id);
+    nghttp2_nv *nv;
+    char status[8];
+    size_t n = 0;
+    nghttp2_data_provider dp;
+
+    if (!s || !resp || !(nv = calloc(resp->nheaders + 1, sizeof(*nv)))) {
+        rresp_free(resp);
+        if (s)
+            nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+        flush(h);
+        return;
+    }
+    s->resp = resp;
+    snprintf(status, sizeof(status), "%d", resp->status);
+    nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, strlen(status),
+                           NGHTTP2_NV_FLAG_NONE};
+    /* HTTP/2 field names are lower case; nghttp2 sends them as given. */
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        for (char *p = resp->headers[i].name; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p + 32);
+        nv[n++] = (nghttp2_nv){(uint8_t *)resp->headers[i].name,
+                               (uint8_t *)resp->headers[i].value, strlen(resp->headers[i].name),
+                               strlen(resp->headers[i].value), NGHTTP2_NV_FLAG_NONE};
+    }
+    dp.source.ptr = s;
+    dp.read_callback = read_body;
+    nghttp2_submit_response(h->s, id, nv, n, resp->no_body || !resp->len ? NULL : &dp);
+    free(nv);
+    flush(h);
+}
+
+void rh2_reset(rh2_t *h, int32_t id)
+{
+    nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    flush(h);
+}
+
+int rh2_done(const rh2_t *h)
+{
+    return h->failed ||
+           (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s));
+}
+
+void rh2_free(rh2_t *h)
+{
+    if (!h)
+        return;
+    nghttp2_session_del(h->s);
+    while (h->streams) {
+        h2s_t *s = h->streams;
+        h->streams = s->next;
+        stream_free(s);
+    }
+    free(h);
+}

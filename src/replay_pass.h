@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef MITMREC_REPLAY_PASS_H
+#define MITMREC_REPLAY_PASS_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "recorder.h"
+#include "replay_conn.h"
+#include "replaydb.h"
+
+/*
+ * --unmatched passthrough: one unmatched request sent to where it was going
+ * (HTTP/1.1 over a connection of its own, TLS with SNI host when the client
+ * used TLS), its response decoded and served to the client as if recorded;
+ * with --record-new the upstream conversation goes to the recorder.
+ */
+
+/*
+ * Starts the fetch for the request rq of connection c (stream: its HTTP/2
+ * stream, 0 for HTTP/1). Everything is copied. When the response is there (or
+ * the fetch failed), rconn_pass_done is called. Returns 0, or a negative
+ * errno without calling back.
+ */
+int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
+                      const struct sockaddr_storage *to, const char *host, int tls,
+                      const rreq_t *rq, rconn_t *c, int32_t stream);
+
+/* The connection c is closing: its fetches finish without calling back. */
+void replay_pass_cancel(rconn_t *c);
+
+/* In replay_server.c: a fetch for c ended with entry e (borrowed for the call) or err. */
+void rconn_pass_done(rconn_t *c, int32_t stream, const replay_entry_t *e, const char *method,
+                     const char *err);
+
+#endif

@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "replay_report.h"
+
+#define REPORT_MAX (1u << 20)   /* requests kept; later ones are only counted */
+
+typedef struct item {
+    char *method, *url, *process, *why, *action;
+    uint32_t pid;
+    int http2, status;
+    long entry;
+    double ms;
+} item_t;
+
+typedef struct conv {
+    char *to;
+    size_t done, total;
+    int matched;
+} conv_t;
+
+struct replay_report {
+    item_t *items;
+    size_t n, cap, dropped, unmatched;
+    conv_t *convs;
+    size_t nconvs, convs_cap;
+    size_t dns_answered, dns_unknown;
+};
+
+replay_report_t *replay_report_new(void)
+{
+    return calloc(1, sizeof(replay_report_t));
+}
+
+static char *dup0(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+void replay_report_free(replay_report_t *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->items[i].method);
+        free(r->items[i].url);
+        free(r->items[i].process);
+        free(r->items[i].why);
+        free(r->items[i].action);
+    }
+    for (size_t i = 0; i < r->nconvs; i++)
+        free(r->convs[i].to);
+    free(r->items);
+    free(r->convs);
+    free(r);
+}
+
+int replay_report_request(replay_report_t *r, const report_request_t *rq)
+{
+    item_t *it;
+
+    if (rq->entry < 0)
+        r->unmatched++;
+    if (r->n == REPORT_MAX) {
+        r->dropped++;
+        return 0;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        item_t *n = realloc(r->items, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        r->items = n;
+        r->cap = cap;
+    }
+    it = &r->items[r->n];
+    memset(it, 0, sizeof(*it));
+    it->method = dup0(rq->method);
+    it->url = dup0(rq->url);
+    it->process = dup0(rq->process);
+    it->why = rq->why ? strdup(rq->why) : NULL;
+    it->action = dup0(rq->action);
+    it->pid = rq->pid;
+    it->http2 = rq->http2;
+    it->status = rq->status;
+    it->entry = rq->entry;
+    it->ms = rq->ms;
+    r->n++;
+    return 0;
+}
+
+int replay_report_conversation(replay_report_t *r, const char *to, size_t done, size_t total,
+                               int matched)
+{
+    conv_t *c;
+
+    if (r->nconvs == r->convs_cap) {
+        size_t cap = r->convs_cap ? r->convs_cap * 2 : 16;
+        conv_t *n;
+        if (cap > REPORT_MAX || !(n = realloc(r->convs, cap * sizeof(*n))))
+            return -ENOMEM;
+        r->convs = n;
+        r->convs_cap = cap;
+    }
+    c = &r->convs[r->nconvs++];
+    c->to = dup0(to);
+    c->done = done;
+    c->total = total;
+    c->matched = matched;
+    return 0;
+}
+
+void replay_report_dns(replay_report_t *r, const char *name, int answered)
+{
+    if (answered)
+        r->dns_answered++;
+    else
+        r->dns_unknown++;
+}
+
+size_t replay_report_unmatched(const replay_report_t *r)
+{
+    return r->unmatched;
+}
+
+size_t replay_report_requests(const replay_report_t *r)
+{
+    return r->n + r->dropped;
+}
+
+void replay_report_summary(const replay_report_t *r, FILE *f, int strict)
+{
+    size_t total = r->n + r->dropped;
+
+    fprintf(f, "mitmreplay: %zu requests, %zu replayed, %zu unmatched; %zu TCP conversations; "
+            "%zu DNS answers (%zu names unknown)\n",
+            total, total - r->unmatched, r->unmatched, r->nconvs, r->dns_answered,
+            r->dns_unknown);
+    for (size_t i = 0; i < r->n; i++)
+        if (r->items[i].entry < 0)
+            fprintf(f, "mitmreplay: %s: %s %s: %s\n", strict ? "error: unmatched" : "unmatched",
+                    r->items[i].method, r->items[i].url, r->items[i].why ? r->items[i].why : "");
+    for (size_t i = 0; i < r->nconvs; i++)
+        if (!r->convs[i].matched || r->convs[i].done < r->convs[i].total)
+            fprintf(f, "mitmreplay: tcp conversation with %s: %s (%zu of %zu recorded chunks)\n",
+                    r->convs[i].to, r->convs[i].matched ? "ended early" : "not in the recording",
+                    r->convs[i].done, r->convs[i].total);
+}
+
+static void xml_escape(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default:
+            if ((unsigned char)*s >= 0x20 || *s == '\t' || *s == '\n')
+                fputc(*s, f);
+        }
+    }
+}
+
+static FILE *open_report(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        snprintf(err, errlen, "cannot write --report %s: %s", path, strerror(errno));
+    return f;
+}
+
+static int close_report(FILE *f, const char *path, char *err, size_t errlen)
+{
+    if (ferror(f) | (fclose(f) != 0)) {
+        snprintf(err, errlen, "cannot write --report %s: %s", path, strerror(errno));
+        return -EIO;
+    }
+    return 0;
+}
+
+int replay_report_write_junit(const replay_report_t *r, const char *path, const char *recording,
+                              char *err, size_t errlen)
+{
+    FILE *f = open_report(path, err, errlen);
+    size_t failures = r->unmatched;
+
+    if (!f)
+        return -EIO;
+    for (size_t i = 0; i < r->nconvs; i++)
+        failures += !r->convs[i].matched;
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    fprintf(f, "  <testsuite name=\"mitmreplay ");
+    xml_escape(f, recording);
+    fprintf(f, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"0\">\n",
+            r->n + r->nconvs, failures);
+    for (size_t i = 0; i < r->n; i++) {
+        const item_t *it = &r->items[i];
+        fprintf(f, "    <testcase classname=\"%s\" name=\"", it->http2 ? "http2" : "http");
+        xml_escape(f, it->method);
+        fputc(' ', f);
+        xml_escape(f, it->url);
+        fprintf(f, "\" time=\"%.3f\"", it->ms / 1000.0);
+        if (it->entry >= 0) {
+            fprintf(f, "/>\n");
+            continue;
+        }
+        fprintf(f, ">\n      <failure type=\"unmatched\" message=\"");
+        xml_escape(f, it->why);
+        fprintf(f, "\">answered with %s</failure>\n    </testcase>\n", it->action);
+    }
+    for (size_t i = 0; i < r->nconvs; i++) {
+        fprintf(f, "    <testcase classname=\"tcp\" name=\"conversation with ");
+        xml_escape(f, r->convs[i].to);
+        fprintf(f, "\"");
+        if (r->convs[i].matched)
+            fprintf(f, "/>\n");
+        else
+            fprintf(f, ">\n      <failure type=\"unmatched\" message=\"no recorded conversation"
+                       "\"/>\n    </testcase>\n");
+    }
+    fprintf(f, "  </testsuite>\n</testsuites>\n");
+    return close_report(f, path, err, errlen);
+}
+
+int replay_report_write_json(const replay_report_t *r, const char *path, const char *recording,
+                             char *err, size_t errlen)
+{
+    cJSON *root = cJSON_CreateObject(), *reqs, *convs, *sum;
+    char *text;
+    FILE *f;
+    int rc;
+
+    if (!root)
+        return -ENOMEM;
+    cJSON_AddStringToObject(root, "recording", recording);
+    sum = cJSON_AddObjectToObject(root, "summary");
+    cJSON_AddNumberToObject(sum, "requests", (double)(r->n + r->dropped));
+    cJSON_AddNumberToObject(sum, "replayed", (double)(r->n + r->dropped - r->unmatched));
+    cJSON_AddNumberToObject(sum, "unmatched", (double)r->unmatched);
+    cJSON_AddNumberToObject(sum, "conversations", (double)r->nconvs);
+    cJSON_AddNumberToObject(sum, "dns_answered", (double)r->dns_answered);
+    cJSON_AddNumberToObject(sum, "dns_unknown", (double)r->dns_unknown);
+    reqs = cJSON_AddArrayToObject(root, "requests");
+    for (size_t i = 0; i < r->n; i++) {
+        const item_t *it = &r->items[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(reqs, o);
+        cJSON_AddStringToObject(o, "method", it->method);
+        cJSON_AddStringToObject(o, "url", it->url);
+        cJSON_AddStringToObject(o, "httpVersion", it->http2 ? "HTTP/2" : "HTTP/1.1");
+        cJSON_AddBoolToObject(o, "matched", it->entry >= 0);
+        if (it->entry >= 0)
+            cJSON_AddNumberToObject(o, "entry", (double)it->entry);
+        cJSON_AddNumberToObject(o, "status", it->status);
+        cJSON_AddStringToObject(o, "action", it->action);
+        if (it->why)
+            cJSON_AddStringToObject(o, "why", it->why);
+        if (it->pid) {
+            cJSON_AddNumberToObject(o, "pid", it->pid);
+            cJSON_AddStringToObject(o, "process", it->process);
+        }
+        cJSON_AddNumberToObject(o, "ms", it->ms);
+    }
+    convs = cJSON_AddArrayToObject(root, "conversations");
+    for (size_t i = 0; i < r->nconvs; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(convs, o);
+        cJSON_AddStringToObject(o, "to", r->convs[i].to);
+        cJSON_AddBoolToObject(o, "matched", r->convs[i].matched);
+        cJSON_AddNumberToObject(o, "chunks", (double)r->convs[i].done);
+        cJSON_AddNumberToObject(o, "recorded_chunks", (double)r->convs[i].total);
+    }
+    text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text)
+        return -ENOMEM;
+    if (!(f = open_report(path, err, errlen))) {
+        free(text);
+        return -EIO;
+    }
+    fputs(text, f);
+    fputc('\n', f);
+    free(text);
+    rc = close_report(f, path, err, errlen);
+    return rc;
+}

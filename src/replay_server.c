@@ -1,0 +1,1238 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <http_parser.h>
+
+#include "conn.h"
+#include "dnsmsg.h"
+#include "errors.h"
+#include "log.h"
+#include "refresh.h"
+#include "replay_conn.h"
+#include "replay_pass.h"
+#include "replay_server.h"
+#include "tls.h"
+
+#define REQ_BODY_MAX (16u << 20)   /* request bodies kept for matching */
+#define HDR_PART_MAX (64u * 1024)  /* one header name or value */
+#define DELAY_MAX_MS 60000         /* --realtime never waits longer than this */
+
+enum { P_DETECT, P_TLS, P_H1, P_H2, P_RAW, P_DONE };
+
+/* Something to send once its time has come (--realtime), in order. */
+typedef struct pending {
+    struct pending *next;
+    uint64_t due;                  /* uv_now() milliseconds */
+    uint8_t *bytes;                /* HTTP/1 or raw bytes */
+    size_t len;
+    int32_t stream;                /* HTTP/2: respond on it with resp */
+    rresp_t *resp;
+    int shut;                      /* then send our FIN */
+    int reset;                     /* then reset the connection */
+} pending_t;
+
+struct rconn {
+    conn_t c;
+    replay_server_t *srv;
+    rconn_t *next, *prev;
+    struct sockaddr_storage orig;
+    char orig_ip[64];
+    uint16_t orig_port;
+    procinfo_t pi;
+    int proto;
+    int tls;
+    char sni[256];
+    tls_hooks_t hooks;
+    uv_timer_t timer;
+    int handles;
+    int closing;
+    pending_t *pq, *pq_tail;
+    /* HTTP/1 */
+    http_parser hp;
+    http_msg_t req;
+    char *method, *url;
+    size_t url_len;
+    char *hf, *hv;
+    size_t hf_len, hv_len;
+    int in_value;
+    int h1_close;
+    /* HTTP/2 */
+    rh2_t *h2;
+    /* raw */
+    replay_conv_t *conv;
+    size_t idx, got;
+    int raw_reported;
+    uint64_t raw_due;
+};
+
+struct replay_server {
+    replay_server_cfg_t cfg;
+    conn_env_t env;
+    uv_tcp_t tl[2];
+    int ntl;
+    uv_udp_t ul[2];
+    int nul;
+    int handles;
+    int stopping;
+    rconn_t *conns;
+    uint8_t ubuf[65536];
+};
+
+static const http_parser_settings *h1_settings(void);
+static void rconn_finish(rconn_t *c);
+
+/* ---- responses ------------------------------------------------------------------------ */
+
+void rresp_free(rresp_t *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->headers);
+    free(r->owned_body);
+    free(r);
+}
+
+static int resp_add(rresp_t *r, const char *name, const char *value)
+{
+    if (r->nheaders == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        http_header_t *n = realloc(r->headers, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        r->headers = n;
+        r->cap = cap;
+    }
+    r->headers[r->nheaders].name = strdup(name);
+    r->headers[r->nheaders].value = strdup(value);
+    if (!r->headers[r->nheaders].name || !r->headers[r->nheaders].value) {
+        free(r->headers[r->nheaders].name);
+        free(r->headers[r->nheaders].value);
+        return -ENOMEM;
+    }
+    r->nheaders++;
+    return 0;
+}
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "";
+    }
+}
+
+/* Headers that belong to one connection, or that we compute. */
+static int hop_header(const char *n)
+{
+    return !strcasecmp(n, "connection") || !strcasecmp(n, "keep-alive") ||
+           !strcasecmp(n, "proxy-connection") || !strcasecmp(n, "transfer-encoding") ||
+           !strcasecmp(n, "upgrade") || !strcasecmp(n, "content-length") || n[0] == ':';
+}
+
+/* The recorded response of entry e, refreshed to now unless --no-refresh. */
+static rresp_t *resp_from_entry(replay_server_t *s, const replay_entry_t *e, const char *method)
+{
+    const http_exchange_t *ex = e->ex;
+    rresp_t *r = calloc(1, sizeof(*r));
+    int64_t delta = 0;
+    const char *cl = http_msg_header(&ex->resp, "content-length");
+    char buf[64], shifted[4096];
+
+    if (!r)
+        return NULL;
+    r->status = ex->status;
+    snprintf(r->reason, sizeof(r->reason), "%s",
+             ex->reason && *ex->reason ? ex->reason : reason_of(ex->status));
+    r->body = ex->resp.body;
+    r->len = ex->resp.body_len;
+    r->no_body = !strcmp(method, "HEAD") || ex->status == 204 || ex->status == 304 ||
+                 ex->status < 200;
+    if (!s->cfg.o->no_refresh) {
+        uint64_t rec = ex->t_resp_start ? ex->t_resp_start : ex->t_req_start;
+        if (rec)
+            delta = (int64_t)time(NULL) - (int64_t)(rec / 1000000);
+    }
+    for (size_t i = 0; i < ex->resp.nheaders; i++) {
+        const http_header_t *h = &ex->resp.headers[i];
+        const char *v = h->value;
+        if (hop_header(h->name) || (e->body_decoded && !strcasecmp(h->name, "content-encoding")))
+            continue;
+        if (delta && refresh_header(h->name, v, delta, shifted, sizeof(shifted)))
+            v = shifted;
+        if (resp_add(r, h->name, v) < 0)
+            goto oom;
+    }
+    /* HTTP/1 keeps the recorded framing: chunked stays chunked (one chunk). */
+    const char *te = http_msg_header(&ex->resp, "transfer-encoding");
+    r->chunked = te && strcasestr(te, "chunked") && !r->no_body && !e->h2;
+    if (r->chunked)
+        return r;
+    if (!strcmp(method, "HEAD") && cl) {
+        if (resp_add(r, "Content-Length", cl) < 0)
+            goto oom;
+    } else if (!r->no_body || ex->status == 304) {
+        if (ex->status != 304) {
+            snprintf(buf, sizeof(buf), "%zu", r->len);
+            if (resp_add(r, "Content-Length", buf) < 0)
+                goto oom;
+        }
+    }
+    return r;
+oom:
+    rresp_free(r);
+    return NULL;
+}
+
+static rresp_t *resp_text(int status, const char *text, int head)
+{
+    rresp_t *r = calloc(1, sizeof(*r));
+    char buf[32];
+
+    if (!r)
+        return NULL;
+    r->status = status;
+    snprintf(r->reason, sizeof(r->reason), "%s", reason_of(status));
+    r->owned_body = (uint8_t *)strdup(text);
+    r->body = r->owned_body;
+    r->len = r->owned_body ? strlen(text) : 0;
+    r->no_body = head;
+    snprintf(buf, sizeof(buf), "%zu", r->len);
+    if (!r->owned_body || resp_add(r, "Content-Type", "text/plain; charset=utf-8") < 0 ||
+        resp_add(r, "Content-Length", buf) < 0 || resp_add(r, "X-Mitmreplay", "unmatched") < 0) {
+        rresp_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* HTTP/1.1 bytes of a response. */
+static uint8_t *resp_h1(const rresp_t *r, int close, size_t *len)
+{
+    size_t cap = 64 + sizeof(r->reason) + (r->no_body ? 0 : r->len);
+    uint8_t *b;
+    size_t off;
+
+    for (size_t i = 0; i < r->nheaders; i++)
+        cap += strlen(r->headers[i].name) + strlen(r->headers[i].value) + 4;
+    cap += 96;
+    if (!(b = malloc(cap)))
+        return NULL;
+    off = (size_t)snprintf((char *)b, cap, "HTTP/1.1 %d %s\r\n", r->status, r->reason);
+    for (size_t i = 0; i < r->nheaders; i++)
+        off += (size_t)snprintf((char *)b + off, cap - off, "%s: %s\r\n", r->headers[i].name,
+                                r->headers[i].value);
+    if (close)
+        off += (size_t)snprintf((char *)b + off, cap - off, "Connection: close\r\n");
+    if (r->chunked)
+        off += (size_t)snprintf((char *)b + off, cap - off, "Transfer-Encoding: chunked\r\n");
+    off += (size_t)snprintf((char *)b + off, cap - off, "\r\n");
+    if (r->chunked && r->len)
+        off += (size_t)snprintf((char *)b + off, cap - off, "%zx\r\n", r->len);
+    if (!r->no_body && r->len) {
+        memcpy(b + off, r->body, r->len);
+        off += r->len;
+    }
+    if (r->chunked)
+        off += (size_t)snprintf((char *)b + off, cap - off, "%s0\r\n\r\n", r->len ? "\r\n" : "");
+    *len = off;
+    return b;
+}
+
+/* ---- the send queue (--realtime keeps recorded delays) ---------------------------------- */
+
+static void pq_run(rconn_t *c);
+
+static void timer_cb(uv_timer_t *t)
+{
+    pq_run(t->data);
+}
+
+static void pending_free(pending_t *p)
+{
+    free(p->bytes);
+    rresp_free(p->resp);
+    free(p);
+}
+
+/* Sends every queued item whose time has come, in order; arms the timer for the next. */
+static void pq_run(rconn_t *c)
+{
+    uint64_t now = uv_now(c->srv->cfg.loop);
+
+    while (c->pq && !c->closing) {
+        pending_t *p = c->pq;
+        if (p->due > now) {
+            uv_timer_start(&c->timer, timer_cb, p->due - now, 0);
+            return;
+        }
+        c->pq = p->next;
+        if (!c->pq)
+            c->pq_tail = NULL;
+        if (p->resp && c->h2) {
+            rh2_respond(c->h2, p->stream, p->resp);
+            p->resp = NULL;
+        } else if (p->stream && c->h2 && p->reset) {
+            rh2_reset(c->h2, p->stream);
+        } else {
+            if (p->len)
+                conn_write(&c->c, p->bytes, p->len);
+            if (p->reset) {
+                pending_free(p);
+                rconn_finish(c);
+                conn_close(&c->c, 1);
+                return;
+            }
+            if (p->shut) {
+                conn_shutdown(&c->c);
+                if (c->c.eof) {
+                    /* Both sides are done. */
+                    pending_free(p);
+                    rconn_finish(c);
+                    conn_close(&c->c, 0);
+                    return;
+                }
+            }
+        }
+        pending_free(p);
+    }
+}
+
+static void pq_add(rconn_t *c, pending_t *p, uint64_t delay_ms)
+{
+    uint64_t now = uv_now(c->srv->cfg.loop);
+
+    p->due = now + (delay_ms > DELAY_MAX_MS ? DELAY_MAX_MS : delay_ms);
+    /* Never ahead of what is queued before it. */
+    if (c->pq_tail && p->due < c->pq_tail->due)
+        p->due = c->pq_tail->due;
+    if (c->pq_tail)
+        c->pq_tail->next = p;
+    else
+        c->pq = p;
+    c->pq_tail = p;
+    pq_run(c);
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
+static void host_of(const rconn_t *c, const char *authority, char *host, size_t len)
+{
+    const char *v = authority;
+    size_t n;
+
+    if (!v || !*v)
+        v = c->sni[0] ? c->sni : c->orig_ip;
+    if (*v == '[') {
+        const char *rb = strchr(v, ']');
+        v++;
+        n = rb ? (size_t)(rb - v) : strlen(v);
+    } else {
+        const char *colon = strchr(v, ':');
+        n = colon && !strchr(colon + 1, ':') ? (size_t)(colon - v) : strlen(v);
+    }
+    if (n >= len)
+        n = len - 1;
+    for (size_t i = 0; i < n; i++)
+        host[i] = (char)tolower((unsigned char)v[i]);
+    host[n] = '\0';
+}
+
+void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
+{
+    replay_server_t *s = c->srv;
+    const replay_options_t *o = s->cfg.o;
+    match_req_t m;
+    char host[256], why[1024], desc[4096];
+    size_t id = 0;
+    int rc, head = !strcmp(rq->method, "HEAD");
+    rresp_t *resp = NULL;
+    report_request_t rr;
+    pending_t *p;
+    uint64_t delay = 0;
+
+    host_of(c, rq->authority, host, sizeof(host));
+    memset(&m, 0, sizeof(m));
+    m.scheme = c->tls ? "https" : "http";
+    m.method = rq->method;
+    m.host = host;
+    m.port = c->orig_port;
+    m.target = rq->target;
+    m.headers = rq->msg->headers;
+    m.nheaders = rq->msg->nheaders;
+    m.body = rq->msg->body;
+    m.body_len = rq->msg->body_len;
+    match_describe(&m, desc, sizeof(desc));
+    rc = match_find(s->cfg.match, &m, &id, why, sizeof(why));
+    memset(&rr, 0, sizeof(rr));
+    rr.method = rq->method;
+    rr.url = strchr(desc, ' ') ? strchr(desc, ' ') + 1 : desc;
+    rr.process = c->pi.name;
+    rr.pid = c->pi.pid;
+    rr.http2 = rq->http2;
+    if (!(p = calloc(1, sizeof(*p))))
+        return;
+    p->stream = stream;
+    if (rc == 0) {
+        const replay_entry_t *e = &s->cfg.db->entries[id];
+        resp = resp_from_entry(s, e, rq->method);
+        rr.entry = (long)e->index;
+        rr.action = "replayed";
+        if (o->realtime && e->ex->t_resp_start > e->ex->t_req_end)
+            delay = (e->ex->t_resp_start - e->ex->t_req_end) / 1000;
+        log_debug("%s -> entry %zu (%d)", desc, e->index, e->ex->status);
+    } else {
+        char text[6000];
+        rr.entry = -1;
+        rr.why = why;
+        log_info("unmatched: %s: %s", desc, why);
+        switch (o->unmatched) {
+        case UNMATCHED_KILL:
+            rr.action = "kill";
+            p->reset = 1;
+            break;
+        case UNMATCHED_PASSTHROUGH:
+            rr.action = "passthrough";
+            if (replay_pass_start(s->cfg.loop, s->cfg.client_ctx, s->cfg.rec_new, &c->orig, host,
+                                  c->tls, rq, c, stream) == 0) {
+                free(p);
+                rr.status = -1;
+                replay_report_request(s->cfg.report, &rr);
+                return;
+            }
+            /* fall through: no upstream, a 502 says so */
+            /* FALLTHROUGH */
+        case UNMATCHED_502:
+            if (!rr.action)
+                rr.action = "502";
+            snprintf(text, sizeof(text), "mitmreplay: no recorded response for %s: %s\n", desc,
+                     why);
+            resp = resp_text(502, text, head);
+            break;
+        default:
+            rr.action = "404";
+            snprintf(text, sizeof(text), "mitmreplay: no recorded response for %s: %s\n", desc,
+                     why);
+            resp = resp_text(404, text, head);
+            break;
+        }
+    }
+    rr.status = resp ? resp->status : 0;
+    replay_report_request(s->cfg.report, &rr);
+    if (stream) {
+        p->resp = resp;
+    } else if (resp) {
+        p->bytes = resp_h1(resp, c->h1_close, &p->len);
+        p->shut = c->h1_close;
+        rresp_free(resp);
+    }
+    pq_add(c, p, delay);
+}
+
+/* Passthrough answered (replay_pass.c): serve its exchange like a recorded one. */
+void rconn_pass_done(rconn_t *c, int32_t stream, const replay_entry_t *e, const char *method,
+                     const char *err)
+{
+    pending_t *p = calloc(1, sizeof(*p));
+    rresp_t *resp;
+
+    if (!p)
+        return;
+    p->stream = stream;
+    if (e) {
+        resp = resp_from_entry(c->srv, e, method);
+    } else {
+        char text[600];
+        snprintf(text, sizeof(text), "mitmreplay: passthrough failed: %s\n", err ? err : "");
+        resp = resp_text(502, text, !strcmp(method, "HEAD"));
+    }
+    if (stream) {
+        p->resp = resp;
+    } else if (resp) {
+        p->bytes = resp_h1(resp, c->h1_close, &p->len);
+        p->shut = c->h1_close;
+        rresp_free(resp);
+    }
+    pq_add(c, p, 0);
+}
+
+int rconn_write(rconn_t *c, const uint8_t *data, size_t len)
+{
+    return conn_write(&c->c, data, len);
+}
+
+/* ---- HTTP/1.1 over http-parser --------------------------------------------------------- */
+
+static int grow_str(char **s, size_t *len, const char *at, size_t n, size_t max)
+{
+    char *p;
+
+    if (*len + n > max)
+        return -1;
+    if (!(p = realloc(*s, *len + n + 1)))
+        return -1;
+    memcpy(p + *len, at, n);
+    *len += n;
+    p[*len] = '\0';
+    *s = p;
+    return 0;
+}
+
+static int flush_header(rconn_t *c)
+{
+    int rc = 0;
+
+    if (c->hf_len)
+        rc = http_msg_add_header(&c->req, c->hf, c->hf_len, c->hv ? c->hv : "", c->hv_len);
+    c->hf_len = c->hv_len = 0;
+    c->in_value = 0;
+    return rc < 0 ? -1 : 0;
+}
+
+static int h1_begin(http_parser *hp)
+{
+    rconn_t *c = hp->data;
+
+    for (size_t i = 0; i < c->req.nheaders; i++) {
+        free(c->req.headers[i].name);
+        free(c->req.headers[i].value);
+    }
+    free(c->req.headers);
+    free(c->req.body);
+    memset(&c->req, 0, sizeof(c->req));
+    c->url_len = c->hf_len = c->hv_len = 0;
+    c->in_value = 0;
+    return 0;
+}
+
+static int h1_url(http_parser *hp, const char *at, size_t n)
+{
+    rconn_t *c = hp->data;
+    return grow_str(&c->url, &c->url_len, at, n, HDR_PART_MAX);
+}
+
+static int h1_field(http_parser *hp, const char *at, size_t n)
+{
+    rconn_t *c = hp->data;
+
+    if (c->in_value && flush_header(c) < 0)
+        return -1;
+    return grow_str(&c->hf, &c->hf_len, at, n, HDR_PART_MAX);
+}
+
+static int h1_value(http_parser *hp, const char *at, size_t n)
+{
+    rconn_t *c = hp->data;
+
+    c->in_value = 1;
+    return grow_str(&c->hv, &c->hv_len, at, n, HDR_PART_MAX);
+}
+
+static int h1_headers_done(http_parser *hp)
+{
+    rconn_t *c = hp->data;
+    return flush_header(c);
+}
+
+static int h1_body(http_parser *hp, const char *at, size_t n)
+{
+    rconn_t *c = hp->data;
+    return http_msg_add_body(&c->req, at, n, REQ_BODY_MAX) < 0 ? -1 : 0;
+}
+
+static int h1_complete(http_parser *hp)
+{
+    rconn_t *c = hp->data;
+    rreq_t rq;
+    char scheme[16], host[256];
+    uint16_t port;
+    const char *path = c->url ? c->url : "/";
+
+    memset(&rq, 0, sizeof(rq));
+    rq.method = http_method_str((enum http_method)hp->method);
+    rq.authority = http_msg_header(&c->req, "host");
+    /* absolute-form: its path, and its host when there is no Host header */
+    if (c->url && replaydb_split_url(c->url, scheme, sizeof(scheme), host, sizeof(host), &port,
+                                     &path) == 0 &&
+        !rq.authority)
+        rq.authority = host;
+    rq.target = path;
+    rq.msg = &c->req;
+    c->h1_close = !http_should_keep_alive(hp);
+    rconn_request(c, &rq, 0);
+    return 0;
+}
+
+static const http_parser_settings *h1_settings(void)
+{
+    static const http_parser_settings st = {
+        .on_message_begin = h1_begin,
+        .on_url = h1_url,
+        .on_header_field = h1_field,
+        .on_header_value = h1_value,
+        .on_headers_complete = h1_headers_done,
+        .on_body = h1_body,
+        .on_message_complete = h1_complete,
+    };
+    return &st;
+}
+
+static void h1_feed(rconn_t *c, const uint8_t *data, size_t len)
+{
+    size_t n = http_parser_execute(&c->hp, h1_settings(), (const char *)data, len);
+
+    if (c->hp.upgrade)
+        return;   /* the bytes after an upgrade are not ours to answer */
+    if (n != len || HTTP_PARSER_ERRNO(&c->hp) != HPE_OK) {
+        log_info("connection to %s:%u: not HTTP/1 any more (%s); closing it", c->orig_ip,
+                 c->orig_port, http_errno_name(HTTP_PARSER_ERRNO(&c->hp)));
+        pending_t *p = calloc(1, sizeof(*p));
+        if (p) {
+            p->shut = 1;
+            pq_add(c, p, 0);
+        }
+        c->proto = P_DONE;
+    }
+}
+
+/* ---- raw TCP conversations ------------------------------------------------------------- */
+
+static int has_http_for(replay_server_t *s, const rconn_t *c)
+{
+    for (size_t i = 0; i < s->cfg.db->nentries; i++)
+        if (s->cfg.db->entries[i].port == c->orig_port)
+            return 1;
+    return 0;
+}
+
+/* The conversation for this connection: same port, unused, whose first client bytes agree
+   best with data (NULL for a server-first start); else the last one again. */
+static replay_conv_t *pick_conv(replay_server_t *s, const rconn_t *c, const uint8_t *data,
+                                size_t len)
+{
+    replaydb_t *db = s->cfg.db;
+    replay_conv_t *best = NULL, *last = NULL;
+    int best_score = -1;
+
+    for (size_t i = 0; i < db->nconvs; i++) {
+        replay_conv_t *cv = &db->convs[i];
+        int score = 0;
+        if (cv->port != c->orig_port || !cv->nchunks)
+            continue;
+        last = cv;
+        if (cv->used)
+            continue;
+        if (!strcmp(cv->server_ip, c->orig_ip) || (c->sni[0] && !strcasecmp(cv->sni, c->sni)))
+            score += 1;
+        if (data && cv->chunks[0].dir == 0) {
+            size_t n = len < cv->chunks[0].len ? len : cv->chunks[0].len;
+            if (!memcmp(cv->chunks[0].data, data, n))
+                score += 2;
+        } else if (!data && cv->chunks[0].dir == 1) {
+            score += 2;
+        }
+        if (score > best_score) {
+            best_score = score;
+            best = cv;
+        }
+    }
+    if (!best && !s->cfg.o->no_reuse)
+        best = last;
+    return best;
+}
+
+static void raw_report(rconn_t *c)
+{
+    char to[128];
+
+    if (c->raw_reported)
+        return;
+    c->raw_reported = 1;
+    snprintf(to, sizeof(to), strchr(c->orig_ip, ':') ? "[%s]:%u" : "%s:%u", c->orig_ip,
+             c->orig_port);
+    replay_report_conversation(c->srv->cfg.report, to, c->conv ? c->idx : 0,
+                               c->conv ? c->conv->nchunks : 0, c->conv != NULL);
+}
+
+/* Sends the recorded server bytes up to the next client turn. */
+static void raw_advance(rconn_t *c)
+{
+    replay_conv_t *cv = c->conv;
+
+    while (c->idx < cv->nchunks && cv->chunks[c->idx].dir == 1) {
+        replay_chunk_t *ch = &cv->chunks[c->idx];
+        pending_t *p = calloc(1, sizeof(*p));
+        uint64_t delay = 0;
+        if (!p || !(p->bytes = malloc(ch->len))) {
+            free(p);
+            return;
+        }
+        memcpy(p->bytes, ch->data, ch->len);
+        p->len = ch->len;
+        if (c->srv->cfg.o->realtime && c->idx > 0 &&
+            ch->ts_usec > cv->chunks[c->idx - 1].ts_usec)
+            delay = (ch->ts_usec - cv->chunks[c->idx - 1].ts_usec) / 1000;
+        c->idx++;
+        pq_add(c, p, delay);
+    }
+    if (c->idx == cv->nchunks) {
+        pending_t *p = calloc(1, sizeof(*p));
+        raw_report(c);
+        if (p) {
+            p->shut = 1;
+            pq_add(c, p, 0);
+        }
+    }
+}
+
+static void raw_start(rconn_t *c, const uint8_t *data, size_t len)
+{
+    c->proto = P_RAW;
+    if (!(c->conv = pick_conv(c->srv, c, data, len))) {
+        log_info("tcp connection to %s:%u: no recorded conversation; closing it", c->orig_ip,
+                 c->orig_port);
+        raw_report(c);
+        rconn_finish(c);
+        conn_close(&c->c, 1);
+        return;
+    }
+    c->conv->used = 1;
+    raw_advance(c);
+}
+
+static void raw_feed(rconn_t *c, const uint8_t *data, size_t len)
+{
+    replay_conv_t *cv = c->conv;
+
+    if (!cv)
+        return;
+    c->got += len;
+    while (c->idx < cv->nchunks && cv->chunks[c->idx].dir == 0 &&
+           c->got >= cv->chunks[c->idx].len) {
+        c->got -= cv->chunks[c->idx].len;
+        c->idx++;
+    }
+    raw_advance(c);
+}
+
+/* ---- detection and TLS ------------------------------------------------------------------- */
+
+static int looks_http1(const uint8_t *d, size_t len)
+{
+    static const char *const methods[] = {"GET ", "POST ", "PUT ", "HEAD ", "DELETE ",
+                                          "OPTIONS ", "PATCH ", "TRACE ", "CONNECT "};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        size_t n = strlen(methods[i]);
+        if (!memcmp(d, methods[i], len < n ? len : n))
+            return 1;
+    }
+    return 0;
+}
+
+static void start_plain(rconn_t *c, const uint8_t *data, size_t len)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n";
+
+    if (!memcmp(data, preface, len < 16 ? len : 16)) {
+        c->proto = P_H2;
+        c->h2 = rh2_new(c);
+    } else if (looks_http1(data, len)) {
+        c->proto = P_H1;
+        http_parser_init(&c->hp, HTTP_REQUEST);
+        c->hp.data = c;
+    } else {
+        raw_start(c, data, len);
+    }
+}
+
+/* Choose HTTP/2 when the client offers it and the recording spoke it to this server. */
+static int alpn_select(void *opaque, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen)
+{
+    rconn_t *c = opaque;
+    replaydb_t *db = c->srv->cfg.db;
+    int want_h2 = 0;
+    const unsigned char *h2 = NULL, *h1 = NULL;
+
+    for (size_t i = 0; i < db->nentries; i++) {
+        const replay_entry_t *e = &db->entries[i];
+        if (e->h2 && e->port == c->orig_port &&
+            (!strcasecmp(e->host, c->sni) || !strcmp(e->server_ip, c->orig_ip)))
+            want_h2 = 1;
+    }
+    for (unsigned int i = 0; i < inlen && i + 1 + in[i] <= inlen; i += 1u + in[i]) {
+        if (in[i] == 2 && !memcmp(in + i + 1, "h2", 2))
+            h2 = in + i;
+        else if (in[i] == 8 && !memcmp(in + i + 1, "http/1.1", 8))
+            h1 = in + i;
+    }
+    if (h2 && (want_h2 || !h1)) {
+        *out = h2 + 1;
+        *outlen = 2;
+    } else if (h1) {
+        *out = h1 + 1;
+        *outlen = 8;
+    } else {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int client_hello(void *opaque, SSL *ssl, int *al)
+{
+    rconn_t *c = opaque;
+    const unsigned char *alpn;
+    size_t alpn_len;
+    X509 *cert = NULL;
+    int rc;
+
+    tls_client_hello_info(ssl, c->sni, sizeof(c->sni), &alpn, &alpn_len);
+    rc = ca_forge(c->srv->cfg.ca, c->sni[0] ? c->sni : c->orig_ip, NULL, &cert);
+    if (rc < 0 || SSL_use_certificate(ssl, cert) != 1 ||
+        SSL_use_PrivateKey(ssl, ca_leaf_key(c->srv->cfg.ca)) != 1) {
+        X509_free(cert);
+        log_error("cannot make a certificate for %s", c->sni[0] ? c->sni : c->orig_ip);
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    X509_free(cert);
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static void on_handshake(conn_t *cn, int status)
+{
+    rconn_t *c = cn->data;
+    const unsigned char *alpn = NULL;
+    unsigned int alen = 0;
+
+    if (status < 0) {
+        log_info("TLS handshake with a client of %s:%u failed (does it trust the CA?)",
+                 c->orig_ip, c->orig_port);
+        rconn_finish(c);
+        conn_close(&c->c, 0);
+        return;
+    }
+    SSL_get0_alpn_selected(c->c.ssl, &alpn, &alen);
+    if (alen == 2 && !memcmp(alpn, "h2", 2)) {
+        c->proto = P_H2;
+        c->h2 = rh2_new(c);
+    } else {
+        c->proto = P_DETECT;
+    }
+}
+
+/* ---- connection life ---------------------------------------------------------------------- */
+
+static void rconn_free_mem(rconn_t *c)
+{
+    while (c->pq) {
+        pending_t *p = c->pq;
+        c->pq = p->next;
+        pending_free(p);
+    }
+    rh2_free(c->h2);
+    for (size_t i = 0; i < c->req.nheaders; i++) {
+        free(c->req.headers[i].name);
+        free(c->req.headers[i].value);
+    }
+    free(c->req.headers);
+    free(c->req.body);
+    free(c->url);
+    free(c->hf);
+    free(c->hv);
+    free(c);
+}
+
+static void maybe_idle(replay_server_t *s)
+{
+    if (s->stopping && !s->conns && s->handles == 0 && s->cfg.on_idle)
+        s->cfg.on_idle(s->cfg.idle_opaque);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    rconn_t *c = h->data;
+    replay_server_t *s = c->srv;
+
+    if (--c->handles > 0)
+        return;
+    rconn_free_mem(c);
+    maybe_idle(s);
+}
+
+static void on_close(conn_t *cn)
+{
+    rconn_t *c = cn->data;
+    replay_server_t *s = c->srv;
+
+    if (--c->handles > 0)
+        return;
+    rconn_free_mem(c);
+    maybe_idle(s);
+}
+
+/* Unlinks the connection and closes its timer; conn_close follows by the caller. */
+static void rconn_finish(rconn_t *c)
+{
+    replay_server_t *s = c->srv;
+
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->proto == P_RAW)
+        raw_report(c);
+    replay_pass_cancel(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    uv_close((uv_handle_t *)&c->timer, handle_closed);
+}
+
+static void on_data(conn_t *cn, const uint8_t *data, size_t len)
+{
+    rconn_t *c = cn->data;
+
+    if (c->closing)
+        return;
+    if (c->proto == P_DETECT && !c->tls && data[0] == 0x16) {
+        SSL *ssl = SSL_new(c->srv->cfg.server_ctx);
+        c->tls = 1;
+        c->proto = P_TLS;
+        if (!ssl) {
+            rconn_finish(c);
+            conn_close(&c->c, 1);
+            return;
+        }
+        c->hooks.client_hello = client_hello;
+        c->hooks.alpn_select = alpn_select;
+        c->hooks.opaque = c;
+        tls_set_hooks(ssl, &c->hooks);
+        if (conn_start_tls(&c->c, ssl, 1, data, len) < 0) {
+            rconn_finish(c);
+            conn_close(&c->c, 1);
+        }
+        return;
+    }
+    if (c->proto == P_DETECT)
+        start_plain(c, data, len);
+    switch (c->proto) {
+    case P_H1:
+        h1_feed(c, data, len);
+        break;
+    case P_H2:
+        if (!c->h2 || rh2_feed(c->h2, data, len) < 0 || rh2_done(c->h2)) {
+            rconn_finish(c);
+            conn_close(&c->c, 0);
+        }
+        break;
+    case P_RAW:
+        raw_feed(c, data, len);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_eof(conn_t *cn)
+{
+    rconn_t *c = cn->data;
+
+    if (c->closing)
+        return;
+    /* The client is done: finish what is queued, then close. */
+    if (!c->pq) {
+        rconn_finish(c);
+        conn_close(&c->c, 0);
+    } else {
+        pending_t *p = calloc(1, sizeof(*p));
+        if (p) {
+            p->shut = 1;
+            pq_add(c, p, 0);
+        }
+    }
+}
+
+static void on_error(conn_t *cn, int err)
+{
+    rconn_t *c = cn->data;
+
+    log_debug("connection to %s:%u: %s", c->orig_ip, c->orig_port, mr_strerror(err));
+    rconn_finish(c);
+    conn_close(&c->c, 1);
+}
+
+static const conn_cb_t conn_cbs = {
+    .on_handshake = on_handshake,
+    .on_data = on_data,
+    .on_eof = on_eof,
+    .on_error = on_error,
+    .on_close = on_close,
+};
+
+static void on_accept(uv_stream_t *l, int status)
+{
+    replay_server_t *s = l->data;
+    rconn_t *c;
+    struct sockaddr_storage peer;
+    int len = sizeof(peer);
+
+    if (status < 0 || !(c = calloc(1, sizeof(*c))))
+        return;
+    c->srv = s;
+    if (conn_init(&c->c, &s->env, &conn_cbs, c) < 0) {
+        free(c);
+        return;
+    }
+    c->handles = 2;
+    uv_timer_init(s->cfg.loop, &c->timer);
+    c->timer.data = c;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    if (uv_accept(l, (uv_stream_t *)&c->c.tcp) < 0 ||
+        uv_tcp_getpeername(&c->c.tcp, (struct sockaddr *)&peer, &len) < 0 || !s->cfg.lookup_tcp ||
+        s->cfg.lookup_tcp(s->cfg.lookup_opaque, (struct sockaddr *)&peer, &c->orig, &c->pi) < 0) {
+        log_debug("a connection that was not redirected: closed");
+        rconn_finish(c);
+        conn_close(&c->c, 1);
+        return;
+    }
+    if (c->orig.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&c->orig)->sin6_addr, c->orig_ip,
+                  sizeof(c->orig_ip));
+        c->orig_port = ntohs(((struct sockaddr_in6 *)&c->orig)->sin6_port);
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&c->orig)->sin_addr, c->orig_ip,
+                  sizeof(c->orig_ip));
+        c->orig_port = ntohs(((struct sockaddr_in *)&c->orig)->sin_port);
+    }
+    log_debug("connection from %s (pid %u) to %s:%u", c->pi.name, c->pi.pid, c->orig_ip,
+              c->orig_port);
+    c->proto = P_DETECT;
+    conn_start(&c->c);
+    /* A protocol where the server speaks first was recorded: start it now. */
+    if (!has_http_for(s, c)) {
+        replay_conv_t *cv = pick_conv(s, c, NULL, 0);
+        if (cv && cv->chunks[0].dir == 1)
+            raw_start(c, NULL, 0);
+    }
+}
+
+/* ---- DNS ----------------------------------------------------------------------------------- */
+
+static void dns_send_cb(uv_udp_send_t *req, int status)
+{
+    free(req);
+}
+
+static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
+                   unsigned flags)
+{
+    replay_server_t *s = h->data;
+    struct sockaddr_storage orig;
+    procinfo_t pi;
+    dnsmsg_question_t q;
+    const replay_dns_t *rec;
+    replay_name_t names[16];
+    dnsmsg_addr_t addrs[16];
+    uint8_t *out;
+    int len, answered = 1;
+    size_t nn;
+    uv_udp_send_t *req;
+    uv_buf_t b;
+    uint16_t port;
+
+    if (n <= 0 || !from || s->stopping || !s->cfg.lookup_udp)
+        return;
+    if (s->cfg.lookup_udp(s->cfg.lookup_opaque, from, &orig, &pi) < 0)
+        return;
+    port = ntohs(orig.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&orig)->sin6_port
+                                            : ((struct sockaddr_in *)&orig)->sin_port);
+    if (port != 53 || dnsmsg_parse_question((uint8_t *)buf->base, (size_t)n, &q) < 0 ||
+        q.response) {
+        log_debug("udp datagram to port %u dropped: only DNS is replayed", port);
+        return;
+    }
+    if (!(req = malloc(sizeof(*req) + 4096)))
+        return;
+    out = (uint8_t *)(req + 1);
+    if ((rec = replaydb_find_dns(s->cfg.db, q.name, q.qtype)) && rec->len <= 4096) {
+        memcpy(out, rec->msg, rec->len);
+        out[0] = (uint8_t)(q.id >> 8);
+        out[1] = (uint8_t)q.id;
+        len = (int)rec->len;
+    } else {
+        nn = replaydb_find_name(s->cfg.db, q.name, names, 16);
+        for (size_t i = 0; i < nn; i++) {
+            addrs[i].family = names[i].family;
+            memcpy(addrs[i].addr, names[i].addr, 16);
+            addrs[i].ttl = 60;
+        }
+        answered = nn > 0;
+        len = dnsmsg_build_response((uint8_t *)buf->base, (size_t)n, &q,
+                                    nn ? DNSMSG_RCODE_NOERROR : DNSMSG_RCODE_NXDOMAIN, addrs, nn,
+                                    out, 4096);
+    }
+    replay_report_dns(s->cfg.report, q.name, answered);
+    log_debug("dns %s type %u: %s", q.name, q.qtype, answered ? "answered" : "NXDOMAIN");
+    if (len < 0) {
+        free(req);
+        return;
+    }
+    b = uv_buf_init((char *)out, (unsigned)len);
+    if (uv_udp_send(req, h, &b, 1, from, dns_send_cb) < 0)
+        free(req);
+}
+
+static void alloc_udp(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    replay_server_t *s = h->data;
+    b->base = (char *)s->ubuf;
+    b->len = sizeof(s->ubuf);
+}
+
+/* ---- the server ----------------------------------------------------------------------------- */
+
+static void listener_closed(uv_handle_t *h)
+{
+    replay_server_t *s = h->data;
+    s->handles--;
+    maybe_idle(s);
+}
+
+int replay_server_start(const replay_server_cfg_t *cfg, int *tport, int *uport, int *v6,
+                        replay_server_t **out, char *err, size_t errlen)
+{
+    replay_server_t *s = calloc(1, sizeof(*s));
+    struct sockaddr_storage ss;
+    int rc = 0, len, port = 0;
+
+    if (!s)
+        return -ENOMEM;
+    s->cfg = *cfg;
+    s->env.loop = cfg->loop;
+    *v6 = 0;
+    for (int i = 0; i < 2; i++) {
+        memset(&ss, 0, sizeof(ss));
+        if (i == 0)
+            uv_ip4_addr("127.0.0.1", 0, (struct sockaddr_in *)&ss);
+        else
+            uv_ip6_addr("::1", port, (struct sockaddr_in6 *)&ss);
+        uv_tcp_init(cfg->loop, &s->tl[i]);
+        s->tl[i].data = s;
+        s->handles++;
+        s->ntl++;
+        rc = uv_tcp_bind(&s->tl[i], (struct sockaddr *)&ss, i ? UV_TCP_IPV6ONLY : 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&s->tl[i], 511, on_accept);
+        if (rc < 0) {
+            if (i == 1)
+                break;
+            snprintf(err, errlen, "cannot listen on 127.0.0.1: %s", mr_strerror(rc));
+            goto fail;
+        }
+        if (i == 0) {
+            len = sizeof(ss);
+            uv_tcp_getsockname(&s->tl[0], (struct sockaddr *)&ss, &len);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else {
+            *v6 = 1;
+        }
+    }
+    *tport = port;
+    port = 0;
+    for (int i = 0; i < 2; i++) {
+        memset(&ss, 0, sizeof(ss));
+        if (i == 0)
+            uv_ip4_addr("127.0.0.1", 0, (struct sockaddr_in *)&ss);
+        else
+            uv_ip6_addr("::1", port, (struct sockaddr_in6 *)&ss);
+        uv_udp_init(cfg->loop, &s->ul[i]);
+        s->ul[i].data = s;
+        s->handles++;
+        s->nul++;
+        rc = uv_udp_bind(&s->ul[i], (struct sockaddr *)&ss, i ? UV_UDP_IPV6ONLY : 0);
+        if (rc == 0)
+            rc = uv_udp_recv_start(&s->ul[i], alloc_udp, on_udp);
+        if (rc < 0) {
+            if (i == 1)
+                break;
+            snprintf(err, errlen, "cannot listen for UDP on 127.0.0.1: %s", mr_strerror(rc));
+            goto fail;
+        }
+        if (i == 0) {
+            len = sizeof(ss);
+            uv_udp_getsockname(&s->ul[0], (struct sockaddr *)&ss, &len);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    *uport = port;
+    *out = s;
+    return 0;
+fail:
+    s->stopping = 1;
+    s->cfg.on_idle = NULL;
+    for (int i = 0; i < s->ntl; i++)
+        uv_close((uv_handle_t *)&s->tl[i], listener_closed);
+    for (int i = 0; i < s->nul; i++)
+        uv_close((uv_handle_t *)&s->ul[i], listener_closed);
+    *out = s;   /* freed by the caller after the loop ran the close callbacks */
+    return rc;
+}
+
+void replay_server_set_lookup(replay_server_t *s, void *opaque)
+{
+    s->cfg.lookup_opaque = opaque;
+}
+
+void replay_server_stop(replay_server_t *s, int force)
+{
+    if (!s)
+        return;
+    if (!s->stopping) {
+        s->stopping = 1;
+        for (int i = 0; i < s->ntl; i++)
+            uv_close((uv_handle_t *)&s->tl[i], listener_closed);
+        for (int i = 0; i < s->nul; i++)
+            uv_close((uv_handle_t *)&s->ul[i], listener_closed);
+    }
+    if (force)
+        while (s->conns) {
+            rconn_t *c = s->conns;
+            rconn_finish(c);
+            conn_close(&c->c, 1);
+        }
+    maybe_idle(s);
+}
+
+void replay_server_free(replay_server_t *s)
+{
+    free(s);
+}
