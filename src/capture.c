@@ -265,10 +265,9 @@ static void deliver_raw(rconn_t *c)
 {
     cap_t *cap = c->cap;
     capture_chunk_t *ch;
-    enum httpconv_kind k = c->http ? httpconv_kind(c->http) : HTTPCONV_UNKNOWN;
 
-    if (!cap->o->want_raw || !cap->cb->on_raw || !c->nchunks || c->exchanges ||
-        k == HTTPCONV_HTTP1 || k == HTTPCONV_HTTP2 || k == HTTPCONV_WEBSOCKET)
+    /* Not HTTP: the decoder never saw a request (it stops quietly on other bytes). */
+    if (!cap->o->want_raw || !cap->cb->on_raw || !c->nchunks || c->exchanges)
         return;
     if (!(ch = calloc(c->nchunks, sizeof(*ch))))
         return;

@@ -1,9 +1,699 @@
 /* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <nghttp2/nghttp2.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+#include <uv.h>
+
+#include "conn.h"
+#include "errors.h"
+#include "httpconv.h"
 #include "log.h"
+#include "recorder.h"
 #include "replay_client.h"
+#include "tls.h"
+
+#define CLIENT_TIMEOUT_MS 30000
+
+typedef struct crun crun_t;
+
+/* One recorded request sent again on a connection of its own. */
+typedef struct job {
+    crun_t *run;
+    const replay_entry_t *e;
+    conn_t c;
+    tls_hooks_t hooks;
+    rec_flow_t *flow;
+    httpconv_t *conv;
+    nghttp2_session *h2;
+    size_t body_sent;
+    http_exchange_t *got;          /* the new exchange (owned) */
+    char err[256];
+    int done, closing, connected;
+    uv_timer_t timer;
+    int handles;
+} job_t;
+
+struct crun {
+    const replay_options_t *o;
+    const replaydb_t *db;
+    uv_loop_t loop;
+    conn_env_t env;
+    SSL_CTX *ctx;
+    recorder_t *rec;
+    struct sockaddr_storage to;    /* --to */
+    int have_to;
+    size_t next, running, finished;
+    size_t same, different, failed;
+};
+
+static void start_next(crun_t *r);
+
+/* ---- comparing -------------------------------------------------------------------------- */
+
+static void body_hash(const http_msg_t *m, char out[24])
+{
+    uint8_t d[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+
+    EVP_Digest(m->body ? m->body : (const uint8_t *)"", m->body_len, d, &n, EVP_sha256(), NULL);
+    strcpy(out, "sha256:");
+    for (int i = 0; i < 8; i++)
+        sprintf(out + 7 + 2 * i, "%02x", d[i]);
+}
+
+/* Headers that change on every response or belong to the connection. */
+static int volatile_header(const char *n)
+{
+    return !strcasecmp(n, "date") || !strcasecmp(n, "connection") ||
+           !strcasecmp(n, "keep-alive") || !strcasecmp(n, "transfer-encoding") ||
+           !strcasecmp(n, "age") || n[0] == ':';
+}
+
+static int appendf(char *buf, size_t len, size_t *off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int appendf(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (*off >= len)
+        return -1;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + *off, len - *off, fmt, ap);
+    va_end(ap);
+    *off += n > 0 ? (size_t)n : 0;
+    return 0;
+}
+
+/* "status 200 -> 404; Content-Length: 35 -> 40; body sha256:.. -> sha256:.." into out. */
+static int compare(const http_exchange_t *was, const http_exchange_t *now, char *out, size_t len)
+{
+    size_t off = 0;
+    char h1[24], h2[24];
+    int diffs = 0;
+
+    out[0] = '\0';
+    if (was->status != now->status) {
+        appendf(out, len, &off, "%sstatus %d -> %d", diffs++ ? "; " : "", was->status,
+                now->status);
+    }
+    for (size_t i = 0; i < was->resp.nheaders; i++) {
+        const char *n = was->resp.headers[i].name, *v2;
+        int seen = 0;
+        if (volatile_header(n))
+            continue;
+        for (size_t j = 0; j < i; j++)
+            if (!strcasecmp(was->resp.headers[j].name, n))
+                seen = 1;
+        if (seen)
+            continue;
+        v2 = http_msg_header(&now->resp, n);
+        if (!v2 || strcmp(v2, was->resp.headers[i].value))
+            appendf(out, len, &off, "%s%s: %s -> %s", diffs++ ? "; " : "", n,
+                    was->resp.headers[i].value, v2 ? v2 : "(absent)");
+    }
+    for (size_t i = 0; i < now->resp.nheaders; i++) {
+        const char *n = now->resp.headers[i].name;
+        if (!volatile_header(n) && !http_msg_header(&was->resp, n))
+            appendf(out, len, &off, "%s%s: (absent) -> %s", diffs++ ? "; " : "", n,
+                    now->resp.headers[i].value);
+    }
+    body_hash(&was->resp, h1);
+    body_hash(&now->resp, h2);
+    if (strcmp(h1, h2))
+        appendf(out, len, &off, "%sbody %s -> %s", diffs++ ? "; " : "", h1, h2);
+    return diffs;
+}
+
+static void report(job_t *j)
+{
+    crun_t *r = j->run;
+    const replay_entry_t *e = j->e;
+    char diff[4096], hash[24];
+
+    if (!j->got || !j->got->status) {
+        r->failed++;
+        printf("[%zu] %s %s: FAILED: %s\n", e->index, e->ex->method, e->url,
+               j->err[0] ? j->err : j->got && j->got->error ? j->got->error : "no response");
+    } else if (compare(e->ex, j->got, diff, sizeof(diff))) {
+        r->different++;
+        printf("[%zu] %s %s: DIFFERENT: %s\n", e->index, e->ex->method, e->url, diff);
+    } else {
+        r->same++;
+        body_hash(&j->got->resp, hash);
+        if (!r->o->quiet)
+            printf("[%zu] %s %s: same (%d, body %s)\n", e->index, e->ex->method, e->url,
+                   j->got->status, hash);
+    }
+    fflush(stdout);
+}
+
+/* ---- a job's life --------------------------------------------------------------------------- */
+
+static void job_maybe_free(job_t *j)
+{
+    crun_t *r = j->run;
+
+    if (--j->handles > 0)
+        return;
+    if (j->h2)
+        nghttp2_session_del(j->h2);
+    httpconv_free(j->conv);
+    http_exchange_free(j->got);
+    free(j);
+    r->running--;
+    r->finished++;
+    start_next(r);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    job_maybe_free(h->data);
+}
+
+static void conn_closed(conn_t *c)
+{
+    job_maybe_free(c->data);
+}
+
+static void job_end(job_t *j, const char *err)
+{
+    uint64_t ts = rec_now();
+
+    if (j->closing)
+        return;
+    j->closing = 1;
+    if (err && !j->err[0])
+        snprintf(j->err, sizeof(j->err), "%s", err);
+    if (j->conv)
+        httpconv_finish(j->conv, err, ts);
+    if (!j->done) {
+        j->done = 1;
+        report(j);
+    }
+    if (j->flow) {
+        rec_flow_end(j->flow, REC_CLIENT, REC_C2S, 0, ts);
+        rec_flow_free(j->flow, ts);
+        j->flow = NULL;
+    }
+    uv_close((uv_handle_t *)&j->timer, timer_closed);
+    conn_close(&j->c, 0);
+}
+
+static void finish_cb(uv_timer_t *t)
+{
+    job_end(t->data, NULL);
+}
+
+/* Ends the job on the next turn of the loop: callbacks inside a read come before that
+   read's on_wire, and its bytes still belong in the recording. */
+static void job_end_soon(job_t *j, const char *err)
+{
+    if (err && !j->err[0])
+        snprintf(j->err, sizeof(j->err), "%s", err);
+    if (!j->closing)
+        uv_timer_start(&j->timer, finish_cb, 0, 0);
+}
+
+static void on_exchange(void *opaque, http_exchange_t *ex)
+{
+    job_t *j = opaque;
+
+    if (j->got || j->done) {
+        http_exchange_free(ex);
+        return;
+    }
+    j->got = ex;
+    j->done = 1;
+    report(j);
+    job_end_soon(j, NULL);
+}
+
+/* Plaintext we send: the recorder and the decoder see it first, then the wire. */
+static int send_plain(job_t *j, const uint8_t *p, size_t len)
+{
+    uint64_t ts = rec_now();
+
+    if (j->flow)
+        rec_flow_plain(j->flow, REC_C2S, p, len, ts);
+    if (j->conv)
+        httpconv_feed(j->conv, HTTPCONV_C2S, p, len, ts);
+    return conn_write(&j->c, p, len);
+}
+
+static int hop(const char *n)
+{
+    return !strcasecmp(n, "connection") || !strcasecmp(n, "keep-alive") ||
+           !strcasecmp(n, "proxy-connection") || !strcasecmp(n, "transfer-encoding") ||
+           !strcasecmp(n, "content-length") || !strcasecmp(n, "upgrade") ||
+           !strcasecmp(n, "te") || !strcasecmp(n, "host") || n[0] == ':';
+}
+
+static void send_h1(job_t *j)
+{
+    const http_exchange_t *ex = j->e->ex;
+    const char *host = http_msg_header(&ex->req, "host");
+    size_t cap = 512 + strlen(j->e->target) + ex->req.body_len, off = 0;
+    char *b;
+    char authority[300];
+
+    if (!host) {
+        int def = (!strcmp(j->e->scheme, "https") && j->e->port == 443) ||
+                  (!strcmp(j->e->scheme, "http") && j->e->port == 80);
+        if (def)
+            snprintf(authority, sizeof(authority), "%s", j->e->host);
+        else
+            snprintf(authority, sizeof(authority), "%s:%u", j->e->host, (unsigned)j->e->port);
+        host = http_msg_header(&ex->req, ":authority");
+        if (!host)
+            host = authority;
+    }
+    for (size_t i = 0; i < ex->req.nheaders; i++)
+        cap += strlen(ex->req.headers[i].name) + strlen(ex->req.headers[i].value) + 4;
+    if (!(b = malloc(cap))) {
+        job_end(j, "out of memory");
+        return;
+    }
+    appendf(b, cap, &off, "%s %s HTTP/1.1\r\nHost: %s\r\n", ex->method, j->e->target, host);
+    for (size_t i = 0; i < ex->req.nheaders; i++)
+        if (!hop(ex->req.headers[i].name))
+            appendf(b, cap, &off, "%s: %s\r\n", ex->req.headers[i].name,
+                    ex->req.headers[i].value);
+    if (ex->req.body_len || !strcmp(ex->method, "POST") || !strcmp(ex->method, "PUT"))
+        appendf(b, cap, &off, "Content-Length: %zu\r\n", ex->req.body_len);
+    appendf(b, cap, &off, "Connection: close\r\n\r\n");
+    if (ex->req.body_len) {
+        memcpy(b + off, ex->req.body, ex->req.body_len);
+        off += ex->req.body_len;
+    }
+    send_plain(j, (uint8_t *)b, off);
+    free(b);
+}
+
+/* ---- HTTP/2 client ---------------------------------------------------------------------------- */
+
+static void h2_flush(job_t *j)
+{
+    const uint8_t *p;
+    ssize_t n;
+
+    while ((n = nghttp2_session_mem_send(j->h2, &p)) > 0)
+        send_plain(j, p, (size_t)n);
+}
+
+static ssize_t h2_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                            uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    job_t *j = ud;
+    const http_msg_t *m = &j->e->ex->req;
+    size_t n = m->body_len - j->body_sent;
+
+    if (n > len)
+        n = len;
+    memcpy(buf, m->body + j->body_sent, n);
+    j->body_sent += n;
+    if (j->body_sent == m->body_len)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static void send_h2(job_t *j)
+{
+    const http_exchange_t *ex = j->e->ex;
+    nghttp2_session_callbacks *cb;
+    nghttp2_nv *nv;
+    nghttp2_data_provider dp;
+    size_t n = 0;
+    char authority[300];
+    char **lower;
+    const char *a = http_msg_header(&ex->req, ":authority");
+
+    if (nghttp2_session_callbacks_new(&cb) != 0) {
+        job_end(j, "out of memory");
+        return;
+    }
+    if (nghttp2_session_client_new(&j->h2, cb, j) != 0) {
+        nghttp2_session_callbacks_del(cb);
+        job_end(j, "out of memory");
+        return;
+    }
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(j->h2, NGHTTP2_FLAG_NONE, NULL, 0);
+    if (!a) {
+        a = http_msg_header(&ex->req, "host");
+        if (!a) {
+            snprintf(authority, sizeof(authority), "%s:%u", j->e->host, (unsigned)j->e->port);
+            a = authority;
+        }
+    }
+    nv = calloc(ex->req.nheaders + 4, sizeof(*nv));
+    lower = calloc(ex->req.nheaders + 1, sizeof(*lower));
+    if (!nv || !lower) {
+        free(nv);
+        free(lower);
+        job_end(j, "out of memory");
+        return;
+    }
+#define NV(nm, v) (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(v), strlen(nm), strlen(v), 0}
+    nv[n++] = NV(":method", ex->method);
+    nv[n++] = NV(":scheme", j->e->scheme);
+    nv[n++] = NV(":authority", a);
+    nv[n++] = NV(":path", j->e->target);
+    for (size_t i = 0; i < ex->req.nheaders; i++) {
+        const http_header_t *h = &ex->req.headers[i];
+        if (hop(h->name) || !(lower[i] = strdup(h->name)))
+            continue;
+        for (char *p = lower[i]; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p + 32);
+        nv[n++] = NV(lower[i], h->value);
+    }
+#undef NV
+    dp.source.ptr = j;
+    dp.read_callback = h2_read_body;
+    if (nghttp2_submit_request(j->h2, NULL, nv, n, ex->req.body_len ? &dp : NULL, j) < 0)
+        snprintf(j->err, sizeof(j->err), "cannot submit the HTTP/2 request");
+    for (size_t i = 0; i < ex->req.nheaders; i++)
+        free(lower[i]);
+    free(lower);
+    free(nv);
+    h2_flush(j);
+}
+
+/* ---- connection callbacks ---------------------------------------------------------------------- */
+
+static void start_request(job_t *j, const char *alpn)
+{
+    httpconv_callbacks_t cb = {NULL, on_exchange};
+    int h2 = alpn && !strcmp(alpn, "h2");
+
+    j->conv = httpconv_new(&cb, j, h2 ? "h2" : NULL, 64u << 20);
+    if (!j->conv) {
+        job_end(j, "out of memory");
+        return;
+    }
+    if (h2)
+        send_h2(j);
+    else
+        send_h1(j);
+}
+
+static void on_handshake(conn_t *c, int status)
+{
+    job_t *j = c->data;
+    const unsigned char *alpn = NULL;
+    unsigned int alen = 0;
+    char a[32] = "";
+
+    if (status < 0) {
+        char buf[256];
+        long v = SSL_get_verify_result(c->ssl);
+        snprintf(j->err, sizeof(j->err), "TLS handshake failed%s%s",
+                 v != X509_V_OK ? ": " : "", v != X509_V_OK ? X509_verify_cert_error_string(v)
+                                                             : log_ssl_errors(buf, sizeof(buf)));
+        job_end(j, NULL);
+        return;
+    }
+    SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
+    if (alen && alen < sizeof(a)) {
+        memcpy(a, alpn, alen);
+        a[alen] = '\0';
+    }
+    if (j->flow) {
+        if (a[0])
+            rec_flow_set_alpn(j->flow, a);
+        rec_flow_release(j->flow, REC_CLIENT);
+    }
+    start_request(j, a[0] ? a : NULL);
+}
+
+static void keylog_line(void *opaque, const char *line)
+{
+    job_t *j = opaque;
+    if (j->flow)
+        rec_flow_keylog(j->flow, REC_CLIENT, line);
+}
+
+static void on_connect(conn_t *c, int status)
+{
+    job_t *j = c->data;
+    struct sockaddr_storage local, peer;
+    int len = sizeof(local);
+    const replay_entry_t *e = j->e;
+
+    if (status < 0) {
+        snprintf(j->err, sizeof(j->err), "cannot connect: %s", mr_strerror(status));
+        job_end(j, NULL);
+        return;
+    }
+    j->connected = 1;
+    uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&local, &len);
+    len = sizeof(peer);
+    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len);
+    if (j->run->rec &&
+        (j->flow = rec_flow_new(j->run->rec, (struct sockaddr *)&local, (struct sockaddr *)&peer,
+                                rec_now())))
+        rec_flow_set_target(j->flow, e->scheme, e->host, e->port);
+    conn_start(c);
+    if (!strcmp(e->scheme, "https")) {
+        SSL *ssl = SSL_new(j->run->ctx);
+        unsigned char alpn[16];
+        size_t alen = 0;
+        if (!ssl) {
+            job_end(j, "cannot create a TLS session");
+            return;
+        }
+        j->hooks.keylog = keylog_line;
+        j->hooks.opaque = j;
+        tls_set_hooks(ssl, &j->hooks);
+        SSL_set_tlsext_host_name(ssl, e->host);
+        if (!j->run->o->insecure)
+            SSL_set1_host(ssl, e->host);
+        if (e->h2) {
+            memcpy(alpn, "\x02h2", 3);
+            alen = 3;
+        } else {
+            memcpy(alpn, "\x08http/1.1", 9);
+            alen = 9;
+        }
+        SSL_set_alpn_protos(ssl, alpn, (unsigned)alen);
+        if (j->flow)
+            rec_flow_hold(j->flow, REC_CLIENT);
+        if (conn_start_tls(c, ssl, 0, NULL, 0) < 0)
+            job_end(j, "cannot start TLS");
+        return;
+    }
+    start_request(j, e->h2 ? "h2" : NULL);
+}
+
+static void on_data(conn_t *c, const uint8_t *buf, size_t len)
+{
+    job_t *j = c->data;
+    uint64_t ts = rec_now();
+
+    if (j->flow)
+        rec_flow_plain(j->flow, REC_S2C, buf, len, ts);
+    if (j->h2) {
+        if (nghttp2_session_mem_recv(j->h2, buf, len) < 0) {
+            job_end(j, "HTTP/2 protocol error");
+            return;
+        }
+    }
+    if (j->conv)
+        httpconv_feed(j->conv, HTTPCONV_S2C, buf, len, ts);
+    if (j->h2 && !j->closing)
+        h2_flush(j);
+}
+
+static void on_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
+{
+    job_t *j = c->data;
+    if (j->flow)
+        rec_flow_wire(j->flow, REC_CLIENT, out ? REC_C2S : REC_S2C, buf, len, rec_now());
+}
+
+static void on_eof(conn_t *c)
+{
+    job_t *j = c->data;
+
+    if (j->conv)
+        httpconv_eof(j->conv, HTTPCONV_S2C, rec_now());
+    if (j->flow)
+        rec_flow_end(j->flow, REC_CLIENT, REC_S2C, 0, rec_now());
+    job_end_soon(j, j->done ? NULL : "the server closed the connection before the response");
+}
+
+static void on_error(conn_t *c, int err)
+{
+    job_t *j = c->data;
+    char buf[128];
+
+    snprintf(buf, sizeof(buf), "connection error: %s", mr_strerror(err));
+    job_end_soon(j, buf);
+}
+
+static void timeout_cb(uv_timer_t *t)
+{
+    job_end(t->data, "no response within 30 s");
+}
+
+static const conn_cb_t conn_cbs = {
+    .on_connect = on_connect,
+    .on_handshake = on_handshake,
+    .on_data = on_data,
+    .on_wire = on_wire,
+    .on_eof = on_eof,
+    .on_error = on_error,
+    .on_close = conn_closed,
+};
+
+/* Where entry e is sent: --to, else the recorded server address, else its host name. */
+static int destination(crun_t *r, const replay_entry_t *e, struct sockaddr_storage *ss)
+{
+    struct addrinfo hints, *res = NULL;
+    char port[8];
+
+    if (r->have_to) {
+        *ss = r->to;
+        return 0;
+    }
+    memset(ss, 0, sizeof(*ss));
+    if (uv_ip4_addr(e->server_ip, e->port, (struct sockaddr_in *)ss) == 0 ||
+        uv_ip6_addr(e->server_ip, e->port, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof(port), "%u", (unsigned)e->port);
+    if (getaddrinfo(e->host, port, &hints, &res) != 0 || !res)
+        return -EHOSTUNREACH;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void start_next(crun_t *r)
+{
+    while (r->running < (size_t)r->o->concurrency && r->next < r->db->nentries) {
+        const replay_entry_t *e = &r->db->entries[r->next++];
+        struct sockaddr_storage ss;
+        job_t *j = calloc(1, sizeof(*j));
+
+        if (!j || conn_init(&j->c, &r->env, &conn_cbs, j) < 0) {
+            free(j);
+            r->failed++;
+            continue;
+        }
+        j->run = r;
+        j->e = e;
+        j->handles = 2;
+        uv_timer_init(&r->loop, &j->timer);
+        j->timer.data = j;
+        uv_timer_start(&j->timer, timeout_cb, CLIENT_TIMEOUT_MS, 0);
+        r->running++;
+        if (destination(r, e, &ss) < 0) {
+            snprintf(j->err, sizeof(j->err), "cannot resolve %.200s", e->host);
+            job_end(j, NULL);
+            continue;
+        }
+        if (conn_connect(&j->c, (struct sockaddr *)&ss) < 0) {
+            snprintf(j->err, sizeof(j->err), "cannot connect");
+            job_end(j, NULL);
+        }
+    }
+}
+
+static int parse_to(crun_t *r, const char *to)
+{
+    const char *colon = strrchr(to, ':');
+    char host[128];
+    size_t n;
+    int port;
+
+    if (!colon || (n = (size_t)(colon - to)) == 0 || n >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, to, n);
+    host[n] = '\0';
+    if (host[0] == '[' && host[n - 1] == ']') {
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    port = atoi(colon + 1);
+    if (port <= 0 || port > 65535)
+        return -EINVAL;
+    if (!strcmp(host, "localhost"))
+        strcpy(host, "127.0.0.1");
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&r->to) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&r->to) != 0)
+        return -EINVAL;
+    r->have_to = 1;
+    return 0;
+}
 
 int replay_client_run(const replay_options_t *o, const replaydb_t *db)
 {
-    log_error("--client is not available yet");
-    return 1;
+    crun_t r;
+    char err[512], *har = NULL;
+    int status = 1;
+
+    memset(&r, 0, sizeof(r));
+    r.o = o;
+    r.db = db;
+    if (o->to && parse_to(&r, o->to) < 0) {
+        log_error("invalid --to '%s': expected ADDRESS:PORT", o->to);
+        return 2;
+    }
+    if (tls_client_ctx_new(o->cacerts, o->ncacerts, o->insecure, &r.ctx, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (o->out_path) {
+        recorder_opts_t ro;
+        memset(&ro, 0, sizeof(ro));
+        if (o->har_path) {
+            har = strdup(o->har_path);
+        } else if ((har = malloc(strlen(o->out_path) + 5))) {
+            size_t n = strlen(o->out_path);
+            strcpy(har, o->out_path);
+            if (n > 7 && !strcmp(har + n - 7, ".pcapng"))
+                har[n - 7] = '\0';
+            strcat(har, ".har");
+        }
+        ro.pcapng_path = o->out_path;
+        ro.har_path = har;
+        ro.max_body = 16u << 20;
+        if (!har || recorder_new(&ro, &r.rec, err, sizeof(err)) < 0) {
+            log_error("%s", har ? err : "out of memory");
+            goto out;
+        }
+    }
+    uv_loop_init(&r.loop);
+    r.env.loop = &r.loop;
+    start_next(&r);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&r.loop);
+    status = 0;
+    if (r.rec && recorder_close(r.rec) < 0) {
+        log_error("could not write the new recording completely");
+        status = 1;
+    }
+    fprintf(stderr, "mitmreplay: client replay of %zu requests: %zu same, %zu different, "
+            "%zu failed%s%s%s%s\n",
+            db->nentries, r.same, r.different, r.failed, r.rec ? "; wrote " : "",
+            r.rec ? o->out_path : "", r.rec ? " and " : "", r.rec ? har : "");
+    if (o->strict && (r.different || r.failed))
+        status = 1;
+out:
+    recorder_free(r.rec);
+    SSL_CTX_free(r.ctx);
+    free(har);
+    return status;
 }

@@ -39,7 +39,7 @@ begin_case() {
     progs=$(cgroup_bpf_progs "$CG")
     printf '%s\n' "$progs" | grep -q 'connect4' ||
         fail "$CASE: bpftool cgroup show $CG lists no connect4 program while mitmrec runs: $progs"
-    # What is attached to our cgroup is not attached to the root (or anywhere above us).
+    # What is attached to our cgroup is not attached to the cgroup root.
     ids=$(printf '%s\n' "$progs" | awk '$1 ~ /^[0-9]+$/ {print $1}')
     for id in $ids; do
         bpftool cgroup show "$CGROUP2" 2>/dev/null | awk '{print $1}' | grep -qx "$id" &&
@@ -53,7 +53,11 @@ begin_case() {
 end_case() {
     stop_redirect_mitmrec "${1:-TERM}"
     local progs
-    progs=$(cgroup_bpf_progs "$CG")
+    for _ in $(seq 40); do
+        progs=$(cgroup_bpf_progs "$CG")
+        [ -z "$progs" ] && break
+        sleep 0.05
+    done
     [ -z "$progs" ] || fail "$CASE: after mitmrec exited, bpftool cgroup show $CG still lists: $progs"
     remove_cgroup "$CG"
 }

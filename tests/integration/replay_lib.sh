@@ -25,7 +25,7 @@ stop_origin() {
     while kill -0 "$ORIGIN_PID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     kill -0 "$ORIGIN_PID" 2>/dev/null && fail "nginx (pid $ORIGIN_PID) did not stop"
     local p
-    for p in "$ORIGIN_PORT" "$ORIGIN_TLSPORT"; do
+    for p in "$ORIGIN_PORT" "$ORIGIN_TLSPORT" ${ORIGIN_H2PORT:-} ${ORIGIN_H2CPORT:-}; do
         port_closed "$p" || fail "port $p still accepts connections after nginx stopped"
     done
 }

@@ -153,6 +153,11 @@ spawn_run() {
     done
     wait "$RUN_PID"
     RUN_RC=$?
+    # Whatever the command did, no cgroup named after this mitmrec is left (here: the default
+    # parent, the cgroup root; runs with --cgroup are checked where they happen).
+    local left
+    left=$(find "$CGROUP2" -maxdepth 1 -name "mitmrec-$RUN_PID-*")
+    [ -z "$left" ] || fail "mitmrec ($*) exited $RUN_RC and left the cgroup $left"
 }
 
 n_before=$(grep -c 'query\[' "$DNS_LOG")

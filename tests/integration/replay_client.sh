@@ -1,0 +1,67 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Client replay: a session recorded against nginx (HTTPS keep-alive, plain HTTP, a POST) is sent
+# again with mitmreplay --client after nginx was restarted on the same ports with one file
+# changed: exactly that request is reported, with its body hash and the headers that changed
+# with the file (Content-Length, ETag, Last-Modified), the others are "same"; --strict makes
+# it exit 1; the new run is recorded like mitmrec's (pcapng decrypted by tshark alone, HAR
+# valid). Then HTTP/2: the Chrome HAR fixture's requests go over h2 to nginx's h2 port (--to).
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
+. "$top_srcdir/tests/integration/replay_lib.sh" || exit 99
+
+need curl tshark "$PY"
+need_replay
+start_origin
+T=https://localhost:$ORIGIN_TLSPORT
+"$MITMREC" -q -o "$WORK/rec.pcapng" --cacert "$TEST_CA" -- sh -c "
+    curl -sS -o /dev/null -o /dev/null $T/small.txt $T/data.json &&
+    curl -sS -o /dev/null http://127.0.0.1:$ORIGIN_PORT/index.html &&
+    curl -sS -o /dev/null -d a=1 $T/binary.bin" 2>"$WORK/rec.log" ||
+    { cat "$WORK/rec.log" >&2; fail "recording failed"; }
+
+# Restart nginx on the same ports with small.txt changed.
+stop_origin
+printf 'hello from the changed origin\n' >"$WWW/small.txt"
+/usr/sbin/nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" \
+    -g 'daemon off;' >>"$WORK/nginx/stdout.log" 2>&1 &
+ORIGIN_PID=$!
+_LIB_PIDS+=("$ORIGIN_PID")
+wait_port "$ORIGIN_TLSPORT" 10 && wait_port "$ORIGIN_PORT" 10 || skip "nginx could not get its ports back"
+
+timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" --cacert "$TEST_CA" -o "$WORK/new.pcapng" \
+    >"$WORK/diff.txt" 2>"$WORK/client.log"
+rc=$?
+[ $rc = 0 ] || { cat "$WORK/client.log" >&2; fail "--client exited $rc without --strict"; }
+cat "$WORK/diff.txt" >&2
+[ "$(grep -c DIFFERENT "$WORK/diff.txt")" = 1 ] || fail "expected one difference"
+d=$(grep DIFFERENT "$WORK/diff.txt")
+case $d in *"GET $T/small.txt: DIFFERENT:"*) ;; *) fail "the difference is not small.txt's: $d" ;; esac
+new_hash=$(sha256sum "$WWW/small.txt" | cut -c1-16)
+for w in "Content-Length: 35 -> 30" "ETag: " "Last-Modified: " "body sha256:" "-> sha256:$new_hash"; do
+    case $d in *"$w"*) ;; *) fail "difference lacks '$w': $d" ;; esac
+done
+n=$(printf '%s\n' "$d" | tr ';' '\n' | wc -l)
+[ "$n" = 4 ] || fail "expected exactly 4 changes (length, ETag, Last-Modified, body), got $n: $d"
+[ "$(grep -c ': same (' "$WORK/diff.txt")" = 3 ] || fail "expected 3 unchanged requests"
+grep -q '4 requests: 3 same, 1 different, 0 failed' "$WORK/client.log" || fail "summary: $(cat "$WORK/client.log")"
+log "client replay: exactly small.txt differs ($d)"
+
+timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" --cacert "$TEST_CA" --strict -q \
+    --concurrency 4 >/dev/null 2>&1
+[ $? = 1 ] || fail "--client --strict with a difference did not exit 1"
+
+# The new run is recorded like mitmrec's.
+check_recording "$WORK/new.pcapng" "$WORK/new.har" /small.txt="$WWW/small.txt" /data.json="$WWW/data.json"
+[ "$(tshark_requests "$WORK/new.pcapng" | wc -l)" = 4 ] || fail "new pcapng: $(tshark_requests "$WORK/new.pcapng")"
+
+# HTTP/2 client replay: the Chrome HAR's requests to nginx's h2 port.
+if [ -n "${ORIGIN_H2PORT:-}" ]; then
+    timeout 60 "$MITMREPLAY" --client "$top_srcdir/fixtures/replay/chrome-export.har" --insecure \
+        --to "127.0.0.1:$ORIGIN_H2PORT" -o "$WORK/h2.pcapng" >"$WORK/h2.txt" 2>"$WORK/h2.log"
+    grep -q 'GET https://shop.example.test/: DIFFERENT: status 200 -> 404' "$WORK/h2.txt" ||
+        fail "h2 client replay: $(cat "$WORK/h2.txt" "$WORK/h2.log")"
+    [ "$(har_query "$WORK/h2.har" '",".join(sorted(set(e["request"]["httpVersion"] for e in h["log"]["entries"])))')" = HTTP/2 ] ||
+        fail "h2 client replay did not use HTTP/2: $(har_query "$WORK/h2.har" '[e["request"]["httpVersion"] for e in h["log"]["entries"]]')"
+    log "HTTP/2 client replay: 4 requests over h2 to nginx, differences reported"
+fi
+exit 0
