@@ -37,6 +37,8 @@ typedef struct cap {
     uint32_t cur_if;
     const char *cur_comment;
     size_t cur_comment_len;
+    int cur_pass;                  /* the packet passed the filter */
+    uint64_t kept;                 /* packets that passed, for renumbering */
     uint64_t next_index;
     capture_stats_t st;
     int tls_errors;
@@ -51,6 +53,7 @@ typedef struct rchunk {
 typedef struct rconn {
     cap_t *cap;
     capture_conn_t info;
+    int pass;                      /* its first packet passed the filter: decode it */
     int decided;
     tlsdec_t *dec;
     httpconv_t *http;
@@ -226,6 +229,7 @@ static int on_open(void *opaque, const tcpreasm_conn_info_t *info, void **user)
     c->info.server_ip = c->server_ip;
     c->info.scheme = "http";
     c->info.process = c->process;
+    c->pass = cap->cur_pass;
     *user = c;
     return 0;
 }
@@ -237,6 +241,8 @@ static int on_data(void *opaque, uint64_t conn, void *user, int dir, const uint8
     rconn_t *c = user;
     tlsdec_callbacks_t tcb = {on_plaintext, on_tls_info, on_tls_error};
 
+    if (!c->pass)
+        return 0;   /* seen only so that stream numbers are the input file's */
     c->cur_ts = ts_ns / 1000;
     c->cur_frame = frame;
     if (!c->info.pid)
@@ -311,7 +317,7 @@ static int on_udp(void *opaque, const tcpreasm_endpoint_t *src, const tcpreasm_e
 {
     cap_t *cap = opaque;
 
-    if (cap->cb->on_udp)
+    if (cap->cb->on_udp && cap->cur_pass)
         cap->cb->on_udp(cap->opaque, src, dst, data, len, ts_ns / 1000);
     return 0;
 }
@@ -364,20 +370,27 @@ static int pr_interface(void *opaque, const pcapread_interface_t *ifc)
 static int pr_packet(void *opaque, const pcapread_packet_t *pkt)
 {
     cap_t *cap = opaque;
+    uint64_t frame = pkt->frame;
     int rc;
 
-    if (!passes(cap, pkt)) {
+    cap->cur_pass = passes(cap, pkt);
+    if (!cap->cur_pass) {
         cap->st.filtered++;
-        return 0;
+        /* Without renumbering, every packet still counts for tcp.stream numbers. */
+        if (cap->o->renumber)
+            return 0;
+    } else {
+        if (cap->cb->on_packet && (rc = cap->cb->on_packet(cap->opaque, pkt)) < 0)
+            return rc;
+        cap->st.packets++;
+        cap->kept++;
+        if (cap->o->renumber && cap->o->filter)
+            frame = cap->kept;
     }
-    if (cap->cb->on_packet && (rc = cap->cb->on_packet(cap->opaque, pkt)) < 0)
-        return rc;
     cap->cur_if = pkt->ifid;
     cap->cur_comment = pkt->comment;
     cap->cur_comment_len = pkt->comment_len;
-    cap->st.packets++;
-    rc = tcpreasm_packet(cap->reasm, pkt->linktype, pkt->ts_ns, pkt->data, pkt->caplen,
-                         pkt->frame);
+    rc = tcpreasm_packet(cap->reasm, pkt->linktype, pkt->ts_ns, pkt->data, pkt->caplen, frame);
     cap->cur_comment = NULL;
     return rc;
 }

@@ -73,6 +73,9 @@ typedef struct capture_opts {
     const char *path;               /* the capture; "-" = stdin (pcapng only) */
     const char *keylog_path;        /* NSS key log file, or NULL */
     const char *filter;             /* a pcap filter expression, or NULL */
+    int renumber;                   /* with a filter: frame numbers and streams count only the
+                                       packets that pass (those of a copy holding just them);
+                                       else they are the input file's */
     size_t max_body;                /* bytes kept per body (0 = 16 MiB) */
     int want_raw;                   /* collect non-HTTP conversations for on_raw */
     size_t max_raw;                 /* bytes kept per raw conversation (0 = 16 MiB) */

@@ -143,6 +143,7 @@ int readmode_run(const options_t *o)
     co.path = o->read_path;
     co.keylog_path = o->keylog_path;
     co.filter = o->filter;
+    co.renumber = o->out_path != NULL;   /* the HAR points into the -o copy */
     co.max_body = o->max_body;
     rc = capture_read(&co, &cb, rd, &st);
     if (!rd->har)

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "conn.h"
+#include "content.h"
 #include "errors.h"
 #include "httpconv.h"
 #include "log.h"
@@ -94,9 +95,31 @@ static int appendf(char *buf, size_t len, size_t *off, const char *fmt, ...)
     return 0;
 }
 
-/* "status 200 -> 404; Content-Length: 35 -> 40; body sha256:.. -> sha256:.." into out. */
-static int compare(const http_exchange_t *was, const http_exchange_t *now, char *out, size_t len)
+/* The new body as the recording holds it: a HAR's bodies have their Content-Encoding undone. */
+static void now_hash(const replay_entry_t *e, const http_exchange_t *now, char out[24])
 {
+    const char *ce = http_msg_header(&now->resp, "content-encoding");
+    uint8_t *dec = NULL;
+    size_t dlen = 0;
+    int trunc = 0;
+    http_msg_t m;
+
+    if (e->body_decoded && ce &&
+        content_decode(ce, now->resp.body, now->resp.body_len, 64u << 20, &dec, &dlen, &trunc) == 0) {
+        memset(&m, 0, sizeof(m));
+        m.body = dec;
+        m.body_len = dlen;
+        body_hash(&m, out);
+        free(dec);
+        return;
+    }
+    body_hash(&now->resp, out);
+}
+
+/* "status 200 -> 404; Content-Length: 35 -> 40; body sha256:.. -> sha256:.." into out. */
+static int compare(const replay_entry_t *e, const http_exchange_t *now, char *out, size_t len)
+{
+    const http_exchange_t *was = e->ex;
     size_t off = 0;
     char h1[24], h2[24];
     int diffs = 0;
@@ -109,7 +132,7 @@ static int compare(const http_exchange_t *was, const http_exchange_t *now, char 
     for (size_t i = 0; i < was->resp.nheaders; i++) {
         const char *n = was->resp.headers[i].name, *v2;
         int seen = 0;
-        if (volatile_header(n))
+        if (volatile_header(n) || (e->body_decoded && !strcasecmp(n, "content-encoding")))
             continue;
         for (size_t j = 0; j < i; j++)
             if (!strcasecmp(was->resp.headers[j].name, n))
@@ -123,12 +146,13 @@ static int compare(const http_exchange_t *was, const http_exchange_t *now, char 
     }
     for (size_t i = 0; i < now->resp.nheaders; i++) {
         const char *n = now->resp.headers[i].name;
-        if (!volatile_header(n) && !http_msg_header(&was->resp, n))
+        if (!volatile_header(n) && !http_msg_header(&was->resp, n) &&
+            !(e->body_decoded && !strcasecmp(n, "content-encoding")))
             appendf(out, len, &off, "%s%s: (absent) -> %s", diffs++ ? "; " : "", n,
                     now->resp.headers[i].value);
     }
     body_hash(&was->resp, h1);
-    body_hash(&now->resp, h2);
+    now_hash(e, now, h2);
     if (strcmp(h1, h2))
         appendf(out, len, &off, "%sbody %s -> %s", diffs++ ? "; " : "", h1, h2);
     return diffs;
@@ -144,7 +168,7 @@ static void report(job_t *j)
         r->failed++;
         printf("[%zu] %s %s: FAILED: %s\n", e->index, e->ex->method, e->url,
                j->err[0] ? j->err : j->got && j->got->error ? j->got->error : "no response");
-    } else if (compare(e->ex, j->got, diff, sizeof(diff))) {
+    } else if (compare(e, j->got, diff, sizeof(diff))) {
         r->different++;
         printf("[%zu] %s %s: DIFFERENT: %s\n", e->index, e->ex->method, e->url, diff);
     } else {
@@ -201,6 +225,8 @@ static void job_end(job_t *j, const char *err)
         report(j);
     }
     if (j->flow) {
+        if (j->c.eof)   /* the server's FIN came first */
+            rec_flow_end(j->flow, REC_CLIENT, REC_S2C, 0, ts);
         rec_flow_end(j->flow, REC_CLIENT, REC_C2S, 0, ts);
         rec_flow_free(j->flow, ts);
         j->flow = NULL;
@@ -527,8 +553,6 @@ static void on_eof(conn_t *c)
 
     if (j->conv)
         httpconv_eof(j->conv, HTTPCONV_S2C, rec_now());
-    if (j->flow)
-        rec_flow_end(j->flow, REC_CLIENT, REC_S2C, 0, rec_now());
     job_end_soon(j, j->done ? NULL : "the server closed the connection before the response");
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "httpmsg.h"
+#include "replaydb.h"
 
 typedef struct rconn rconn_t;
 
@@ -37,6 +38,32 @@ typedef struct rresp {
 } rresp_t;
 
 void rresp_free(rresp_t *r);
+
+/*
+ * The recorded response of entry e (borrowed: the body points into it) to a
+ * request with method: hop-by-hop headers and the recorded framing dropped,
+ * Content-Length computed, Content-Encoding dropped for a decoded (HAR) body,
+ * dates moved to now when refresh. NULL on ENOMEM.
+ */
+rresp_t *rresp_from_entry(const replay_entry_t *e, const char *method, int refresh);
+
+/* A text/plain response of our own (status 404, 502...). NULL on ENOMEM. */
+rresp_t *rresp_text(int status, const char *text, int head);
+
+/* The response as HTTP/1.1 bytes (malloc'd, *len long); close adds Connection: close. */
+uint8_t *rresp_h1(const rresp_t *r, int close, size_t *len);
+
+/* The server side of HTTP/1.x on a connection (replay_h1.c). */
+typedef struct rh1 rh1_t;
+
+/* A parser for c's requests. NULL on ENOMEM. */
+rh1_t *rh1_new(rconn_t *c);
+/* Bytes from the client; each complete request goes to rconn_request. 0, or -EBADMSG once
+   they are not HTTP/1 (the connection should end after its answers). */
+int rh1_feed(rh1_t *h, const uint8_t *data, size_t len);
+/* The last request asked for the connection to end after its response. */
+int rh1_close(const rh1_t *h);
+void rh1_free(rh1_t *h);
 
 /* The server side of HTTP/2 on a connection (replay_h2.c). */
 typedef struct rh2 rh2_t;

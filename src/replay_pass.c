@@ -1,15 +1,344 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
+#include "conn.h"
+#include "errors.h"
+#include "httpconv.h"
+#include "log.h"
 #include "replay_pass.h"
+#include "tls.h"
+
+#define PASS_TIMEOUT_MS 30000
+
+typedef struct pass {
+    struct pass *next;
+    rconn_t *rc;                   /* NULL once the client connection went away */
+    int32_t stream;
+    char method[32];
+    char host[256];
+    char scheme[8];
+    uint16_t port;
+    int tls;
+    uint8_t *req;                  /* the request, serialized */
+    size_t req_len;
+    SSL_CTX *ctx;
+    recorder_t *rec;
+    rec_flow_t *flow;
+    conn_t c;
+    conn_env_t *env;
+    tls_hooks_t hooks;
+    httpconv_t *conv;
+    http_exchange_t *got;
+    uv_timer_t timer;
+    int handles, closing;
+    char err[256];
+} pass_t;
+
+static void pass_closed(pass_t *p)
+{
+    if (--p->handles > 0)
+        return;
+    httpconv_free(p->conv);
+    http_exchange_free(p->got);
+    free(p->req);
+    free(p->env);
+    free(p);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    pass_closed(h->data);
+}
+
+static void conn_closed(conn_t *c)
+{
+    pass_closed(c->data);
+}
+
+static void pass_end(pass_t *p)
+{
+    uint64_t ts = rec_now();
+    pass_t **pp;
+
+    if (p->closing)
+        return;
+    p->closing = 1;
+    if (p->conv)
+        httpconv_finish(p->conv, p->err[0] ? p->err : NULL, ts);
+    if (p->flow) {
+        if (p->c.eof)
+            rec_flow_end(p->flow, REC_CLIENT, REC_S2C, 0, ts);
+        rec_flow_end(p->flow, REC_CLIENT, REC_C2S, 0, ts);
+        rec_flow_free(p->flow, ts);
+        p->flow = NULL;
+    }
+    if (p->rc) {
+        for (pp = (pass_t **)rconn_pass_list(p->rc); *pp; pp = &(*pp)->next)
+            if (*pp == p) {
+                *pp = p->next;
+                break;
+            }
+        if (p->got && p->got->status) {
+            replay_entry_t e;
+            memset(&e, 0, sizeof(e));
+            e.ex = p->got;
+            snprintf(e.scheme, sizeof(e.scheme), "%s", p->scheme);
+            snprintf(e.host, sizeof(e.host), "%s", p->host);
+            e.port = p->port;
+            rconn_pass_done(p->rc, p->stream, &e, p->method, NULL);
+        } else {
+            rconn_pass_done(p->rc, p->stream, NULL, p->method,
+                            p->err[0] ? p->err : "no response from upstream");
+        }
+    }
+    uv_close((uv_handle_t *)&p->timer, timer_closed);
+    conn_close(&p->c, 0);
+}
+
+static void end_cb(uv_timer_t *t)
+{
+    pass_t *p = t->data;
+
+    if (!p->got && !p->err[0])
+        snprintf(p->err, sizeof(p->err), "no response within %d s", PASS_TIMEOUT_MS / 1000);
+    pass_end(p);
+}
+
+/* After the current read: its bytes still go to the recorder through on_wire. */
+static void end_soon(pass_t *p, const char *err)
+{
+    if (err && !p->err[0])
+        snprintf(p->err, sizeof(p->err), "%s", err);
+    if (!p->closing)
+        uv_timer_start(&p->timer, end_cb, 0, 0);
+}
+
+static void on_exchange(void *opaque, http_exchange_t *ex)
+{
+    pass_t *p = opaque;
+
+    if (p->got) {
+        http_exchange_free(ex);
+        return;
+    }
+    p->got = ex;
+    end_soon(p, NULL);
+}
+
+static void send_request(pass_t *p)
+{
+    httpconv_callbacks_t cb = {NULL, on_exchange};
+    uint64_t ts = rec_now();
+
+    if (!(p->conv = httpconv_new(&cb, p, NULL, 64u << 20))) {
+        end_soon(p, "out of memory");
+        return;
+    }
+    if (p->flow)
+        rec_flow_plain(p->flow, REC_C2S, p->req, p->req_len, ts);
+    httpconv_feed(p->conv, HTTPCONV_C2S, p->req, p->req_len, ts);
+    if (conn_write(&p->c, p->req, p->req_len) < 0)
+        end_soon(p, "cannot send the request upstream");
+}
+
+static void keylog_line(void *opaque, const char *line)
+{
+    pass_t *p = opaque;
+    if (p->flow)
+        rec_flow_keylog(p->flow, REC_CLIENT, line);
+}
+
+static void on_handshake(conn_t *c, int status)
+{
+    pass_t *p = c->data;
+
+    if (status < 0) {
+        long v = SSL_get_verify_result(c->ssl);
+        snprintf(p->err, sizeof(p->err), "TLS handshake with the upstream server failed%s%s",
+                 v != X509_V_OK ? ": " : "", v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+        end_soon(p, NULL);
+        return;
+    }
+    if (p->flow) {
+        rec_flow_set_alpn(p->flow, "http/1.1");
+        rec_flow_release(p->flow, REC_CLIENT);
+    }
+    send_request(p);
+}
+
+static void on_connect(conn_t *c, int status)
+{
+    pass_t *p = c->data;
+    struct sockaddr_storage local, peer;
+    int len = sizeof(local);
+
+    if (status < 0) {
+        snprintf(p->err, sizeof(p->err), "cannot connect upstream: %s", mr_strerror(status));
+        end_soon(p, NULL);
+        return;
+    }
+    uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&local, &len);
+    len = sizeof(peer);
+    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len);
+    if (p->rec && (p->flow = rec_flow_new(p->rec, (struct sockaddr *)&local,
+                                          (struct sockaddr *)&peer, rec_now())))
+        rec_flow_set_target(p->flow, p->scheme, p->host, p->port);
+    conn_start(c);
+    if (p->tls) {
+        SSL *ssl = SSL_new(p->ctx);
+        if (!ssl) {
+            end_soon(p, "cannot create a TLS session");
+            return;
+        }
+        p->hooks.keylog = keylog_line;
+        p->hooks.opaque = p;
+        tls_set_hooks(ssl, &p->hooks);
+        SSL_set_tlsext_host_name(ssl, p->host);
+        SSL_set1_host(ssl, p->host);
+        SSL_set_alpn_protos(ssl, (const unsigned char *)"\x08http/1.1", 9);
+        if (p->flow)
+            rec_flow_hold(p->flow, REC_CLIENT);
+        if (conn_start_tls(c, ssl, 0, NULL, 0) < 0)
+            end_soon(p, "cannot start TLS");
+        return;
+    }
+    send_request(p);
+}
+
+static void on_data(conn_t *c, const uint8_t *buf, size_t len)
+{
+    pass_t *p = c->data;
+    uint64_t ts = rec_now();
+
+    if (p->flow)
+        rec_flow_plain(p->flow, REC_S2C, buf, len, ts);
+    if (p->conv)
+        httpconv_feed(p->conv, HTTPCONV_S2C, buf, len, ts);
+}
+
+static void on_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
+{
+    pass_t *p = c->data;
+    if (p->flow)
+        rec_flow_wire(p->flow, REC_CLIENT, out ? REC_C2S : REC_S2C, buf, len, rec_now());
+}
+
+static void on_eof(conn_t *c)
+{
+    pass_t *p = c->data;
+
+    if (p->conv)
+        httpconv_eof(p->conv, HTTPCONV_S2C, rec_now());
+    end_soon(p, p->got ? NULL : "upstream closed the connection before the response");
+}
+
+static void on_error(conn_t *c, int err)
+{
+    pass_t *p = c->data;
+    char buf[128];
+
+    snprintf(buf, sizeof(buf), "upstream connection error: %s", mr_strerror(err));
+    end_soon(p, buf);
+}
+
+static const conn_cb_t pass_cbs = {
+    .on_connect = on_connect,
+    .on_handshake = on_handshake,
+    .on_data = on_data,
+    .on_wire = on_wire,
+    .on_eof = on_eof,
+    .on_error = on_error,
+    .on_close = conn_closed,
+};
+
+static int hop(const char *n)
+{
+    return !strcasecmp(n, "connection") || !strcasecmp(n, "keep-alive") ||
+           !strcasecmp(n, "proxy-connection") || !strcasecmp(n, "transfer-encoding") ||
+           !strcasecmp(n, "content-length") || !strcasecmp(n, "upgrade") ||
+           !strcasecmp(n, "te") || !strcasecmp(n, "host") || n[0] == ':';
+}
 
 int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
                       const struct sockaddr_storage *to, const char *host, int tls,
                       const rreq_t *rq, rconn_t *c, int32_t stream)
 {
-    return -ENOSYS;
+    pass_t *p;
+    const http_msg_t *m = rq->msg;
+    size_t cap = 256 + strlen(rq->target) + strlen(host) + m->body_len, off = 0;
+    uint16_t port = ntohs(to->ss_family == AF_INET6 ? ((struct sockaddr_in6 *)to)->sin6_port
+                                                    : ((struct sockaddr_in *)to)->sin_port);
+    int n;
+
+    if (!cctx || !(p = calloc(1, sizeof(*p))))
+        return -ENOMEM;
+    for (size_t i = 0; i < m->nheaders; i++)
+        cap += strlen(m->headers[i].name) + strlen(m->headers[i].value) + 4;
+    if (!(p->req = malloc(cap)) || !(p->env = calloc(1, sizeof(*p->env)))) {
+        free(p->req);
+        free(p);
+        return -ENOMEM;
+    }
+    /* One request per connection, HTTP/1.1 whatever the client spoke: the answer comes back
+       decoded and is served in the client's protocol. */
+    n = snprintf((char *)p->req, cap, "%s %s HTTP/1.1\r\nHost: %s\r\n", rq->method, rq->target,
+                 rq->authority ? rq->authority : host);
+    off = (size_t)n;
+    for (size_t i = 0; i < m->nheaders; i++)
+        if (!hop(m->headers[i].name))
+            off += (size_t)snprintf((char *)p->req + off, cap - off, "%s: %s\r\n",
+                                    m->headers[i].name, m->headers[i].value);
+    if (m->body_len)
+        off += (size_t)snprintf((char *)p->req + off, cap - off, "Content-Length: %zu\r\n",
+                                m->body_len);
+    off += (size_t)snprintf((char *)p->req + off, cap - off, "Connection: close\r\n\r\n");
+    if (m->body_len) {
+        memcpy(p->req + off, m->body, m->body_len);
+        off += m->body_len;
+    }
+    p->req_len = off;
+    p->rc = c;
+    p->stream = stream;
+    p->ctx = cctx;
+    p->rec = rec;
+    p->tls = tls;
+    p->port = port;
+    snprintf(p->method, sizeof(p->method), "%s", rq->method);
+    snprintf(p->host, sizeof(p->host), "%s", host);
+    snprintf(p->scheme, sizeof(p->scheme), "%s", tls ? "https" : "http");
+    p->env->loop = loop;
+    if (conn_init(&p->c, p->env, &pass_cbs, p) < 0) {
+        free(p->req);
+        free(p->env);
+        free(p);
+        return -ENOMEM;
+    }
+    p->handles = 2;
+    uv_timer_init(loop, &p->timer);
+    p->timer.data = p;
+    uv_timer_start(&p->timer, end_cb, PASS_TIMEOUT_MS, 0);
+    p->next = *(pass_t **)rconn_pass_list(c);
+    *(pass_t **)rconn_pass_list(c) = p;
+    log_info("passthrough: %s %s://%s:%u%s", rq->method, p->scheme, host, (unsigned)port,
+             rq->target);
+    if (conn_connect(&p->c, (const struct sockaddr *)to) < 0) {
+        snprintf(p->err, sizeof(p->err), "cannot connect upstream");
+        end_soon(p, NULL);
+    }
+    return 0;
 }
 
 void replay_pass_cancel(rconn_t *c)
 {
+    pass_t **list = (pass_t **)rconn_pass_list(c), *p;
+
+    while ((p = *list)) {
+        *list = p->next;
+        p->rc = NULL;
+        end_soon(p, "the client went away");
+    }
 }

@@ -8,20 +8,16 @@
 #include <strings.h>
 #include <time.h>
 
-#include <http_parser.h>
-
 #include "conn.h"
 #include "dnsmsg.h"
 #include "errors.h"
 #include "log.h"
-#include "refresh.h"
 #include "replay_conn.h"
+#include "replay_dns.h"
 #include "replay_pass.h"
 #include "replay_server.h"
 #include "tls.h"
 
-#define REQ_BODY_MAX (16u << 20)   /* request bodies kept for matching */
-#define HDR_PART_MAX (64u * 1024)  /* one header name or value */
 #define DELAY_MAX_MS 60000         /* --realtime never waits longer than this */
 
 enum { P_DETECT, P_TLS, P_H1, P_H2, P_RAW, P_DONE };
@@ -54,17 +50,10 @@ struct rconn {
     int handles;
     int closing;
     pending_t *pq, *pq_tail;
-    /* HTTP/1 */
-    http_parser hp;
-    http_msg_t req;
-    char *method, *url;
-    size_t url_len;
-    char *hf, *hv;
-    size_t hf_len, hv_len;
-    int in_value;
-    int h1_close;
+    rh1_t *h1;
     /* HTTP/2 */
     rh2_t *h2;
+    struct pass *passes;           /* --unmatched passthrough fetches (replay_pass.c) */
     /* raw */
     replay_conv_t *conv;
     size_t idx, got;
@@ -85,182 +74,7 @@ struct replay_server {
     uint8_t ubuf[65536];
 };
 
-static const http_parser_settings *h1_settings(void);
 static void rconn_finish(rconn_t *c);
-
-/* ---- responses ------------------------------------------------------------------------ */
-
-void rresp_free(rresp_t *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < r->nheaders; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
-    free(r->headers);
-    free(r->owned_body);
-    free(r);
-}
-
-static int resp_add(rresp_t *r, const char *name, const char *value)
-{
-    if (r->nheaders == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        http_header_t *n = realloc(r->headers, cap * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
-        r->headers = n;
-        r->cap = cap;
-    }
-    r->headers[r->nheaders].name = strdup(name);
-    r->headers[r->nheaders].value = strdup(value);
-    if (!r->headers[r->nheaders].name || !r->headers[r->nheaders].value) {
-        free(r->headers[r->nheaders].name);
-        free(r->headers[r->nheaders].value);
-        return -ENOMEM;
-    }
-    r->nheaders++;
-    return 0;
-}
-
-static const char *reason_of(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "";
-    }
-}
-
-/* Headers that belong to one connection, or that we compute. */
-static int hop_header(const char *n)
-{
-    return !strcasecmp(n, "connection") || !strcasecmp(n, "keep-alive") ||
-           !strcasecmp(n, "proxy-connection") || !strcasecmp(n, "transfer-encoding") ||
-           !strcasecmp(n, "upgrade") || !strcasecmp(n, "content-length") || n[0] == ':';
-}
-
-/* The recorded response of entry e, refreshed to now unless --no-refresh. */
-static rresp_t *resp_from_entry(replay_server_t *s, const replay_entry_t *e, const char *method)
-{
-    const http_exchange_t *ex = e->ex;
-    rresp_t *r = calloc(1, sizeof(*r));
-    int64_t delta = 0;
-    const char *cl = http_msg_header(&ex->resp, "content-length");
-    char buf[64], shifted[4096];
-
-    if (!r)
-        return NULL;
-    r->status = ex->status;
-    snprintf(r->reason, sizeof(r->reason), "%s",
-             ex->reason && *ex->reason ? ex->reason : reason_of(ex->status));
-    r->body = ex->resp.body;
-    r->len = ex->resp.body_len;
-    r->no_body = !strcmp(method, "HEAD") || ex->status == 204 || ex->status == 304 ||
-                 ex->status < 200;
-    if (!s->cfg.o->no_refresh) {
-        uint64_t rec = ex->t_resp_start ? ex->t_resp_start : ex->t_req_start;
-        if (rec)
-            delta = (int64_t)time(NULL) - (int64_t)(rec / 1000000);
-    }
-    for (size_t i = 0; i < ex->resp.nheaders; i++) {
-        const http_header_t *h = &ex->resp.headers[i];
-        const char *v = h->value;
-        if (hop_header(h->name) || (e->body_decoded && !strcasecmp(h->name, "content-encoding")))
-            continue;
-        if (delta && refresh_header(h->name, v, delta, shifted, sizeof(shifted)))
-            v = shifted;
-        if (resp_add(r, h->name, v) < 0)
-            goto oom;
-    }
-    /* HTTP/1 keeps the recorded framing: chunked stays chunked (one chunk). */
-    const char *te = http_msg_header(&ex->resp, "transfer-encoding");
-    r->chunked = te && strcasestr(te, "chunked") && !r->no_body && !e->h2;
-    if (r->chunked)
-        return r;
-    if (!strcmp(method, "HEAD") && cl) {
-        if (resp_add(r, "Content-Length", cl) < 0)
-            goto oom;
-    } else if (!r->no_body || ex->status == 304) {
-        if (ex->status != 304) {
-            snprintf(buf, sizeof(buf), "%zu", r->len);
-            if (resp_add(r, "Content-Length", buf) < 0)
-                goto oom;
-        }
-    }
-    return r;
-oom:
-    rresp_free(r);
-    return NULL;
-}
-
-static rresp_t *resp_text(int status, const char *text, int head)
-{
-    rresp_t *r = calloc(1, sizeof(*r));
-    char buf[32];
-
-    if (!r)
-        return NULL;
-    r->status = status;
-    snprintf(r->reason, sizeof(r->reason), "%s", reason_of(status));
-    r->owned_body = (uint8_t *)strdup(text);
-    r->body = r->owned_body;
-    r->len = r->owned_body ? strlen(text) : 0;
-    r->no_body = head;
-    snprintf(buf, sizeof(buf), "%zu", r->len);
-    if (!r->owned_body || resp_add(r, "Content-Type", "text/plain; charset=utf-8") < 0 ||
-        resp_add(r, "Content-Length", buf) < 0 || resp_add(r, "X-Mitmreplay", "unmatched") < 0) {
-        rresp_free(r);
-        return NULL;
-    }
-    return r;
-}
-
-/* HTTP/1.1 bytes of a response. */
-static uint8_t *resp_h1(const rresp_t *r, int close, size_t *len)
-{
-    size_t cap = 64 + sizeof(r->reason) + (r->no_body ? 0 : r->len);
-    uint8_t *b;
-    size_t off;
-
-    for (size_t i = 0; i < r->nheaders; i++)
-        cap += strlen(r->headers[i].name) + strlen(r->headers[i].value) + 4;
-    cap += 96;
-    if (!(b = malloc(cap)))
-        return NULL;
-    off = (size_t)snprintf((char *)b, cap, "HTTP/1.1 %d %s\r\n", r->status, r->reason);
-    for (size_t i = 0; i < r->nheaders; i++)
-        off += (size_t)snprintf((char *)b + off, cap - off, "%s: %s\r\n", r->headers[i].name,
-                                r->headers[i].value);
-    if (close)
-        off += (size_t)snprintf((char *)b + off, cap - off, "Connection: close\r\n");
-    if (r->chunked)
-        off += (size_t)snprintf((char *)b + off, cap - off, "Transfer-Encoding: chunked\r\n");
-    off += (size_t)snprintf((char *)b + off, cap - off, "\r\n");
-    if (r->chunked && r->len)
-        off += (size_t)snprintf((char *)b + off, cap - off, "%zx\r\n", r->len);
-    if (!r->no_body && r->len) {
-        memcpy(b + off, r->body, r->len);
-        off += r->len;
-    }
-    if (r->chunked)
-        off += (size_t)snprintf((char *)b + off, cap - off, "%s0\r\n\r\n", r->len ? "\r\n" : "");
-    *len = off;
-    return b;
-}
 
 /* ---- the send queue (--realtime keeps recorded delays) ---------------------------------- */
 
@@ -398,7 +212,7 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
     p->stream = stream;
     if (rc == 0) {
         const replay_entry_t *e = &s->cfg.db->entries[id];
-        resp = resp_from_entry(s, e, rq->method);
+        resp = rresp_from_entry(e, rq->method, !o->no_refresh);
         rr.entry = (long)e->index;
         rr.action = "replayed";
         if (o->realtime && e->ex->t_resp_start > e->ex->t_req_end)
@@ -419,7 +233,6 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
             if (replay_pass_start(s->cfg.loop, s->cfg.client_ctx, s->cfg.rec_new, &c->orig, host,
                                   c->tls, rq, c, stream) == 0) {
                 free(p);
-                rr.status = -1;
                 replay_report_request(s->cfg.report, &rr);
                 return;
             }
@@ -430,13 +243,13 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
                 rr.action = "502";
             snprintf(text, sizeof(text), "mitmreplay: no recorded response for %s: %s\n", desc,
                      why);
-            resp = resp_text(502, text, head);
+            resp = rresp_text(502, text, head);
             break;
         default:
             rr.action = "404";
             snprintf(text, sizeof(text), "mitmreplay: no recorded response for %s: %s\n", desc,
                      why);
-            resp = resp_text(404, text, head);
+            resp = rresp_text(404, text, head);
             break;
         }
     }
@@ -445,8 +258,8 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
     if (stream) {
         p->resp = resp;
     } else if (resp) {
-        p->bytes = resp_h1(resp, c->h1_close, &p->len);
-        p->shut = c->h1_close;
+        p->bytes = rresp_h1(resp, rh1_close(c->h1), &p->len);
+        p->shut = rh1_close(c->h1);
         rresp_free(resp);
     }
     pq_add(c, p, delay);
@@ -463,159 +276,30 @@ void rconn_pass_done(rconn_t *c, int32_t stream, const replay_entry_t *e, const 
         return;
     p->stream = stream;
     if (e) {
-        resp = resp_from_entry(c->srv, e, method);
+        resp = rresp_from_entry(e, method, !c->srv->cfg.o->no_refresh);
     } else {
         char text[600];
         snprintf(text, sizeof(text), "mitmreplay: passthrough failed: %s\n", err ? err : "");
-        resp = resp_text(502, text, !strcmp(method, "HEAD"));
+        resp = rresp_text(502, text, !strcmp(method, "HEAD"));
     }
     if (stream) {
         p->resp = resp;
     } else if (resp) {
-        p->bytes = resp_h1(resp, c->h1_close, &p->len);
-        p->shut = c->h1_close;
+        p->bytes = rresp_h1(resp, rh1_close(c->h1), &p->len);
+        p->shut = rh1_close(c->h1);
         rresp_free(resp);
     }
     pq_add(c, p, 0);
 }
 
+struct pass **rconn_pass_list(rconn_t *c)
+{
+    return &c->passes;
+}
+
 int rconn_write(rconn_t *c, const uint8_t *data, size_t len)
 {
     return conn_write(&c->c, data, len);
-}
-
-/* ---- HTTP/1.1 over http-parser --------------------------------------------------------- */
-
-static int grow_str(char **s, size_t *len, const char *at, size_t n, size_t max)
-{
-    char *p;
-
-    if (*len + n > max)
-        return -1;
-    if (!(p = realloc(*s, *len + n + 1)))
-        return -1;
-    memcpy(p + *len, at, n);
-    *len += n;
-    p[*len] = '\0';
-    *s = p;
-    return 0;
-}
-
-static int flush_header(rconn_t *c)
-{
-    int rc = 0;
-
-    if (c->hf_len)
-        rc = http_msg_add_header(&c->req, c->hf, c->hf_len, c->hv ? c->hv : "", c->hv_len);
-    c->hf_len = c->hv_len = 0;
-    c->in_value = 0;
-    return rc < 0 ? -1 : 0;
-}
-
-static int h1_begin(http_parser *hp)
-{
-    rconn_t *c = hp->data;
-
-    for (size_t i = 0; i < c->req.nheaders; i++) {
-        free(c->req.headers[i].name);
-        free(c->req.headers[i].value);
-    }
-    free(c->req.headers);
-    free(c->req.body);
-    memset(&c->req, 0, sizeof(c->req));
-    c->url_len = c->hf_len = c->hv_len = 0;
-    c->in_value = 0;
-    return 0;
-}
-
-static int h1_url(http_parser *hp, const char *at, size_t n)
-{
-    rconn_t *c = hp->data;
-    return grow_str(&c->url, &c->url_len, at, n, HDR_PART_MAX);
-}
-
-static int h1_field(http_parser *hp, const char *at, size_t n)
-{
-    rconn_t *c = hp->data;
-
-    if (c->in_value && flush_header(c) < 0)
-        return -1;
-    return grow_str(&c->hf, &c->hf_len, at, n, HDR_PART_MAX);
-}
-
-static int h1_value(http_parser *hp, const char *at, size_t n)
-{
-    rconn_t *c = hp->data;
-
-    c->in_value = 1;
-    return grow_str(&c->hv, &c->hv_len, at, n, HDR_PART_MAX);
-}
-
-static int h1_headers_done(http_parser *hp)
-{
-    rconn_t *c = hp->data;
-    return flush_header(c);
-}
-
-static int h1_body(http_parser *hp, const char *at, size_t n)
-{
-    rconn_t *c = hp->data;
-    return http_msg_add_body(&c->req, at, n, REQ_BODY_MAX) < 0 ? -1 : 0;
-}
-
-static int h1_complete(http_parser *hp)
-{
-    rconn_t *c = hp->data;
-    rreq_t rq;
-    char scheme[16], host[256];
-    uint16_t port;
-    const char *path = c->url ? c->url : "/";
-
-    memset(&rq, 0, sizeof(rq));
-    rq.method = http_method_str((enum http_method)hp->method);
-    rq.authority = http_msg_header(&c->req, "host");
-    /* absolute-form: its path, and its host when there is no Host header */
-    if (c->url && replaydb_split_url(c->url, scheme, sizeof(scheme), host, sizeof(host), &port,
-                                     &path) == 0 &&
-        !rq.authority)
-        rq.authority = host;
-    rq.target = path;
-    rq.msg = &c->req;
-    c->h1_close = !http_should_keep_alive(hp);
-    rconn_request(c, &rq, 0);
-    return 0;
-}
-
-static const http_parser_settings *h1_settings(void)
-{
-    static const http_parser_settings st = {
-        .on_message_begin = h1_begin,
-        .on_url = h1_url,
-        .on_header_field = h1_field,
-        .on_header_value = h1_value,
-        .on_headers_complete = h1_headers_done,
-        .on_body = h1_body,
-        .on_message_complete = h1_complete,
-    };
-    return &st;
-}
-
-static void h1_feed(rconn_t *c, const uint8_t *data, size_t len)
-{
-    size_t n = http_parser_execute(&c->hp, h1_settings(), (const char *)data, len);
-
-    if (c->hp.upgrade)
-        return;   /* the bytes after an upgrade are not ours to answer */
-    if (n != len || HTTP_PARSER_ERRNO(&c->hp) != HPE_OK) {
-        log_info("connection to %s:%u: not HTTP/1 any more (%s); closing it", c->orig_ip,
-                 c->orig_port, http_errno_name(HTTP_PARSER_ERRNO(&c->hp)));
-        pending_t *p = calloc(1, sizeof(*p));
-        if (p) {
-            p->shut = 1;
-            pq_add(c, p, 0);
-        }
-        c->proto = P_DONE;
-    }
 }
 
 /* ---- raw TCP conversations ------------------------------------------------------------- */
@@ -761,8 +445,8 @@ static void start_plain(rconn_t *c, const uint8_t *data, size_t len)
         c->h2 = rh2_new(c);
     } else if (looks_http1(data, len)) {
         c->proto = P_H1;
-        http_parser_init(&c->hp, HTTP_REQUEST);
-        c->hp.data = c;
+        if (!(c->h1 = rh1_new(c)))
+            c->proto = P_DONE;
     } else {
         raw_start(c, data, len);
     }
@@ -854,15 +538,7 @@ static void rconn_free_mem(rconn_t *c)
         pending_free(p);
     }
     rh2_free(c->h2);
-    for (size_t i = 0; i < c->req.nheaders; i++) {
-        free(c->req.headers[i].name);
-        free(c->req.headers[i].value);
-    }
-    free(c->req.headers);
-    free(c->req.body);
-    free(c->url);
-    free(c->hf);
-    free(c->hv);
+    rh1_free(c->h1);
     free(c);
 }
 
@@ -943,7 +619,17 @@ static void on_data(conn_t *cn, const uint8_t *data, size_t len)
         start_plain(c, data, len);
     switch (c->proto) {
     case P_H1:
-        h1_feed(c, data, len);
+        if (rh1_feed(c->h1, data, len) < 0) {
+            /* Not HTTP/1 any more: answer what was asked, then close. */
+            pending_t *p = calloc(1, sizeof(*p));
+            log_info("connection to %s:%u: not HTTP/1 any more; closing it", c->orig_ip,
+                     c->orig_port);
+            if (p) {
+                p->shut = 1;
+                pq_add(c, p, 0);
+            }
+            c->proto = P_DONE;
+        }
         break;
     case P_H2:
         if (!c->h2 || rh2_feed(c->h2, data, len) < 0 || rh2_done(c->h2)) {
@@ -1059,12 +745,8 @@ static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct soc
     struct sockaddr_storage orig;
     procinfo_t pi;
     dnsmsg_question_t q;
-    const replay_dns_t *rec;
-    replay_name_t names[16];
-    dnsmsg_addr_t addrs[16];
     uint8_t *out;
-    int len, answered = 1;
-    size_t nn;
+    int len, answered = 0;
     uv_udp_send_t *req;
     uv_buf_t b;
     uint16_t port;
@@ -1083,23 +765,7 @@ static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct soc
     if (!(req = malloc(sizeof(*req) + 4096)))
         return;
     out = (uint8_t *)(req + 1);
-    if ((rec = replaydb_find_dns(s->cfg.db, q.name, q.qtype)) && rec->len <= 4096) {
-        memcpy(out, rec->msg, rec->len);
-        out[0] = (uint8_t)(q.id >> 8);
-        out[1] = (uint8_t)q.id;
-        len = (int)rec->len;
-    } else {
-        nn = replaydb_find_name(s->cfg.db, q.name, names, 16);
-        for (size_t i = 0; i < nn; i++) {
-            addrs[i].family = names[i].family;
-            memcpy(addrs[i].addr, names[i].addr, 16);
-            addrs[i].ttl = 60;
-        }
-        answered = nn > 0;
-        len = dnsmsg_build_response((uint8_t *)buf->base, (size_t)n, &q,
-                                    nn ? DNSMSG_RCODE_NOERROR : DNSMSG_RCODE_NXDOMAIN, addrs, nn,
-                                    out, 4096);
-    }
+    len = replay_dns_answer(s->cfg.db, (uint8_t *)buf->base, (size_t)n, &q, out, 4096, &answered);
     replay_report_dns(s->cfg.report, q.name, answered);
     log_debug("dns %s type %u: %s", q.name, q.qtype, answered ? "answered" : "NXDOMAIN");
     if (len < 0) {

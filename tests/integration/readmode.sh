@@ -185,72 +185,98 @@ read_har() {
 # =============================================================================================
 # (a) a foreign capture
 FILTER="tcp port $ORIGIN_TLSPORT or tcp port $ORIGIN_H2PORT or tcp port $ORIGIN_PORT"
-# A big capture buffer: a 1 MiB response on lo comes in a burst.
-dumpcap -B 64 -i lo -f "$FILTER" -w "$WORK/cap.pcapng" >"$WORK/dumpcap.out" 2>&1 &
-DUMPCAP_PID=$!
-_LIB_PIDS+=("$DUMPCAP_PID")
-TCPDUMP_PID=
-if command -v tcpdump >/dev/null 2>&1; then
-    tcpdump -i lo -B 65536 -s 0 -w "$WORK/tcpdump.pcap" "$FILTER" >"$WORK/tcpdump.out" 2>&1 &
-    TCPDUMP_PID=$!
-    _LIB_PIDS+=("$TCPDUMP_PID")
-else
-    log "note: tcpdump not found: its classic pcap is not tried (editcap -F pcap still is)"
-fi
-for i in $(seq 100); do
-    grep -q 'Capturing on' "$WORK/dumpcap.out" &&
-        { [ -z "$TCPDUMP_PID" ] || grep -q 'listening on' "$WORK/tcpdump.out"; } && break
-    sleep 0.1
-done
-grep -q 'Capturing on' "$WORK/dumpcap.out" || fail "dumpcap did not start: $(cat "$WORK/dumpcap.out")"
-[ -z "$TCPDUMP_PID" ] || grep -q 'listening on' "$WORK/tcpdump.out" ||
-    fail "tcpdump did not start: $(cat "$WORK/tcpdump.out")"
-
 KC=(curl -q -sS --cacert "$TEST_CA")
-(
-    export SSLKEYLOGFILE=$WORK/keys.log
-    set -e
-    # stream 0: TLS 1.2, HTTP/1.1 keep-alive, gzip JSON.
-    "${KC[@]}" --tlsv1.2 --tls-max 1.2 --http1.1 --compressed -o dl/c1-small.txt "$T/small.txt" \
-        -o dl/c1-data.json "$T/data.json" -o dl/c1-binary.bin "$T/binary.bin"
-    # stream 1: TLS 1.3, HTTP/1.1 keep-alive, 1 MiB, then a form POST on the same connection.
-    "${KC[@]}" --tlsv1.3 --http1.1 -o dl/c2-small.txt "$TL/small.txt" -o dl/c2-1m.bin "$TL/1m.bin" \
-        --next --cacert "$TEST_CA" --tlsv1.3 --http1.1 --data-binary @"$WORK/form.txt" \
-        -H 'Content-Type: application/x-www-form-urlencoded' -o dl/c2-post.txt "$TL/post"
-    # stream 2: TLS 1.3, HTTP/2, four requests on one connection.
-    "${KC[@]}" --tlsv1.3 --http2 --compressed -o dl/c3-small.txt "$H2/small.txt" \
-        -o dl/c3-data.json "$H2/data.json" -o dl/c3-binary.bin "$H2/binary.bin" -o dl/c3-1m.bin "$H2/1m.bin"
-    # stream 3: TLS 1.2, HTTP/2, a GET then a binary POST.
-    "${KC[@]}" --tlsv1.2 --tls-max 1.2 --http2 -o dl/c4-small.txt "$H2I/small.txt" \
-        --next --cacert "$TEST_CA" --tlsv1.2 --tls-max 1.2 --http2 --data-binary @"$WORK/post.bin" \
-        -H 'Content-Type: application/octet-stream' -o dl/c4-post.txt "$H2I/post"
-    # stream 4: plain HTTP/1.1.
-    "${KC[@]}" --http1.1 --compressed -o dl/c5-small.txt "$P/small.txt" -o dl/c5-data.json "$P/data.json"
-) || fail "a curl run during the capture failed"
-for f in c1-small.txt:small.txt c1-data.json:data.json c1-binary.bin:binary.bin c2-small.txt:small.txt \
-    c2-1m.bin:1m.bin c3-small.txt:small.txt c3-data.json:data.json c3-binary.bin:binary.bin \
-    c3-1m.bin:1m.bin c4-small.txt:small.txt c5-small.txt:small.txt c5-data.json:data.json; do
-    same_file "dl/${f%%:*}" "$WWW/${f#*:}" "curl download ${f%%:*}"
+
+# capture_once: dumpcap (and tcpdump) on lo around the curl runs; keys.log, cap.pcapng,
+# capk.pcapng (secrets injected), tcpdump.pcap. Returns 1 with CAPTURE_WHY when the capture
+# itself is incomplete (lost packets, a connection missing): not mitmrec's fault, try again.
+capture_once() {
+    local i s1 lost nsyn
+    rm -f "$WORK/cap.pcapng" "$WORK/capk.pcapng" "$WORK/tcpdump.pcap" "$WORK/keys.log"
+    # A big capture buffer: a 1 MiB response on lo comes in a burst.
+    dumpcap -B 64 -i lo -f "$FILTER" -w "$WORK/cap.pcapng" >"$WORK/dumpcap.out" 2>&1 &
+    DUMPCAP_PID=$!
+    _LIB_PIDS+=("$DUMPCAP_PID")
+    TCPDUMP_PID=
+    if command -v tcpdump >/dev/null 2>&1; then
+        # --immediate-mode: else the last packets wait in the kernel ring for a timeout, and
+        # a SIGTERM before it loses them.
+        tcpdump -i lo -B 65536 -s 0 --immediate-mode -w "$WORK/tcpdump.pcap" "$FILTER" \
+            >"$WORK/tcpdump.out" 2>&1 &
+        TCPDUMP_PID=$!
+        _LIB_PIDS+=("$TCPDUMP_PID")
+    fi
+    for i in $(seq 100); do
+        grep -q 'Capturing on' "$WORK/dumpcap.out" &&
+            { [ -z "$TCPDUMP_PID" ] || grep -q 'listening on' "$WORK/tcpdump.out"; } && break
+        sleep 0.1
+    done
+    grep -q 'Capturing on' "$WORK/dumpcap.out" || fail "dumpcap did not start: $(cat "$WORK/dumpcap.out")"
+    [ -z "$TCPDUMP_PID" ] || grep -q 'listening on' "$WORK/tcpdump.out" ||
+        fail "tcpdump did not start: $(cat "$WORK/tcpdump.out")"
+    sleep 0.3
+    (
+        export SSLKEYLOGFILE=$WORK/keys.log
+        set -e
+        # stream 0: TLS 1.2, HTTP/1.1 keep-alive, gzip JSON.
+        "${KC[@]}" --tlsv1.2 --tls-max 1.2 --http1.1 --compressed -o dl/c1-small.txt "$T/small.txt" \
+            -o dl/c1-data.json "$T/data.json" -o dl/c1-binary.bin "$T/binary.bin"
+        # stream 1: TLS 1.3, HTTP/1.1 keep-alive, 1 MiB, then a form POST on the same
+        # connection; nginx proxies /post to /posted on the plain port (HTTP/1.0): stream 2.
+        "${KC[@]}" --tlsv1.3 --http1.1 -o dl/c2-small.txt "$TL/small.txt" -o dl/c2-1m.bin "$TL/1m.bin" \
+            --next --cacert "$TEST_CA" --tlsv1.3 --http1.1 --data-binary @"$WORK/form.txt" \
+            -H 'Content-Type: application/x-www-form-urlencoded' -o dl/c2-post.txt "$TL/post"
+        # stream 3: TLS 1.3, HTTP/2, four requests on one connection.
+        "${KC[@]}" --tlsv1.3 --http2 --compressed -o dl/c3-small.txt "$H2/small.txt" \
+            -o dl/c3-data.json "$H2/data.json" -o dl/c3-binary.bin "$H2/binary.bin" -o dl/c3-1m.bin "$H2/1m.bin"
+        # stream 4: TLS 1.2, HTTP/2, a GET then a binary POST (nginx's /posted: stream 5).
+        "${KC[@]}" --tlsv1.2 --tls-max 1.2 --http2 -o dl/c4-small.txt "$H2I/small.txt" \
+            --next --cacert "$TEST_CA" --tlsv1.2 --tls-max 1.2 --http2 --data-binary @"$WORK/post.bin" \
+            -H 'Content-Type: application/octet-stream' -o dl/c4-post.txt "$H2I/post"
+        # stream 6: plain HTTP/1.1.
+        "${KC[@]}" --http1.1 --compressed -o dl/c5-small.txt "$P/small.txt" -o dl/c5-data.json "$P/data.json"
+    ) || fail "a curl run during the capture failed"
+    for f in c1-small.txt:small.txt c1-data.json:data.json c1-binary.bin:binary.bin c2-small.txt:small.txt \
+        c2-1m.bin:1m.bin c3-small.txt:small.txt c3-data.json:data.json c3-binary.bin:binary.bin \
+        c3-1m.bin:1m.bin c4-small.txt:small.txt c5-small.txt:small.txt c5-data.json:data.json; do
+        same_file "dl/${f%%:*}" "$WWW/${f#*:}" "curl download ${f%%:*}"
+    done
+    same_file dl/c2-post.txt "$WORK/posted.txt" "curl POST answer"
+    same_file dl/c4-post.txt "$WORK/posted.txt" "curl HTTP/2 POST answer"
+    # Let the capturers write everything (the files stop growing), then stop them.
+    for i in $(seq 50); do
+        s1=$(stat -c %s "$WORK/cap.pcapng" "$WORK/tcpdump.pcap" 2>/dev/null | tr '\n' ' ')
+        sleep 0.2
+        [ "$s1" = "$(stat -c %s "$WORK/cap.pcapng" "$WORK/tcpdump.pcap" 2>/dev/null | tr '\n' ' ')" ] && break
+    done
+    kill -TERM "$DUMPCAP_PID"
+    wait "$DUMPCAP_PID" 2>/dev/null
+    if [ -n "$TCPDUMP_PID" ]; then
+        kill -TERM "$TCPDUMP_PID"
+        wait "$TCPDUMP_PID" 2>/dev/null
+    fi
+    grep -q '^CLIENT_RANDOM ' "$WORK/keys.log" && grep -q '^CLIENT_TRAFFIC_SECRET_0 ' "$WORK/keys.log" ||
+        fail "curl's SSLKEYLOGFILE lacks TLS 1.2 or TLS 1.3 secrets: $(cut -d' ' -f1 "$WORK/keys.log" | sort | uniq -c)"
+    editcap --inject-secrets "tls,$WORK/keys.log" "$WORK/cap.pcapng" "$WORK/capk.pcapng" ||
+        fail "editcap --inject-secrets failed"
+    lost=$(tshark_fields "$WORK/capk.pcapng" 'tcp.analysis.lost_segment or tcp.analysis.ack_lost_segment' frame.number | wc -l)
+    if [ "$lost" != 0 ]; then
+        CAPTURE_WHY="dumpcap lost packets ($lost frames with tcp.analysis.lost_segment)"
+        return 1
+    fi
+    # Seven connections: one per curl run, and nginx's own for each POST.
+    nsyn=$("$PY" "$WORK/pcapblocks.py" "$WORK/capk.pcapng" | grep -c ' SYN ')
+    if [ "$nsyn" != 7 ]; then
+        CAPTURE_WHY="the capture holds $nsyn TCP connections (SYNs), expected 7 (5 curl runs, 2 proxied POSTs): $(tshark_fields "$WORK/cap.pcapng" 'tcp.flags.syn == 1 and tcp.flags.ack == 0' tcp.srcport tcp.dstport | tr '\n\t' '; ')"
+        return 1
+    fi
+    return 0
+}
+for try in 1 2 3; do
+    capture_once && break
+    [ $try = 3 ] && fail "three captures were incomplete (the capture's fault, not mitmrec's); last: $CAPTURE_WHY"
+    log "note: capture $try incomplete ($CAPTURE_WHY): trying again"
 done
-same_file dl/c2-post.txt "$WORK/posted.txt" "curl POST answer"
-same_file dl/c4-post.txt "$WORK/posted.txt" "curl HTTP/2 POST answer"
-sleep 0.3
-kill -TERM "$DUMPCAP_PID"
-wait "$DUMPCAP_PID" 2>/dev/null
-if [ -n "$TCPDUMP_PID" ]; then
-    kill -TERM "$TCPDUMP_PID"
-    wait "$TCPDUMP_PID" 2>/dev/null
-fi
-grep -q '^CLIENT_RANDOM ' "$WORK/keys.log" && grep -q '^CLIENT_TRAFFIC_SECRET_0 ' "$WORK/keys.log" ||
-    fail "curl's SSLKEYLOGFILE lacks TLS 1.2 or TLS 1.3 secrets: $(cut -d' ' -f1 "$WORK/keys.log" | sort | uniq -c)"
-editcap --inject-secrets "tls,$WORK/keys.log" "$WORK/cap.pcapng" "$WORK/capk.pcapng" ||
-    fail "editcap --inject-secrets failed"
-lost=$(tshark_fields "$WORK/capk.pcapng" 'tcp.analysis.lost_segment or tcp.analysis.ack_lost_segment' frame.number | wc -l)
-[ "$lost" = 0 ] || fail "dumpcap lost packets ($lost frames with tcp.analysis.lost_segment): the capture, not mitmrec, is at fault; try again"
-# Seven connections: one per curl run, and nginx's own for each POST (/post is proxied to
-# /posted on the plain port, with HTTP/1.0, to answer only once the body is in).
-nsyn=$("$PY" "$WORK/pcapblocks.py" "$WORK/capk.pcapng" | grep -c ' SYN ')
-[ "$nsyn" = 7 ] || fail "the capture holds $nsyn TCP connections, expected 7 (5 curl runs, 2 proxied POSTs)"
 
 SPECS=(
     "0 HTTP/1.1 GET $T/small.txt 200 $WWW/small.txt"

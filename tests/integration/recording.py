@@ -43,7 +43,7 @@ What it checks:
 Prints one line per problem and exits 1 if there was any.
 
 Other uses:
-  recording.py same-entries A.har B.har [--any-order] [--ignore KEY]...
+  recording.py same-entries A.har B.har [--any-order] [--ignore KEY]... [--skip PYEXPR]...
       exit 0 when the two HARs hold the same entries (count; pairwise in _index order: method,
       URL, versions, status, request and response headers, bodies, postData, _pcapng, ...; see
       same_entries). Every test that records should check that "mitmrec -r REC.pcapng --har
@@ -260,13 +260,15 @@ def entry_digest(e, ignore=()):
     return d
 
 
-def same_entries(a_path, b_path, any_order=False, ignore=()):
+def same_entries(a_path, b_path, any_order=False, ignore=(), skip=()):
     """Problems (strings) found comparing the entries of the HARs A and B, which must describe
     the same exchanges: same count; pairwise (in _index order, or matched by method, URL and
     status with any_order) the same method, URL, HTTP versions, status, request and response
     headers (names, values, order), bodies (bytes, after base64), sizes, postData, redirectURL,
     _error, _pcapng and _webSocketMessages. Timings, startedDateTime, cookies parsed from the
-    headers and the log's creator are not compared. IGNORE names digest keys to leave out."""
+    headers and the log's creator are not compared. IGNORE names digest keys to leave out; SKIP
+    holds Python expressions (e: an entry): entries of either HAR for which one is true are
+    left out (say, live-only entries for failures that put no request on the wire)."""
     out = []
     hars = []
     for p in (a_path, b_path):
@@ -275,7 +277,10 @@ def same_entries(a_path, b_path, any_order=False, ignore=()):
                 hars.append(json.load(f)["log"]["entries"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             return ["HAR %s unreadable: %s" % (p, e)]
-    A, B = [sorted(x, key=lambda e: (e.get("_index") if isinstance(e.get("_index"), int) else 1 << 60))
+    def skipped(e):
+        return any(eval(x, {"json": json}, {"e": e}) for x in skip)
+    A, B = [sorted((e for e in x if not skipped(e)),
+                   key=lambda e: (e.get("_index") if isinstance(e.get("_index"), int) else 1 << 60))
             for x in hars]
     if len(A) != len(B):
         out.append("%s has %d entries, %s has %d" % (a_path, len(A), b_path, len(B)))
@@ -328,8 +333,10 @@ def _cmd_same_entries(argv):
     p.add_argument("--any-order", action="store_true")
     p.add_argument("--ignore", action="append", default=[],
                    help="a compared key to leave out (e.g. _pcapng); repeatable")
+    p.add_argument("--skip", action="append", default=[],
+                   help="a Python expression on e, the entry: such entries are left out of both")
     o = p.parse_args(argv)
-    errs = same_entries(o.a, o.b, o.any_order, o.ignore)
+    errs = same_entries(o.a, o.b, o.any_order, o.ignore, o.skip)
     for e in errs:
         print("same-entries: " + e, file=sys.stderr)
     return 1 if errs else 0

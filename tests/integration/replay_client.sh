@@ -58,7 +58,7 @@ check_recording "$WORK/new.pcapng" "$WORK/new.har" /small.txt="$WWW/small.txt" /
 if [ -n "${ORIGIN_H2PORT:-}" ]; then
     timeout 60 "$MITMREPLAY" --client "$top_srcdir/fixtures/replay/chrome-export.har" --insecure \
         --to "127.0.0.1:$ORIGIN_H2PORT" -o "$WORK/h2.pcapng" >"$WORK/h2.txt" 2>"$WORK/h2.log"
-    grep -q 'GET https://shop.example.test/: DIFFERENT: status 200 -> 404' "$WORK/h2.txt" ||
+    grep -q 'GET https://shop.example.test/app.js: DIFFERENT: status 200 -> 404' "$WORK/h2.txt" ||
         fail "h2 client replay: $(cat "$WORK/h2.txt" "$WORK/h2.log")"
     [ "$(har_query "$WORK/h2.har" '",".join(sorted(set(e["request"]["httpVersion"] for e in h["log"]["entries"])))')" = HTTP/2 ] ||
         fail "h2 client replay did not use HTTP/2: $(har_query "$WORK/h2.har" '[e["request"]["httpVersion"] for e in h["log"]["entries"]]')"

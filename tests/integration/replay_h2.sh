@@ -65,6 +65,16 @@ assert len(r) == 7, len(r)
 EOF2
 log "HTTP/2 replay from a dumpcap capture + key log: curl --http2 and nghttp served over h2"
 
+# The same capture as classic pcap (editcap), secrets from the key log alone.
+if command -v editcap >/dev/null; then
+    editcap -F pcap "$WORK/h2.pcapng" "$WORK/h2.pcap" || fail "editcap failed"
+    run_replay "$WORK/pcap.log" "$WORK/h2.pcap" --keylog "$WORK/keys.log" --strict -- sh -c \
+        "curl -sS --http2 $T/small.txt >$WORK/pcap.out"
+    [ "$REPLAY_RC" = 0 ] && cmp -s "$WORK/pcap.out" "$WORK/out.rec/small.txt" ||
+        fail "classic pcap replay: status $REPLAY_RC, $(cat "$WORK/pcap.log")"
+    log "classic pcap + key log: replayed"
+fi
+
 # Without the secrets nothing is decrypted: every request is unmatched (404).
 run_replay "$WORK/nokeys.log" "$WORK/h2.pcapng" -- sh -c \
     "curl -sS --http2 -o /dev/null -w '%{http_code}' $T/small.txt >$WORK/nokeys.code"
