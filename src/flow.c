@@ -62,6 +62,8 @@ struct flow {
     rewrite_t *rw;
     uint8_t *rwbuf;
     size_t rwcap;
+    uint8_t *early;              /* server bytes that came before the client handshake ended */
+    size_t early_len;
     uv_timer_t linger;           /* bounds the wait for a peer after a failure */
     int linger_on;
 };
@@ -90,6 +92,7 @@ static void flow_free(flow_t *f)
     p->_nflows--;
     rewrite_free(f->rw);
     free(f->rwbuf);
+    free(f->early);
     free(f->head);
     free(f);
     if (p->_stopping && p->_nflows == 0 && p->on_idle)
@@ -343,6 +346,7 @@ static void relay_to_up(flow_t *f, const uint8_t *buf, size_t len)
 }
 
 static void start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts);
+static void up_data(conn_t *c, const uint8_t *buf, size_t len);
 
 /* ---- client side -------------------------------------------------------- */
 
@@ -514,6 +518,14 @@ static void client_handshake(conn_t *c, int status)
     }
     f->state = F_RELAY;
     conn_start(&f->up);
+    if (f->early_len) {
+        uint8_t *e = f->early;
+        size_t n = f->early_len;
+        f->early = NULL;
+        f->early_len = 0;
+        up_data(&f->up, e, n);
+        free(e);
+    }
 }
 
 static void client_eof(conn_t *c)
@@ -694,6 +706,19 @@ static void up_data(conn_t *c, const uint8_t *buf, size_t len)
 {
     flow_t *f = c->data;
 
+    if (f->state == F_TLS) {
+        /* An HTTP/2 server sends its SETTINGS as soon as its own handshake is
+           over, while the client's may still be going on: keep them until then. */
+        uint8_t *n;
+        if (f->early_len + len > CONN_HIGH_WATER || !(n = realloc(f->early, f->early_len + len))) {
+            flow_close(f, 1);
+            return;
+        }
+        memcpy(n + f->early_len, buf, len);
+        f->early = n;
+        f->early_len += len;
+        return;
+    }
     if (f->state == F_SNIFF) {
         /* The server speaks first: not TLS from the client, so relay as is. */
         f->recording = 1;
