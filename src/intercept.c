@@ -32,8 +32,14 @@ int intercept_attach(intercept_t *it, const intercept_opts_t *o, enum intercept_
             return rc;
         }
         cg = it->cgroup;
-        /* Removes the cgroup even when we are killed; we may drop privileges after start-up. */
-        if (spawn_cgroup_reaper(it->cgroup, &it->reaper_fd, &it->reaper) < 0)
+        if ((rc = spawn_workdir(it->workdir, sizeof(it->workdir), err, errlen)) < 0) {
+            it->workdir[0] = '\0';
+            *stage = INTERCEPT_CGROUP;
+            return rc;
+        }
+        /* Removes the cgroup and the work directory even when we are killed;
+           we may drop privileges after start-up. */
+        if (spawn_cgroup_reaper(it->cgroup, it->workdir, &it->reaper_fd, &it->reaper) < 0)
             it->reaper = 0;
     }
     snprintf(it->attached, sizeof(it->attached), "%s", cg);
@@ -60,7 +66,8 @@ int intercept_spawn(intercept_t *it, const intercept_opts_t *o, const char *ca_c
     spawn_opts_t so;
     int rc;
 
-    if ((rc = spawn_workdir(it->workdir, sizeof(it->workdir), err, errlen)) < 0) {
+    if (!it->workdir[0] && (rc = spawn_workdir(it->workdir, sizeof(it->workdir), err,
+                                               errlen)) < 0) {
         it->workdir[0] = '\0';
         return rc;
     }
@@ -110,6 +117,7 @@ void intercept_close(intercept_t *it)
         log_debug("cgroup %s not removed: %s", it->cgroup, strerror(errno));
     }
     it->cgroup[0] = '\0';
+    /* With a reaper the directory is gone already; this is a no-op then. */
     if (it->workdir[0])
         spawn_workdir_remove(it->workdir);
     it->workdir[0] = '\0';

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "options.h"
 #include "privs.h"
+#include "intercept.h"
 #include "procinfo.h"
 #include "proxy.h"
 #include "readmode.h"
@@ -34,7 +35,7 @@ typedef struct app {
     options_t opts;
     proxy_t proxy;
     recorder_t *rec;
-    redirect_t *redirect;
+    intercept_t it;              /* local redirect mode */
     udprelay_t *udp;
     status_t *status;
     uv_signal_t sigint, sigterm, sigchld;
@@ -42,12 +43,7 @@ typedef struct app {
     int signals_on;
     int stopping;
     int done;
-    pid_t child;                 /* spawn mode */
-    int child_status;            /* its exit status once it ended, else -1 */
-    char cgroup[4096];           /* spawn mode: the cgroup we made */
-    int reaper_fd;               /* closing it has the reaper remove the cgroup */
-    pid_t reaper;
-    char workdir[4096];
+    int child_status;            /* spawn mode: its exit status once it ended, else -1 */
 } app_t;
 
 static void close_all(app_t *a)
@@ -101,9 +97,9 @@ static void sigchld_cb(uv_signal_t *s, int signum)
     app_t *a = s->data;
     int st;
 
-    if (a->child <= 0 || waitpid(a->child, &st, WNOHANG) != a->child)
+    if (a->it.child <= 0 || waitpid(a->it.child, &st, WNOHANG) != a->it.child)
         return;
-    a->child = 0;
+    a->it.child = 0;
     a->child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     app_stop(a);
 }
@@ -121,104 +117,52 @@ static int is_loopback(const char *host)
            (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
 }
 
-static int lookup_tcp(void *opaque, const struct sockaddr *peer, struct sockaddr_storage *orig,
-                      procinfo_t *pi)
-{
-    redirect_info_t info;
-    int rc = redirect_lookup_tcp(opaque, peer, &info);
-
-    if (rc < 0)
-        return rc;
-    *orig = info.orig_dst;
-    procinfo_read(info.pid, info.comm, pi);
-    return 0;
-}
-
-static int lookup_udp(void *opaque, const struct sockaddr *peer, struct sockaddr_storage *orig,
-                      procinfo_t *pi)
-{
-    redirect_info_t info;
-    int rc = redirect_lookup_udp(opaque, peer, &info);
-
-    if (rc < 0)
-        return rc;
-    *orig = info.orig_dst;
-    procinfo_read(info.pid, info.comm, pi);
-    return 0;
-}
-
-/* Local redirect mode: listeners, the eBPF redirector, and in spawn mode the command. */
+/* Local redirect mode: listeners, the eBPF redirector, and in spawn mode the command.
+   Returns 0, or the exit status after a one-line error. */
 static int start_redirect(app_t *a, ca_t *ca)
 {
-    char err[512], root[4096];
-    const char *cg = a->opts.cgroup;
-    redirect_opts_t ro;
+    char err[512];
+    intercept_opts_t io;
+    enum intercept_stage stage = 0;
     int tport = 0, uport = 0, v6 = 0, rc;
 
-    a->proxy.lookup = NULL;
     if ((rc = proxy_start_transparent(&a->proxy, 0, &tport, &v6, err, sizeof(err))) < 0) {
         log_error("%s", err);
         return 1;
     }
-    if ((rc = udprelay_start(&a->loop, a->rec, lookup_udp, NULL, 0, &uport, &a->udp, err,
-                             sizeof(err))) < 0) {
+    if ((rc = udprelay_start(&a->loop, a->rec, intercept_lookup_udp, NULL, 0, &uport, &a->udp,
+                             err, sizeof(err))) < 0) {
         log_error("%s", err);
         return 1;
     }
-    if (!cg) {
-        if (redirect_cgroup_root(root, sizeof(root)) < 0) {
-            log_error("no cgroup v2 file system is mounted: local redirect mode needs one; "
-                      "use --listen mode instead");
-            return 2;
-        }
-        cg = root;
-    }
-    if (a->opts.mode == MODE_SPAWN) {
-        if (spawn_cgroup_create(cg, a->cgroup, sizeof(a->cgroup), err, sizeof(err)) < 0) {
-            log_error("%s; spawn mode needs root (or use --listen mode)", err);
-            return 2;
-        }
-        cg = a->cgroup;
-        if (spawn_cgroup_reaper(a->cgroup, &a->reaper_fd, &a->reaper) < 0)
-            a->reaper = 0;
-    }
-    memset(&ro, 0, sizeof(ro));
-    ro.cgroup_path = cg;
-    ro.tcp_port = (uint16_t)tport;
-    ro.udp_port = (uint16_t)uport;
-    ro.ipv6_via_v4mapped = !v6;
-    ro.self_pid = (uint32_t)getpid();
-    ro.rules = a->opts.rules;
-    ro.nrules = a->opts.nrules;
-    ro.ignore_cidrs = a->opts.ignore;
-    ro.nignore = a->opts.nignore;
-    if ((rc = redirect_open(&ro, &a->redirect, err, sizeof(err))) < 0) {
+    memset(&io, 0, sizeof(io));
+    io.cgroup = a->opts.cgroup;
+    io.rules = a->opts.rules;
+    io.nrules = a->opts.nrules;
+    io.ignore = a->opts.ignore;
+    io.nignore = a->opts.nignore;
+    io.tcp_port = (uint16_t)tport;
+    io.udp_port = (uint16_t)uport;
+    io.v6 = v6;
+    io.command = a->opts.mode == MODE_SPAWN ? a->opts.command : NULL;
+    if ((rc = intercept_attach(&a->it, &io, &stage, err, sizeof(err))) < 0) {
         log_error("%s; without it, use --listen mode (an explicit proxy needs no privileges)",
                   err);
-        return rc == -EINVAL ? 2 : 2;
+        return 2;
     }
-    a->proxy.lookup = lookup_tcp;
-    a->proxy.lookup_opaque = a->redirect;
+    a->proxy.lookup = intercept_lookup_tcp;
+    a->proxy.lookup_opaque = a->it.redirect;
     /* The UDP relay was started before the redirector existed: give it the handle now. */
-    udprelay_set_lookup_opaque(a->udp, a->redirect);
+    udprelay_set_lookup_opaque(a->udp, a->it.redirect);
     if (a->opts.mode == MODE_SPAWN) {
-        spawn_opts_t so;
-        if (spawn_workdir(a->workdir, sizeof(a->workdir), err, sizeof(err)) < 0) {
+        if (intercept_spawn(&a->it, &io, ca_cert_path(ca), err, sizeof(err)) < 0) {
             log_error("%s", err);
             return 1;
         }
-        memset(&so, 0, sizeof(so));
-        so.argv = a->opts.command;
-        so.cgroup_dir = a->cgroup;
-        so.ca_cert = ca_cert_path(ca);
-        so.workdir = a->workdir;
-        if (spawn_start(&so, &a->child, err, sizeof(err)) < 0) {
-            log_error("%s", err);
-            return 1;
-        }
-        log_debug("started %s (pid %d) in %s", a->opts.command[0], (int)a->child, a->cgroup);
+        log_debug("started %s (pid %d) in %s", a->opts.command[0], (int)a->it.child,
+                  a->it.cgroup);
     } else {
-        log_info("recording processes matching the -p rules in %s", cg);
+        log_info("recording processes matching the -p rules in %s", a->it.attached);
     }
     return 0;
 }
@@ -361,9 +305,15 @@ stop_early:
     proxy_stop(&a.proxy, 1);
     udprelay_stop(a.udp);
     a.udp = NULL;
-    if (a.child > 0) {
-        kill(a.child, SIGTERM);
-        waitpid(a.child, NULL, 0);
+    if (a.it.child > 0) {
+        kill(a.it.child, SIGTERM);
+        waitpid(a.it.child, NULL, 0);
+    }
+    /* Nothing was recorded: files made for a run that never started go away. */
+    if (status == 2) {
+        if (strcmp(a.opts.out_path, "-") != 0)
+            unlink(a.opts.out_path);
+        unlink(a.opts.har_path);
     }
     uv_run(&a.loop, UV_RUN_DEFAULT);
     uv_loop_close(&a.loop);
@@ -372,15 +322,7 @@ stop_early:
 out:
     if (loop_on)
         uv_loop_close(&a.loop);
-    redirect_close(a.redirect);
-    if (a.reaper > 0) {
-        close(a.reaper_fd);
-        waitpid(a.reaper, NULL, 0);
-    } else if (a.cgroup[0] && spawn_cgroup_remove(a.cgroup) < 0) {
-        log_debug("cgroup %s not removed: %s", a.cgroup, strerror(errno));
-    }
-    if (a.workdir[0])
-        spawn_workdir_remove(a.workdir);
+    intercept_close(&a.it);
     recorder_free(a.rec);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);

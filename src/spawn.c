@@ -60,7 +60,7 @@ int spawn_cgroup_remove(const char *dir)
     return rmdir(dir) == 0 ? 0 : -errno;
 }
 
-static void reaper(const char *dir, int fd)
+static void reaper(const char *dir, const char *workdir, int fd)
 {
     char path[4200], c;
     int k;
@@ -83,10 +83,12 @@ static void reaper(const char *dir, int fd)
             break;
         usleep(10000);
     }
+    if (workdir && *workdir)
+        spawn_workdir_remove(workdir);
     _exit(0);
 }
 
-int spawn_cgroup_reaper(const char *dir, int *fd, pid_t *pid)
+int spawn_cgroup_reaper(const char *dir, const char *workdir, int *fd, pid_t *pid)
 {
     int p[2];
     pid_t r;
@@ -107,7 +109,7 @@ int spawn_cgroup_reaper(const char *dir, int *fd, pid_t *pid)
         for (int i = 3; i < 1024; i++)
             if (i != p[0])
                 close(i);
-        reaper(dir, p[0]);
+        reaper(dir, workdir, p[0]);
     }
     close(p[0]);
     *fd = p[1];

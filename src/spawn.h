@@ -38,10 +38,11 @@ int spawn_cgroup_remove(const char *dir);
  * Starts a small process that keeps this one's privileges and, once *fd is
  * closed (at exit, or when mitmrec dies, even by SIGKILL), ends what is left in
  * the cgroup and removes it. mitmrec can then drop its capabilities: the
- * cgroup file system's root directory is writable only with them. *pid gets
+ * cgroup file system's root directory is writable only with them. workdir
+ * (made by spawn_workdir, or NULL) is removed too. *pid gets
  * the helper (wait for it after closing *fd). Returns 0 or a negative errno.
  */
-int spawn_cgroup_reaper(const char *dir, int *fd, pid_t *pid);
+int spawn_cgroup_reaper(const char *dir, const char *workdir, int *fd, pid_t *pid);
 
 /*
  * Forks and execs the command as described above; *pid gets the child.
