@@ -242,6 +242,11 @@ int main(int argc, char **argv)
     } else if ((status = start_redirect(&a, ca)) != 0) {
         goto stop_early;
     }
+    if (recorder_start(a.rec, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        status = 1;
+        goto stop_early;
+    }
     status = 1;
     /* Start-up is over: the programs are attached, sockets bound, files open.
        Reading other processes' /proc/PID/exe is all that needs privileges now. */
@@ -309,16 +314,12 @@ stop_early:
         kill(a.it.child, SIGTERM);
         waitpid(a.it.child, NULL, 0);
     }
-    /* Nothing was recorded: files made for a run that never started go away. */
-    if (status == 2) {
-        if (strcmp(a.opts.out_path, "-") != 0)
-            unlink(a.opts.out_path);
-        unlink(a.opts.har_path);
-    }
     uv_run(&a.loop, UV_RUN_DEFAULT);
     uv_loop_close(&a.loop);
     loop_on = 0;
-    recorder_close(a.rec);
+    /* Nothing was recorded: files made for a run that never started go away. */
+    recorder_discard(a.rec);
+    a.rec = NULL;
 out:
     if (loop_on)
         uv_loop_close(&a.loop);

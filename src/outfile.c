@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <stdint.h>
+
 #include <zlib.h>
 
 #include "log.h"
@@ -18,6 +20,12 @@ struct outfile {
     int fd;
     int is_stdout;
     int seekable;
+    int created;                  /* outfile_open made the file */
+    uint64_t pos;                 /* file offset of the next write */
+    uint64_t good;                /* the file is valid up to here (plus tail) */
+    int tail_mode;                /* write_tail in use: only it moves good */
+    unsigned char tail[16];       /* what makes the file valid at good */
+    size_t tail_len;
     gzFile gz;
     int err;
     unsigned long long bytes;
@@ -46,7 +54,11 @@ int outfile_open(const char *path, outfile_t **out, char *err, size_t errlen)
         f->fd = STDOUT_FILENO;
         f->is_stdout = 1;
     } else {
-        f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        f->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (f->fd >= 0)
+            f->created = 1;
+        else if (errno == EEXIST)
+            f->fd = open(path, O_WRONLY | O_CLOEXEC);
         if (f->fd < 0) {
             int e = errno;
             snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
@@ -54,8 +66,6 @@ int outfile_open(const char *path, outfile_t **out, char *err, size_t errlen)
             free(f);
             return -e;
         }
-        /* An existing file keeps its mode through O_TRUNC: make it private too. */
-        fchmod(f->fd, 0600);
     }
     if (ends_with(path, ".gz")) {
         f->gz = gzdopen(dup(f->fd), "wb");
@@ -79,6 +89,11 @@ static void set_error(outfile_t *f, int e)
     if (f->err)
         return;
     f->err = e;
+    /* Keep what is whole: cut back to the last good point, and put back the
+       closing bytes that make the file complete there. */
+    if (f->seekable && ftruncate(f->fd, (off_t)f->good) == 0 && f->tail_len &&
+        pwrite(f->fd, f->tail, f->tail_len, (off_t)f->good) != (ssize_t)f->tail_len)
+        ftruncate(f->fd, (off_t)f->good);
     log_error("writing %s failed: %s; recording stops, traffic still flows",
               f->is_stdout ? "stdout" : f->path, strerror(-e));
 }
@@ -112,7 +127,11 @@ static int raw_write(outfile_t *f, const void *buf, size_t len)
         }
         p += w;
         len -= (size_t)w;
+        f->pos += (uint64_t)w;
     }
+    /* Callers write whole blocks per call: the end of a write is a boundary. */
+    if (!f->tail_mode)
+        f->good = f->pos;
     return 0;
 }
 
@@ -153,6 +172,9 @@ static int outfile_write_tail(void *opaque, const void *buf, size_t len)
     outfile_t *f = opaque;
     int rc;
 
+    if (len > sizeof(f->tail))
+        return -EINVAL;
+    f->tail_mode = 1;
     if ((rc = drain(f)) != 0)
         return rc;
     if ((rc = raw_write(f, buf, len)) != 0)
@@ -161,7 +183,38 @@ static int outfile_write_tail(void *opaque, const void *buf, size_t len)
         set_error(f, -errno);
         return f->err;
     }
+    f->pos -= len;
+    f->good = f->pos;
+    memcpy(f->tail, buf, len);
+    f->tail_len = len;
     return 0;
+}
+
+int outfile_begin(outfile_t *f)
+{
+    struct stat st;
+
+    if (f->is_stdout || f->created)
+        return 0;
+    if (fstat(f->fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(f->fd, 0) < 0)
+        return -errno;
+    /* An existing file keeps its mode: make it private, as a new one is. */
+    fchmod(f->fd, 0600);
+    return 0;
+}
+
+void outfile_discard(outfile_t *f)
+{
+    if (!f)
+        return;
+    if (f->created)
+        unlink(f->path);
+    if (f->gz)
+        gzclose(f->gz);
+    if (!f->is_stdout)
+        close(f->fd);
+    free(f->path);
+    free(f);
 }
 
 void outfile_sink(outfile_t *f, sink_t *s)

@@ -19,6 +19,12 @@ typedef struct outfile outfile_t;
 /* Opens path for writing; on failure a one-line reason naming path goes into err. */
 int outfile_open(const char *path, outfile_t **out, char *err, size_t errlen);
 
+/* Empties the file (an existing one keeps its bytes until then). */
+int outfile_begin(outfile_t *f);
+
+/* Closes a file that will not be used, removing it when outfile_open created it. */
+void outfile_discard(outfile_t *f);
+
 /* Fills *s with this file as a sink (write_tail only for seekable plain files). */
 void outfile_sink(outfile_t *f, sink_t *s);
 

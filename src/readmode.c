@@ -111,14 +111,22 @@ static int on_start(void *opaque)
         log_error("%s", err);
         return -EIO;
     }
+    if (o->out_path && outfile_open(o->out_path, &rd->pcap_out, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        outfile_discard(rd->har_out);
+        rd->har_out = NULL;
+        return -EIO;
+    }
+    /* Both could be opened: only now is an existing file emptied. */
+    if ((rc = outfile_begin(rd->har_out)) < 0 ||
+        (rd->pcap_out && (rc = outfile_begin(rd->pcap_out)) < 0)) {
+        log_error("cannot truncate the output: %s", strerror(-rc));
+        return rc;
+    }
     outfile_sink(rd->har_out, &sink);
     if (!(rd->har = har_writer_new(&sink, "mitmrec", PACKAGE_VERSION, &rc)))
         return rc ? rc : -ENOMEM;
     if (o->out_path) {
-        if (outfile_open(o->out_path, &rd->pcap_out, err, sizeof(err)) < 0) {
-            log_error("%s", err);
-            return -EIO;
-        }
         outfile_sink(rd->pcap_out, &sink);
         if (!(rd->pcap = pcapng_writer_new(&sink, "mitmrec " PACKAGE_VERSION, NULL, &rc)))
             return rc ? rc : -ENOMEM;

@@ -117,9 +117,6 @@ uint64_t rec_now(void)
 int recorder_new(const recorder_opts_t *o, recorder_t **out, char *err, size_t errlen)
 {
     recorder_t *r = calloc(1, sizeof(*r));
-    sink_t sink;
-    struct utsname un;
-    char os[200] = "Linux";
     int rc;
 
     if (!r) {
@@ -142,6 +139,35 @@ int recorder_new(const recorder_opts_t *o, recorder_t **out, char *err, size_t e
             goto fail;
         }
     }
+    *out = r;
+    return 0;
+fail:
+    recorder_discard(r);
+    return rc < 0 ? rc : -EIO;
+}
+
+void recorder_discard(recorder_t *r)
+{
+    if (!r)
+        return;
+    /* Files this run created go away; existing ones were not touched. */
+    outfile_discard(r->pcap_out);
+    outfile_discard(r->har_out);
+    r->pcap_out = r->har_out = NULL;
+    recorder_free(r);
+}
+
+int recorder_start(recorder_t *r, char *err, size_t errlen)
+{
+    const recorder_opts_t *o = &r->opts;
+    sink_t sink;
+    struct utsname un;
+    char os[200] = "Linux";
+    int rc;
+
+    /* Only now is an existing output emptied. */
+    if ((rc = outfile_begin(r->pcap_out)) < 0 || (rc = outfile_begin(r->har_out)) < 0)
+        goto fail_write;
     if (uname(&un) == 0)
         snprintf(os, sizeof(os), "%s %s", un.sysname, un.release);
     outfile_sink(r->pcap_out, &sink);
@@ -170,12 +196,9 @@ int recorder_new(const recorder_opts_t *o, recorder_t **out, char *err, size_t e
         goto fail_write;
     if ((rc = recorder_flush(r)) < 0)
         goto fail_write;
-    *out = r;
     return 0;
 fail_write:
     snprintf(err, errlen, "cannot start the output files: %s", strerror(-rc));
-fail:
-    recorder_free(r);
     return rc < 0 ? rc : -EIO;
 }
 

@@ -47,8 +47,17 @@ typedef struct recorder_stats {
     uint64_t packets;
 } recorder_stats_t;
 
-/* Opens the outputs; a one-line reason into err on failure. */
+/*
+ * Opens the outputs (checking they can be written) without touching an
+ * existing file; a one-line reason into err on failure.
+ */
 int recorder_new(const recorder_opts_t *o, recorder_t **out, char *err, size_t errlen);
+
+/* Empties the outputs and writes their headers: the run starts. */
+int recorder_start(recorder_t *r, char *err, size_t errlen);
+
+/* Gives up before recorder_start: removes the files it created, frees r. */
+void recorder_discard(recorder_t *r);
 
 /* Pushes buffered output to the files (called at least once a second). */
 int recorder_flush(recorder_t *r);

@@ -36,6 +36,8 @@ void spawn_workdir_remove(const char *dir)
 
     snprintf(path, sizeof(path), "%s/ca-bundle.pem", dir);
     unlink(path);
+    snprintf(path, sizeof(path), "%s/mitmrec-ca-cert.pem", dir);
+    unlink(path);
     rmdir(dir);
 }
 
@@ -136,18 +138,39 @@ static int append_file(int out, const char *path)
 }
 
 /* System roots (when there are any) followed by our CA. */
-static int make_bundle(const spawn_opts_t *o, char *bundle, size_t len, char *err,
-                       size_t errlen)
+/* A file the command can read whatever the umask and whoever it runs as. */
+static int open_public(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
+        return -e;
+    }
+    fchmod(fd, 0644);
+    return fd;
+}
+
+/* System roots (when there are any) followed by our CA; and our CA alone, for
+   NODE_EXTRA_CA_CERTS (the one in ~/.mitmrec may be out of the command's reach). */
+static int make_bundle(const spawn_opts_t *o, char *bundle, size_t len, char *ca, size_t calen,
+                       char *err, size_t errlen)
 {
     int fd, rc;
 
-    snprintf(bundle, len, "%s/ca-bundle.pem", o->workdir);
-    fd = open(bundle, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "cannot write %s: %s", bundle, strerror(-rc));
+    snprintf(ca, calen, "%s/mitmrec-ca-cert.pem", o->workdir);
+    if ((fd = open_public(ca, err, errlen)) < 0)
+        return fd;
+    rc = append_file(fd, o->ca_cert);
+    close(fd);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot copy %s: %s", o->ca_cert, strerror(-rc));
         return rc;
     }
+    snprintf(bundle, len, "%s/ca-bundle.pem", o->workdir);
+    if ((fd = open_public(bundle, err, errlen)) < 0)
+        return fd;
     append_file(fd, SPAWN_SYSTEM_BUNDLE);
     if (write(fd, "\n", 1) != 1 || (rc = append_file(fd, o->ca_cert)) < 0) {
         snprintf(err, errlen, "cannot add %s to the CA bundle", o->ca_cert);
@@ -180,7 +203,7 @@ static void drop_to_sudo_user(void)
     }
 }
 
-static void child(const spawn_opts_t *o, const char *bundle, const char *procs)
+static void child(const spawn_opts_t *o, const char *bundle, const char *ca, const char *procs)
 {
     int fd = open(procs, O_WRONLY | O_CLOEXEC);
 
@@ -198,7 +221,7 @@ static void child(const spawn_opts_t *o, const char *bundle, const char *procs)
     setenv("REQUESTS_CA_BUNDLE", bundle, 1);
     setenv("GIT_SSL_CAINFO", bundle, 1);
     setenv("AWS_CA_BUNDLE", bundle, 1);
-    setenv("NODE_EXTRA_CA_CERTS", o->ca_cert, 1);
+    setenv("NODE_EXTRA_CA_CERTS", ca, 1);
     setenv("MITMREC", "1", 1);
     drop_to_sudo_user();
     execvp(o->argv[0], o->argv);
@@ -208,11 +231,11 @@ static void child(const spawn_opts_t *o, const char *bundle, const char *procs)
 
 int spawn_start(const spawn_opts_t *o, pid_t *pid, char *err, size_t errlen)
 {
-    char bundle[4200], procs[4200];
+    char bundle[4200], ca[4200], procs[4200];
     pid_t p;
     int rc;
 
-    if ((rc = make_bundle(o, bundle, sizeof(bundle), err, errlen)) < 0)
+    if ((rc = make_bundle(o, bundle, sizeof(bundle), ca, sizeof(ca), err, errlen)) < 0)
         return rc;
     snprintf(procs, sizeof(procs), "%s/cgroup.procs", o->cgroup_dir);
     fflush(NULL);
@@ -223,7 +246,7 @@ int spawn_start(const spawn_opts_t *o, pid_t *pid, char *err, size_t errlen)
         return rc;
     }
     if (p == 0)
-        child(o, bundle, procs);
+        child(o, bundle, ca, procs);
     *pid = p;
     return 0;
 }
