@@ -182,6 +182,10 @@ static int server_replay(app_t *a, replaydb_t *db)
         ro.har_path = har;
         ro.max_body = 16u << 20;
         rc = recorder_new(&ro, &rec, err, sizeof(err));
+        if (rc == 0 && (rc = recorder_start(rec, err, sizeof(err))) < 0) {
+            recorder_discard(rec);
+            rec = NULL;
+        }
         free(har);
         if (rc < 0) {
             log_error("%s", err);

@@ -698,6 +698,12 @@ int replay_client_run(const replay_options_t *o, const replaydb_t *db)
             log_error("%s", har ? err : "out of memory");
             goto out;
         }
+        if (recorder_start(r.rec, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            recorder_discard(r.rec);
+            r.rec = NULL;
+            goto out;
+        }
     }
     uv_loop_init(&r.loop);
     r.env.loop = &r.loop;
