@@ -97,7 +97,8 @@ async def idle(a):
            "rss_kib": proc_kib(a.pid, "VmRSS"), "hwm_kib": proc_kib(a.pid, "VmHWM")}
     if failed:
         out["error"] = repr(failed[0])[:200]
-    print(json.dumps(out), flush=True)
+    # All closed at once, as when a client exits: the interceptor tears them all down in a
+    # few loop turns, which is a peak of its own.
     for w in held:
         w.close()
     for w in held:
@@ -105,6 +106,10 @@ async def idle(a):
             await w.wait_closed()
         except (OSError, ssl.SSLError):
             pass
+    await asyncio.sleep(1.0)
+    out["hwm_end_kib"] = proc_kib(a.pid, "VmHWM")
+    out["rss_end_kib"] = proc_kib(a.pid, "VmRSS")
+    print(json.dumps(out), flush=True)
 
 
 def main():

@@ -155,7 +155,8 @@ with open(os.path.join(d, "index.html"), "w") as f:
 EOF
 }
 
-# start_origin: nginx on five free ports of 127.0.0.1 (see tests/nginx.conf.in).
+# start_origin: nginx on five free ports of 127.0.0.1 (see tests/nginx.conf.in; NGINX_CONF_IN
+# names another template, e.g. a copy with more worker_connections).
 start_origin() {
     need /usr/sbin/nginx
     local f
@@ -178,7 +179,7 @@ start_origin() {
             -e "s|@PORT@|$ORIGIN_PORT|g" -e "s|@TLSPORT@|$ORIGIN_TLSPORT|g" \
             -e "s|@BADPORT@|$ORIGIN_BADPORT|g" -e "s|@H2PORT@|$ORIGIN_H2PORT|g" \
             -e "s|@H2CPORT@|$ORIGIN_H2CPORT|g" -e "s|@USER@|$user|g" \
-            "$top_srcdir/tests/nginx.conf.in" >"$dir/nginx.conf"
+            "${NGINX_CONF_IN:-$top_srcdir/tests/nginx.conf.in}" >"$dir/nginx.conf"
         rm -f "$dir/nginx.pid"
         /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' \
             >"$dir/stdout.log" 2>&1 &
