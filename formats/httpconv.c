@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -83,6 +84,28 @@ static void h2_exchange(void *opaque, http_exchange_t *ex)
     deliver(opaque, ex);
 }
 
+static void h2_error(void *opaque, const char *message)
+{
+    httpconv_t *c = opaque;
+    char buf[300];
+
+    if (c->cb.on_error) {
+        snprintf(buf, sizeof(buf), "HTTP/2: %s", message);
+        c->cb.on_error(c->opaque, buf);
+    }
+}
+
+static void ws_error(void *opaque, int dir, const char *message)
+{
+    httpconv_t *c = opaque;
+    char buf[300];
+
+    if (c->cb.on_error) {
+        snprintf(buf, sizeof(buf), "WebSocket (%s): %s", dir ? "server" : "client", message);
+        c->cb.on_error(c->opaque, buf);
+    }
+}
+
 /* The response switched protocols: choose the decoder for what follows. */
 static void h1_upgrade(void *opaque, http_exchange_t *ex)
 {
@@ -91,13 +114,14 @@ static void h1_upgrade(void *opaque, http_exchange_t *ex)
 
     c->switching = ex;
     if (ex->status == 101 && up && header_has_token(up, "websocket")) {
+        websocket_callbacks_t wcb = {NULL, ws_error};
         c->ws = websocket_conn_new(http_msg_header(&ex->resp, "Sec-WebSocket-Extensions"), ex,
-                                   NULL, NULL, c->max_body, 0);
+                                   &wcb, c, c->max_body, 0);
         c->kind = c->ws ? HTTPCONV_WEBSOCKET : HTTPCONV_NOT_HTTP;
         return;
     }
     if (ex->status == 101 && up && header_has_token(up, "h2c")) {
-        http2_callbacks_t cb = {NULL, on_request_head, h2_exchange, NULL};
+        http2_callbacks_t cb = {NULL, on_request_head, h2_exchange, h2_error};
         c->h2 = http2_conn_new_upgrade(&cb, c, c->max_body, ex);
         c->kind = c->h2 ? HTTPCONV_HTTP2 : HTTPCONV_NOT_HTTP;
         c->drop_switching = 1;
@@ -135,7 +159,7 @@ static int start_h1(httpconv_t *c)
 
 static int start_h2(httpconv_t *c)
 {
-    http2_callbacks_t cb = {NULL, on_request_head, h2_exchange, NULL};
+    http2_callbacks_t cb = {NULL, on_request_head, h2_exchange, h2_error};
 
     c->h2 = http2_conn_new(&cb, c, c->max_body);
     if (!c->h2)

@@ -37,6 +37,9 @@ typedef struct httpconv httpconv_t;
 typedef struct httpconv_callbacks {
     void (*on_request_head)(void *opaque, http_exchange_t *ex);
     void (*on_exchange)(void *opaque, http_exchange_t *ex);
+    /* A protocol error stopped HTTP/2 or a WebSocket direction (one line,
+       borrowed). May be NULL. */
+    void (*on_error)(void *opaque, const char *message);
 } httpconv_callbacks_t;
 
 /*

@@ -101,7 +101,7 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
 
 static void conn_http(rconn_t *c, const char *alpn)
 {
-    httpconv_callbacks_t cb = {on_request_head, on_exchange};
+    httpconv_callbacks_t cb = {on_request_head, on_exchange, NULL};
 
     if (!c->http)
         c->http = httpconv_new(&cb, c, alpn, c->cap->o->max_body);

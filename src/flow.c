@@ -17,6 +17,7 @@
 #include "tls.h"
 
 #define HEAD_MAX (64 * 1024)
+#define HANDSHAKE_TIMEOUT_MS 10000
 
 enum flow_state {
     F_HEAD,          /* reading the proxy request */
@@ -25,6 +26,7 @@ enum flow_state {
     F_SNIFF,         /* tunnel open, first bytes not seen yet */
     F_TLS,           /* handshakes in progress */
     F_RELAY,
+    F_FAILED,        /* answered with an error; what the client still sends is ignored */
     F_CLOSING,
 };
 
@@ -70,6 +72,8 @@ struct flow {
 
 static const conn_cb_t client_cb;
 static const conn_cb_t up_cb;
+static void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static double ms_between(uint64_t a, uint64_t b)
 {
@@ -143,7 +147,26 @@ flow_t *flow_next(const flow_t *f)
 
 static void linger_cb(uv_timer_t *t)
 {
-    flow_close(t->data, 1);
+    flow_t *f = t->data;
+
+    if (f->state == F_TLS) {
+        flow_fail(f, NULL, "TLS handshake not finished after %d s", HANDSHAKE_TIMEOUT_MS / 1000);
+        rec_flow_end(f->rec, REC_CLIENT, REC_S2C, 1, rec_now());
+    }
+    flow_close(f, 1);
+}
+
+/* One timer per flow bounds what may hang: a handshake, or the wait after a failure. */
+static void flow_timer(flow_t *f, int ms)
+{
+    if (!f->linger_on) {
+        if (uv_timer_init(f->p->loop, &f->linger) != 0)
+            return;
+        f->linger.data = f;
+        f->linger_on = 1;
+        f->handles++;
+    }
+    uv_timer_start(&f->linger, linger_cb, (uint64_t)ms, 0);
 }
 
 /* After a failure, let the client read what we sent (an alert, a 502), then close. */
@@ -154,12 +177,9 @@ static void flow_linger(flow_t *f, int ms)
     conn_shutdown(&f->client);
     if (f->up_inited)
         conn_close(&f->up, 0);
-    if (!f->linger_on && uv_timer_init(f->p->loop, &f->linger) == 0) {
-        f->linger.data = f;
-        f->linger_on = 1;
-        f->handles++;
-        uv_timer_start(&f->linger, linger_cb, (uint64_t)ms, 0);
-    }
+    if (f->state == F_TLS)
+        f->state = F_FAILED;
+    flow_timer(f, ms);
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -429,6 +449,9 @@ static void client_data(conn_t *c, const uint8_t *buf, size_t len)
             rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
             flow_fail(f, NULL, "proxy request head larger than %d bytes", HEAD_MAX);
             send_status(f, 431, "Request Header Fields Too Large", "mitmrec: head too large");
+            /* Read no more: the rest of the head would only repeat the failure. */
+            conn_pause(&f->client);
+            f->state = F_FAILED;
             flow_linger(f, 2000);
             return;
         }
@@ -491,8 +514,9 @@ static void client_handshake(conn_t *c, int status)
     if (status < 0) {
         if (!f->up_failed) {
             char buf[200];
+            log_ssl_errors(buf, sizeof(buf));
             flow_fail(f, NULL, "client TLS handshake failed%s%s (does it trust the mitmrec CA?)",
-                      ERR_peek_error() ? ": " : "", log_ssl_errors(buf, sizeof(buf)));
+                      buf[0] ? ": " : "", buf);
         }
         ERR_clear_error();
         flow_linger(f, 1000);
@@ -517,6 +541,8 @@ static void client_handshake(conn_t *c, int status)
         }
     }
     f->state = F_RELAY;
+    if (f->linger_on)
+        uv_timer_stop(&f->linger);
     conn_start(&f->up);
     if (f->early_len) {
         uint8_t *e = f->early;
@@ -533,6 +559,10 @@ static void client_eof(conn_t *c)
     flow_t *f = c->data;
     uint64_t ts = rec_now();
 
+    if (f->state == F_TLS && !f->up_failed) {
+        rec_flow_end(f->rec, REC_CLIENT, REC_C2S, 0, ts);
+        flow_fail(f, NULL, "client closed the connection during the TLS handshake");
+    }
     if (f->state == F_HEAD || f->state == F_RESOLVING || f->state == F_CONNECTING ||
         f->state == F_TLS || !f->up_inited) {
         if (f->state == F_HEAD && f->head_len) {
@@ -594,6 +624,7 @@ static void start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_
         }
         f->tls = 1;
         f->state = F_TLS;
+        flow_timer(f, HANDSHAKE_TIMEOUT_MS);
         rec_flow_hold(f->rec, REC_CLIENT);
         f->hooks_client.keylog = keylog_client;
         f->hooks_client.client_hello = client_hello;

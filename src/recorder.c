@@ -87,6 +87,7 @@ struct rec_flow {
     procinfo_t *proc;             /* NULL unless local redirect mode */
     rec_proc_t *rproc;
     char *proc_comment;
+    int noted;                    /* a decoding note was given */
 };
 
 struct recorder {
@@ -532,14 +533,35 @@ static void write_entry(rec_flow_t *f, http_exchange_t *ex, int64_t index)
     r->st.requests++;
 }
 
+/* Once per flow: a stderr line and a comment on the flow's next packet. */
+static void flow_note(rec_flow_t *f, const char *what, const char *why)
+{
+    char text[600];
+
+    if (f->noted)
+        return;
+    f->noted = 1;
+    snprintf(text, sizeof(text), "mitmrec note: %s: %s", what, why);
+    add_comment(f, text, NULL);
+    log_warn("flow %llu: %s: %s", (unsigned long long)f->id, what, why);
+}
+
+static void on_conv_error(void *opaque, const char *message)
+{
+    flow_note(opaque, "decoding stopped", message);
+}
+
 static void on_exchange(void *opaque, http_exchange_t *ex)
 {
     rec_flow_t *f = opaque;
 
     forget_exchange(f, ex);
     if (!ex->user) {
-        /* The bytes never formed a request head: not HTTP, the pcapng alone
-           holds them as raw TCP. */
+        /* The bytes never formed a request head. With no method they were not
+           HTTP at all (raw TCP, the pcapng holds them); with one, a request
+           was refused by our decoder (too large, malformed): say so. */
+        if (ex->method && ex->method[0] && ex->error)
+            flow_note(f, "HTTP request not decoded", ex->error);
         http_exchange_free(ex);
         return;
     }
@@ -727,7 +749,7 @@ void rec_flow_plain(rec_flow_t *f, int dir, const void *data, size_t len, uint64
     if (f->http_dead || len == 0)
         return;
     if (!f->http) {
-        httpconv_callbacks_t cb = {on_request_head, on_exchange};
+        httpconv_callbacks_t cb = {on_request_head, on_exchange, on_conv_error};
         f->http = httpconv_new(&cb, f, f->alpn[0] ? f->alpn : NULL, f->r->opts.max_body);
         if (!f->http) {
             f->http_dead = 1;

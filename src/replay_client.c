@@ -419,7 +419,7 @@ static void send_h2(job_t *j)
 
 static void start_request(job_t *j, const char *alpn)
 {
-    httpconv_callbacks_t cb = {NULL, on_exchange};
+    httpconv_callbacks_t cb = {NULL, on_exchange, NULL};
     int h2 = alpn && !strcmp(alpn, "h2");
 
     j->conv = httpconv_new(&cb, j, h2 ? "h2" : NULL, 64u << 20);

@@ -131,7 +131,7 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
 
 static void send_request(pass_t *p)
 {
-    httpconv_callbacks_t cb = {NULL, on_exchange};
+    httpconv_callbacks_t cb = {NULL, on_exchange, NULL};
     uint64_t ts = rec_now();
 
     if (!(p->conv = httpconv_new(&cb, p, NULL, 64u << 20))) {

@@ -21,7 +21,10 @@ T=https://localhost:$ORIGIN_TLSPORT
 
 # Restart nginx on the same ports with small.txt changed.
 stop_origin
+old_mtime=$(stat -c %Y "$WWW/small.txt")
 printf 'hello from the changed origin\n' >"$WWW/small.txt"
+# Within the same second nginx's Last-Modified (and ETag time) would not change.
+touch -d "@$((old_mtime + 3600))" "$WWW/small.txt"
 /usr/sbin/nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" \
     -g 'daemon off;' >>"$WORK/nginx/stdout.log" 2>&1 &
 ORIGIN_PID=$!
