@@ -152,9 +152,23 @@ static cJSON *jadd(jctx_t *j, cJSON *obj, const char *key, cJSON *item)
 
 static cJSON *jstrn(jctx_t *j, cJSON *obj, const char *key, const char *s, size_t len)
 {
-    char *clean = utf8_clean(s ? s : "", s ? len : 0);
-    cJSON *item = clean ? cJSON_CreateString(clean) : NULL;
+    char *clean;
+    cJSON *item;
+    size_t i;
 
+    /* Fast path: printable ASCII needs no UTF-8 cleaning and no heap copy. */
+    if (s) {
+        for (i = 0; i < len && (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f; i++)
+            ;
+        if (i == len && len < 512) {
+            char tmp[512];
+            memcpy(tmp, s, len);
+            tmp[len] = '\0';
+            return jadd(j, obj, key, cJSON_CreateString(tmp));
+        }
+    }
+    clean = utf8_clean(s ? s : "", s ? len : 0);
+    item = clean ? cJSON_CreateString(clean) : NULL;
     free(clean);
     return jadd(j, obj, key, item);
 }
@@ -164,10 +178,46 @@ static cJSON *jstr(jctx_t *j, cJSON *obj, const char *key, const char *s)
     return jstrn(j, obj, key, s, s ? strlen(s) : 0);
 }
 
+/* Prints integers and numbers with up to 3 decimals (all HAR times are rounded to the
+   microsecond) without printf; cJSON prints every number with sprintf and then reads it
+   back with sscanf to check it, which costs more than the rest of an entry. */
 static cJSON *jnum(jctx_t *j, cJSON *obj, const char *key, double v)
 {
+    char buf[48], *p = buf + sizeof(buf);
+    int neg;
+    long long whole, milli;
+
     /* cJSON prints NaN and infinities as null; the schema wants numbers. */
-    return jadd(j, obj, key, cJSON_CreateNumber(isfinite(v) ? v : -1));
+    if (!isfinite(v))
+        v = -1;
+    neg = v < 0;
+    if (neg)
+        v = -v;
+    if (v >= 9e15 || fabs(v * 1000 - (long long)(v * 1000 + 0.5)) > 1e-6 * (v * 1000 + 1))
+        return jadd(j, obj, key, cJSON_CreateNumber(neg ? -v : v));
+    milli = (long long)(v * 1000 + 0.5);
+    whole = milli / 1000;
+    milli %= 1000;
+    *--p = '\0';
+    if (milli) {
+        int digits = 3;
+        while (milli % 10 == 0) {
+            milli /= 10;
+            digits--;
+        }
+        for (int i = 0; i < digits; i++) {
+            *--p = (char)('0' + milli % 10);
+            milli /= 10;
+        }
+        *--p = '.';
+    }
+    do {
+        *--p = (char)('0' + whole % 10);
+        whole /= 10;
+    } while (whole);
+    if (neg)
+        *--p = '-';
+    return jadd(j, obj, key, cJSON_CreateRaw(p));
 }
 
 static cJSON *jbool(jctx_t *j, cJSON *obj, const char *key, int v)

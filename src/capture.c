@@ -342,8 +342,11 @@ static int add_iface(cap_t *cap, uint16_t linktype)
 {
     iface_t *ifc;
 
-    if (cap->nifaces == IFACES_MAX)
+    if (cap->nifaces == IFACES_MAX) {
+        log_error("%s: more than %d interfaces; converted what came before the next one",
+                  cap->o->path, IFACES_MAX);
         return -E2BIG;
+    }
     ifc = &cap->ifaces[cap->nifaces++];
     memset(ifc, 0, sizeof(*ifc));
     ifc->linktype = linktype;

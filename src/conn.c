@@ -223,8 +223,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                 c->cb->on_wire(c, 1, c->_defer, n);
             }
         }
-        /* Large transfers pass through here; keep no big buffer per idle conn. */
-        if (c->_defer_cap > 16384) {
+        /* Writes during a read are handshake answers: once the handshake is over, keep
+           no buffer for them (4 KiB per idle conn otherwise). */
+        if (c->_defer_cap && !c->handshaking) {
             free(c->_defer);
             c->_defer = NULL;
             c->_defer_cap = 0;
@@ -333,6 +334,8 @@ int conn_write(conn_t *c, const void *buf, size_t len)
 {
     int n;
 
+    if (c->closing)
+        return UV_EPIPE;
     if (!c->ssl)
         return send_bytes(c, buf, len, NULL);
     if (len == 0)
@@ -408,6 +411,11 @@ void conn_close(conn_t *c, int reset)
     if (c->closing || !c->opened)
         return;
     c->closing = 1;
+    /* Free the TLS state now rather than in close_cb: when many peers close at once, one
+       loop turn would otherwise hold every flow's buffers (SSL_shutdown re-allocates the
+       write buffer that SSL_MODE_RELEASE_BUFFERS had freed). */
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     if (reset && !c->shut && uv_tcp_close_reset(&c->tcp, close_cb) == 0)
         return;
     uv_close((uv_handle_t *)&c->tcp, close_cb);

@@ -280,6 +280,9 @@ static int client_hello(void *opaque, SSL *ssl, int *al)
         if (f->t_tls0)
             return SSL_CLIENT_HELLO_RETRY;   /* still waiting for the upstream */
         tls_client_hello_info(ssl, f->sni, sizeof(f->sni), &alpn, &alpn_len);
+        if (tls_client_hello_bad_sni(ssl))
+            log_warn("flow %llu: the ClientHello's server name is not a host name: ignored, "
+                     "%s is used", (unsigned long long)f->id, f->host);
         /* Transparent flows learn the name only now; URLs use it. */
         if (f->mode == M_TRANSPARENT)
             rec_flow_set_target(f->rec, "https", f->sni[0] ? f->sni : f->host, f->port);

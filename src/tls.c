@@ -131,3 +131,17 @@ void tls_client_hello_info(SSL *ssl, char *sni, size_t snilen, const unsigned ch
         }
     }
 }
+
+int tls_client_hello_bad_sni(SSL *ssl)
+{
+    const unsigned char *p;
+    size_t len;
+    char sni[256];
+    const unsigned char *alpn;
+    size_t alpn_len;
+
+    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len))
+        return 0;
+    tls_client_hello_info(ssl, sni, sizeof(sni), &alpn, &alpn_len);
+    return sni[0] == '\0';
+}

@@ -43,4 +43,8 @@ int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure
 void tls_client_hello_info(SSL *ssl, char *sni, size_t snilen, const unsigned char **alpn,
                            size_t *alpn_len);
 
+/* From inside the client_hello hook: 1 when the ClientHello had a server_name
+   that tls_client_hello_info refused (not a host name), else 0. */
+int tls_client_hello_bad_sni(SSL *ssl);
+
 #endif
