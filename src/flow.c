@@ -286,7 +286,7 @@ static int client_hello(void *opaque, SSL *ssl, int *al)
         /* Transparent flows learn the name only now; URLs use it. */
         if (f->mode == M_TRANSPARENT)
             rec_flow_set_target(f->rec, "https", f->sni[0] ? f->sni : f->host, f->port);
-        if (alpn_len <= sizeof(f->client_alpn)) {
+        if (alpn_len && alpn_len <= sizeof(f->client_alpn)) {
             memcpy(f->client_alpn, alpn, alpn_len);
             f->client_alpn_len = alpn_len;
         }

@@ -296,7 +296,8 @@ static int load_capture(replaydb_t *db, const char *path, const char *keylog, ch
         snprintf(err, errlen, "cannot load %s: %s", path, strerror(-rc));
         return rc;
     }
-    qsort(db->entries, db->nentries, sizeof(*db->entries), by_index);
+    if (db->nentries)
+        qsort(db->entries, db->nentries, sizeof(*db->entries), by_index);
     for (size_t i = 0; i < db->nentries; i++)
         db->entries[i].index = i;
     return 0;
