@@ -677,14 +677,14 @@ def conn(seq0=1000, data_chunks=(), sport=40000, dport=80):
 
 
 def pcap_classic(records, snaplen=65535, linktype=101, magic=0xA1B2C3D4, endian="<"):
-    out = struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)
+    out = [struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
     for r in records:
         if isinstance(r, tuple):
             data, incl, orig = r
         else:
             data, incl, orig = r, len(r), len(r)
-        out += struct.pack(endian + "IIII", 1, 0, incl, orig) + data
-    return out
+        out.append(struct.pack(endian + "IIII", 1, 0, incl, orig) + data)
+    return b"".join(out)
 
 
 def make(base_path, outdir):
