@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <brotli/decode.h>
 #include <zlib.h>
+#include <zstd.h>
 
-enum coding { CODING_IDENTITY, CODING_GZIP, CODING_DEFLATE };
+enum coding { CODING_IDENTITY, CODING_GZIP, CODING_DEFLATE, CODING_BR, CODING_ZSTD };
 
 /* At most this many codings in one Content-Encoding; real ones have one. */
 #define CONTENT_MAX_CODINGS 8
@@ -47,6 +49,10 @@ static int parse_codings(const char *enc, enum coding *list, size_t *n)
             list[(*n)++] = CODING_DEFLATE;
         else if (len == 8 && strncasecmp(b, "identity", 8) == 0)
             list[(*n)++] = CODING_IDENTITY;
+        else if (len == 2 && strncasecmp(b, "br", 2) == 0)
+            list[(*n)++] = CODING_BR;
+        else if (len == 4 && strncasecmp(b, "zstd", 4) == 0)
+            list[(*n)++] = CODING_ZSTD;
         else
             return -ENOTSUP;
     }
@@ -167,6 +173,79 @@ static int inflate_into(const uint8_t *in, size_t len, int wbits, outbuf_t *o, i
     return ret;
 }
 
+/* Brotli (RFC 7932), streamed into o; a cut stream keeps what was decoded. */
+static int brotli_into(const uint8_t *in, size_t len, outbuf_t *o)
+{
+    BrotliDecoderState *st = BrotliDecoderCreateInstance(NULL, NULL, NULL);
+    BrotliDecoderResult res;
+    uint8_t chunk[16384];
+    int ret = 0;
+
+    if (!st)
+        return -ENOMEM;
+    do {
+        uint8_t *next_out = chunk;
+        size_t avail_out = sizeof(chunk);
+
+        res = BrotliDecoderDecompressStream(st, &len, &in, &avail_out, &next_out, NULL);
+        if ((ret = out_append(o, chunk, sizeof(chunk) - avail_out)) < 0 || o->truncated)
+            break;
+        if (res == BROTLI_DECODER_RESULT_ERROR) {
+            ret = o->len ? 0 : -EBADMSG;
+            o->truncated = o->len > 0;
+            break;
+        }
+        if (res == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT) {
+            o->truncated = 1;
+            break;
+        }
+    } while (res != BROTLI_DECODER_RESULT_SUCCESS);
+    BrotliDecoderDestroyInstance(st);
+    return ret;
+}
+
+/* Zstandard (RFC 8878), several frames in a row allowed. */
+static int zstd_into(const uint8_t *in, size_t len, outbuf_t *o)
+{
+    ZSTD_DStream *zs = ZSTD_createDStream();
+    ZSTD_inBuffer ib = {in, len, 0};
+    uint8_t chunk[16384];
+    size_t r = 0;
+    int ret = 0;
+
+    if (!zs)
+        return -ENOMEM;
+    ZSTD_initDStream(zs);
+    /* Bounded memory: no window over 8 MiB, whatever the frame asks for. */
+    ZSTD_DCtx_setParameter(zs, ZSTD_d_windowLogMax, 23);
+    while (ib.pos < ib.size) {
+        ZSTD_outBuffer ob = {chunk, sizeof(chunk), 0};
+
+        r = ZSTD_decompressStream(zs, &ob, &ib);
+        if (ZSTD_isError(r)) {
+            ret = o->len ? 0 : -EBADMSG;
+            o->truncated = o->len > 0;
+            break;
+        }
+        if ((ret = out_append(o, chunk, ob.pos)) < 0 || o->truncated)
+            break;
+        if (ob.pos == 0 && r != 0 && ib.pos == ib.size)
+            break;
+    }
+    /* Output still held in the decoder once the input is used up. */
+    while (ret == 0 && !o->truncated && r != 0 && !ZSTD_isError(r)) {
+        ZSTD_outBuffer ob = {chunk, sizeof(chunk), 0};
+        r = ZSTD_decompressStream(zs, &ob, &ib);
+        if (ZSTD_isError(r) || ob.pos == 0) {
+            o->truncated = 1;
+            break;
+        }
+        ret = out_append(o, chunk, ob.pos);
+    }
+    ZSTD_freeDStream(zs);
+    return ret;
+}
+
 static int decode_one(enum coding c, const uint8_t *in, size_t len, size_t max_out, outbuf_t *o)
 {
     int produced, r;
@@ -175,6 +254,10 @@ static int decode_one(enum coding c, const uint8_t *in, size_t len, size_t max_o
     o->max = max_out;
     if (c == CODING_IDENTITY || len == 0)
         return out_append(o, in, len);
+    if (c == CODING_BR)
+        return brotli_into(in, len, o);
+    if (c == CODING_ZSTD)
+        return zstd_into(in, len, o);
     if (c == CODING_GZIP)
         return inflate_into(in, len, 15 + 16, o, &produced);
     /* "deflate" should be zlib-wrapped, but servers send raw deflate often

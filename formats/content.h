@@ -7,7 +7,7 @@
 
 /*
  * Content-Encoding decoding for the HAR: "gzip", "x-gzip", "deflate" (zlib or
- * raw deflate, as browsers accept both), "identity". A comma-separated list
+ * raw deflate, as browsers accept both), "br" (Brotli), "zstd", "identity". A comma-separated list
  * is undone in reverse order.
  *
  * On success *out is a malloc'd buffer the caller frees, holding at most

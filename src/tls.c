@@ -9,6 +9,22 @@
 #include "log.h"
 #include "tls.h"
 
+/*
+ * Only suites that formats/tlsdec.c decrypts are offered, on both sides, so
+ * every recording can be read back by mitmrec itself (-r, mitmreplay): TLS 1.3
+ * AES-GCM and ChaCha20-Poly1305, TLS 1.2 AEAD suites. TLS 1.0 and 1.1 have
+ * none, so they are not offered at all.
+ */
+#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define TLS12_SUITES "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:RSA+AESGCM:!aNULL"
+
+static int decryptable_only(SSL_CTX *ctx)
+{
+    return SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
+           SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) == 1 &&
+           SSL_CTX_set_cipher_list(ctx, TLS12_SUITES) == 1;
+}
+
 void tls_set_hooks(SSL *ssl, tls_hooks_t *hooks)
 {
     SSL_set_app_data(ssl, hooks);
@@ -47,7 +63,11 @@ int tls_server_ctx_new(SSL_CTX **out, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create a TLS context: %s", log_ssl_errors(buf, sizeof(buf)));
         return -ENOMEM;
     }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+    if (!decryptable_only(ctx)) {
+        snprintf(err, errlen, "cannot set the TLS suites: %s", log_ssl_errors(buf, sizeof(buf)));
+        SSL_CTX_free(ctx);
+        return -EINVAL;
+    }
     SSL_CTX_set_keylog_callback(ctx, keylog_cb);
     SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
@@ -71,7 +91,11 @@ int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure
         snprintf(err, errlen, "cannot create a TLS context: %s", log_ssl_errors(buf, sizeof(buf)));
         return -ENOMEM;
     }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+    if (!decryptable_only(ctx)) {
+        snprintf(err, errlen, "cannot set the TLS suites: %s", log_ssl_errors(buf, sizeof(buf)));
+        SSL_CTX_free(ctx);
+        return -EINVAL;
+    }
     SSL_CTX_set_keylog_callback(ctx, keylog_cb);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (!SSL_CTX_set_default_verify_paths(ctx))
