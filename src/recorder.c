@@ -560,7 +560,9 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
         /* The bytes never formed a request head. With no method they were not
            HTTP at all (raw TCP, the pcapng holds them); with one, a request
            was refused by our decoder (too large, malformed): say so. */
-        if (ex->method && ex->method[0] && ex->error)
+        /* A head over the limit was HTTP for sure: http-parser checked its
+           request line before counting header bytes. */
+        if (ex->error && ((ex->method && ex->method[0]) || strstr(ex->error, "larger than")))
             flow_note(f, "HTTP request not decoded", ex->error);
         http_exchange_free(ex);
         return;

@@ -122,6 +122,7 @@ if [ "${FUZZ_MERGE:-1}" = 1 ] && [ ${#failed[@]} -eq 0 ]; then
     done
 fi
 
+rmdir "$ARTIFACTS" 2>/dev/null   # kept only when it holds an input that made a target fail
 [ ${#failed[@]} -eq 0 ] || fail "${#failed[@]} target(s) found a problem: ${failed[*]}"
 log "ok"
 exit 0
