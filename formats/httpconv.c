@@ -276,6 +276,10 @@ void httpconv_finish(httpconv_t *c, const char *error, uint64_t ts_usec)
         http1_conn_finish(c->h1, error, ts_usec);
     if (c->h2)
         http2_conn_finish(c->h2, error, ts_usec);
+    if (c->ws && c->cb.on_error)
+        for (int dir = 0; dir < 2; dir++)
+            if (websocket_conn_pending(c->ws, dir))
+                ws_error(c, dir, "the connection ended inside a frame");
     if (c->ws_ex) {
         http_exchange_t *ex = c->ws_ex;
         c->ws_ex = NULL;

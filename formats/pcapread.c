@@ -258,8 +258,9 @@ static const char *scratch_str(pcapread_t *r, int half, const uint8_t *p, size_t
 
 /*
  * Walks the options in [p, p + len), handing each to fn. A malformed option
- * list ends the walk quietly: options are extras, and the block in front of
- * them is fine.
+ * list ends the walk (returning -1): for a packet the block in front of them
+ * is still fine; an interface whose options are corrupt is an error (its
+ * time resolution may be among them).
  */
 static int has_options(const uint8_t *p, size_t len, int be)
 {
@@ -268,21 +269,24 @@ static int has_options(const uint8_t *p, size_t len, int be)
 
 typedef void (*opt_fn)(void *ctx, uint16_t code, const uint8_t *val, uint16_t len);
 
-static void walk_options(const uint8_t *p, size_t len, int be, opt_fn fn, void *ctx)
+static int walk_options(const uint8_t *p, size_t len, int be, opt_fn fn, void *ctx)
 {
     while (len >= 4) {
         uint16_t code = get16(p, be), olen = get16(p + 2, be);
         size_t step;
 
-        if (code == OPT_ENDOFOPT || olen > len - 4)
-            return;
+        if (code == OPT_ENDOFOPT)
+            return 0;
+        if (olen > len - 4)
+            return -1;
         fn(ctx, code, p + 4, olen);
         step = 4 + (size_t)olen + pad4(olen);
         if (step >= len)
-            return;
+            return 0;
         p += step;
         len -= step;
     }
+    return 0;
 }
 
 struct pkt_opts {
@@ -394,7 +398,8 @@ static int do_idb(pcapread_t *r, const uint8_t *b, size_t blen)
     ifc.tsresol = 6;
     if (has_options(b + 8, blen - 8, r->be) && scratch_reserve(r) < 0)
         return -ENOMEM;
-    walk_options(b + 8, blen - 8, r->be, if_opt, &o);
+    if (walk_options(b + 8, blen - 8, r->be, if_opt, &o) < 0)
+        return bad(r, r->off, "interface description block: an option runs past the block");
     return add_interface(r, get16(b, r->be), get32(b + 4, r->be), &ifc);
 }
 

@@ -318,6 +318,10 @@ static int frame_begin(struct websocket_conn *c, int dir)
         at = 10;
         if (d->plen >> 63)
             return dir_fail(c, dir, -EBADMSG, "WebSocket frame length with the high bit set");
+        /* Legal in form, but no peer sends a terabyte in one frame: a corrupt or
+           hostile length, better said at once than waited for. */
+        if (d->plen >> WEBSOCKET_MAX_FRAME_LOG2)
+            return dir_fail(c, dir, -EBADMSG, "WebSocket frame length beyond 1 TiB");
         if (d->plen < 65536)
             return dir_fail(c, dir, -EBADMSG, "WebSocket frame length not minimally encoded");
     } else {
@@ -501,6 +505,16 @@ int websocket_conn_feed(websocket_conn_t *c, int dir, const void *data, size_t l
 int websocket_conn_failed(const websocket_conn_t *c, int dir)
 {
     return (dir == WEBSOCKET_CLIENT || dir == WEBSOCKET_SERVER) && c->d[dir].failed;
+}
+
+int websocket_conn_pending(const websocket_conn_t *c, int dir)
+{
+    const ws_dir_t *d;
+
+    if (dir != WEBSOCKET_CLIENT && dir != WEBSOCKET_SERVER)
+        return 0;
+    d = &c->d[dir];
+    return !d->failed && (d->in_payload || d->msg_active || d->hdr_got > 0);
 }
 
 int websocket_conn_closed(const websocket_conn_t *c, int dir)

@@ -85,6 +85,12 @@ int websocket_conn_feed(websocket_conn_t *c, int dir, const void *data, size_t l
 /* True once direction dir stopped on an error. */
 int websocket_conn_failed(const websocket_conn_t *c, int dir);
 
+/* Frames declaring more than 2^40 bytes are refused as corrupt. */
+#define WEBSOCKET_MAX_FRAME_LOG2 40
+
+/* True when direction dir stopped inside a frame or a fragmented message. */
+int websocket_conn_pending(const websocket_conn_t *c, int dir);
+
 /* True once direction dir sent a close frame. */
 int websocket_conn_closed(const websocket_conn_t *c, int dir);
 

@@ -904,7 +904,8 @@ for sni in 'bad host.example' $'new\nline.example' $'\xff\xfe.example' 'semi;col
     printf 'GET /small.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
         timeout 15 openssl s_client -quiet -proxy "127.0.0.1:$MITM_PORT" \
             -connect "127.0.0.1:$ORIGIN_TLSPORT" -servername "$sni" >"$WORK/sni.out" 2>&1
-    printf '%q: %s; ' "$sni" "$(grep -m1 -o 'HTTP/1.1 [0-9]*\|alert[^:]*' "$WORK/sni.out" || echo 'no answer')" >>"$WORK/$CASE.client"
+    seen=$(grep -o 'HTTP/1.1 [0-9]*\|alert [a-z ]*' "$WORK/sni.out" | head -n 1)
+    printf '%q: %s; ' "$sni" "${seen:-no answer}" >>"$WORK/$CASE.client"
 done
 MITM_CA=$MITM_CA "$PY" "$WORK/hostile.py" sni-nul "$MITM_PORT" "$ORIGIN_TLSPORT" >>"$WORK/$CASE.client" 2>&1
 log "sni: client saw: $(cat "$WORK/$CASE.client")"

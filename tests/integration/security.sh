@@ -65,6 +65,17 @@ for f in mitmrec-ca-cert.pem mitmrec-ca-cert.cer; do
     ! grep -q 'PRIVATE KEY' "$HOME/.mitmrec/$f" || fail "$f holds a private key"
 done
 
+# Noted, not failed: an --keylog file that already exists is appended to (as SSLKEYLOGFILE users
+# expect); say what happens to its mode when others can read it.
+printf '' >"$WORK/shared.log"
+chmod 644 "$WORK/shared.log"
+start_mitmrec -o "$WORK/k.pcapng" --keylog "$WORK/shared.log" --cacert "$TEST_CA"
+pcurl -f -o /dev/null "$T/small.txt" || fail "HTTPS GET with --keylog to an existing file failed"
+stop_mitmrec
+if [ "$(mode_of "$WORK/shared.log")" != 600 ] && [ -s "$WORK/shared.log" ]; then
+    log "note: an existing --keylog file with mode 644 keeps mode $(mode_of "$WORK/shared.log") and now holds TLS secrets (the pcapng and HAR are made 0600 in the same case)"
+fi
+
 # expect_refusal WHAT ARGS...: mitmrec must exit non-zero without listening, with exactly one
 # error line (naming the file given in REFUSE_NAMES).
 expect_refusal() {
