@@ -72,6 +72,8 @@ struct flow {
 
 static const conn_cb_t client_cb;
 static const conn_cb_t up_cb;
+static void up_error(conn_t *c, int err);
+static void client_error(conn_t *c, int err);
 static void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -361,7 +363,7 @@ static void relay_to_up(flow_t *f, const uint8_t *buf, size_t len)
         rc = conn_write(&f->up, buf, len);
     }
     if (rc < 0) {
-        flow_close(f, 1);
+        up_error(&f->up, rc);
         return;
     }
     if (f->up.above_high)
@@ -573,6 +575,9 @@ static void client_eof(conn_t *c)
             rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
             flow_fail(f, NULL, "client closed before a complete proxy request");
         }
+        /* The client ended with a FIN: so does the record. */
+        if (f->recording)
+            rec_flow_end(f->rec, REC_CLIENT, REC_C2S, 0, ts);
         flow_close(f, 0);
         return;
     }
@@ -739,6 +744,7 @@ static void up_handshake(conn_t *c, int status)
 static void up_data(conn_t *c, const uint8_t *buf, size_t len)
 {
     flow_t *f = c->data;
+    int rc;
 
     if (f->state == F_TLS) {
         /* An HTTP/2 server sends its SETTINGS as soon as its own handshake is
@@ -762,8 +768,9 @@ static void up_data(conn_t *c, const uint8_t *buf, size_t len)
     if (f->state != F_RELAY)
         return;
     rec_flow_plain(f->rec, REC_S2C, buf, len, rec_now());
-    if (conn_write(&f->client, buf, len) < 0) {
-        flow_close(f, 1);
+    if ((rc = conn_write(&f->client, buf, len)) < 0) {
+        /* The client is gone (it reset): record its ending, not ours. */
+        client_error(&f->client, rc);
         return;
     }
     if (f->client.above_high)
