@@ -9,8 +9,11 @@
 #     download (curl --limit-rate 20M), the body bytes tshark decrypts from the pcapng are a
 #     prefix of the file at least as long as what curl had received 1 s before the kill; with
 #     many small requests (HTTPS keep-alive, HTTPS one per connection, plain HTTP, each with a
-#     unique query), every request that completed more than 1 s before the kill is decrypted
-#     by tshark with its response;
+#     unique query, as fast as they go; then a trickle of one request every 0.1 s, far less
+#     than the output buffer, so that only the once-a-second flush can have written it), every
+#     request that completed more than 1 s before the kill is decrypted by tshark with its
+#     response; a copy cut 7 bytes short (a kill in the middle of a write) reads the same way
+#     up to its cut block, and mitmrec -r still writes a valid HAR from it;
 #   - `mitmrec -r` rebuilds a HAR holding every request that completed in that window;
 #   - the HAR left by the kill is readable as is (mitmrec rewrites its closing bytes after
 #     every entry) or repaired by `mitmrec --repair-har`: either way it parses, validates and
@@ -25,7 +28,6 @@ start_origin
 T=https://127.0.0.1:$ORIGIN_TLSPORT
 H=http://127.0.0.1:$ORIGIN_PORT
 head -c $((100 << 20)) /dev/urandom >"$WWW/100m.bin" || fail "cannot make the 100 MiB file"
-BIG_SIZE=$((100 << 20))
 
 # The monitor: samples the size of curl's output every 20 ms; once it has MIN bytes it waits
 # 1.5 s more, sends SIGNAL to mitmrec and prints "kill_time bytes_at_kill bytes_1s_before".
@@ -228,7 +230,7 @@ small_run() {
     MITM_RC=$WAIT_RC
     k=$(cat "$WORK/$name.done.kill")
     # The window: requests completed more than 1 s before SIGKILL; all of them for SIGTERM.
-    if [ "$sig" = KILL ]; then window=$(echo "$k - 1.0" | bc); else window=99999999999; fi
+    if [ "$sig" = KILL ]; then window=$(awk -v k="$k" 'BEGIN { printf "%.6f", k - 1.0 }'); else window=99999999999; fi
     awk -v w="$window" '$1 <= w {print $2}' "$WORK/$name.done" | sort >"$WORK/$name.want"
     log "$name: SIG$sig after ${secs}s; $(wc -l <"$WORK/$name.done") requests completed, $(wc -l <"$WORK/$name.want") in the window; mitmrec exit $MITM_RC"
     [ "$(wc -l <"$WORK/$name.want")" -ge 15 ] || fail "$name: too few requests completed ($(wc -l <"$WORK/$name.want")) for the test to mean anything"
@@ -314,7 +316,6 @@ for e in h["log"]["entries"]:
 EOF
 }
 
-need bc
 # Busy: requests as fast as they go (the output buffer fills and drains by itself).
 small_run KILL small-KILL 0 ka,nc,pl
 small_run TERM small-TERM 0 ka,nc,pl
