@@ -2,7 +2,6 @@
 #include "har.h"
 
 #include <arpa/inet.h>
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,22 +18,6 @@
 #define HAR_CHUNK 65536
 #define HAR_TAIL "]}}\n"
 
-/*
- * Bodies are not put into the cJSON tree: each would be copied twice more
- * (escaped, then printed). The tree holds a raw one-byte placeholder instead,
- * a control character cJSON always escapes inside strings, so it cannot occur
- * anywhere else in the printed entry; the body is streamed in its place.
- */
-#define PH_REQUEST "\x01"
-#define PH_RESPONSE "\x02"
-
-struct har_writer {
-    sink_t sink;
-    uint64_t entries;
-    int closed;
-    int err; /* a failed write leaves the file broken: keep refusing */
-    char *buf;
-};
 
 /* A body to stream in place of a placeholder. */
 typedef struct har_text {
@@ -43,10 +26,42 @@ typedef struct har_text {
     int base64;
 } har_text_t;
 
-/* Collects allocation failures while the tree is built, to check once. */
+/*
+ * Each entry is printed straight into a buffer, in the order its members are
+ * added; nothing is built first (building a cJSON tree and printing it took
+ * most of the CPU spent per request). A container is named by a handle; adding
+ * to a container closes the ones opened inside it since, so the code reads
+ * like tree building as long as it never goes back into a closed container
+ * (that is a bug, caught as one). The output is what cJSON_PrintUnformatted
+ * printed for the same tree, byte for byte.
+ */
+#define J_DEPTH 16
+
+typedef unsigned jnode_t; /* 0: none */
+
 typedef struct jctx {
+    char *buf;
+    size_t len, cap;
     int oom;
+    int bad; /* a member added to a closed container */
+    int depth;
+    struct {
+        jnode_t id;
+        char close;   /* '}' or ']' */
+        size_t count; /* members so far */
+    } st[J_DEPTH];
+    jnode_t next_id;
+    size_t ph[2]; /* where the request and response bodies go; 0: none */
 } jctx_t;
+
+struct har_writer {
+    sink_t sink;
+    uint64_t entries;
+    int closed;
+    int err; /* a failed write leaves the file broken: keep refusing */
+    char *buf;
+    jctx_t j; /* its buffer is kept from entry to entry */
+};
 
 /* ---- UTF-8 ---- */
 
@@ -130,75 +145,223 @@ static char *utf8_clean(const char *s, size_t len)
     return out;
 }
 
-/* ---- cJSON helpers: a NULL parent or item just records the failure ---- */
+/* ---- JSON printing ---- */
 
-static cJSON *jadd(jctx_t *j, cJSON *obj, const char *key, cJSON *item)
+static int jreserve(jctx_t *j, size_t n)
 {
-    cJSON_bool ok;
+    size_t cap;
+    char *b;
 
-    if (!item || !obj) {
-        cJSON_Delete(item);
-        j->oom = 1;
-        return NULL;
+    if (j->oom)
+        return -1;
+    if (j->cap - j->len >= n)
+        return 0;
+    cap = j->cap ? j->cap : 1024;
+    while (cap - j->len < n) {
+        if (cap > ((size_t)-1) / 2) {
+            j->oom = 1;
+            return -1;
+        }
+        cap *= 2;
     }
-    ok = key ? cJSON_AddItemToObject(obj, key, item) : cJSON_AddItemToArray(obj, item);
-    if (!ok) {
-        cJSON_Delete(item);
+    if (!(b = realloc(j->buf, cap))) {
         j->oom = 1;
-        return NULL;
+        return -1;
     }
-    return item;
+    j->buf = b;
+    j->cap = cap;
+    return 0;
 }
 
-static cJSON *jstrn(jctx_t *j, cJSON *obj, const char *key, const char *s, size_t len)
+static void jput(jctx_t *j, const char *s, size_t n)
 {
-    char *clean;
-    cJSON *item;
-    size_t i;
+    if (jreserve(j, n) == 0) {
+        memcpy(j->buf + j->len, s, n);
+        j->len += n;
+    }
+}
 
-    /* Fast path: printable ASCII needs no UTF-8 cleaning and no heap copy. */
-    if (s) {
-        for (i = 0; i < len && (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f; i++)
-            ;
-        if (i == len && len < 512) {
-            char tmp[512];
-            memcpy(tmp, s, len);
-            tmp[len] = '\0';
-            return jadd(j, obj, key, cJSON_CreateString(tmp));
+static void jputc(jctx_t *j, char c)
+{
+    if (jreserve(j, 1) == 0)
+        j->buf[j->len++] = c;
+}
+
+/* Starts a member of container parent: closes what was opened inside it since,
+   then prints the separator and the key (keys are literals: nothing to escape). */
+static int jmember(jctx_t *j, jnode_t parent, const char *key)
+{
+    int d = j->depth;
+
+    while (d > 0 && j->st[d - 1].id != parent)
+        d--;
+    if (d == 0) {
+        j->bad = 1;
+        return -1;
+    }
+    while (j->depth > d)
+        jputc(j, j->st[--j->depth].close);
+    if (j->st[d - 1].count++)
+        jputc(j, ',');
+    if (key) {
+        jputc(j, '"');
+        jput(j, key, strlen(key));
+        jput(j, "\":", 2);
+    }
+    return j->oom ? -1 : 0;
+}
+
+static jnode_t jopen(jctx_t *j, char open, char close)
+{
+    if (j->depth == J_DEPTH) {
+        j->bad = 1;
+        return 0;
+    }
+    jputc(j, open);
+    j->st[j->depth].id = ++j->next_id;
+    j->st[j->depth].close = close;
+    j->st[j->depth].count = 0;
+    j->depth++;
+    return j->next_id;
+}
+
+/* Empties the entry buffer (keeping its memory) for the next entry. */
+static void jreset(jctx_t *j)
+{
+    j->len = 0;
+    j->oom = j->bad = 0;
+    j->depth = 0;
+    j->ph[0] = j->ph[1] = 0;
+}
+
+/* The outermost object. */
+static jnode_t jroot(jctx_t *j)
+{
+    return jopen(j, '{', '}');
+}
+
+/* Closes every open container. */
+static void jend(jctx_t *j)
+{
+    while (j->depth > 0)
+        jputc(j, j->st[--j->depth].close);
+}
+
+/* A JSON string of s, which must be valid UTF-8; escaped as cJSON escapes. */
+static void jquote(jctx_t *j, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o;
+
+    /* Worst case: every byte as \\u00XX, plus the quotes. */
+    if (len > ((size_t)-1 - 2) / 6 || jreserve(j, len * 6 + 2) < 0) {
+        j->oom = 1;
+        return;
+    }
+    o = j->buf + j->len;
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+            *o++ = (char)c;
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
         }
     }
-    clean = utf8_clean(s ? s : "", s ? len : 0);
-    item = clean ? cJSON_CreateString(clean) : NULL;
-    free(clean);
-    return jadd(j, obj, key, item);
+    *o++ = '"';
+    j->len = (size_t)(o - j->buf);
 }
 
-static cJSON *jstr(jctx_t *j, cJSON *obj, const char *key, const char *s)
+static void jstrn(jctx_t *j, jnode_t obj, const char *key, const char *s, size_t len)
 {
-    return jstrn(j, obj, key, s, s ? strlen(s) : 0);
+    char *clean;
+    size_t i;
+
+    if (jmember(j, obj, key) < 0)
+        return;
+    if (!s) {
+        jput(j, "\"\"", 2);
+        return;
+    }
+    /* ASCII needs no UTF-8 cleaning and no copy. */
+    for (i = 0; i < len && (unsigned char)s[i] < 0x80 && s[i]; i++)
+        ;
+    if (i == len) {
+        jquote(j, s, len);
+        return;
+    }
+    if (!(clean = utf8_clean(s, len))) {
+        j->oom = 1;
+        return;
+    }
+    jquote(j, clean, strlen(clean));
+    free(clean);
+}
+
+static void jstr(jctx_t *j, jnode_t obj, const char *key, const char *s)
+{
+    jstrn(j, obj, key, s, s ? strlen(s) : 0);
 }
 
 /* Prints integers and numbers with up to 3 decimals (all HAR times are rounded to the
-   microsecond) without printf; cJSON prints every number with sprintf and then reads it
-   back with sscanf to check it, which costs more than the rest of an entry. */
-static cJSON *jnum(jctx_t *j, cJSON *obj, const char *key, double v)
+   microsecond) without printf; other numbers the way cJSON prints them. */
+static void jnum(jctx_t *j, jnode_t obj, const char *key, double v)
 {
-    char buf[48], *p = buf + sizeof(buf);
+    char buf[64], *p = buf + sizeof(buf);
     int neg;
     long long whole, milli;
 
-    /* cJSON prints NaN and infinities as null; the schema wants numbers. */
+    if (jmember(j, obj, key) < 0)
+        return;
+    /* cJSON printed NaN and infinities as null; the schema wants numbers. */
     if (!isfinite(v))
         v = -1;
     neg = v < 0;
     if (neg)
         v = -v;
-    if (v >= 9e15 || fabs(v * 1000 - (long long)(v * 1000 + 0.5)) > 1e-6 * (v * 1000 + 1))
-        return jadd(j, obj, key, cJSON_CreateNumber(neg ? -v : v));
+    if (v >= 9e15 || fabs(v * 1000 - (long long)(v * 1000 + 0.5)) > 1e-6 * (v * 1000 + 1)) {
+        double test = 0;
+        int n;
+
+        if (neg)
+            v = -v;
+        /* cJSON: 15 significant digits when they read back as the same number, else 17. */
+        n = snprintf(buf, sizeof(buf), "%1.15g", v);
+        if (sscanf(buf, "%lg", &test) != 1 || test != v)
+            n = snprintf(buf, sizeof(buf), "%1.17g", v);
+        jput(j, buf, (size_t)n);
+        return;
+    }
     milli = (long long)(v * 1000 + 0.5);
     whole = milli / 1000;
     milli %= 1000;
-    *--p = '\0';
     if (milli) {
         int digits = 3;
         while (milli % 10 == 0) {
@@ -217,28 +380,36 @@ static cJSON *jnum(jctx_t *j, cJSON *obj, const char *key, double v)
     } while (whole);
     if (neg)
         *--p = '-';
-    return jadd(j, obj, key, cJSON_CreateRaw(p));
+    jput(j, p, (size_t)(buf + sizeof(buf) - p));
 }
 
-static cJSON *jbool(jctx_t *j, cJSON *obj, const char *key, int v)
+static void jbool(jctx_t *j, jnode_t obj, const char *key, int v)
 {
-    return jadd(j, obj, key, cJSON_CreateBool(v));
+    if (jmember(j, obj, key) == 0)
+        jput(j, v ? "true" : "false", v ? 4 : 5);
 }
 
-static cJSON *jobj(jctx_t *j, cJSON *obj, const char *key)
+static jnode_t jobj(jctx_t *j, jnode_t obj, const char *key)
 {
-    return jadd(j, obj, key, cJSON_CreateObject());
+    return jmember(j, obj, key) < 0 ? 0 : jopen(j, '{', '}');
 }
 
-static cJSON *jarr(jctx_t *j, cJSON *obj, const char *key)
+static jnode_t jarr(jctx_t *j, jnode_t obj, const char *key)
 {
-    return jadd(j, obj, key, cJSON_CreateArray());
+    return jmember(j, obj, key) < 0 ? 0 : jopen(j, '[', ']');
 }
 
-static cJSON *jnv(jctx_t *j, cJSON *arr, const char *name, size_t nlen, const char *value,
-                  size_t vlen)
+/* Marks where body `which` (0 request, 1 response) is streamed in when written. */
+static void jbody(jctx_t *j, jnode_t obj, const char *key, int which)
 {
-    cJSON *o = jobj(j, arr, NULL);
+    if (jmember(j, obj, key) == 0)
+        j->ph[which] = j->len;
+}
+
+static jnode_t jnv(jctx_t *j, jnode_t arr, const char *name, size_t nlen, const char *value,
+                   size_t vlen)
+{
+    jnode_t o = jobj(j, arr, NULL);
 
     jstrn(j, o, "name", name, nlen);
     jstrn(j, o, "value", value, vlen);
@@ -366,7 +537,7 @@ static size_t form_decode(const char *s, size_t len, char *out)
 }
 
 /* Adds name/value pairs from "a=1&b=2" to arr, decoded. */
-static void add_form_pairs(jctx_t *j, cJSON *arr, const char *s, size_t len)
+static void add_form_pairs(jctx_t *j, jnode_t arr, const char *s, size_t len)
 {
     char *buf = malloc(len + 1);
     size_t i = 0;
@@ -386,7 +557,7 @@ static void add_form_pairs(jctx_t *j, cJSON *arr, const char *s, size_t len)
         if (i > b) {
             size_t nend = eq == (size_t)-1 ? i : eq;
             size_t nl = form_decode(s + b, nend - b, buf);
-            cJSON *o = jobj(j, arr, NULL);
+            jnode_t o = jobj(j, arr, NULL);
 
             jstrn(j, o, "name", buf, nl);
             if (eq == (size_t)-1) {
@@ -516,7 +687,7 @@ static const char *trim(const char *b, const char **e)
     return b;
 }
 
-static void add_request_cookies(jctx_t *j, cJSON *arr, const http_msg_t *m)
+static void add_request_cookies(jctx_t *j, jnode_t arr, const http_msg_t *m)
 {
     for (size_t i = 0; i < m->nheaders; i++) {
         const char *s = m->headers[i].value;
@@ -541,10 +712,10 @@ static void add_request_cookies(jctx_t *j, cJSON *arr, const http_msg_t *m)
     }
 }
 
-static void add_set_cookie(jctx_t *j, cJSON *arr, const char *s, uint64_t now_usec)
+static void add_set_cookie(jctx_t *j, jnode_t arr, const char *s, uint64_t now_usec)
 {
     const char *end = strchr(s, ';'), *eq, *nb, *ne, *vb, *ve;
-    cJSON *o;
+    jnode_t o;
     int have_maxage = 0;
     int64_t expires = 0;
     int have_expires = 0;
@@ -616,19 +787,19 @@ static void add_set_cookie(jctx_t *j, cJSON *arr, const char *s, uint64_t now_us
     }
 }
 
-static void add_pairs(jctx_t *j, cJSON *arr, const http_header_t *h, size_t n)
+static void add_pairs(jctx_t *j, jnode_t arr, const http_header_t *h, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         jnv(j, arr, h[i].name, strlen(h[i].name), h[i].value, strlen(h[i].value));
 }
 
-static void add_headers(jctx_t *j, cJSON *obj, const http_msg_t *m)
+static void add_headers(jctx_t *j, jnode_t obj, const http_msg_t *m)
 {
     add_pairs(j, jarr(j, obj, "headers"), m->headers, m->nheaders);
 }
 
 /* HAR 1.2 has no trailers; keep them in a custom field rather than lose them. */
-static void add_trailers(jctx_t *j, cJSON *obj, const http_msg_t *m)
+static void add_trailers(jctx_t *j, jnode_t obj, const http_msg_t *m)
 {
     if (m->ntrailers)
         add_pairs(j, jarr(j, obj, "_trailers"), m->trailers, m->ntrailers);
@@ -787,16 +958,16 @@ static char *base64_dup(const uint8_t *p, size_t len)
 }
 
 /* Chrome's _webSocketMessages: text frames as text, the others base64. */
-static void add_ws_messages(jctx_t *j, cJSON *entry, const http_exchange_t *ex)
+static void add_ws_messages(jctx_t *j, jnode_t entry, const http_exchange_t *ex)
 {
-    cJSON *arr;
+    jnode_t arr;
 
     if (!ex->nws)
         return;
     arr = jarr(j, entry, "_webSocketMessages");
     for (size_t i = 0; i < ex->nws; i++) {
         const http_ws_message_t *m = &ex->ws[i];
-        cJSON *o = jobj(j, arr, NULL);
+        jnode_t o = jobj(j, arr, NULL);
 
         jstr(j, o, "type", m->send ? "send" : "receive");
         jnum(j, o, "time", (double)m->ts_usec / 1e6);
@@ -826,28 +997,25 @@ static int stream_text(har_writer_t *w, const har_text_t *t)
     return sink_write(w, "\"", 1);
 }
 
-/* Writes the printed entry, streaming the bodies where the placeholders are. */
-static int emit(har_writer_t *w, const char *s, const har_text_t *req, const har_text_t *resp)
+/* Writes the printed entry, streaming the bodies in where jbody marked them. */
+static int emit(har_writer_t *w, const har_text_t *req, const har_text_t *resp)
 {
-    const char *seg = s;
+    const jctx_t *j = &w->j;
+    size_t at = 0;
     int r;
 
-    for (const char *p = s; *p; p++) {
-        const har_text_t *t;
+    for (int k = 0; k < 2; k++) {
+        size_t ph = j->ph[k];
 
-        if (*p == PH_REQUEST[0])
-            t = req;
-        else if (*p == PH_RESPONSE[0])
-            t = resp;
-        else
+        if (!ph)
             continue;
-        if ((r = sink_write(w, seg, (size_t)(p - seg))) < 0)
+        if ((r = sink_write(w, j->buf + at, ph - at)) < 0)
             return r;
-        if ((r = stream_text(w, t)) < 0)
+        if ((r = stream_text(w, k ? resp : req)) < 0)
             return r;
-        seg = p + 1;
+        at = ph;
     }
-    return sink_write(w, seg, strlen(seg));
+    return sink_write(w, j->buf + at, j->len - at);
 }
 
 static double ms_span(uint64_t from, uint64_t to)
@@ -860,7 +1028,7 @@ static double opt_ms(double v)
     return isfinite(v) && v >= 0 ? v : -1;
 }
 
-static void add_version(jctx_t *j, cJSON *o, int major, int minor)
+static void add_version(jctx_t *j, jnode_t o, int major, int minor)
 {
     char v[32];
 
@@ -874,12 +1042,12 @@ static void add_version(jctx_t *j, cJSON *o, int major, int minor)
     jstr(j, o, "httpVersion", v);
 }
 
-static void add_request(jctx_t *j, cJSON *entry, const har_entry_t *e, const char *url,
+static void add_request(jctx_t *j, jnode_t entry, const har_entry_t *e, const char *url,
                         const body_view_t *bv, har_text_t *text)
 {
     const http_exchange_t *ex = e->ex;
     const http_msg_t *m = &ex->req;
-    cJSON *req = jobj(j, entry, "request");
+    jnode_t req = jobj(j, entry, "request");
     const char *q = strchr(url, '?');
 
     jstr(j, req, "method", ex->method ? ex->method : "");
@@ -888,7 +1056,7 @@ static void add_request(jctx_t *j, cJSON *entry, const har_entry_t *e, const cha
     add_request_cookies(j, jarr(j, req, "cookies"), m);
     add_headers(j, req, m);
     {
-        cJSON *qs = jarr(j, req, "queryString");
+        jnode_t qs = jarr(j, req, "queryString");
 
         if (q) {
             size_t qlen = strcspn(q + 1, "#");
@@ -897,7 +1065,7 @@ static void add_request(jctx_t *j, cJSON *entry, const har_entry_t *e, const cha
         }
     }
     if (m->body_total > 0) {
-        cJSON *pd = jobj(j, req, "postData");
+        jnode_t pd = jobj(j, req, "postData");
         const char *ct = http_msg_header(m, "Content-Type");
 
         jstr(j, pd, "mimeType", ct ? ct : "");
@@ -905,7 +1073,7 @@ static void add_request(jctx_t *j, cJSON *entry, const har_entry_t *e, const cha
             text->data = bv->data;
             text->len = bv->len;
             text->base64 = !utf8_text(bv->data, bv->len);
-            jadd(j, pd, "text", cJSON_CreateRaw(PH_REQUEST));
+            jbody(j, pd, "text", 0);
             /* HAR 1.2 has no encoding for postData; say so in a custom field. */
             if (text->base64)
                 jstr(j, pd, "_encoding", "base64");
@@ -921,13 +1089,13 @@ static void add_request(jctx_t *j, cJSON *entry, const har_entry_t *e, const cha
     add_trailers(j, req, m);
 }
 
-static void add_response(jctx_t *j, cJSON *entry, const har_entry_t *e, const body_view_t *bv,
+static void add_response(jctx_t *j, jnode_t entry, const har_entry_t *e, const body_view_t *bv,
                          har_text_t *text)
 {
     const http_exchange_t *ex = e->ex;
     const http_msg_t *m = &ex->resp;
-    cJSON *resp = jobj(j, entry, "response");
-    cJSON *content;
+    jnode_t resp = jobj(j, entry, "response");
+    jnode_t content;
     const char *ct, *loc;
     uint64_t now = ex->t_resp_start ? ex->t_resp_start : ex->t_req_start;
 
@@ -950,7 +1118,7 @@ static void add_response(jctx_t *j, cJSON *entry, const har_entry_t *e, const bo
     jstr(j, resp, "statusText", ex->reason ? ex->reason : "");
     add_version(j, resp, ex->resp_major, ex->resp_minor);
     {
-        cJSON *cookies = jarr(j, resp, "cookies");
+        jnode_t cookies = jarr(j, resp, "cookies");
 
         for (size_t i = 0; i < m->nheaders; i++)
             if (strcasecmp(m->headers[i].name, "Set-Cookie") == 0)
@@ -977,7 +1145,7 @@ static void add_response(jctx_t *j, cJSON *entry, const har_entry_t *e, const bo
         text->data = bv->data;
         text->len = bv->len;
         text->base64 = !utf8_text(bv->data, bv->len);
-        jadd(j, content, "text", cJSON_CreateRaw(PH_RESPONSE));
+        jbody(j, content, "text", 1);
         if (text->base64)
             jstr(j, content, "encoding", "base64");
     }
@@ -989,7 +1157,7 @@ static void add_response(jctx_t *j, cJSON *entry, const har_entry_t *e, const bo
 }
 
 /* serverIPAddress must be an address (the schema checks), without brackets or zone. */
-static void add_server_ip(jctx_t *j, cJSON *entry, const char *ip)
+static void add_server_ip(jctx_t *j, jnode_t entry, const char *ip)
 {
     char buf[64];
     size_t len;
@@ -1018,11 +1186,11 @@ static double round_us(double ms)
 int har_writer_add(har_writer_t *w, const har_entry_t *e)
 {
     const http_exchange_t *ex = e->ex;
-    jctx_t j = {0};
+    jctx_t *j = &w->j;
     body_view_t reqv, respv;
     har_text_t reqt = {0}, respt = {0};
-    cJSON *entry, *t;
-    char iso[96], *url = NULL, *printed = NULL;
+    jnode_t entry, t;
+    char iso[96], *url = NULL;
     uint64_t started = e->started_usec ? e->started_usec : ex->t_req_start;
     const char *error = e->error ? e->error : ex->error;
     double send, wait = 0, receive = 0, total;
@@ -1032,6 +1200,7 @@ int har_writer_add(har_writer_t *w, const har_entry_t *e)
         return w->err;
     if (w->closed)
         return -EINVAL;
+    jreset(j);
     if ((r = body_view(&ex->req, &reqv)) < 0)
         return r;
     if ((r = body_view(&ex->resp, &respv)) < 0) {
@@ -1039,8 +1208,7 @@ int har_writer_add(har_writer_t *w, const har_entry_t *e)
         return r;
     }
     url = build_url(e);
-    entry = cJSON_CreateObject();
-    if (!url || !entry) {
+    if (!url) {
         r = -ENOMEM;
         goto out;
     }
@@ -1061,59 +1229,54 @@ int har_writer_add(har_writer_t *w, const har_entry_t *e)
 
     if (iso_time_sec(iso, (int64_t)(started / 1000000), (unsigned)(started / 1000 % 1000)) < 0)
         snprintf(iso, sizeof(iso), "1970-01-01T00:00:00.000Z");
-    jstr(&j, entry, "startedDateTime", iso);
-    jnum(&j, entry, "time", round_us(total));
-    add_request(&j, entry, e, url, &reqv, &reqt);
-    add_response(&j, entry, e, &respv, &respt);
-    jobj(&j, entry, "cache");
-    t = jobj(&j, entry, "timings");
-    jnum(&j, t, "blocked", opt_ms(e->blocked));
-    jnum(&j, t, "dns", opt_ms(e->dns));
-    jnum(&j, t, "connect", opt_ms(e->connect));
-    jnum(&j, t, "ssl", opt_ms(e->ssl));
-    jnum(&j, t, "send", round_us(send));
-    jnum(&j, t, "wait", round_us(wait));
-    jnum(&j, t, "receive", round_us(receive));
+    entry = jroot(j);
+    jstr(j, entry, "startedDateTime", iso);
+    jnum(j, entry, "time", round_us(total));
+    add_request(j, entry, e, url, &reqv, &reqt);
+    add_response(j, entry, e, &respv, &respt);
+    jobj(j, entry, "cache");
+    t = jobj(j, entry, "timings");
+    jnum(j, t, "blocked", opt_ms(e->blocked));
+    jnum(j, t, "dns", opt_ms(e->dns));
+    jnum(j, t, "connect", opt_ms(e->connect));
+    jnum(j, t, "ssl", opt_ms(e->ssl));
+    jnum(j, t, "send", round_us(send));
+    jnum(j, t, "wait", round_us(wait));
+    jnum(j, t, "receive", round_us(receive));
     if (e->server_ip)
-        add_server_ip(&j, entry, e->server_ip);
+        add_server_ip(j, entry, e->server_ip);
     if (e->connection)
-        jstr(&j, entry, "connection", e->connection);
-    add_ws_messages(&j, entry, ex);
+        jstr(j, entry, "connection", e->connection);
+    add_ws_messages(j, entry, ex);
     if (e->index >= 0)
-        jnum(&j, entry, "_index", (double)e->index);
+        jnum(j, entry, "_index", (double)e->index);
     if (e->has_pcapng) {
-        cJSON *pc = jobj(&j, entry, "_pcapng");
+        jnode_t pc = jobj(j, entry, "_pcapng");
 
-        jnum(&j, pc, "interface", e->pcapng_interface);
-        jnum(&j, pc, "frame", (double)e->pcapng_frame);
-        jnum(&j, pc, "stream", (double)e->pcapng_stream);
+        jnum(j, pc, "interface", e->pcapng_interface);
+        jnum(j, pc, "frame", (double)e->pcapng_frame);
+        jnum(j, pc, "stream", (double)e->pcapng_stream);
     }
     if (error)
-        jstr(&j, entry, "_error", error);
+        jstr(j, entry, "_error", error);
     if (reqv.truncated || respv.truncated)
-        jbool(&j, entry, "_truncated", 1);
+        jbool(j, entry, "_truncated", 1);
     if (e->pid > 0)
-        jnum(&j, entry, "_pid", (double)e->pid);
+        jnum(j, entry, "_pid", (double)e->pid);
     if (e->process)
-        jstr(&j, entry, "_process", e->process);
+        jstr(j, entry, "_process", e->process);
     if (e->exe)
-        jstr(&j, entry, "_exe", e->exe);
+        jstr(j, entry, "_exe", e->exe);
     if (e->cmdline)
-        jstr(&j, entry, "_cmdline", e->cmdline);
-    if (j.oom) {
-        r = -ENOMEM;
-        goto out;
-    }
-    printed = cJSON_PrintUnformatted(entry);
-    cJSON_Delete(entry);
-    entry = NULL;
-    if (!printed) {
-        r = -ENOMEM;
+        jstr(j, entry, "_cmdline", e->cmdline);
+    jend(j);
+    if (j->oom || j->bad) {
+        r = j->oom ? -ENOMEM : -EINVAL;
         goto out;
     }
     if (w->entries > 0 && (r = sink_write(w, ",", 1)) < 0)
         goto out;
-    if ((r = emit(w, printed, &reqt, &respt)) < 0)
+    if ((r = emit(w, &reqt, &respt)) < 0)
         goto out;
     if (w->sink.write_tail && (r = w->sink.write_tail(w->sink.opaque, HAR_TAIL, 4)) < 0) {
         w->err = r;
@@ -1122,8 +1285,6 @@ int har_writer_add(har_writer_t *w, const har_entry_t *e)
     w->entries++;
     r = 0;
 out:
-    cJSON_Delete(entry);
-    free(printed);
     free(url);
     free(reqv.dec);
     free(respv.dec);
@@ -1134,40 +1295,36 @@ har_writer_t *har_writer_new(const sink_t *sink, const char *creator_name,
                              const char *creator_version, int *err)
 {
     har_writer_t *w = calloc(1, sizeof(*w));
-    jctx_t j = {0};
-    cJSON *creator = NULL;
-    char *cs = NULL, *head = NULL;
+    jctx_t *j;
+    jnode_t log, creator;
     int r = -ENOMEM;
 
     if (!w)
         goto fail;
+    j = &w->j;
     w->sink = *sink;
     w->buf = malloc(HAR_CHUNK);
-    creator = cJSON_CreateObject();
-    jstr(&j, creator, "name", creator_name ? creator_name : "");
-    jstr(&j, creator, "version", creator_version ? creator_version : "");
-    if (!w->buf || !creator || j.oom || !(cs = cJSON_PrintUnformatted(creator)))
+    if (!w->buf)
         goto fail;
-    if (asprintf(&head, "{\"log\":{\"version\":\"1.2\",\"creator\":%s,\"pages\":[],\"entries\":[",
-                 cs) < 0) {
-        head = NULL;
+    /* The log up to its entries array, left open. */
+    log = jobj(j, jroot(j), "log");
+    jstr(j, log, "version", "1.2");
+    creator = jobj(j, log, "creator");
+    jstr(j, creator, "name", creator_name ? creator_name : "");
+    jstr(j, creator, "version", creator_version ? creator_version : "");
+    jarr(j, log, "pages");
+    jarr(j, log, "entries");
+    if (j->oom || j->bad)
         goto fail;
-    }
-    if ((r = sink_write(w, head, strlen(head))) < 0)
+    if ((r = sink_write(w, j->buf, j->len)) < 0)
         goto fail;
     /* Even an empty recording is a complete HAR file. */
     if (w->sink.write_tail && (r = w->sink.write_tail(w->sink.opaque, HAR_TAIL, 4)) < 0)
         goto fail;
-    cJSON_Delete(creator);
-    free(cs);
-    free(head);
     return w;
 fail:
     if (err)
         *err = r;
-    cJSON_Delete(creator);
-    free(cs);
-    free(head);
     har_writer_free(w);
     return NULL;
 }
@@ -1193,6 +1350,7 @@ void har_writer_free(har_writer_t *w)
 {
     if (!w)
         return;
+    free(w->j.buf);
     free(w->buf);
     free(w);
 }

@@ -9,7 +9,8 @@
 #include "sink.h"
 
 /*
- * Streaming HAR 1.2 writer (cJSON for each entry). The log header is written
+ * Streaming HAR 1.2 writer (each entry printed straight to JSON, as
+ * cJSON_PrintUnformatted prints it). The log header is written
  * by har_writer_new, each entry as it is added, and the closing "]}}" by
  * har_writer_close. When the sink has write_tail, the closing bytes are also
  * written (and then overwritten) after every entry, so the file on disk is a
