@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include "log.h"
@@ -30,11 +34,144 @@ void tls_set_hooks(SSL *ssl, tls_hooks_t *hooks)
     SSL_set_app_data(ssl, hooks);
 }
 
+/* The keylog lines of a handshake step run away from the loop (tls_keylog_defer). */
+static __thread tls_keylog_buf_t *deferred;
+
+void tls_keylog_defer(tls_keylog_buf_t *b)
+{
+    deferred = b;
+}
+
 static void keylog_cb(const SSL *ssl, const char *line)
 {
     tls_hooks_t *h = SSL_get_app_data(ssl);
-    if (h && h->keylog)
+    size_t n;
+
+    if (!h || !h->keylog)
+        return;
+    if (!deferred) {
         h->keylog(h->opaque, line);
+        return;
+    }
+    /* Kept with their NUL, one after the other. */
+    n = strlen(line) + 1;
+    if (deferred->len + n > deferred->cap) {
+        size_t cap = deferred->cap ? deferred->cap * 2 : 512;
+        char *d;
+        while (cap < deferred->len + n)
+            cap *= 2;
+        if (!(d = realloc(deferred->data, cap))) {
+            deferred->lost = 1;
+            return;
+        }
+        deferred->data = d;
+        deferred->cap = cap;
+    }
+    memcpy(deferred->data + deferred->len, line, n);
+    deferred->len += n;
+}
+
+int tls_keylog_replay(SSL *ssl, tls_keylog_buf_t *b)
+{
+    tls_hooks_t *h = SSL_get_app_data(ssl);
+    int lost = b->lost;
+
+    for (size_t i = 0; h && h->keylog && i < b->len; i += strlen(b->data + i) + 1)
+        h->keylog(h->opaque, b->data + i);
+    b->len = 0;
+    b->lost = 0;
+    return lost ? -ENOMEM : 0;
+}
+
+void tls_keylog_buf_free(tls_keylog_buf_t *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+/*
+ * Upstream verification results, kept for VCACHE_TTL seconds: the same origin
+ * sends the same chain on every connection, and building and checking it
+ * (X509_verify_cert) is a good part of a handshake's CPU with OpenSSL 3. The
+ * key is a SHA-256 over each certificate's own SHA-256 and the name checked,
+ * so only an identical chain for the same name is taken as verified; the leaf
+ * must also still be within its validity. Only successes are kept: a failure
+ * is checked again, and reported with its reason. The handshake itself (the
+ * server's signature with the leaf's key) is checked by OpenSSL every time.
+ * Handshakes may run on worker threads, hence the lock.
+ */
+#define VCACHE_SLOTS 256
+#define VCACHE_TTL 300
+
+typedef struct vcache_slot {
+    unsigned char key[32];
+    time_t expires;
+} vcache_slot_t;
+
+static vcache_slot_t vcache[VCACHE_SLOTS];
+static pthread_mutex_t vcache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static time_t mono_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* The cache key of what xs is about to verify; 0 or -1. */
+static int vcache_key(X509_STORE_CTX *xs, unsigned char key[32])
+{
+    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_untrusted(xs);
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(xs);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dlen, klen;
+    const char *host = X509_VERIFY_PARAM_get0_host(param, 0);
+    char *ip = X509_VERIFY_PARAM_get1_ip_asc(param);
+    int ok = md && leaf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+
+    for (int i = -1; ok && i < (chain ? sk_X509_num(chain) : 0); i++) {
+        X509 *x = i < 0 ? leaf : sk_X509_value(chain, i);
+        ok = X509_digest(x, EVP_sha256(), d, &dlen) == 1 && EVP_DigestUpdate(md, d, dlen) == 1;
+    }
+    /* The names, each with its NUL, so "a" + "bc" is not "ab" + "c". */
+    ok = ok && EVP_DigestUpdate(md, host ? host : "", host ? strlen(host) + 1 : 1) == 1 &&
+         EVP_DigestUpdate(md, ip ? ip : "", ip ? strlen(ip) + 1 : 1) == 1 &&
+         EVP_DigestFinal_ex(md, key, &klen) == 1 && klen == 32;
+    OPENSSL_free(ip);
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : -1;
+}
+
+static int verify_cb(X509_STORE_CTX *xs, void *arg)
+{
+    unsigned char key[32];
+    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+    int have = vcache_key(xs, key) == 0, rc;
+    vcache_slot_t *slot = &vcache[have ? key[0] % VCACHE_SLOTS : 0];
+    time_t now = mono_sec();
+
+    (void)arg;
+    if (have && leaf && X509_cmp_current_time(X509_get0_notBefore(leaf)) < 0 &&
+        X509_cmp_current_time(X509_get0_notAfter(leaf)) > 0) {
+        int hit;
+
+        pthread_mutex_lock(&vcache_lock);
+        hit = slot->expires > now && memcmp(slot->key, key, 32) == 0;
+            pthread_mutex_unlock(&vcache_lock);
+        if (hit)
+            return 1;
+    }
+    ERR_clear_error();
+    rc = X509_verify_cert(xs);
+    if (rc == 1 && have) {
+        pthread_mutex_lock(&vcache_lock);
+        memcpy(slot->key, key, 32);
+        slot->expires = now + VCACHE_TTL;
+        pthread_mutex_unlock(&vcache_lock);
+    }
+    return rc;
 }
 
 static int client_hello_cb(SSL *ssl, int *al, void *arg)
@@ -76,7 +213,10 @@ int tls_server_ctx_new(SSL_CTX **out, char *err, size_t errlen)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_num_tickets(ctx, 0);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* The forged leaf goes alone (clients trust the mitmrec CA itself); without
+       NO_AUTO_CHAIN, OpenSSL would try to build a chain for it from the empty
+       store on every handshake, a whole X509_verify_cert each time. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
     *out = ctx;
     return 0;
 }
@@ -109,6 +249,8 @@ int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure
         }
     }
     SSL_CTX_set_verify(ctx, insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    if (!insecure)
+        SSL_CTX_set_cert_verify_callback(ctx, verify_cb, NULL);
     *out = ctx;
     return 0;
 }

@@ -27,6 +27,23 @@ typedef struct tls_hooks {
 
 void tls_set_hooks(SSL *ssl, tls_hooks_t *hooks);
 
+/*
+ * Handshake steps may run on a worker thread, where the keylog hook (which
+ * records) must not be called: between tls_keylog_defer(b) and
+ * tls_keylog_defer(NULL) on a thread, its keylog lines are kept in b instead,
+ * and tls_keylog_replay gives them to the SSL's hook on the loop's thread
+ * (returning -ENOMEM if one was lost for want of memory).
+ */
+typedef struct tls_keylog_buf {
+    char *data;
+    size_t len, cap;
+    int lost;
+} tls_keylog_buf_t;
+
+void tls_keylog_defer(tls_keylog_buf_t *b);
+int tls_keylog_replay(SSL *ssl, tls_keylog_buf_t *b);
+void tls_keylog_buf_free(tls_keylog_buf_t *b);
+
 /* The client-facing context (mitmrec is the server). */
 int tls_server_ctx_new(SSL_CTX **out, char *err, size_t errlen);
 

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Failures: a client speaking neither HTTP nor TLS; raw bytes inside a CONNECT tunnel; an origin
 # whose certificate the test CA did not sign (TLS alert to the client, "_error" in the HAR, a
-# pcapng comment, while a parallel good download goes on); the same with --insecure; a plain
+# pcapng comment, while a parallel good download goes on); the origin's good chain under a name
+# it does not cover, after the same chain passed for another name (refused); the same with
+# --insecure; a plain
 # HTTP request to a port where nothing listens (502).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
@@ -76,6 +78,20 @@ grep -qi 'alert' "$WORK/bad.err" || fail "curl's error does not mention a TLS al
 wait $PAR || fail "the parallel good download failed: $(cat "$WORK/parallel.err")"
 [ "$(cat "$WORK/parallel.code")" = 200 ] || fail "parallel download status $(cat "$WORK/parallel.code")"
 same_file "$WORK/parallel.bin" "$WWW/5m.bin" "parallel download during the failure"
+
+# 3b. The origin's own chain under a name it is not valid for, after the same chain was
+#     verified for 127.0.0.1 (mitmrec keeps successful verifications): still refused. Then
+#     under "localhost", which its certificate names, twice: accepted.
+pcurl -o /dev/null --connect-to "wrong.invalid:$ORIGIN_TLSPORT:127.0.0.1:$ORIGIN_TLSPORT" \
+    "https://wrong.invalid:$ORIGIN_TLSPORT/small.txt" 2>"$WORK/wrongname.err"
+rc=$?
+[ $rc -eq 35 ] || fail "the origin under a name its certificate lacks: curl exit $rc, expected 35: $(cat "$WORK/wrongname.err")"
+for i in 1 2; do
+    pcurl -o "$WORK/byname.out" --connect-to "localhost:$ORIGIN_TLSPORT:127.0.0.1:$ORIGIN_TLSPORT" \
+        "https://localhost:$ORIGIN_TLSPORT/small.txt" 2>"$WORK/byname.err" ||
+        fail "the origin as localhost (try $i): $(cat "$WORK/byname.err")"
+    same_file "$WORK/byname.out" "$WWW/small.txt" "the origin as localhost (try $i)"
+done
 
 # 4. A plain HTTP request to a port where nothing listens: 502 from the proxy.
 closed=$(free_port)
