@@ -80,21 +80,34 @@ static void gather_flush(pcapng_writer_t *w)
     w->used = 0;
 }
 
-/* Appends to the block being written; an error is kept for block_end. */
-static void gather(pcapng_writer_t *w, const void *p, size_t len)
+/* What does not fit: the buffer goes out first, then len bytes are kept or passed on. */
+static void gather_slow(pcapng_writer_t *w, const void *p, size_t len)
 {
-    if (len == 0 || w->err)
+    gather_flush(w);
+    if (len > GATHER_CAP) {
+        if (!w->err)
+            w->err = w->sink.write(w->sink.opaque, p, len);
         return;
-    if (len > GATHER_CAP - w->used) {
-        gather_flush(w);
-        if (len > GATHER_CAP) {
-            if (!w->err)
-                w->err = w->sink.write(w->sink.opaque, p, len);
-            return;
-        }
     }
-    memcpy(w->buf + w->used, p, len);
-    w->used += len;
+    memcpy(w->buf, p, len);
+    w->used = len;
+}
+
+/*
+ * Appends to the block being written; an error is kept for block_end (bytes
+ * gathered after it are dropped by gather_flush). Inline: a packet block is a
+ * dozen small pieces.
+ */
+static inline void gather(pcapng_writer_t *w, const void *p, size_t len)
+{
+    if (len == 0)
+        return; /* p may then be NULL (a packet with no payload) */
+    if (len <= GATHER_CAP - w->used) {
+        memcpy(w->buf + w->used, p, len);
+        w->used += len;
+        return;
+    }
+    gather_slow(w, p, len);
 }
 
 static void gather_zeros(pcapng_writer_t *w, size_t n)
@@ -324,7 +337,7 @@ static int64_t add_epb(pcapng_writer_t *w, uint32_t ifid, uint64_t ts_usec, cons
                        const pcapng_pkt_opts_t *o)
 {
     uint8_t body[20], val[8];
-    size_t caplen, opts = 0, total;
+    size_t caplen, opts = 0, total, clen = 0, clen2 = 0;
     int rc;
 
     if (!w || ifid >= w->interfaces || (!a && alen) || (!b && blen))
@@ -335,7 +348,10 @@ static int64_t add_epb(pcapng_writer_t *w, uint32_t ifid, uint64_t ts_usec, cons
     if (o) {
         if (o->direction < PCAPNG_DIR_UNKNOWN || o->direction > PCAPNG_DIR_OUTBOUND)
             return -EINVAL;
-        opts += str_opt_size(o->comment) + str_opt_size(o->comment2);
+        /* Measured once: every packet of a flow names its process in a comment. */
+        clen = str_optlen(o->comment);
+        clen2 = str_optlen(o->comment2);
+        opts += (clen ? opt_size(clen) : 0) + (clen2 ? opt_size(clen2) : 0);
         if (o->direction)
             opts += opt_size(4);
         if (o->packet_id)
@@ -367,8 +383,10 @@ static int64_t add_epb(pcapng_writer_t *w, uint32_t ifid, uint64_t ts_usec, cons
     gather(w, b, blen);
     gather_zeros(w, pad4(caplen));
     if (opts) {
-        put_str_opt(w, OPT_COMMENT, o->comment);
-        put_str_opt(w, OPT_COMMENT, o->comment2);
+        if (clen)
+            put_opt(w, OPT_COMMENT, o->comment, clen);
+        if (clen2)
+            put_opt(w, OPT_COMMENT, o->comment2, clen2);
         if (o->direction) {
             put32(val, (uint32_t)o->direction);
             put_opt(w, OPT_EPB_FLAGS, val, 4);

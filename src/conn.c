@@ -36,19 +36,16 @@ static void write_cb(uv_write_t *req, int status)
 
 /*
  * Hands bytes to the kernel: directly when nothing is queued (the common case,
- * no copy), the rest through uv_write. own is a wreq holding buf when the
- * caller already allocated one (it is consumed either way).
+ * no copy), the rest through uv_write from a copy.
  */
-static int send_bytes(conn_t *c, const uint8_t *buf, size_t len, wreq_t *own)
+static int send_bytes(conn_t *c, const uint8_t *buf, size_t len)
 {
     uv_buf_t b;
     wreq_t *w;
     int rc;
 
-    if (c->closing || c->shut) {
-        free(own);
+    if (c->closing || c->shut)
         return UV_EPIPE;
-    }
     if (c->cb->on_wire) {
         if (c->in_read) {
             if (c->_defer_len + len > c->_defer_cap) {
@@ -56,10 +53,8 @@ static int send_bytes(conn_t *c, const uint8_t *buf, size_t len, wreq_t *own)
                 uint8_t *d;
                 while (cap < c->_defer_len + len)
                     cap *= 2;
-                if (!(d = realloc(c->_defer, cap))) {
-                    free(own);
+                if (!(d = realloc(c->_defer, cap)))
                     return -ENOMEM;
-                }
                 c->_defer = d;
                 c->_defer_cap = cap;
             }
@@ -76,28 +71,18 @@ static int send_bytes(conn_t *c, const uint8_t *buf, size_t len, wreq_t *own)
             buf += rc;
             len -= (size_t)rc;
         } else if (rc < 0 && rc != UV_EAGAIN) {
-            free(own);
             return rc;
         }
-        if (len == 0) {
-            free(own);
+        if (len == 0)
             return 0;
-        }
     }
-    if (own && own->data <= buf && buf + len <= own->data + own->len) {
-        /* The tail of own is what is left: write from inside it. */
-        w = own;
-    } else {
-        free(own);
-        w = malloc(sizeof(*w) + len);
-        if (!w)
-            return -ENOMEM;
-        memcpy(w->data, buf, len);
-        buf = w->data;
-    }
+    w = malloc(sizeof(*w) + len);
+    if (!w)
+        return -ENOMEM;
+    memcpy(w->data, buf, len);
     w->c = c;
     w->len = len;
-    b = uv_buf_init((char *)buf, (unsigned)len);
+    b = uv_buf_init((char *)w->data, (unsigned)len);
     rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
     if (rc < 0) {
         free(w);
@@ -109,27 +94,69 @@ static int send_bytes(conn_t *c, const uint8_t *buf, size_t len, wreq_t *own)
     return 0;
 }
 
-/* Sends what OpenSSL wrote into the write BIO. */
+/*
+ * Sends what OpenSSL wrote into the write BIO. The records pass through the
+ * loop's wbuf, so those the socket takes at once cost no allocation; only
+ * what it leaves is copied (send_bytes).
+ */
 static int flush_tls(conn_t *c)
 {
-    size_t pending;
+    int n, rc;
 
-    while ((pending = BIO_ctrl_pending(c->wbio)) > 0) {
-        wreq_t *w = malloc(sizeof(*w) + pending);
-        int n, rc;
-
-        if (!w)
-            return -ENOMEM;
-        n = BIO_read(c->wbio, w->data, (int)pending);
-        if (n <= 0) {
-            free(w);
-            break;
-        }
-        w->len = (size_t)n;
-        if ((rc = send_bytes(c, w->data, (size_t)n, w)) < 0)
+    while ((n = BIO_read(c->wbio, c->env->wbuf, sizeof(c->env->wbuf))) > 0)
+        if ((rc = send_bytes(c, c->env->wbuf, (size_t)n)) < 0)
             return rc;
-    }
     return 0;
+}
+
+/*
+ * OpenSSL's record buffers (about 17 KiB each way) are freed after every
+ * record (SSL_MODE_RELEASE_BUFFERS, set on the contexts), so idle conns cost
+ * little; a busy one would allocate both again for each record. After
+ * CONN_KEEP_AFTER reads and writes a conn keeps them, until a tick of its
+ * _idle timer finds it unused since the previous tick. At most CONN_KEEP_MAX
+ * conns of a loop keep theirs, which bounds the memory this takes.
+ */
+#define CONN_KEEP_AFTER 16
+#define CONN_KEEP_MAX 64
+#define CONN_IDLE_MS 250
+
+static void idle_cb(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+
+    if (c->_used) {
+        c->_used = 0;
+        return;
+    }
+    uv_timer_stop(t);
+    c->_keep = 0;
+    c->_uses = 0;
+    c->env->_keeping--;
+    SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+    SSL_free_buffers(c->ssl);
+}
+
+/* Counts a TLS read or write of application data. */
+static void tls_used(conn_t *c)
+{
+    if (c->_keep) {
+        c->_used = 1;
+        return;
+    }
+    if (++c->_uses < CONN_KEEP_AFTER || c->env->_keeping >= CONN_KEEP_MAX)
+        return;
+    if (!c->_idle_init) {
+        if (uv_timer_init(c->env->loop, &c->_idle) < 0)
+            return;
+        c->_idle.data = c;
+        c->_idle_init = 1;
+        c->_handles++;
+    }
+    uv_timer_start(&c->_idle, idle_cb, CONN_IDLE_MS, CONN_IDLE_MS);
+    c->_keep = 1;
+    c->env->_keeping++;
+    SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -164,9 +191,16 @@ static void read_plain(conn_t *c)
     for (;;) {
         int n = SSL_read(c->ssl, c->env->pbuf, sizeof(c->env->pbuf));
         if (n > 0) {
+            tls_used(c);
             c->cb->on_data(c, c->env->pbuf, (size_t)n);
             if (c->closing)
                 return;
+            /* Nothing left to decrypt, not even a partial record: the SSL_read that would
+               only say so is skipped (one per record otherwise). */
+            if (!SSL_has_pending(c->ssl) && BIO_ctrl_pending(c->rbio) == 0) {
+                flush_tls(c);
+                return;
+            }
             continue;
         }
         switch (SSL_get_error(c->ssl, n)) {
@@ -260,6 +294,7 @@ int conn_init(conn_t *c, conn_env_t *env, const conn_cb_t *cb, void *data)
         return rc;
     c->tcp.data = c;
     c->opened = 1;
+    c->_handles = 1;
     return 0;
 }
 
@@ -337,9 +372,10 @@ int conn_write(conn_t *c, const void *buf, size_t len)
     if (c->closing)
         return UV_EPIPE;
     if (!c->ssl)
-        return send_bytes(c, buf, len, NULL);
+        return send_bytes(c, buf, len);
     if (len == 0)
         return 0;
+    tls_used(c);
     n = SSL_write(c->ssl, buf, (int)len);
     if (n <= 0) {
         ERR_clear_error();
@@ -350,7 +386,7 @@ int conn_write(conn_t *c, const void *buf, size_t len)
 
 int conn_write_raw(conn_t *c, const void *buf, size_t len)
 {
-    return send_bytes(c, buf, len, NULL);
+    return send_bytes(c, buf, len);
 }
 
 void conn_pause(conn_t *c)
@@ -398,6 +434,8 @@ static void close_cb(uv_handle_t *h)
 {
     conn_t *c = h->data;
 
+    if (--c->_handles > 0)
+        return;
     SSL_free(c->ssl);
     c->ssl = NULL;
     free(c->_defer);
@@ -416,6 +454,12 @@ void conn_close(conn_t *c, int reset)
        write buffer that SSL_MODE_RELEASE_BUFFERS had freed). */
     SSL_free(c->ssl);
     c->ssl = NULL;
+    if (c->_keep) {
+        c->_keep = 0;
+        c->env->_keeping--;
+    }
+    if (c->_idle_init)
+        uv_close((uv_handle_t *)&c->_idle, close_cb);
     if (reset && !c->shut && uv_tcp_close_reset(&c->tcp, close_cb) == 0)
         return;
     uv_close((uv_handle_t *)&c->tcp, close_cb);

@@ -38,11 +38,23 @@ typedef struct conn_cb {
     void (*on_close)(conn_t *c);                   /* handle closed */
 } conn_cb_t;
 
-/* Shared by all conns of a loop: the read buffers (reads are handled at once). */
+/*
+ * The TLS records of one 64 KiB write: four full records, each framed by at most 29 bytes
+ * (TLS 1.2 AES-GCM: 5-byte header, 8-byte explicit nonce, 16-byte tag; TLS 1.3 takes 22).
+ */
+#define CONN_WBUF (64 * 1024 + 4 * 29)
+
+/*
+ * Shared by all conns of a loop: the read buffers (reads are handled at once), and where
+ * TLS records wait between SSL_write and the socket (writes are handed over at once).
+ * The owner zeroes it, then sets loop.
+ */
 typedef struct conn_env {
     uv_loop_t *loop;
     uint8_t rbuf[64 * 1024];
     uint8_t pbuf[64 * 1024];
+    uint8_t wbuf[CONN_WBUF];
+    unsigned _keeping;          /* conns keeping their TLS buffers (see conn.c) */
 } conn_env_t;
 
 struct conn {
@@ -64,6 +76,12 @@ struct conn {
     int in_read;                /* handling a read: our own writes are reported after it */
     uint8_t *_defer;            /* bytes written during the read, reported after on_wire(in) */
     size_t _defer_len, _defer_cap;
+    int _handles;               /* open handles (tcp, _idle): on_close once none is left */
+    unsigned _uses;             /* TLS reads and writes since the buffers were last freed */
+    int _keep;                  /* busy: OpenSSL keeps its buffers between records */
+    int _used;                  /* used since the last tick of _idle */
+    int _idle_init;             /* _idle is a handle to close */
+    uv_timer_t _idle;           /* while _keep: frees the buffers once the conn is quiet */
 };
 
 /* Initializes the handle (tcp) for an accept or a connect. Returns 0 or a uv error. */

@@ -33,9 +33,9 @@ typedef struct rec_proc {
 #define REC_PROCS_MAX 4096
 
 typedef struct rec_comment {
-    char *text;
     http_exchange_t *ex;          /* gets the frame number of the packet; may be NULL */
     struct rec_comment *next;
+    char text[];                  /* NUL-terminated */
 } rec_comment_t;
 
 typedef struct held_pkt {
@@ -303,7 +303,6 @@ static void comments_free(rec_comment_t *c)
 {
     while (c) {
         rec_comment_t *n = c->next;
-        free(c->text);
         free(c);
         c = n;
     }
@@ -323,7 +322,9 @@ static void write_packet(rec_leg_t *leg, int dir, uint64_t ts, const uint8_t *hd
         po.comment2 = leg->flow->proc_comment;
         po.darwin_process = leg->flow->rproc->dpeb;
     }
-    if (comments) {
+    if (comments && !comments->next) {
+        po.comment = comments->text;
+    } else if (comments) {
         size_t n = 0;
         for (rec_comment_t *c = comments; c; c = c->next)
             n += strlen(c->text) + 2;
@@ -416,13 +417,14 @@ static void leg_open(rec_leg_t *leg, uint64_t ts)
 
 static void add_comment(rec_flow_t *f, const char *text, http_exchange_t *ex)
 {
-    rec_comment_t *c = calloc(1, sizeof(*c));
+    size_t n = strlen(text);
+    rec_comment_t *c = malloc(sizeof(*c) + n + 1);
 
-    if (!c || !(c->text = strdup(text))) {
-        free(c);
+    if (!c)
         return;
-    }
+    memcpy(c->text, text, n + 1);
     c->ex = ex;
+    c->next = NULL;
     if (f->comments_tail)
         f->comments_tail->next = c;
     else
@@ -430,20 +432,51 @@ static void add_comment(rec_flow_t *f, const char *text, http_exchange_t *ex)
     f->comments_tail = c;
 }
 
+/*
+ * snprintf's "%s", without its cost per call, for the strings made for every
+ * request: appends s to buf (len bytes, *n of them used, kept NUL-terminated),
+ * cutting what does not fit.
+ */
+static void str_add(char *buf, size_t len, size_t *n, const char *s)
+{
+    size_t k = strlen(s);
+
+    if (k > len - 1 - *n)
+        k = len - 1 - *n;
+    memcpy(buf + *n, s, k);
+    *n += k;
+    buf[*n] = '\0';
+}
+
+static void str_add_u64(char *buf, size_t len, size_t *n, uint64_t v)
+{
+    char d[21], *p = d + sizeof(d);
+
+    *--p = '\0';
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    str_add(buf, len, n, p);
+}
+
 static void format_url(const rec_flow_t *f, const http_exchange_t *ex, char *buf, size_t len)
 {
     const char *host = http_msg_header(&ex->req, ":authority");
     const char *target = ex->target ? ex->target : "";
+    size_t n = 0;
     int dflt;
 
     if (!host)
         host = http_msg_header(&ex->req, "Host");
     if (strncmp(target, "http://", 7) == 0 || strncmp(target, "https://", 8) == 0) {
-        snprintf(buf, len, "%s", target);
+        str_add(buf, len, &n, target);
         return;
     }
     if (host) {
-        snprintf(buf, len, "%s://%s%s", f->scheme, host, target);
+        str_add(buf, len, &n, f->scheme);
+        str_add(buf, len, &n, "://");
+        str_add(buf, len, &n, host);
+        str_add(buf, len, &n, target);
         return;
     }
     dflt = (f->port == 443 && strcmp(f->scheme, "https") == 0) ||
@@ -465,11 +498,17 @@ static void on_request_head(void *opaque, http_exchange_t *ex)
     rec_flow_t *f = opaque;
     char url[2048], text[2200];
     uint64_t idx = f->r->next_index++;
+    size_t n = 0;
 
     ex->user = (void *)(uintptr_t)(idx + 1);
     format_url(f, ex, url, sizeof(url));
-    snprintf(text, sizeof(text), "har entry %llu: %s %s", (unsigned long long)idx,
-             ex->method ? ex->method : "", url);
+    /* "har entry IDX: METHOD URL" */
+    str_add(text, sizeof(text), &n, "har entry ");
+    str_add_u64(text, sizeof(text), &n, idx);
+    str_add(text, sizeof(text), &n, ": ");
+    str_add(text, sizeof(text), &n, ex->method ? ex->method : "");
+    str_add(text, sizeof(text), &n, " ");
+    str_add(text, sizeof(text), &n, url);
     add_comment(f, text, ex);
 }
 
@@ -491,10 +530,11 @@ static void write_entry(rec_flow_t *f, http_exchange_t *ex, int64_t index)
     recorder_t *r = f->r;
     har_entry_t e;
     char conn[32];
+    size_t n = 0;
     int rc;
 
     memset(&e, 0, sizeof(e));
-    snprintf(conn, sizeof(conn), "%llu", (unsigned long long)f->id);
+    str_add_u64(conn, sizeof(conn), &n, f->id);
     e.ex = ex;
     e.scheme = f->scheme;
     e.host = f->host;
