@@ -147,15 +147,13 @@ static char *utf8_clean(const char *s, size_t len)
 
 /* ---- JSON printing ---- */
 
-static int jreserve(jctx_t *j, size_t n)
+static int jgrow(jctx_t *j, size_t n)
 {
     size_t cap;
     char *b;
 
     if (j->oom)
         return -1;
-    if (j->cap - j->len >= n)
-        return 0;
     cap = j->cap ? j->cap : 1024;
     while (cap - j->len < n) {
         if (cap > ((size_t)-1) / 2) {
@@ -173,7 +171,14 @@ static int jreserve(jctx_t *j, size_t n)
     return 0;
 }
 
-static void jput(jctx_t *j, const char *s, size_t n)
+/* Room for n more bytes (j->oom stays set once a growth failed: cap - len is then
+   never enough for what follows, so nothing more is written). */
+static inline int jreserve(jctx_t *j, size_t n)
+{
+    return j->cap - j->len >= n ? 0 : jgrow(j, n);
+}
+
+static inline void jput(jctx_t *j, const char *s, size_t n)
 {
     if (jreserve(j, n) == 0) {
         memcpy(j->buf + j->len, s, n);
@@ -181,7 +186,7 @@ static void jput(jctx_t *j, const char *s, size_t n)
     }
 }
 
-static void jputc(jctx_t *j, char c)
+static inline void jputc(jctx_t *j, char c)
 {
     if (jreserve(j, 1) == 0)
         j->buf[j->len++] = c;
@@ -189,9 +194,11 @@ static void jputc(jctx_t *j, char c)
 
 /* Starts a member of container parent: closes what was opened inside it since,
    then prints the separator and the key (keys are literals: nothing to escape). */
-static int jmember(jctx_t *j, jnode_t parent, const char *key)
+static inline int jmember(jctx_t *j, jnode_t parent, const char *key)
 {
     int d = j->depth;
+    size_t klen;
+    char *o;
 
     while (d > 0 && j->st[d - 1].id != parent)
         d--;
@@ -201,14 +208,21 @@ static int jmember(jctx_t *j, jnode_t parent, const char *key)
     }
     while (j->depth > d)
         jputc(j, j->st[--j->depth].close);
+    klen = key ? strlen(key) : 0;
+    if (jreserve(j, klen + 4) < 0)
+        return -1;
+    o = j->buf + j->len;
     if (j->st[d - 1].count++)
-        jputc(j, ',');
+        *o++ = ',';
     if (key) {
-        jputc(j, '"');
-        jput(j, key, strlen(key));
-        jput(j, "\":", 2);
+        *o++ = '"';
+        memcpy(o, key, klen);
+        o += klen;
+        *o++ = '"';
+        *o++ = ':';
     }
-    return j->oom ? -1 : 0;
+    j->len = (size_t)(o - j->buf);
+    return 0;
 }
 
 static jnode_t jopen(jctx_t *j, char open, char close)
@@ -423,10 +437,30 @@ static int iso_time_sec(char out[96], int64_t sec, unsigned ms)
     time_t t = (time_t)sec;
     struct tm tm;
 
-    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
+    int f[6];
+    char *o = out;
+
+    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999 || ms > 999)
         return -1;
-    snprintf(out, 96, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    /* YYYY-MM-DDTHH:MM:SS.mmmZ, by hand: snprintf costs more than the rest of it. */
+    f[0] = tm.tm_year + 1900;
+    f[1] = tm.tm_mon + 1;
+    f[2] = tm.tm_mday;
+    f[3] = tm.tm_hour;
+    f[4] = tm.tm_min;
+    f[5] = tm.tm_sec;
+    *o++ = (char)('0' + f[0] / 1000);
+    *o++ = (char)('0' + f[0] / 100 % 10);
+    for (int i = 0; i < 6; i++) {
+        *o++ = (char)('0' + f[i] / 10 % 10);
+        *o++ = (char)('0' + f[i] % 10);
+        *o++ = "--T::."[i];
+    }
+    *o++ = (char)('0' + ms / 100);
+    *o++ = (char)('0' + ms / 10 % 10);
+    *o++ = (char)('0' + ms % 10);
+    *o++ = 'Z';
+    *o = '\0';
     return 0;
 }
 
@@ -923,25 +957,42 @@ static void b64_quad(const uint8_t *p, size_t n, char *out)
     out[3] = n > 2 ? tab[v & 63] : '=';
 }
 
+/* Encodes the whole triples of p[0..len) into out; returns how many bytes it took. */
+static size_t b64_triples(const uint8_t *p, size_t len, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i = 0;
+
+    for (; i + 3 <= len; i += 3, out += 4) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+
+        out[0] = tab[v >> 18];
+        out[1] = tab[v >> 12 & 63];
+        out[2] = tab[v >> 6 & 63];
+        out[3] = tab[v & 63];
+    }
+    return i;
+}
+
 static int stream_base64(har_writer_t *w, const uint8_t *p, size_t len)
 {
-    char *b = w->buf;
-    size_t o = 0, i = 0;
+    /* Whole triples, a chunk's worth at a time, then the 1 or 2 bytes left. */
+    const size_t per = HAR_CHUNK / 4 * 3;
     int r;
 
-    while (i < len) {
-        size_t n = len - i >= 3 ? 3 : len - i;
+    while (len >= 3) {
+        size_t n = b64_triples(p, len < per ? len : per, w->buf);
 
-        b64_quad(p + i, n, b + o);
-        o += 4;
-        i += n;
-        if (o > HAR_CHUNK - 4) {
-            if ((r = sink_write(w, b, o)) < 0)
-                return r;
-            o = 0;
-        }
+        if ((r = sink_write(w, w->buf, n / 3 * 4)) < 0)
+            return r;
+        p += n;
+        len -= n;
     }
-    return sink_write(w, b, o);
+    if (len) {
+        b64_quad(p, len, w->buf);
+        return sink_write(w, w->buf, 4);
+    }
+    return 0;
 }
 
 /* A malloc'd base64 string of p. */
@@ -951,8 +1002,13 @@ static char *base64_dup(const uint8_t *p, size_t len)
 
     if (!out)
         return NULL;
-    for (size_t i = 0; i < len; i += 3, o += 4)
-        b64_quad(p + i, len - i >= 3 ? 3 : len - i, o);
+    size_t n = b64_triples(p, len, o);
+
+    o += n / 3 * 4;
+    if (n < len) {
+        b64_quad(p + n, len - n, o);
+        o += 4;
+    }
     *o = '\0';
     return out;
 }
@@ -1036,10 +1092,13 @@ static void add_version(jctx_t *j, jnode_t o, int major, int minor)
         major = 1, minor = 1;
     /* Chrome and the HTTP/2 RFC say "HTTP/2", not "HTTP/2.0". */
     if (major == 2)
-        snprintf(v, sizeof(v), "HTTP/2");
-    else
+        jstr(j, o, "httpVersion", "HTTP/2");
+    else if (major == 1 && (minor == 1 || minor == 0))
+        jstr(j, o, "httpVersion", minor ? "HTTP/1.1" : "HTTP/1.0");
+    else {
         snprintf(v, sizeof(v), "HTTP/%d.%d", major, minor);
-    jstr(j, o, "httpVersion", v);
+        jstr(j, o, "httpVersion", v);
+    }
 }
 
 static void add_request(jctx_t *j, jnode_t entry, const har_entry_t *e, const char *url,
