@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -169,6 +170,17 @@ int recorder_start(recorder_t *r, char *err, size_t errlen)
     /* Only now is an existing output emptied. */
     if ((rc = outfile_begin(r->pcap_out)) < 0 || (rc = outfile_begin(r->har_out)) < 0)
         goto fail_write;
+    if (r->keylog) {
+        /* An existing key log is appended to (as SSLKEYLOGFILE users expect), but the
+           secrets it will hold are private: made 0600 like the other outputs. */
+        struct stat st;
+        int kfd = fileno(r->keylog);
+
+        if (fstat(kfd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) &&
+            fchmod(kfd, 0600) < 0)
+            log_warn("cannot make %s private (mode %03o): %s", o->keylog_path,
+                     (unsigned)(st.st_mode & 0777), strerror(errno));
+    }
     if (uname(&un) == 0)
         snprintf(os, sizeof(os), "%s %s", un.sysname, un.release);
     outfile_sink(r->pcap_out, &sink);

@@ -5,7 +5,7 @@
 #      others can read is refused with one error line naming it, before anything listens; so
 #      is a CA directory others can write.
 #   2. Output files (pcapng, HAR, --keylog) are created 0600, under umask 000 too; an existing
-#      pcapng/HAR is made 0600.
+#      pcapng/HAR is made 0600, and so is an existing --keylog file (appended to).
 #   3. The listener binds to 127.0.0.1 unless an address is given (ss shows it); an explicit
 #      non-loopback address (--listen 0.0.0.0:0, in a network namespace of its own) warns.
 #   4. Upstream certificates are verified by default (no --cacert: the test origin fails), and
@@ -65,16 +65,18 @@ for f in mitmrec-ca-cert.pem mitmrec-ca-cert.cer; do
     ! grep -q 'PRIVATE KEY' "$HOME/.mitmrec/$f" || fail "$f holds a private key"
 done
 
-# Noted, not failed: an --keylog file that already exists is appended to (as SSLKEYLOGFILE users
-# expect); say what happens to its mode when others can read it.
-printf '' >"$WORK/shared.log"
+# An --keylog file that already exists is appended to (as SSLKEYLOGFILE users expect) and made
+# 0600, since it now holds TLS secrets; what it held stays.
+printf '# kept\n' >"$WORK/shared.log"
 chmod 644 "$WORK/shared.log"
 start_mitmrec -o "$WORK/k.pcapng" --keylog "$WORK/shared.log" --cacert "$TEST_CA"
 pcurl -f -o /dev/null "$T/small.txt" || fail "HTTPS GET with --keylog to an existing file failed"
 stop_mitmrec
-if [ "$(mode_of "$WORK/shared.log")" != 600 ] && [ -s "$WORK/shared.log" ]; then
-    log "note: an existing --keylog file with mode 644 keeps mode $(mode_of "$WORK/shared.log") and now holds TLS secrets (the pcapng and HAR are made 0600 in the same case)"
-fi
+[ "$(mode_of "$WORK/shared.log")" = 600 ] ||
+    fail "an existing --keylog file of mode 644 has mode $(mode_of "$WORK/shared.log") after the run, expected 600"
+[ "$(head -n 1 "$WORK/shared.log")" = "# kept" ] || fail "the existing --keylog file lost its first line"
+grep -q '^CLIENT_HANDSHAKE_TRAFFIC_SECRET \|^CLIENT_RANDOM ' "$WORK/shared.log" ||
+    fail "the existing --keylog file got no secrets appended"
 
 # expect_refusal WHAT ARGS...: mitmrec must exit non-zero without listening, with exactly one
 # error line (naming the file given in REFUSE_NAMES).
