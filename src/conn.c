@@ -166,11 +166,13 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(c->env->rbuf);
 }
 
-static void do_handshake(conn_t *c)
-{
-    int rc = SSL_do_handshake(c->ssl);
-    int e = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc);
+static void release(conn_t *c);
+static void read_plain(conn_t *c);
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
+/* What a handshake step did: its output is sent, then the owner told. */
+static void handshake_step_done(conn_t *c, int rc, int e)
+{
     flush_tls(c);
     if (c->closing)
         return;
@@ -184,6 +186,142 @@ static void do_handshake(conn_t *c)
         return;
     c->handshaking = 0;
     c->cb->on_handshake(c, MR_ETLS);
+}
+
+/* After a read was handled: its bytes, then what the conn wrote meanwhile. */
+static void report_wire(conn_t *c, const uint8_t *p, size_t n)
+{
+    if (c->cb->on_wire) {
+        if (n)
+            c->cb->on_wire(c, 0, p, n);
+        if (c->_defer_len) {
+            size_t m = c->_defer_len;
+            c->_defer_len = 0;
+            c->cb->on_wire(c, 1, c->_defer, m);
+        }
+    }
+    /* Writes during a read are handshake answers: once the handshake is over, keep
+       no buffer for them (4 KiB per idle conn otherwise). */
+    if (c->_defer_cap && !c->handshaking) {
+        free(c->_defer);
+        c->_defer = NULL;
+        c->_defer_cap = 0;
+    }
+}
+
+/* ---- handshake steps on the thread pool ---- */
+
+static int stash_wire_in(conn_t *c, const uint8_t *p, size_t n)
+{
+    uint8_t *d = realloc(c->_inwire, c->_inwire_len + n);
+
+    if (!d)
+        return -1;
+    memcpy(d + c->_inwire_len, p, n);
+    c->_inwire = d;
+    c->_inwire_len += n;
+    return 0;
+}
+
+static void hs_work(uv_work_t *w)
+{
+    conn_t *c = w->data;
+    unsigned long e;
+
+    tls_keylog_defer(&c->_klog);
+    ERR_clear_error();
+    c->_hs_rc = SSL_do_handshake(c->ssl);
+    c->_hs_err = c->_hs_rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, c->_hs_rc);
+    /* The error queue is per thread: keep the last few for the loop's. */
+    c->_nerrs = 0;
+    while ((e = ERR_get_error()) != 0) {
+        if (c->_nerrs == (int)(sizeof(c->_errs) / sizeof(c->_errs[0]))) {
+            memmove(c->_errs, c->_errs + 1, sizeof(c->_errs) - sizeof(c->_errs[0]));
+            c->_nerrs--;
+        }
+        c->_errs[c->_nerrs++] = e;
+    }
+    tls_keylog_defer(NULL);
+}
+
+static void hs_after(uv_work_t *w, int status)
+{
+    conn_t *c = w->data;
+    uint8_t *in;
+    size_t n;
+
+    c->busy = 0;
+    if (c->closing) {
+        release(c);
+        return;
+    }
+    c->_handles--;
+    if (status < 0) {
+        /* Cancelled (the pool never ran it): a failed handshake. */
+        c->_hs_rc = -1;
+        c->_hs_err = SSL_ERROR_SSL;
+    }
+    for (int i = 0; i < c->_nerrs; i++) {
+        ERR_new();
+        ERR_set_debug(OPENSSL_FILE, OPENSSL_LINE, OPENSSL_FUNC);
+        ERR_set_error(ERR_GET_LIB(c->_errs[i]), ERR_GET_REASON(c->_errs[i]), NULL);
+    }
+    c->_nerrs = 0;
+    if (c->_hs_stopped) {
+        c->_hs_stopped = 0;
+        if (!c->eof && uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+            c->reading = 1;
+    }
+    /* The rest of the read that started the step, as read_cb would have done it: the
+       secrets first, then what the step's output and any data after it mean, then the
+       bytes read, then those written. */
+    c->in_read = 1;
+    if (tls_keylog_replay(c->ssl, &c->_klog) < 0)
+        c->cb->on_error(c, -ENOMEM);
+    if (!c->closing)
+        handshake_step_done(c, c->_hs_rc, c->_hs_err);
+    /* Bytes that came with the last handshake flight (early application data). */
+    if (!c->handshaking && !c->closing && !c->eof)
+        read_plain(c);
+    c->in_read = 0;
+    in = c->_inwire;
+    n = c->_inwire_len;
+    c->_inwire = NULL;
+    c->_inwire_len = 0;
+    report_wire(c, in, n);
+    free(in);
+}
+
+static int hs_offload(conn_t *c)
+{
+    c->_work.data = c;
+    if (uv_queue_work(c->env->loop, &c->_work, hs_work, hs_after) < 0)
+        return -1;
+    c->busy = 1;
+    c->_handles++;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+        c->_hs_stopped = 1;
+    }
+    return 0;
+}
+
+void conn_set_offload(conn_t *c, int on)
+{
+    c->offload = on;
+}
+
+static void do_handshake(conn_t *c)
+{
+    int rc;
+
+    if (c->busy)
+        return;
+    if (c->offload && c->env->offload && hs_offload(c) == 0)
+        return;
+    rc = SSL_do_handshake(c->ssl);
+    handshake_step_done(c, rc, rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc));
 }
 
 static void read_plain(conn_t *c)
@@ -225,6 +363,8 @@ static void read_plain(conn_t *c)
 
 static void feed_tls(conn_t *c, const uint8_t *buf, size_t len)
 {
+    if (c->busy)
+        return;
     if (len && BIO_write(c->rbio, buf, (int)len) != (int)len) {
         c->cb->on_error(c, -ENOMEM);
         return;
@@ -248,22 +388,16 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             feed_tls(c, p, (size_t)nread);
         else
             c->cb->on_data(c, p, (size_t)nread);
+        if (c->busy) {
+            /* The read started a handshake step on a worker: what it means is known
+               only when the step is back, so the bytes are reported then (and the read
+               is still being handled until then: in_read stays set). */
+            if (c->cb->on_wire && stash_wire_in(c, p, (size_t)nread) < 0)
+                c->cb->on_error(c, -ENOMEM);
+            return;
+        }
         c->in_read = 0;
-        if (c->cb->on_wire) {
-            c->cb->on_wire(c, 0, p, (size_t)nread);
-            if (c->_defer_len) {
-                size_t n = c->_defer_len;
-                c->_defer_len = 0;
-                c->cb->on_wire(c, 1, c->_defer, n);
-            }
-        }
-        /* Writes during a read are handshake answers: once the handshake is over, keep
-           no buffer for them (4 KiB per idle conn otherwise). */
-        if (c->_defer_cap && !c->handshaking) {
-            free(c->_defer);
-            c->_defer = NULL;
-            c->_defer_cap = 0;
-        }
+        report_wire(c, p, (size_t)nread);
         return;
     }
     if (nread == UV_EOF) {
@@ -306,6 +440,10 @@ int conn_start(conn_t *c)
     uv_tcp_nodelay(&c->tcp, 1);
     if (c->reading || c->paused)
         return 0;
+    if (c->busy) {
+        c->_hs_stopped = 1;   /* reads start once the handshake step is back */
+        return 0;
+    }
     rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
     if (rc == 0)
         c->reading = 1;
@@ -373,6 +511,8 @@ int conn_write(conn_t *c, const void *buf, size_t len)
         return UV_EPIPE;
     if (!c->ssl)
         return send_bytes(c, buf, len);
+    if (c->busy)
+        return MR_ETLS;   /* no application data before the handshake is over */
     if (len == 0)
         return 0;
     tls_used(c);
@@ -391,6 +531,11 @@ int conn_write_raw(conn_t *c, const void *buf, size_t len)
 
 void conn_pause(conn_t *c)
 {
+    if (c->_hs_stopped) {
+        /* Stopped for a handshake step: stay stopped after it. */
+        c->_hs_stopped = 0;
+        c->paused = 1;
+    }
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
@@ -402,6 +547,10 @@ void conn_resume(conn_t *c)
 {
     if (c->paused && !c->closing && !c->eof) {
         c->paused = 0;
+        if (c->busy) {
+            c->_hs_stopped = 1;   /* reads start once the handshake step is back */
+            return;
+        }
         if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
             c->reading = 1;
     }
@@ -418,7 +567,8 @@ void conn_shutdown(conn_t *c)
 
     if (c->shut || c->closing)
         return;
-    if (c->ssl && SSL_is_init_finished(c->ssl)) {
+    /* (A conn whose handshake step is on a worker is not finished: only the FIN.) */
+    if (c->ssl && !c->busy && SSL_is_init_finished(c->ssl)) {
         SSL_shutdown(c->ssl);
         flush_tls(c);
     }
@@ -430,18 +580,26 @@ void conn_shutdown(conn_t *c)
         free(req);
 }
 
-static void close_cb(uv_handle_t *h)
+/* One of the conn's handles closed, or its handshake step came back after
+   conn_close: the last one frees the rest and tells the owner. */
+static void release(conn_t *c)
 {
-    conn_t *c = h->data;
-
     if (--c->_handles > 0)
         return;
     SSL_free(c->ssl);
     c->ssl = NULL;
+    tls_keylog_buf_free(&c->_klog);
+    free(c->_inwire);
+    c->_inwire = NULL;
     free(c->_defer);
     c->_defer = NULL;
     if (c->cb->on_close)
         c->cb->on_close(c);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    release(h->data);
 }
 
 void conn_close(conn_t *c, int reset)
@@ -451,9 +609,12 @@ void conn_close(conn_t *c, int reset)
     c->closing = 1;
     /* Free the TLS state now rather than in close_cb: when many peers close at once, one
        loop turn would otherwise hold every flow's buffers (SSL_shutdown re-allocates the
-       write buffer that SSL_MODE_RELEASE_BUFFERS had freed). */
-    SSL_free(c->ssl);
-    c->ssl = NULL;
+       write buffer that SSL_MODE_RELEASE_BUFFERS had freed). A handshake step on a
+       worker still has it: then it is freed when the step is back. */
+    if (!c->busy) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->_keep) {
         c->_keep = 0;
         c->env->_keeping--;

@@ -8,6 +8,8 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "tls.h"
+
 /*
  * One leg of a flow: a TCP connection, optionally with TLS driven through
  * memory BIOs from the event loop. conn_t is embedded in its flow
@@ -55,6 +57,8 @@ typedef struct conn_env {
     uint8_t pbuf[64 * 1024];
     uint8_t wbuf[CONN_WBUF];
     unsigned _keeping;          /* conns keeping their TLS buffers (see conn.c) */
+    int offload;                /* conns marked offload may run handshake steps on
+                                   libuv's thread pool */
 } conn_env_t;
 
 struct conn {
@@ -82,6 +86,17 @@ struct conn {
     int _used;                  /* used since the last tick of _idle */
     int _idle_init;             /* _idle is a handle to close */
     uv_timer_t _idle;           /* while _keep: frees the buffers once the conn is quiet */
+    /* Handshake steps on the thread pool (conn_set_offload). */
+    int offload;                /* allowed for this conn */
+    int busy;                   /* a step is running: ssl belongs to the worker */
+    int _hs_rc, _hs_err;        /* its SSL_do_handshake result and SSL_get_error */
+    int _hs_stopped;            /* reads were stopped for it */
+    int _nerrs;
+    unsigned long _errs[4];     /* its OpenSSL errors, raised again on the loop's thread */
+    uv_work_t _work;
+    tls_keylog_buf_t _klog;     /* its keylog lines, reported on the loop's thread */
+    uint8_t *_inwire;           /* the read that started it, reported when it is back */
+    size_t _inwire_len;
 };
 
 /* Initializes the handle (tcp) for an accept or a connect. Returns 0 or a uv error. */
@@ -99,6 +114,18 @@ int conn_connect(conn_t *c, const struct sockaddr *addr);
  * first). Starts the handshake. Returns 0 or a negative error.
  */
 int conn_start_tls(conn_t *c, SSL *ssl, int server, const uint8_t *initial, size_t len);
+
+/*
+ * Lets this conn's next TLS handshake steps run on libuv's thread pool when
+ * its env has offload set, so the loop goes on with other flows meanwhile
+ * (the crypto of a handshake is most of a new connection's CPU). While a step
+ * runs, reads are stopped and ssl must not be touched; its callbacks run on
+ * the worker, so the owner's hooks must be safe there: keylog lines are kept
+ * and reported on the loop's thread, before the bytes the step wrote. A
+ * server conn's first step (the client_hello hook) should stay on the loop:
+ * set this once that hook has done what needs the loop.
+ */
+void conn_set_offload(conn_t *c, int on);
 
 /* Drives a paused handshake on (after a client_hello hook said retry). */
 void conn_continue_handshake(conn_t *c);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -32,6 +33,14 @@ enum flow_state {
 
 enum flow_mode { M_NONE, M_CONNECT, M_PLAIN, M_TRANSPARENT };
 
+/* Client-leg bytes of one write to the client, kept until their plaintext is recorded. */
+typedef struct held_wire {
+    struct held_wire *next;
+    uint64_t ts;
+    size_t len;
+    uint8_t data[];
+} held_wire_t;
+
 struct flow {
     proxy_t *p;
     flow_t *next, *prev;
@@ -44,6 +53,9 @@ struct flow {
     rec_flow_t *rec;
     int recording;               /* client-leg wire bytes go to the recorder */
     int wire_in_done;            /* the read being handled was recorded already */
+    int hold_wire_out;           /* client_wire keeps what goes out in wire_held */
+    held_wire_t *wire_held, **wire_held_tail;
+    int client_fin_done;         /* the client's FIN is recorded (up_eof found it waiting) */
     int tls;
     uint8_t *head;
     size_t head_len;
@@ -55,6 +67,8 @@ struct flow {
     size_t client_alpn_len;
     int up_done;                 /* upstream handshake over */
     int up_failed;
+    X509 *leaf;                  /* the forged certificate, made on the loop's thread */
+    int leaf_failed;
     char error[300];
     struct sockaddr_storage client_addr, up_addr;
     uv_getaddrinfo_t gai;
@@ -100,6 +114,7 @@ static void flow_free(flow_t *f)
     free(f->rwbuf);
     free(f->early);
     free(f->head);
+    X509_free(f->leaf);
     free(f);
     if (p->_stopping && p->_nflows == 0 && p->on_idle)
         p->on_idle(p);
@@ -266,6 +281,8 @@ static int start_upstream_tls(flow_t *f)
     }
     rec_flow_hold(f->rec, REC_UPSTREAM);
     f->t_tls0 = rec_now();
+    /* Its hooks (keylog) are safe on a worker from the start. */
+    conn_set_offload(&f->up, 1);
     return conn_start_tls(&f->up, ssl, 0, NULL, 0);
 }
 
@@ -274,9 +291,6 @@ static int client_hello(void *opaque, SSL *ssl, int *al)
     flow_t *f = opaque;
     const unsigned char *alpn;
     size_t alpn_len;
-    X509 *leaf = NULL;
-    X509 *peer;
-    int rc;
 
     if (!f->up_done && !f->up_failed) {
         if (f->t_tls0)
@@ -304,19 +318,36 @@ static int client_hello(void *opaque, SSL *ssl, int *al)
         *al = SSL_AD_HANDSHAKE_FAILURE;
         return SSL_CLIENT_HELLO_ERROR;
     }
-    peer = SSL_get1_peer_certificate(f->up.ssl);
-    rc = ca_forge(f->p->ca, f->sni[0] ? f->sni : f->host, peer, &leaf);
-    X509_free(peer);
-    if (rc < 0 || SSL_use_certificate(ssl, leaf) != 1 ||
+    /* From here on this may run on a worker (conn_set_offload): only the SSL is touched. */
+    if (!f->leaf || SSL_use_certificate(ssl, f->leaf) != 1 ||
         SSL_use_PrivateKey(ssl, ca_leaf_key(f->p->ca)) != 1) {
-        X509_free(leaf);
         ERR_clear_error();
-        flow_fail(f, NULL, "cannot forge a certificate for %s", f->sni[0] ? f->sni : f->host);
+        f->leaf_failed = 1;   /* client_handshake says so */
         *al = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
     }
-    X509_free(leaf);
     return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* The upstream handshake is over: forge the client's certificate from the
+   origin's, then let the client's handshake go on, off the loop if it may. */
+static void resume_client_tls(flow_t *f)
+{
+    if (f->up_done) {
+        const char *name = f->sni[0] ? f->sni : f->host;
+        X509 *peer = SSL_get1_peer_certificate(f->up.ssl);
+        int rc = ca_forge(f->p->ca, name, peer, &f->leaf);
+
+        X509_free(peer);
+        if (rc < 0) {
+            X509_free(f->leaf);
+            f->leaf = NULL;
+            ERR_clear_error();
+        }
+    }
+    /* A refusal (an alert) is quick and must go out before the flow ends: here. */
+    conn_set_offload(&f->client, f->leaf != NULL);
+    conn_continue_handshake(&f->client);
 }
 
 /* Gives the client the protocol the server chose, if the client offered it. */
@@ -347,7 +378,14 @@ static int alpn_select(void *opaque, const unsigned char **out, unsigned char *o
 
 /* ---- relay -------------------------------------------------------------- */
 
-static void relay_to_up(flow_t *f, const uint8_t *buf, size_t len)
+/*
+ * Sends bytes the client sent at ts to the server, then gives their plaintext to the
+ * recorder: the server does not wait for the HTTP decoder (nor for a HAR entry). They are
+ * recorded even when the write fails, as the client did send them. Returns 0 (also when it
+ * closed the flow) or the write's error, for the caller to pass to up_error once it has
+ * recorded the bytes themselves.
+ */
+static int relay_to_up(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
 {
     int rc;
 
@@ -355,22 +393,48 @@ static void relay_to_up(flow_t *f, const uint8_t *buf, size_t len)
         size_t outlen = 0;
         rc = rewrite_feed(f->rw, buf, len, &f->rwbuf, &outlen, &f->rwcap);
         if (rc == -ENOMEM) {
+            rec_flow_plain(f->rec, REC_C2S, buf, len, ts);
             flow_close(f, 1);
-            return;
+            return 0;
         }
         rc = conn_write(&f->up, f->rwbuf, outlen);
     } else {
         rc = conn_write(&f->up, buf, len);
     }
-    if (rc < 0) {
-        up_error(&f->up, rc);
-        return;
-    }
+    rec_flow_plain(f->rec, REC_C2S, buf, len, ts);
+    if (rc < 0)
+        return rc;
     if (f->up.above_high)
         conn_pause(&f->client);
+    return 0;
 }
 
-static void start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts);
+/*
+ * Sends bytes from the server to the client, then records them: their plaintext, then the
+ * client-leg bytes the write produced, which client_wire held meanwhile (the recorder wants
+ * that order: a packet carries the notes of its plaintext). The timestamps are those from
+ * before the write. Returns conn_write's result; recorded either way.
+ */
+static int relay_to_client(flow_t *f, const uint8_t *buf, size_t len)
+{
+    uint64_t ts = rec_now();
+    held_wire_t *h;
+    int rc;
+
+    f->wire_held_tail = &f->wire_held;
+    f->hold_wire_out = 1;
+    rc = conn_write(&f->client, buf, len);
+    f->hold_wire_out = 0;
+    rec_flow_plain(f->rec, REC_S2C, buf, len, ts);
+    while ((h = f->wire_held)) {
+        f->wire_held = h->next;
+        rec_flow_wire(f->rec, REC_CLIENT, REC_S2C, h->data, h->len, h->ts);
+        free(h);
+    }
+    return rc;
+}
+
+static int start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts);
 static void up_data(conn_t *c, const uint8_t *buf, size_t len);
 
 /* ---- client side -------------------------------------------------------- */
@@ -444,6 +508,7 @@ static void client_data(conn_t *c, const uint8_t *buf, size_t len)
 {
     flow_t *f = c->data;
     uint64_t ts = rec_now();
+    int rc;
 
     switch (f->state) {
     case F_HEAD: {
@@ -486,12 +551,13 @@ static void client_data(conn_t *c, const uint8_t *buf, size_t len)
         return;
     }
     case F_SNIFF:
-        start_tunnel_data(f, buf, len, ts);
+        if ((rc = start_tunnel_data(f, buf, len, ts)) < 0)
+            up_error(&f->up, rc);
         return;
     case F_RELAY:
     case F_TLS:
-        rec_flow_plain(f->rec, REC_C2S, buf, len, ts);
-        relay_to_up(f, buf, len);
+        if ((rc = relay_to_up(f, buf, len, ts)) < 0)
+            up_error(&f->up, rc);
         return;
     default:
         return;
@@ -506,8 +572,21 @@ static void client_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
         f->wire_in_done = 0;
         return;
     }
-    if (f->recording)
-        rec_flow_wire(f->rec, REC_CLIENT, out ? REC_S2C : REC_C2S, buf, len, rec_now());
+    if (!f->recording)
+        return;
+    if (out && f->hold_wire_out) {
+        held_wire_t *h = malloc(sizeof(*h) + len);
+        if (h) {
+            h->next = NULL;
+            h->ts = rec_now();
+            h->len = len;
+            memcpy(h->data, buf, len);
+            *f->wire_held_tail = h;
+            f->wire_held_tail = &h->next;
+            return;
+        }
+    }
+    rec_flow_wire(f->rec, REC_CLIENT, out ? REC_S2C : REC_C2S, buf, len, rec_now());
 }
 
 static void client_handshake(conn_t *c, int status)
@@ -517,7 +596,9 @@ static void client_handshake(conn_t *c, int status)
     f->t_tls1 = rec_now();
     rec_flow_release(f->rec, REC_CLIENT);
     if (status < 0) {
-        if (!f->up_failed) {
+        if (f->leaf_failed) {
+            flow_fail(f, NULL, "cannot forge a certificate for %s", f->sni[0] ? f->sni : f->host);
+        } else if (!f->up_failed) {
             char buf[200];
             log_ssl_errors(buf, sizeof(buf));
             flow_fail(f, NULL, "client TLS handshake failed%s%s (does it trust the mitmrec CA?)",
@@ -581,7 +662,7 @@ static void client_eof(conn_t *c)
         flow_close(f, 0);
         return;
     }
-    if (f->recording)
+    if (f->recording && !f->client_fin_done)
         rec_flow_end(f->rec, REC_CLIENT, REC_C2S, 0, ts);
     rec_flow_end(f->rec, REC_UPSTREAM, REC_C2S, 0, ts);
     conn_shutdown(&f->up);
@@ -620,15 +701,18 @@ static const conn_cb_t client_cb = {
     .on_close = on_conn_close,
 };
 
-/* The first bytes inside a CONNECT tunnel decide: TLS is intercepted, the rest relayed. */
-static void start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
+/*
+ * The first bytes inside a CONNECT tunnel decide: TLS is intercepted, the rest relayed.
+ * Returns 0 or relay_to_up's error.
+ */
+static int start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
 {
     f->recording = 1;
     if (len >= 1 && buf[0] == 0x16 && (len < 2 || buf[1] == 0x03)) {
         SSL *ssl = SSL_new(f->p->server_ctx);
         if (!ssl) {
             flow_close(f, 1);
-            return;
+            return 0;
         }
         f->tls = 1;
         f->state = F_TLS;
@@ -640,13 +724,12 @@ static void start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_
         f->hooks_client.opaque = f;
         tls_set_hooks(ssl, &f->hooks_client);
         conn_start_tls(&f->client, ssl, 1, buf, len);
-        return;
+        return 0;
     }
     rec_flow_set_target(f->rec, "http", f->host, f->port);
     f->state = F_RELAY;
     conn_start(&f->up);
-    rec_flow_plain(f->rec, REC_C2S, buf, len, ts);
-    relay_to_up(f, buf, len);
+    return relay_to_up(f, buf, len, ts);
 }
 
 /* ---- upstream side ------------------------------------------------------ */
@@ -658,6 +741,7 @@ static void up_connected(conn_t *c, int status)
     struct sockaddr_storage local;
     int len = sizeof(local);
     uint64_t ts = rec_now();
+    int rc;
 
     f->t_conn1 = ts;
     if (status < 0 && f->mode == M_TRANSPARENT) {
@@ -700,9 +784,13 @@ static void up_connected(conn_t *c, int status)
         if (f->head_len) {
             size_t n = f->head_len;
             f->head_len = 0;
-            start_tunnel_data(f, f->head, n, f->head_ts);
+            rc = start_tunnel_data(f, f->head, n, f->head_ts);
             if (f->recording)
                 rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, n, f->head_ts);
+            if (rc < 0) {
+                up_error(&f->up, rc);
+                return;
+            }
         }
         conn_start(&f->up);
         return;
@@ -711,10 +799,11 @@ static void up_connected(conn_t *c, int status)
     f->recording = 1;
     f->state = F_RELAY;
     conn_start(&f->up);
-    rec_flow_plain(f->rec, REC_C2S, f->head, f->head_len, f->head_ts);
-    relay_to_up(f, f->head, f->head_len);
+    rc = relay_to_up(f, f->head, f->head_len, f->head_ts);
     rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
     f->head_len = 0;
+    if (rc < 0)
+        up_error(&f->up, rc);
 }
 
 static void up_handshake(conn_t *c, int status)
@@ -738,7 +827,7 @@ static void up_handshake(conn_t *c, int status)
     } else {
         f->up_done = 1;
     }
-    conn_continue_handshake(&f->client);
+    resume_client_tls(f);
 }
 
 static void up_data(conn_t *c, const uint8_t *buf, size_t len)
@@ -767,8 +856,7 @@ static void up_data(conn_t *c, const uint8_t *buf, size_t len)
     }
     if (f->state != F_RELAY)
         return;
-    rec_flow_plain(f->rec, REC_S2C, buf, len, rec_now());
-    if ((rc = conn_write(&f->client, buf, len)) < 0) {
+    if ((rc = relay_to_client(f, buf, len)) < 0) {
         /* The client is gone (it reset): record its ending, not ours. */
         client_error(&f->client, rc);
         return;
@@ -783,6 +871,20 @@ static void up_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
     rec_flow_wire(f->rec, REC_UPSTREAM, out ? REC_C2S : REC_S2C, buf, len, rec_now());
 }
 
+/*
+ * Whether the client's FIN is waiting in its socket, with nothing before it: it reached us,
+ * but we have not read it yet.
+ */
+static int client_fin_waiting(flow_t *f)
+{
+    uv_os_fd_t fd;
+    char b;
+
+    if (f->client.eof || f->client.closing || uv_fileno((uv_handle_t *)&f->client.tcp, &fd) != 0)
+        return 0;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 static void up_eof(conn_t *c)
 {
     flow_t *f = c->data;
@@ -794,14 +896,23 @@ static void up_eof(conn_t *c)
             f->up_failed = 1;
             flow_fail(f, "CONNECT", "upstream %s:%u closed during the TLS handshake", f->host,
                       f->port);
-            conn_continue_handshake(&f->client);
+            resume_client_tls(f);
             return;
         }
         flow_close(f, 0);
         return;
     }
-    if (f->recording)
+    if (f->recording) {
+        /* Our FIN leaves for the client later (uv_shutdown, after the queued bytes), but the
+           client's may be waiting already, unread: when both FINs come during one turn of the
+           loop, the server's is often read first (its socket is ahead in the kernel's list of
+           ready ones). On the client's connection, the client's came first: so it is recorded. */
+        if (client_fin_waiting(f)) {
+            f->client_fin_done = 1;
+            rec_flow_end(f->rec, REC_CLIENT, REC_C2S, 0, ts);
+        }
         rec_flow_end(f->rec, REC_CLIENT, REC_S2C, 0, ts);
+    }
     conn_shutdown(&f->client);
     if (f->client.eof)
         flow_close(f, 0);

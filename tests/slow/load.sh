@@ -314,6 +314,9 @@ def endings(proxy, tls, plain, rstport, pid, files):
     def half_close():
         s = socket.create_connection(("127.0.0.1", proxy), timeout=30)
         port = s.getsockname()[1]
+        # The request and the FIN leave together (corked until the shutdown): a thread switch
+        # between the two calls would otherwise let the FIN go after the answer came.
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         s.sendall(b"GET http://127.0.0.1:%d/1m.bin HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n" % (plain, plain))
         s.shutdown(socket.SHUT_WR)
         data, how = read_all(s)
