@@ -558,7 +558,12 @@ void conn_resume(conn_t *c)
 
 static void shutdown_cb(uv_shutdown_t *req, int status)
 {
+    conn_t *c = req->data;
+
     free(req);
+    c->shut_done = 1;
+    if (!c->closing && c->cb->on_shut)
+        c->cb->on_shut(c);
 }
 
 void conn_shutdown(conn_t *c)
@@ -574,10 +579,15 @@ void conn_shutdown(conn_t *c)
     }
     c->shut = 1;
     req = malloc(sizeof(*req));
-    if (!req)
+    if (!req) {
+        c->shut_done = 1;
         return;
-    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) < 0)
+    }
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) < 0) {
         free(req);
+        c->shut_done = 1;
+    }
 }
 
 /* One of the conn's handles closed, or its handshake step came back after

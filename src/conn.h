@@ -37,6 +37,7 @@ typedef struct conn_cb {
     void (*on_eof)(conn_t *c);                     /* FIN or close_notify */
     void (*on_error)(conn_t *c, int err);          /* reset, TLS error, ... */
     void (*on_drain)(conn_t *c);                   /* queued bytes fell below low water */
+    void (*on_shut)(conn_t *c);                    /* our FIN left, after all queued bytes */
     void (*on_close)(conn_t *c);                   /* handle closed */
 } conn_cb_t;
 
@@ -73,7 +74,8 @@ struct conn {
     int paused;                 /* reads stopped by back-pressure */
     int reading;
     int eof;                    /* peer finished */
-    int shut;                   /* our FIN sent */
+    int shut;                   /* our FIN asked for (conn_shutdown) */
+    int shut_done;              /* ... and gone, or never to go (on_shut) */
     int closing;
     int opened;                 /* tcp handle initialized */
     int above_high;

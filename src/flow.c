@@ -19,6 +19,8 @@
 
 #define HEAD_MAX (64 * 1024)
 #define HANDSHAKE_TIMEOUT_MS 10000
+/* How long a flow whose both sides ended waits for a peer to read what is queued for it. */
+#define FINISH_TIMEOUT_MS 300000
 
 enum flow_state {
     F_HEAD,          /* reading the proxy request */
@@ -67,6 +69,7 @@ struct flow {
     size_t client_alpn_len;
     int up_done;                 /* upstream handshake over */
     int up_failed;
+    int finishing;               /* both sides ended: closes once the queues are sent */
     X509 *leaf;                  /* the forged certificate, made on the loop's thread */
     int leaf_failed;
     char error[300];
@@ -184,6 +187,35 @@ static void flow_timer(flow_t *f, int ms)
         f->handles++;
     }
     uv_timer_start(&f->linger, linger_cb, (uint64_t)ms, 0);
+}
+
+/*
+ * Both sides have ended: the flow closes once what is queued for each peer has gone out,
+ * with our FIN after it (on_shut), so a client that reads slowly still gets the whole
+ * answer. One that stops reading for good is cut after FINISH_TIMEOUT_MS.
+ */
+static void flow_finish(flow_t *f)
+{
+    if (f->state == F_CLOSING)
+        return;
+    if ((f->client.shut && !f->client.shut_done) ||
+        (f->up_inited && f->up.shut && !f->up.shut_done)) {
+        if (!f->finishing) {
+            f->finishing = 1;
+            if (!f->linger_on)
+                flow_timer(f, FINISH_TIMEOUT_MS);
+        }
+        return;
+    }
+    flow_close(f, 0);
+}
+
+static void leg_shut(conn_t *c)
+{
+    flow_t *f = c->data;
+
+    if (f->finishing)
+        flow_finish(f);
 }
 
 /* After a failure, let the client read what we sent (an alert, a 502), then close. */
@@ -667,7 +699,7 @@ static void client_eof(conn_t *c)
     rec_flow_end(f->rec, REC_UPSTREAM, REC_C2S, 0, ts);
     conn_shutdown(&f->up);
     if (f->up.eof || f->up.closing)
-        flow_close(f, 0);
+        flow_finish(f);
 }
 
 static void client_error(conn_t *c, int err)
@@ -698,6 +730,7 @@ static const conn_cb_t client_cb = {
     .on_eof = client_eof,
     .on_error = client_error,
     .on_drain = client_drain,
+    .on_shut = leg_shut,
     .on_close = on_conn_close,
 };
 
@@ -915,7 +948,7 @@ static void up_eof(conn_t *c)
     }
     conn_shutdown(&f->client);
     if (f->client.eof)
-        flow_close(f, 0);
+        flow_finish(f);
 }
 
 static void up_error(conn_t *c, int err)
@@ -944,6 +977,7 @@ static const conn_cb_t up_cb = {
     .on_eof = up_eof,
     .on_error = up_error,
     .on_drain = up_drain,
+    .on_shut = leg_shut,
     .on_close = on_conn_close,
 };
 

@@ -5,6 +5,10 @@
 # the answer, is stopped (SIGSTOP), the server closes, then the client shuts down its side,
 # and mitmrec goes on (SIGCONT) with both FINs waiting, the server's ahead in the poll. Ten
 # rounds, plain HTTP through the proxy.
+# Then a half-closed client that starts reading only 1 s after it sent its request (its answer,
+# 32 MiB, is more than the sockets between hold, so part of it is queued in mitmrec when the
+# origin's FIN comes): it gets all of it, byte for byte, with plain
+# HTTP and inside a CONNECT + TLS tunnel, and the recording ends with a FIN from each side.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need tshark "$PY"
@@ -83,6 +87,110 @@ for p in $ports; do
         problem "client port $p is recorded as '${got:-no FIN, no RST}', expected 'c:F s:F'"
 done
 log "$(awk '{ $1 = ""; print }' "$WORK/endings" | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+
+# The late reader, against an origin of its own (nginx stops sending once it sees the
+# client's FIN, so it cannot show what mitmrec keeps).
+start_mitmrec -o "$WORK/late.pcapng" --cacert "$top_srcdir/fixtures/tls/test-ca.pem"
+"$PY" - "$MITM_PORT" "$top_srcdir/fixtures/tls/origin.pem" "$top_srcdir/fixtures/tls/origin-key.pem" \
+    "$HOME/.mitmrec/mitmrec-ca-cert.pem" >"$WORK/late.out" 2>&1 <<'EOF' || fail "late reader: $(cat "$WORK/late.out")"
+import os, socket, ssl, sys, threading, time
+proxy, cert, key, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+# Answers of several sizes around what the sockets between hold (about 4 MB here): part
+# of each is still queued in mitmrec when the origin's FIN comes.
+SIZES = (3800000, 4000000, 4200000, 4400000, 5 << 20)
+bodies = {n: os.urandom(n) for n in SIZES}
+
+
+# The origin: answers a request for /N with N bytes and closes, whatever the client did with
+# its side (nginx would stop sending once it sees the client's FIN).
+def origin(ls, wrap):
+    while True:
+        c, _ = ls.accept()
+        if wrap:
+            c = wrap(c)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = c.recv(4096)
+            if not b:
+                break
+            head += b
+        n = int(head.split(b" ")[1].rsplit(b"/", 1)[1])
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % n + bodies[n])
+        c.close()
+
+
+def listener():
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    return ls
+
+
+plain_ls, tls_ls = listener(), listener()
+sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+sctx.load_cert_chain(cert, key)
+threading.Thread(target=origin, args=(plain_ls, None), daemon=True).start()
+threading.Thread(target=origin, args=(tls_ls, lambda c: sctx.wrap_socket(c, server_side=True)), daemon=True).start()
+
+
+def request(n):
+    return b"GET /%d HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % n
+
+
+def body_of(d):
+    return d[d.find(b"\r\n\r\n") + 4:]
+
+
+for n in SIZES:
+    # Plain HTTP: absolute form, then the FIN at once; reading starts 1 s later.
+    s = socket.create_connection(("127.0.0.1", proxy), timeout=60)
+    s.sendall(request(n).replace(b"GET /", b"GET http://127.0.0.1:%d/" % plain_ls.getsockname()[1]))
+    s.shutdown(socket.SHUT_WR)
+    time.sleep(1)
+    d = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        d += b
+    if body_of(d) != bodies[n]:
+        sys.exit("plain: got %d bytes of the body, want %d" % (len(body_of(d)), n))
+    print("plain: port %d, %d bytes, equal" % (s.getsockname()[1], n))
+
+    # TLS in a CONNECT tunnel: the origin's answer, close_notify and FIN come while the
+    # client sleeps.
+    tport = tls_ls.getsockname()[1]
+    s = socket.create_connection(("127.0.0.1", proxy), timeout=60)
+    s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (tport, tport))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    t = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname="127.0.0.1")
+    t.sendall(request(n))
+    time.sleep(1)
+    d = b""
+    try:
+        while True:
+            b = t.recv(65536)
+            if not b:
+                break
+            d += b
+    except ssl.SSLEOFError:
+        pass
+    if body_of(d) != bodies[n]:
+        sys.exit("tls: got %d bytes of the body, want %d" % (len(body_of(d)), n))
+    print("tls: %d bytes, equal" % n)
+EOF
+log "$(tr '\n' ';' <"$WORK/late.out")"
+stop_mitmrec
+tshark_ok "$MITM_PCAP"
+for lport in $(awk '/^plain: port/ { sub(/,/, "", $3); print $3 }' "$WORK/late.out"); do
+    got=$(tshark -n -r "$MITM_PCAP" -Y "tcp.port == $lport && (tcp.flags.fin == 1 || tcp.flags.reset == 1)" \
+        -T fields -e tcp.srcport -e tcp.flags.reset 2>/dev/null |
+        awk -v p="$lport" '{ printf "%s%s:%s", (NR > 1 ? " " : ""), ($1 == p ? "c" : "s"), (($2 == "1" || $2 == "True") ? "R" : "F") }')
+    [ "$got" = "c:F s:F" ] || problem "the late reader on port $lport is recorded as '${got:-nothing}', expected 'c:F s:F'"
+done
+
 finish_problems
 log "ok"
 exit 0
