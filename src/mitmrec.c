@@ -334,5 +334,9 @@ out:
     SSL_CTX_free(cctx);
     ca_free(ca);
     options_free(&a.opts);
+    /* Joins libuv's worker threads now, while OpenSSL can still free what each of them
+       holds (it does so when a thread ends, but its own clean-up at exit comes before
+       libuv's, and would leave that memory behind). */
+    uv_library_shutdown();
     return status;
 }
