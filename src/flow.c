@@ -71,6 +71,8 @@ struct flow {
     int up_failed;
     int finishing;               /* both sides ended: closes once the queues are sent */
     X509 *leaf;                  /* the forged certificate, made on the loop's thread */
+    unsigned char up_alpn[256];  /* the protocol the server chose (alpn_select's copy) */
+    unsigned int up_alpn_len;
     int leaf_failed;
     char error[300];
     struct sockaddr_storage client_addr, up_addr;
@@ -368,7 +370,15 @@ static void resume_client_tls(flow_t *f)
     if (f->up_done) {
         const char *name = f->sni[0] ? f->sni : f->host;
         X509 *peer = SSL_get1_peer_certificate(f->up.ssl);
+        const unsigned char *sel = NULL;
+        unsigned int sel_len = 0;
         int rc = ca_forge(f->p->ca, name, peer, &f->leaf);
+
+        SSL_get0_alpn_selected(f->up.ssl, &sel, &sel_len);
+        if (sel_len && sel_len <= sizeof(f->up_alpn)) {
+            memcpy(f->up_alpn, sel, sel_len);
+            f->up_alpn_len = sel_len;
+        }
 
         X509_free(peer);
         if (rc < 0) {
@@ -387,11 +397,11 @@ static int alpn_select(void *opaque, const unsigned char **out, unsigned char *o
                        const unsigned char *in, unsigned int inlen)
 {
     flow_t *f = opaque;
-    const unsigned char *sel = NULL;
-    unsigned int sel_len = 0;
+    /* A copy made on the loop's thread: this may run on a worker, while the loop may be
+       freeing the upstream's SSL. */
+    const unsigned char *sel = f->up_alpn;
+    unsigned int sel_len = f->up_alpn_len;
 
-    if (f->up.ssl)
-        SSL_get0_alpn_selected(f->up.ssl, &sel, &sel_len);
     if (!sel_len)
         return SSL_TLSEXT_ERR_NOACK;
     for (unsigned int i = 0; i < inlen;) {
