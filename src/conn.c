@@ -170,6 +170,21 @@ static void release(conn_t *c);
 static void read_plain(conn_t *c);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
+/* Starts reading; while a handshake step runs on a worker, once it is back. */
+static int start_reads(conn_t *c)
+{
+    int rc;
+
+    if (c->busy) {
+        c->_hs_stopped = 1;
+        return 0;
+    }
+    rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    if (rc == 0)
+        c->reading = 1;
+    return rc;
+}
+
 /* What a handshake step did: its output is sent, then the owner told. */
 static void handshake_step_done(conn_t *c, int rc, int e)
 {
@@ -269,8 +284,8 @@ static void hs_after(uv_work_t *w, int status)
     c->_nerrs = 0;
     if (c->_hs_stopped) {
         c->_hs_stopped = 0;
-        if (!c->eof && uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
-            c->reading = 1;
+        if (!c->eof)
+            start_reads(c);
     }
     /* The rest of the read that started the step, as read_cb would have done it: the
        secrets first, then what the step's output and any data after it mean, then the
@@ -435,20 +450,11 @@ int conn_init(conn_t *c, conn_env_t *env, const conn_cb_t *cb, void *data)
 
 int conn_start(conn_t *c)
 {
-    int rc;
-
     /* Both legs carry request/response traffic: Nagle only adds latency here. */
     uv_tcp_nodelay(&c->tcp, 1);
     if (c->reading || c->paused)
         return 0;
-    if (c->busy) {
-        c->_hs_stopped = 1;   /* reads start once the handshake step is back */
-        return 0;
-    }
-    rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
-    if (rc == 0)
-        c->reading = 1;
-    return rc;
+    return start_reads(c);
 }
 
 static void connect_cb(uv_connect_t *req, int status)
@@ -548,12 +554,7 @@ void conn_resume(conn_t *c)
 {
     if (c->paused && !c->closing && !c->eof) {
         c->paused = 0;
-        if (c->busy) {
-            c->_hs_stopped = 1;   /* reads start once the handshake step is back */
-            return;
-        }
-        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
-            c->reading = 1;
+        start_reads(c);
     }
 }
 
