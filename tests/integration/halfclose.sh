@@ -141,18 +141,26 @@ def body_of(d):
     return d[d.find(b"\r\n\r\n") + 4:]
 
 
+def read_all(s):
+    """Everything until the peer's end (for TLS, also one without close_notify)."""
+    d = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return d
+            d += b
+    except ssl.SSLEOFError:
+        return d
+
+
 for n in SIZES:
     # Plain HTTP: absolute form, then the FIN at once; reading starts 1 s later.
     s = socket.create_connection(("127.0.0.1", proxy), timeout=60)
     s.sendall(request(n).replace(b"GET /", b"GET http://127.0.0.1:%d/" % plain_ls.getsockname()[1]))
     s.shutdown(socket.SHUT_WR)
     time.sleep(1)
-    d = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        d += b
+    d = read_all(s)
     if body_of(d) != bodies[n]:
         sys.exit("plain: got %d bytes of the body, want %d" % (len(body_of(d)), n))
     print("plain: port %d, %d bytes, equal" % (s.getsockname()[1], n))
@@ -168,15 +176,7 @@ for n in SIZES:
     t = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname="127.0.0.1")
     t.sendall(request(n))
     time.sleep(1)
-    d = b""
-    try:
-        while True:
-            b = t.recv(65536)
-            if not b:
-                break
-            d += b
-    except ssl.SSLEOFError:
-        pass
+    d = read_all(t)
     if body_of(d) != bodies[n]:
         sys.exit("tls: got %d bytes of the body, want %d" % (len(body_of(d)), n))
     print("tls: %d bytes, equal" % n)
