@@ -450,8 +450,10 @@ int conn_init(conn_t *c, conn_env_t *env, const conn_cb_t *cb, void *data)
 
 int conn_start(conn_t *c)
 {
-    /* Both legs carry request/response traffic: Nagle only adds latency here. */
-    uv_tcp_nodelay(&c->tcp, 1);
+    /* Both legs carry request/response traffic: Nagle only adds latency here. Once:
+       conn_start is called again after each handshake step. */
+    if (!c->_nodelay)
+        c->_nodelay = uv_tcp_nodelay(&c->tcp, 1) == 0;
     if (c->reading || c->paused)
         return 0;
     return start_reads(c);

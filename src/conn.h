@@ -78,6 +78,7 @@ struct conn {
     int shut_done;              /* ... and gone, or never to go (on_shut) */
     int closing;
     int opened;                 /* tcp handle initialized */
+    int _nodelay;               /* TCP_NODELAY is set */
     int above_high;
     int in_read;                /* handling a read: our own writes are reported after it */
     uint8_t *_defer;            /* bytes written during the read, reported after on_wire(in) */

@@ -313,6 +313,13 @@ static int start_upstream_tls(flow_t *f)
         else
             SSL_set1_host(ssl, name);
     }
+    {
+        char key[600];
+        const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+        snprintf(key, sizeof(key), "%s|%u|%s|%s", f->host, f->port, sni ? sni : "",
+                 f->p->insecure ? "" : name);
+        tls_client_session_use(ssl, key);
+    }
     rec_flow_hold(f->rec, REC_UPSTREAM);
     f->t_tls0 = rec_now();
     /* Its hooks (keylog) are safe on a worker from the start. */
@@ -869,6 +876,9 @@ static void up_handshake(conn_t *c, int status)
         ERR_clear_error();
     } else {
         f->up_done = 1;
+        tls_client_session_done(c->ssl);
+        log_debug("flow %llu: upstream %s, %s", (unsigned long long)f->id, SSL_get_version(c->ssl),
+                  SSL_session_reused(c->ssl) ? "resumed" : "full handshake");
     }
     resume_client_tls(f);
 }

@@ -330,6 +330,7 @@ out:
         uv_loop_close(&a.loop);
     intercept_close(&a.it);
     recorder_free(a.rec);
+    tls_client_sessions_free();
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
     ca_free(ca);

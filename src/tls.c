@@ -174,6 +174,190 @@ static int verify_cb(X509_STORE_CTX *xs, void *arg)
     return rc;
 }
 
+/*
+ * Upstream sessions. A later flow to the same origin resumes the session of an
+ * earlier one: no certificate to send, parse and check again (parsing the chain
+ * was the largest single cost of a new flow under OpenSSL 3.0), and the origin
+ * signs nothing. Each resumed handshake still logs all its own secrets, so the
+ * recording decrypts flow by flow as before. A session is kept only after its
+ * chain verified, under a key naming the origin and the name checked; TLS 1.3
+ * tickets are used once (RFC 8446, C.4), TLS 1.2 sessions until they expire.
+ */
+#define SCACHE_SLOTS 64
+#define SCACHE_PER_KEY 16   /* flows start in bursts; each TLS 1.3 ticket is used once */
+#define SCACHE_BACKOFF 60   /* seconds without offering sessions to an origin that refused one */
+
+typedef struct scache_slot {
+    char *key;
+    SSL_SESSION *sess[SCACHE_PER_KEY];   /* oldest first */
+    int n;
+    time_t refused_until;                /* mono_sec() */
+} scache_slot_t;
+
+/* An SSL's ex_data: the key its sessions go under, and whether it offered one. */
+typedef struct scache_ref {
+    int offered;
+    char key[];
+} scache_ref_t;
+
+static scache_slot_t scache[SCACHE_SLOTS];
+static pthread_mutex_t scache_lock = PTHREAD_MUTEX_INITIALIZER;
+static int scache_idx = -1;   /* the SSL's ex_data: its key, malloc'd */
+
+static void scache_key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                            void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    free(ptr);
+}
+
+static scache_slot_t *scache_slot(const char *key)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (const char *k = key; *k; k++)
+        h = (h ^ (unsigned char)*k) * 16777619u;
+    return &scache[h % SCACHE_SLOTS];
+}
+
+static void scache_slot_clear(scache_slot_t *sl)
+{
+    for (int i = 0; i < sl->n; i++)
+        SSL_SESSION_free(sl->sess[i]);
+    sl->n = 0;
+    sl->refused_until = 0;
+    free(sl->key);
+    sl->key = NULL;
+}
+
+/* Under scache_lock: 1 when sl is key's and key's origin refused a session lately. */
+static int scache_refused(const scache_slot_t *sl, const char *key)
+{
+    return sl->key && strcmp(sl->key, key) == 0 && sl->refused_until > mono_sec();
+}
+
+static int session_fresh(SSL_SESSION *s)
+{
+    return SSL_SESSION_is_resumable(s) &&
+           (long)time(NULL) < SSL_SESSION_get_time(s) + SSL_SESSION_get_timeout(s);
+}
+
+/* OpenSSL's new-session callback: keeps sess (returning 1) if its SSL has a key. */
+static int scache_add(SSL *ssl, SSL_SESSION *sess)
+{
+    const scache_ref_t *ref = scache_idx >= 0 ? SSL_get_ex_data(ssl, scache_idx) : NULL;
+    const char *key = ref ? ref->key : NULL;
+    scache_slot_t *sl;
+
+    if (!key || (SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE &&
+                 SSL_get_verify_result(ssl) != X509_V_OK))
+        return 0;
+    sl = scache_slot(key);
+    pthread_mutex_lock(&scache_lock);
+    if (scache_refused(sl, key)) {
+        pthread_mutex_unlock(&scache_lock);
+        return 0;
+    }
+    if (!sl->key || strcmp(sl->key, key) != 0) {
+        char *k = strdup(key);
+        if (!k) {
+            pthread_mutex_unlock(&scache_lock);
+            return 0;
+        }
+        scache_slot_clear(sl);
+        sl->key = k;
+    }
+    if (sl->n == SCACHE_PER_KEY) {
+        SSL_SESSION_free(sl->sess[0]);
+        memmove(sl->sess, sl->sess + 1, sizeof(sl->sess[0]) * (SCACHE_PER_KEY - 1));
+        sl->n--;
+    }
+    sl->sess[sl->n++] = sess;
+    pthread_mutex_unlock(&scache_lock);
+    return 1;
+}
+
+int tls_client_session_use(SSL *ssl, const char *key)
+{
+    scache_slot_t *sl = scache_slot(key);
+    SSL_SESSION *s = NULL;
+    size_t klen = strlen(key);
+    scache_ref_t *ref;
+
+    if (scache_idx < 0)
+        return 0;
+    pthread_mutex_lock(&scache_lock);
+    if (scache_refused(sl, key)) {
+        /* No key on the SSL: its sessions are not kept either. */
+        pthread_mutex_unlock(&scache_lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&scache_lock);
+    if (!(ref = malloc(sizeof(*ref) + klen + 1)))
+        return 0;
+    ref->offered = 0;
+    memcpy(ref->key, key, klen + 1);
+    if (!SSL_set_ex_data(ssl, scache_idx, ref)) {
+        free(ref);
+        return 0;
+    }
+    pthread_mutex_lock(&scache_lock);
+    if (sl->key && strcmp(sl->key, key) == 0) {
+        while (sl->n && !s) {
+            SSL_SESSION *c = sl->sess[--sl->n];   /* the newest */
+            if (!session_fresh(c)) {
+                SSL_SESSION_free(c);
+                continue;
+            }
+            if (SSL_SESSION_get_protocol_version(c) == TLS1_3_VERSION) {
+                s = c;                              /* taken: used once */
+            } else {
+                SSL_SESSION_up_ref(c);
+                s = c;
+                sl->n++;                            /* kept */
+            }
+        }
+    }
+    pthread_mutex_unlock(&scache_lock);
+    if (!s)
+        return 0;
+    if (SSL_set_session(ssl, s) != 1) {
+        ERR_clear_error();
+        SSL_SESSION_free(s);
+        return 0;
+    }
+    SSL_SESSION_free(s);   /* the SSL holds its own reference */
+    ref->offered = 1;
+    return 1;
+}
+
+void tls_client_session_done(SSL *ssl)
+{
+    scache_ref_t *ref = scache_idx >= 0 ? SSL_get_ex_data(ssl, scache_idx) : NULL;
+    scache_slot_t *sl;
+
+    if (!ref || !ref->offered || SSL_session_reused(ssl))
+        return;
+    /* A server without resumption (or that lost its ticket keys) would make every
+       offer a wasted PSK binder and every ticket kept a wasted copy: stop for a while. */
+    sl = scache_slot(ref->key);
+    pthread_mutex_lock(&scache_lock);
+    if (sl->key && strcmp(sl->key, ref->key) == 0) {
+        for (int i = 0; i < sl->n; i++)
+            SSL_SESSION_free(sl->sess[i]);
+        sl->n = 0;
+        sl->refused_until = mono_sec() + SCACHE_BACKOFF;
+    }
+    pthread_mutex_unlock(&scache_lock);
+}
+
+void tls_client_sessions_free(void)
+{
+    pthread_mutex_lock(&scache_lock);
+    for (int i = 0; i < SCACHE_SLOTS; i++)
+        scache_slot_clear(&scache[i]);
+    pthread_mutex_unlock(&scache_lock);
+}
+
 static int client_hello_cb(SSL *ssl, int *al, void *arg)
 {
     tls_hooks_t *h = SSL_get_app_data(ssl);
@@ -238,6 +422,12 @@ int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure
     }
     SSL_CTX_set_keylog_callback(ctx, keylog_cb);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (scache_idx < 0)
+        scache_idx = SSL_get_ex_new_index(0, "mitmrec session key", NULL, NULL,
+                                          scache_key_free);
+    /* Sessions are kept only by tls_client_session_use's cache. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, scache_add);
     if (!SSL_CTX_set_default_verify_paths(ctx))
         ERR_clear_error();
     for (size_t i = 0; i < ncacerts; i++) {
