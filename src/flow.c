@@ -12,94 +12,10 @@
 #include <openssl/x509v3.h>
 
 #include "errors.h"
-#include "flow.h"
+#include "flow_int.h"
 #include "log.h"
-#include "rewrite.h"
-#include "tls.h"
-
-#define HEAD_MAX (64 * 1024)
-#define HANDSHAKE_TIMEOUT_MS 10000
-/* How long a flow whose both sides ended waits for a peer to read what is queued for it. */
-#define FINISH_TIMEOUT_MS 300000
-
-enum flow_state {
-    F_HEAD,          /* reading the proxy request */
-    F_RESOLVING,
-    F_CONNECTING,
-    F_SNIFF,         /* tunnel open, first bytes not seen yet */
-    F_TLS,           /* handshakes in progress */
-    F_RELAY,
-    F_FAILED,        /* answered with an error; what the client still sends is ignored */
-    F_CLOSING,
-};
-
-enum flow_mode { M_NONE, M_CONNECT, M_PLAIN, M_TRANSPARENT };
-
-/* Client-leg bytes of one write to the client, kept until their plaintext is recorded. */
-typedef struct held_wire {
-    struct held_wire *next;
-    uint64_t ts;
-    size_t len;
-    uint8_t data[];
-} held_wire_t;
-
-struct flow {
-    proxy_t *p;
-    flow_t *next, *prev;
-    uint64_t id;
-    enum flow_state state;
-    enum flow_mode mode;
-    conn_t client, up;
-    int up_inited;
-    int handles;                 /* open handles; the flow is freed when 0 */
-    rec_flow_t *rec;
-    int recording;               /* client-leg wire bytes go to the recorder */
-    int wire_in_done;            /* the read being handled was recorded already */
-    int hold_wire_out;           /* client_wire keeps what goes out in wire_held */
-    held_wire_t *wire_held, **wire_held_tail;
-    int client_fin_done;         /* the client's FIN is recorded (up_eof found it waiting) */
-    int tls;
-    uint8_t *head;
-    size_t head_len;
-    uint64_t head_ts;
-    char host[256];
-    uint16_t port;
-    char sni[256];
-    unsigned char client_alpn[256];
-    size_t client_alpn_len;
-    int up_done;                 /* upstream handshake over */
-    int up_failed;
-    int finishing;               /* both sides ended: closes once the queues are sent */
-    X509 *leaf;                  /* the forged certificate, made on the loop's thread */
-    unsigned char up_alpn[256];  /* the protocol the server chose (alpn_select's copy) */
-    unsigned int up_alpn_len;
-    int leaf_failed;
-    char error[300];
-    struct sockaddr_storage client_addr, up_addr;
-    uv_getaddrinfo_t gai;
-    int gai_pending;
-    uint64_t t_dns0, t_dns1, t_conn0, t_conn1, t_tls0, t_tls1;
-    tls_hooks_t hooks_client, hooks_up;
-    rewrite_t *rw;
-    uint8_t *rwbuf;
-    size_t rwcap;
-    uint8_t *early;              /* server bytes that came before the client handshake ended */
-    size_t early_len;
-    uv_timer_t linger;           /* bounds the wait for a peer after a failure */
-    int linger_on;
-};
 
 static const conn_cb_t client_cb;
-static const conn_cb_t up_cb;
-static void up_error(conn_t *c, int err);
-static void client_error(conn_t *c, int err);
-static void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static double ms_between(uint64_t a, uint64_t b)
-{
-    return a && b >= a ? (double)(b - a) / 1000.0 : -1;
-}
 
 /* ---- teardown ----------------------------------------------------------- */
 
@@ -131,7 +47,7 @@ static void handle_closed(flow_t *f)
         flow_free(f);
 }
 
-static void on_conn_close(conn_t *c)
+void flow_on_conn_close(conn_t *c)
 {
     handle_closed(c->data);
 }
@@ -141,7 +57,7 @@ static void on_linger_close(uv_handle_t *h)
     handle_closed(h->data);
 }
 
-static void flow_close(flow_t *f, int reset)
+void flow_close(flow_t *f, int reset)
 {
     if (f->state == F_CLOSING)
         return;
@@ -179,7 +95,7 @@ static void linger_cb(uv_timer_t *t)
 }
 
 /* One timer per flow bounds what may hang: a handshake, or the wait after a failure. */
-static void flow_timer(flow_t *f, int ms)
+void flow_timer(flow_t *f, int ms)
 {
     if (!f->linger_on) {
         if (uv_timer_init(f->p->loop, &f->linger) != 0)
@@ -196,7 +112,7 @@ static void flow_timer(flow_t *f, int ms)
  * with our FIN after it (on_shut), so a client that reads slowly still gets the whole
  * answer. One that stops reading for good is cut after FINISH_TIMEOUT_MS.
  */
-static void flow_finish(flow_t *f)
+void flow_finish(flow_t *f)
 {
     if (f->state == F_CLOSING)
         return;
@@ -212,7 +128,7 @@ static void flow_finish(flow_t *f)
     flow_close(f, 0);
 }
 
-static void leg_shut(conn_t *c)
+void flow_leg_shut(conn_t *c)
 {
     flow_t *f = c->data;
 
@@ -221,7 +137,7 @@ static void leg_shut(conn_t *c)
 }
 
 /* After a failure, let the client read what we sent (an alert, a 502), then close. */
-static void flow_linger(flow_t *f, int ms)
+void flow_linger(flow_t *f, int ms)
 {
     if (f->state == F_CLOSING)
         return;
@@ -235,10 +151,8 @@ static void flow_linger(flow_t *f, int ms)
 
 /* ---- errors ------------------------------------------------------------- */
 
-static void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
-static void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
+void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
 {
     va_list ap;
     char url[300];
@@ -257,7 +171,7 @@ static void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
     log_warn("flow %llu: %s", (unsigned long long)f->id, f->error);
 }
 
-static void send_status(flow_t *f, int status, const char *reason, const char *body)
+void flow_send_status(flow_t *f, int status, const char *reason, const char *body)
 {
     char buf[1024];
     int n = snprintf(buf, sizeof(buf),
@@ -271,170 +185,16 @@ static void send_status(flow_t *f, int status, const char *reason, const char *b
     }
 }
 
-/* ---- TLS hooks ---------------------------------------------------------- */
-
-static void keylog_client(void *opaque, const char *line)
-{
-    flow_t *f = opaque;
-    rec_flow_keylog(f->rec, REC_CLIENT, line);
-}
-
-static void keylog_up(void *opaque, const char *line)
-{
-    flow_t *f = opaque;
-    rec_flow_keylog(f->rec, REC_UPSTREAM, line);
-}
-
-static int is_ip_literal(const char *s)
-{
-    unsigned char b[16];
-    return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
-}
-
-static int start_upstream_tls(flow_t *f)
-{
-    SSL *ssl = SSL_new(f->p->client_ctx);
-    const char *name = f->sni[0] ? f->sni : f->host;
-
-    if (!ssl)
-        return -ENOMEM;
-    f->hooks_up.keylog = keylog_up;
-    f->hooks_up.opaque = f;
-    tls_set_hooks(ssl, &f->hooks_up);
-    if (f->sni[0])
-        SSL_set_tlsext_host_name(ssl, f->sni);
-    else if (!is_ip_literal(f->host))
-        SSL_set_tlsext_host_name(ssl, f->host);
-    if (f->client_alpn_len)
-        SSL_set_alpn_protos(ssl, f->client_alpn, (unsigned)f->client_alpn_len);
-    if (!f->p->insecure) {
-        if (is_ip_literal(name))
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
-        else
-            SSL_set1_host(ssl, name);
-    }
-    {
-        char key[600];
-        const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-        snprintf(key, sizeof(key), "%s|%u|%s|%s", f->host, f->port, sni ? sni : "",
-                 f->p->insecure ? "" : name);
-        tls_client_session_use(ssl, key);
-    }
-    rec_flow_hold(f->rec, REC_UPSTREAM);
-    f->t_tls0 = rec_now();
-    /* Its hooks (keylog) are safe on a worker from the start. */
-    conn_set_offload(&f->up, 1);
-    return conn_start_tls(&f->up, ssl, 0, NULL, 0);
-}
-
-static int client_hello(void *opaque, SSL *ssl, int *al)
-{
-    flow_t *f = opaque;
-    const unsigned char *alpn;
-    size_t alpn_len;
-
-    if (!f->up_done && !f->up_failed) {
-        if (f->t_tls0)
-            return SSL_CLIENT_HELLO_RETRY;   /* still waiting for the upstream */
-        tls_client_hello_info(ssl, f->sni, sizeof(f->sni), &alpn, &alpn_len);
-        if (tls_client_hello_bad_sni(ssl))
-            log_warn("flow %llu: the ClientHello's server name is not a host name: ignored, "
-                     "%s is used", (unsigned long long)f->id, f->host);
-        /* Transparent flows learn the name only now; URLs use it. */
-        if (f->mode == M_TRANSPARENT)
-            rec_flow_set_target(f->rec, "https", f->sni[0] ? f->sni : f->host, f->port);
-        if (alpn_len && alpn_len <= sizeof(f->client_alpn)) {
-            memcpy(f->client_alpn, alpn, alpn_len);
-            f->client_alpn_len = alpn_len;
-        }
-        if (start_upstream_tls(f) < 0) {
-            *al = SSL_AD_INTERNAL_ERROR;
-            return SSL_CLIENT_HELLO_ERROR;
-        }
-        return f->up_done || f->up_failed ? client_hello(opaque, ssl, al)
-                                          : SSL_CLIENT_HELLO_RETRY;
-    }
-    if (f->up_failed) {
-        /* Never hide a failed verification behind a forged certificate. */
-        *al = SSL_AD_HANDSHAKE_FAILURE;
-        return SSL_CLIENT_HELLO_ERROR;
-    }
-    /* From here on this may run on a worker (conn_set_offload): only the SSL is touched. */
-    if (!f->leaf || SSL_use_certificate(ssl, f->leaf) != 1 ||
-        SSL_use_PrivateKey(ssl, ca_leaf_key(f->p->ca)) != 1) {
-        ERR_clear_error();
-        f->leaf_failed = 1;   /* client_handshake says so */
-        *al = SSL_AD_INTERNAL_ERROR;
-        return SSL_CLIENT_HELLO_ERROR;
-    }
-    return SSL_CLIENT_HELLO_SUCCESS;
-}
-
-/* The upstream handshake is over: forge the client's certificate from the
-   origin's, then let the client's handshake go on, off the loop if it may. */
-static void resume_client_tls(flow_t *f)
-{
-    if (f->up_done) {
-        const char *name = f->sni[0] ? f->sni : f->host;
-        X509 *peer = SSL_get1_peer_certificate(f->up.ssl);
-        const unsigned char *sel = NULL;
-        unsigned int sel_len = 0;
-        int rc = ca_forge(f->p->ca, name, peer, &f->leaf);
-
-        SSL_get0_alpn_selected(f->up.ssl, &sel, &sel_len);
-        if (sel_len && sel_len <= sizeof(f->up_alpn)) {
-            memcpy(f->up_alpn, sel, sel_len);
-            f->up_alpn_len = sel_len;
-        }
-
-        X509_free(peer);
-        if (rc < 0) {
-            X509_free(f->leaf);
-            f->leaf = NULL;
-            ERR_clear_error();
-        }
-    }
-    /* A refusal (an alert) is quick and must go out before the flow ends: here. */
-    conn_set_offload(&f->client, f->leaf != NULL);
-    conn_continue_handshake(&f->client);
-}
-
-/* Gives the client the protocol the server chose, if the client offered it. */
-static int alpn_select(void *opaque, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen)
-{
-    flow_t *f = opaque;
-    /* A copy made on the loop's thread: this may run on a worker, while the loop may be
-       freeing the upstream's SSL. */
-    const unsigned char *sel = f->up_alpn;
-    unsigned int sel_len = f->up_alpn_len;
-
-    if (!sel_len)
-        return SSL_TLSEXT_ERR_NOACK;
-    for (unsigned int i = 0; i < inlen;) {
-        unsigned int n = in[i];
-        if (i + 1 + n > inlen)
-            break;
-        if (n == sel_len && memcmp(in + i + 1, sel, n) == 0) {
-            *out = in + i + 1;
-            *outlen = (unsigned char)n;
-            return SSL_TLSEXT_ERR_OK;
-        }
-        i += 1 + n;
-    }
-    return SSL_TLSEXT_ERR_NOACK;
-}
-
 /* ---- relay -------------------------------------------------------------- */
 
 /*
  * Sends bytes the client sent at ts to the server, then gives their plaintext to the
  * recorder: the server does not wait for the HTTP decoder (nor for a HAR entry). They are
  * recorded even when the write fails, as the client did send them. Returns 0 (also when it
- * closed the flow) or the write's error, for the caller to pass to up_error once it has
+ * closed the flow) or the write's error, for the caller to pass to flow_up_error once it has
  * recorded the bytes themselves.
  */
-static int relay_to_up(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
+int flow_relay_to_up(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
 {
     int rc;
 
@@ -464,7 +224,7 @@ static int relay_to_up(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
  * that order: a packet carries the notes of its plaintext). The timestamps are those from
  * before the write. Returns conn_write's result; recorded either way.
  */
-static int relay_to_client(flow_t *f, const uint8_t *buf, size_t len)
+int flow_relay_to_client(flow_t *f, const uint8_t *buf, size_t len)
 {
     uint64_t ts = rec_now();
     held_wire_t *h;
@@ -483,12 +243,9 @@ static int relay_to_client(flow_t *f, const uint8_t *buf, size_t len)
     return rc;
 }
 
-static int start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts);
-static void up_data(conn_t *c, const uint8_t *buf, size_t len);
 
 /* ---- client side -------------------------------------------------------- */
 
-static int resolve_and_connect(flow_t *f);
 
 /* The proxy request head is complete: CONNECT or an absolute-form request. */
 static void handle_head(flow_t *f, size_t head_end)
@@ -531,7 +288,7 @@ static void handle_head(flow_t *f, size_t head_end)
         f->head_len -= head_end;
     }
     conn_pause(&f->client);
-    if (resolve_and_connect(f) < 0)
+    if (flow_resolve_and_connect(f) < 0)
         return;
     return;
 
@@ -542,7 +299,7 @@ bad_target:
     rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
     flow_fail(f, NULL, "not a proxy request (need CONNECT or an absolute http:// URL): %.100s",
               line);
-    send_status(f, 400, "Bad Request", "mitmrec: this is a proxy; send CONNECT or absolute-form");
+    flow_send_status(f, 400, "Bad Request", "mitmrec: this is a proxy; send CONNECT or absolute-form");
     flow_linger(f, 2000);
     return;
 bad:
@@ -567,7 +324,7 @@ static void client_data(conn_t *c, const uint8_t *buf, size_t len)
             f->recording = 1;
             rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
             flow_fail(f, NULL, "proxy request head larger than %d bytes", HEAD_MAX);
-            send_status(f, 431, "Request Header Fields Too Large", "mitmrec: head too large");
+            flow_send_status(f, 431, "Request Header Fields Too Large", "mitmrec: head too large");
             /* Read no more: the rest of the head would only repeat the failure. */
             conn_pause(&f->client);
             f->state = F_FAILED;
@@ -600,13 +357,13 @@ static void client_data(conn_t *c, const uint8_t *buf, size_t len)
         return;
     }
     case F_SNIFF:
-        if ((rc = start_tunnel_data(f, buf, len, ts)) < 0)
-            up_error(&f->up, rc);
+        if ((rc = flow_start_tunnel_data(f, buf, len, ts)) < 0)
+            flow_up_error(&f->up, rc);
         return;
     case F_RELAY:
     case F_TLS:
-        if ((rc = relay_to_up(f, buf, len, ts)) < 0)
-            up_error(&f->up, rc);
+        if ((rc = flow_relay_to_up(f, buf, len, ts)) < 0)
+            flow_up_error(&f->up, rc);
         return;
     default:
         return;
@@ -659,9 +416,9 @@ static void client_handshake(conn_t *c, int status)
     }
     {
         /* HAR: ssl is the time of both handshakes, and is included in connect. */
-        double tcp = ms_between(f->t_conn0, f->t_conn1);
-        double ssl = ms_between(f->t_tls0, f->t_tls1);
-        rec_flow_set_timings(f->rec, ms_between(f->t_dns0, f->t_dns1),
+        double tcp = flow_ms_between(f->t_conn0, f->t_conn1);
+        double ssl = flow_ms_between(f->t_tls0, f->t_tls1);
+        rec_flow_set_timings(f->rec, flow_ms_between(f->t_dns0, f->t_dns1),
                              tcp < 0 ? -1 : tcp + (ssl > 0 ? ssl : 0), ssl);
     }
     {
@@ -684,7 +441,7 @@ static void client_handshake(conn_t *c, int status)
         size_t n = f->early_len;
         f->early = NULL;
         f->early_len = 0;
-        up_data(&f->up, e, n);
+        flow_up_data(&f->up, e, n);
         free(e);
     }
 }
@@ -719,7 +476,7 @@ static void client_eof(conn_t *c)
         flow_finish(f);
 }
 
-static void client_error(conn_t *c, int err)
+void flow_client_error(conn_t *c, int err)
 {
     flow_t *f = c->data;
     uint64_t ts = rec_now();
@@ -745,348 +502,11 @@ static const conn_cb_t client_cb = {
     .on_data = client_data,
     .on_wire = client_wire,
     .on_eof = client_eof,
-    .on_error = client_error,
+    .on_error = flow_client_error,
     .on_drain = client_drain,
-    .on_shut = leg_shut,
-    .on_close = on_conn_close,
+    .on_shut = flow_leg_shut,
+    .on_close = flow_on_conn_close,
 };
-
-/*
- * The first bytes inside a CONNECT tunnel decide: TLS is intercepted, the rest relayed.
- * Returns 0 or relay_to_up's error.
- */
-static int start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
-{
-    f->recording = 1;
-    if (len >= 1 && buf[0] == 0x16 && (len < 2 || buf[1] == 0x03)) {
-        SSL *ssl = SSL_new(f->p->server_ctx);
-        if (!ssl) {
-            flow_close(f, 1);
-            return 0;
-        }
-        f->tls = 1;
-        f->state = F_TLS;
-        flow_timer(f, HANDSHAKE_TIMEOUT_MS);
-        rec_flow_hold(f->rec, REC_CLIENT);
-        f->hooks_client.keylog = keylog_client;
-        f->hooks_client.client_hello = client_hello;
-        f->hooks_client.alpn_select = alpn_select;
-        f->hooks_client.opaque = f;
-        tls_set_hooks(ssl, &f->hooks_client);
-        conn_start_tls(&f->client, ssl, 1, buf, len);
-        return 0;
-    }
-    rec_flow_set_target(f->rec, "http", f->host, f->port);
-    f->state = F_RELAY;
-    conn_start(&f->up);
-    return relay_to_up(f, buf, len, ts);
-}
-
-/* ---- upstream side ------------------------------------------------------ */
-
-static void up_connected(conn_t *c, int status)
-{
-    flow_t *f = c->data;
-    static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-    struct sockaddr_storage local;
-    int len = sizeof(local);
-    uint64_t ts = rec_now();
-    int rc;
-
-    f->t_conn1 = ts;
-    if (status < 0 && f->mode == M_TRANSPARENT) {
-        /* The application connected to us already: a reset is the nearest thing
-           to the refusal it would have seen. */
-        flow_fail(f, NULL, "cannot connect to %s:%u: %s", f->host, f->port, mr_strerror(status));
-        flow_close(f, 1);
-        return;
-    }
-    if (status < 0) {
-        char body[400];
-        flow_fail(f, f->mode == M_CONNECT ? "CONNECT" : NULL, "cannot connect to %s:%u: %s",
-                  f->host, f->port, mr_strerror(status));
-        if (f->mode == M_PLAIN) {
-            /* The application asked for a plain HTTP URL: it gets the answer. */
-            f->recording = 1;
-            rec_flow_plain(f->rec, REC_C2S, f->head, f->head_len, f->head_ts);
-            rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
-        }
-        snprintf(body, sizeof(body), "mitmrec: %s", f->error);
-        send_status(f, 502, "Bad Gateway", body);
-        flow_linger(f, 2000);
-        return;
-    }
-    if (uv_tcp_getsockname(&f->up.tcp, (struct sockaddr *)&local, &len) == 0)
-        rec_flow_set_upstream(f->rec, (struct sockaddr *)&local, (struct sockaddr *)&f->up_addr,
-                              f->t_conn0);
-    rec_flow_set_timings(f->rec, ms_between(f->t_dns0, f->t_dns1),
-                         ms_between(f->t_conn0, f->t_conn1), -1);
-    conn_resume(&f->client);
-    if (f->mode == M_TRANSPARENT) {
-        f->state = F_SNIFF;
-        conn_start(&f->client);
-        conn_start(&f->up);
-        return;
-    }
-    if (f->mode == M_CONNECT) {
-        f->state = F_SNIFF;
-        conn_write_raw(&f->client, established, sizeof(established) - 1);
-        if (f->head_len) {
-            size_t n = f->head_len;
-            f->head_len = 0;
-            rc = start_tunnel_data(f, f->head, n, f->head_ts);
-            if (f->recording)
-                rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, n, f->head_ts);
-            if (rc < 0) {
-                up_error(&f->up, rc);
-                return;
-            }
-        }
-        conn_start(&f->up);
-        return;
-    }
-    /* Plain HTTP: what the client sent so far is the start of the conversation. */
-    f->recording = 1;
-    f->state = F_RELAY;
-    conn_start(&f->up);
-    rc = relay_to_up(f, f->head, f->head_len, f->head_ts);
-    rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
-    f->head_len = 0;
-    if (rc < 0)
-        up_error(&f->up, rc);
-}
-
-static void up_handshake(conn_t *c, int status)
-{
-    flow_t *f = c->data;
-    long vr;
-
-    f->t_tls1 = rec_now();
-    rec_flow_release(f->rec, REC_UPSTREAM);
-    if (status < 0) {
-        char buf[200];
-        vr = SSL_get_verify_result(c->ssl);
-        f->up_failed = 1;
-        if (vr != X509_V_OK)
-            flow_fail(f, "CONNECT", "upstream certificate verification failed for %s: %s",
-                      f->sni[0] ? f->sni : f->host, X509_verify_cert_error_string(vr));
-        else
-            flow_fail(f, "CONNECT", "upstream TLS handshake with %s:%u failed: %s", f->host,
-                      f->port, log_ssl_errors(buf, sizeof(buf)));
-        ERR_clear_error();
-    } else {
-        f->up_done = 1;
-        tls_client_session_done(c->ssl);
-        log_debug("flow %llu: upstream %s, %s", (unsigned long long)f->id, SSL_get_version(c->ssl),
-                  SSL_session_reused(c->ssl) ? "resumed" : "full handshake");
-    }
-    resume_client_tls(f);
-}
-
-static void up_data(conn_t *c, const uint8_t *buf, size_t len)
-{
-    flow_t *f = c->data;
-    int rc;
-
-    if (f->state == F_TLS) {
-        /* An HTTP/2 server sends its SETTINGS as soon as its own handshake is
-           over, while the client's may still be going on: keep them until then. */
-        uint8_t *n;
-        if (f->early_len + len > CONN_HIGH_WATER || !(n = realloc(f->early, f->early_len + len))) {
-            flow_close(f, 1);
-            return;
-        }
-        memcpy(n + f->early_len, buf, len);
-        f->early = n;
-        f->early_len += len;
-        return;
-    }
-    if (f->state == F_SNIFF) {
-        /* The server speaks first: not TLS from the client, so relay as is. */
-        f->recording = 1;
-        f->state = F_RELAY;
-        rec_flow_set_target(f->rec, "http", f->host, f->port);
-    }
-    if (f->state != F_RELAY)
-        return;
-    if ((rc = relay_to_client(f, buf, len)) < 0) {
-        /* The client is gone (it reset): record its ending, not ours. */
-        client_error(&f->client, rc);
-        return;
-    }
-    if (f->client.above_high)
-        conn_pause(&f->up);
-}
-
-static void up_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
-{
-    flow_t *f = c->data;
-    rec_flow_wire(f->rec, REC_UPSTREAM, out ? REC_C2S : REC_S2C, buf, len, rec_now());
-}
-
-/*
- * Whether the client's FIN is waiting in its socket, with nothing before it: it reached us,
- * but we have not read it yet.
- */
-static int client_fin_waiting(flow_t *f)
-{
-    uv_os_fd_t fd;
-    char b;
-
-    if (f->client.eof || f->client.closing || uv_fileno((uv_handle_t *)&f->client.tcp, &fd) != 0)
-        return 0;
-    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
-}
-
-static void up_eof(conn_t *c)
-{
-    flow_t *f = c->data;
-    uint64_t ts = rec_now();
-
-    rec_flow_end(f->rec, REC_UPSTREAM, REC_S2C, 0, ts);
-    if (f->state != F_RELAY) {
-        if (f->state == F_TLS && !f->up_done && !f->up_failed) {
-            f->up_failed = 1;
-            flow_fail(f, "CONNECT", "upstream %s:%u closed during the TLS handshake", f->host,
-                      f->port);
-            resume_client_tls(f);
-            return;
-        }
-        flow_close(f, 0);
-        return;
-    }
-    if (f->recording) {
-        /* Our FIN leaves for the client later (uv_shutdown, after the queued bytes), but the
-           client's may be waiting already, unread: when both FINs come during one turn of the
-           loop, the server's is often read first (its socket is ahead in the kernel's list of
-           ready ones). On the client's connection, the client's came first: so it is recorded. */
-        if (client_fin_waiting(f)) {
-            f->client_fin_done = 1;
-            rec_flow_end(f->rec, REC_CLIENT, REC_C2S, 0, ts);
-        }
-        rec_flow_end(f->rec, REC_CLIENT, REC_S2C, 0, ts);
-    }
-    conn_shutdown(&f->client);
-    if (f->client.eof)
-        flow_finish(f);
-}
-
-static void up_error(conn_t *c, int err)
-{
-    flow_t *f = c->data;
-    uint64_t ts = rec_now();
-
-    rec_flow_end(f->rec, REC_UPSTREAM, REC_S2C, 1, ts);
-    if (f->recording)
-        rec_flow_end(f->rec, REC_CLIENT, REC_S2C, 1, ts);
-    flow_fail(f, NULL, "upstream %s:%u: %s", f->host, f->port, mr_strerror(err));
-    flow_close(f, 1);
-}
-
-static void up_drain(conn_t *c)
-{
-    flow_t *f = c->data;
-    conn_resume(&f->client);
-}
-
-static const conn_cb_t up_cb = {
-    .on_connect = up_connected,
-    .on_handshake = up_handshake,
-    .on_data = up_data,
-    .on_wire = up_wire,
-    .on_eof = up_eof,
-    .on_error = up_error,
-    .on_drain = up_drain,
-    .on_shut = leg_shut,
-    .on_close = on_conn_close,
-};
-
-/* ---- connecting --------------------------------------------------------- */
-
-static int connect_up(flow_t *f)
-{
-    int rc;
-
-    rec_flow_set_server(f->rec, (struct sockaddr *)&f->up_addr);
-    if ((rc = conn_init(&f->up, &f->p->_env, &up_cb, f)) < 0)
-        goto fail;
-    f->up_inited = 1;
-    f->handles++;
-    f->state = F_CONNECTING;
-    f->t_conn0 = rec_now();
-    if ((rc = conn_connect(&f->up, (struct sockaddr *)&f->up_addr)) < 0)
-        goto fail;
-    return 0;
-fail:
-    up_connected(&f->up, rc);
-    return rc;
-}
-
-static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    flow_t *f = req->data;
-    struct addrinfo *pick = NULL;
-
-    f->gai_pending = 0;
-    f->t_dns1 = rec_now();
-    if (status == UV_ECANCELED || f->state == F_CLOSING) {
-        uv_freeaddrinfo(res);
-        return;
-    }
-    /* Prefer IPv4, as most local services listen there. */
-    for (struct addrinfo *a = res; a; a = a->ai_next)
-        if (a->ai_family == AF_INET && (!pick || pick->ai_family != AF_INET))
-            pick = a;
-    if (!pick)
-        pick = res;
-    if (status < 0 || !pick) {
-        flow_fail(f, f->mode == M_CONNECT ? "CONNECT" : NULL, "cannot resolve %s: %s", f->host,
-                  mr_strerror(status < 0 ? status : UV_EAI_NONAME));
-        uv_freeaddrinfo(res);
-        send_status(f, 502, "Bad Gateway", "mitmrec: cannot resolve the host");
-        flow_linger(f, 2000);
-        return;
-    }
-    memcpy(&f->up_addr, pick->ai_addr, pick->ai_addrlen);
-    uv_freeaddrinfo(res);
-    connect_up(f);
-}
-
-static int resolve_and_connect(flow_t *f)
-{
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&f->up_addr;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&f->up_addr;
-    struct addrinfo hints;
-    char port[8];
-    int rc;
-
-    memset(&f->up_addr, 0, sizeof(f->up_addr));
-    if (inet_pton(AF_INET, f->host, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(f->port);
-        return connect_up(f);
-    }
-    if (inet_pton(AF_INET6, f->host, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(f->port);
-        return connect_up(f);
-    }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(port, sizeof(port), "%u", f->port);
-    f->gai.data = f;
-    f->state = F_RESOLVING;
-    f->t_dns0 = rec_now();
-    rc = uv_getaddrinfo(f->p->loop, &f->gai, gai_cb, f->host, port, &hints);
-    if (rc < 0) {
-        flow_fail(f, NULL, "cannot resolve %s: %s", f->host, mr_strerror(rc));
-        flow_close(f, 1);
-        return rc;
-    }
-    f->gai_pending = 1;
-    return 0;
-}
 
 /* ---- accept ------------------------------------------------------------- */
 
@@ -1123,7 +543,7 @@ static int accept_transparent(flow_t *f)
     log_debug("flow %llu: %s (pid %u) to %s:%u", (unsigned long long)f->id, pi.name, pi.pid,
               f->host, f->port);
     /* Reading the client waits for the upstream: its first bytes decide what to do. */
-    return connect_up(f) < 0 ? 0 : 0;
+    return flow_connect_up(f) < 0 ? 0 : 0;
 }
 
 int flow_accept(proxy_t *p, uv_stream_t *listener, int transparent)
