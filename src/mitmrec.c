@@ -96,13 +96,9 @@ static void signal_cb(uv_signal_t *s, int signum)
 static void sigchld_cb(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
-    int st;
 
-    if (a->it.child <= 0 || waitpid(a->it.child, &st, WNOHANG) != a->it.child)
-        return;
-    a->it.child = 0;
-    a->child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    app_stop(a);
+    if (spawn_reap(&a->it.child, &a->child_status))
+        app_stop(a);
 }
 
 static void flush_cb(uv_timer_t *t)

@@ -21,6 +21,7 @@
 #include "replay_report.h"
 #include "replay_server.h"
 #include "replaydb.h"
+#include "spawn.h"
 #include "tls.h"
 
 /* After the command ended (or SIGINT), how long connections may take to finish. */
@@ -79,13 +80,9 @@ static void signal_cb(uv_signal_t *s, int signum)
 static void sigchld_cb(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
-    int st;
 
-    if (a->it.child <= 0 || waitpid(a->it.child, &st, WNOHANG) != a->it.child)
-        return;
-    a->it.child = 0;
-    a->child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    app_stop(a);
+    if (spawn_reap(&a->it.child, &a->child_status))
+        app_stop(a);
 }
 
 /* The recorded requests, in order, into the match table. */

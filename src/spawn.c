@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "spawn.h"
@@ -249,4 +250,15 @@ int spawn_start(const spawn_opts_t *o, pid_t *pid, char *err, size_t errlen)
         child(o, bundle, ca, procs);
     *pid = p;
     return 0;
+}
+
+int spawn_reap(pid_t *child, int *status)
+{
+    int st;
+
+    if (*child <= 0 || waitpid(*child, &st, WNOHANG) != *child)
+        return 0;
+    *child = 0;
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return 1;
 }

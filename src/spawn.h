@@ -51,4 +51,10 @@ int spawn_cgroup_reaper(const char *dir, const char *workdir, int *fd, pid_t *pi
  */
 int spawn_start(const spawn_opts_t *o, pid_t *pid, char *err, size_t errlen);
 
+/*
+ * On SIGCHLD: 1 when the command *child ended, then *child is 0 and *status its
+ * exit status as a shell gives it (128 + signal for a killed one); else 0.
+ */
+int spawn_reap(pid_t *child, int *status);
+
 #endif
