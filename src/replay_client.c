@@ -18,6 +18,7 @@
 #include "errors.h"
 #include "httpconv.h"
 #include "log.h"
+#include "outleg.h"
 #include "recorder.h"
 #include "replay_client.h"
 #include "tls.h"
@@ -31,9 +32,7 @@ typedef struct job {
     crun_t *run;
     const replay_entry_t *e;
     conn_t c;
-    tls_hooks_t hooks;
-    rec_flow_t *flow;
-    httpconv_t *conv;
+    outleg_t leg;                  /* its recording and decoding */
     nghttp2_session *h2;
     size_t body_sent;
     http_exchange_t *got;          /* the new exchange (owned) */
@@ -191,7 +190,7 @@ static void job_maybe_free(job_t *j)
         return;
     if (j->h2)
         nghttp2_session_del(j->h2);
-    httpconv_free(j->conv);
+    outleg_free(&j->leg);
     http_exchange_free(j->got);
     free(j);
     r->running--;
@@ -211,25 +210,16 @@ static void conn_closed(conn_t *c)
 
 static void job_end(job_t *j, const char *err)
 {
-    uint64_t ts = rec_now();
-
     if (j->closing)
         return;
     j->closing = 1;
     if (err && !j->err[0])
         snprintf(j->err, sizeof(j->err), "%s", err);
-    if (j->conv)
-        httpconv_finish(j->conv, err, ts);
+    /* The decoder's last exchange (if any) comes before the report. */
+    outleg_end(&j->leg, &j->c, err);
     if (!j->done) {
         j->done = 1;
         report(j);
-    }
-    if (j->flow) {
-        if (j->c.eof)   /* the server's FIN came first */
-            rec_flow_end(j->flow, REC_CLIENT, REC_S2C, 0, ts);
-        rec_flow_end(j->flow, REC_CLIENT, REC_C2S, 0, ts);
-        rec_flow_free(j->flow, ts);
-        j->flow = NULL;
     }
     uv_close((uv_handle_t *)&j->timer, timer_closed);
     conn_close(&j->c, 0);
@@ -267,21 +257,7 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
 /* Plaintext we send: the recorder and the decoder see it first, then the wire. */
 static int send_plain(job_t *j, const uint8_t *p, size_t len)
 {
-    uint64_t ts = rec_now();
-
-    if (j->flow)
-        rec_flow_plain(j->flow, REC_C2S, p, len, ts);
-    if (j->conv)
-        httpconv_feed(j->conv, HTTPCONV_C2S, p, len, ts);
-    return conn_write(&j->c, p, len);
-}
-
-static int hop(const char *n)
-{
-    return !strcasecmp(n, "connection") || !strcasecmp(n, "keep-alive") ||
-           !strcasecmp(n, "proxy-connection") || !strcasecmp(n, "transfer-encoding") ||
-           !strcasecmp(n, "content-length") || !strcasecmp(n, "upgrade") ||
-           !strcasecmp(n, "te") || !strcasecmp(n, "host") || n[0] == ':';
+    return outleg_send(&j->leg, &j->c, p, len);
 }
 
 static void send_h1(job_t *j)
@@ -311,7 +287,7 @@ static void send_h1(job_t *j)
     }
     appendf(b, cap, &off, "%s %s HTTP/1.1\r\nHost: %s\r\n", ex->method, j->e->target, host);
     for (size_t i = 0; i < ex->req.nheaders; i++)
-        if (!hop(ex->req.headers[i].name))
+        if (!outleg_skip_header(ex->req.headers[i].name))
             appendf(b, cap, &off, "%s: %s\r\n", ex->req.headers[i].name,
                     ex->req.headers[i].value);
     if (ex->req.body_len || !strcmp(ex->method, "POST") || !strcmp(ex->method, "PUT"))
@@ -396,7 +372,7 @@ static void send_h2(job_t *j)
     nv[n++] = NV(":path", j->e->target);
     for (size_t i = 0; i < ex->req.nheaders; i++) {
         const http_header_t *h = &ex->req.headers[i];
-        if (hop(h->name) || !(lower[i] = strdup(h->name)))
+        if (outleg_skip_header(h->name) || !(lower[i] = strdup(h->name)))
             continue;
         for (char *p = lower[i]; *p; p++)
             if (*p >= 'A' && *p <= 'Z')
@@ -422,8 +398,7 @@ static void start_request(job_t *j, const char *alpn)
     httpconv_callbacks_t cb = {NULL, on_exchange, NULL};
     int h2 = alpn && !strcmp(alpn, "h2");
 
-    j->conv = httpconv_new(&cb, j, h2 ? "h2" : NULL, 64u << 20);
-    if (!j->conv) {
+    if (outleg_decode(&j->leg, &cb, j, h2 ? "h2" : NULL) < 0) {
         job_end(j, "out of memory");
         return;
     }
@@ -436,9 +411,7 @@ static void start_request(job_t *j, const char *alpn)
 static void on_handshake(conn_t *c, int status)
 {
     job_t *j = c->data;
-    const unsigned char *alpn = NULL;
-    unsigned int alen = 0;
-    char a[32] = "";
+    char a[32];
 
     if (status < 0) {
         char buf[256];
@@ -449,31 +422,13 @@ static void on_handshake(conn_t *c, int status)
         job_end(j, NULL);
         return;
     }
-    SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
-    if (alen && alen < sizeof(a)) {
-        memcpy(a, alpn, alen);
-        a[alen] = '\0';
-    }
-    if (j->flow) {
-        if (a[0])
-            rec_flow_set_alpn(j->flow, a);
-        rec_flow_release(j->flow, REC_CLIENT);
-    }
+    outleg_handshake_done(&j->leg, c, a, sizeof(a));
     start_request(j, a[0] ? a : NULL);
-}
-
-static void keylog_line(void *opaque, const char *line)
-{
-    job_t *j = opaque;
-    if (j->flow)
-        rec_flow_keylog(j->flow, REC_CLIENT, line);
 }
 
 static void on_connect(conn_t *c, int status)
 {
     job_t *j = c->data;
-    struct sockaddr_storage local, peer;
-    int len = sizeof(local);
     const replay_entry_t *e = j->e;
 
     if (status < 0) {
@@ -482,40 +437,14 @@ static void on_connect(conn_t *c, int status)
         return;
     }
     j->connected = 1;
-    uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&local, &len);
-    len = sizeof(peer);
-    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len);
-    if (j->run->rec &&
-        (j->flow = rec_flow_new(j->run->rec, (struct sockaddr *)&local, (struct sockaddr *)&peer,
-                                rec_now())))
-        rec_flow_set_target(j->flow, e->scheme, e->host, e->port);
+    outleg_connected(&j->leg, c, j->run->rec, e->scheme, e->host, e->port);
     conn_start(c);
     if (!strcmp(e->scheme, "https")) {
-        SSL *ssl = SSL_new(j->run->ctx);
-        unsigned char alpn[16];
-        size_t alen = 0;
-        if (!ssl) {
-            job_end(j, "cannot create a TLS session");
-            return;
-        }
-        j->hooks.keylog = keylog_line;
-        j->hooks.opaque = j;
-        tls_set_hooks(ssl, &j->hooks);
-        SSL_set_tlsext_host_name(ssl, e->host);
-        if (!j->run->o->insecure)
-            SSL_set1_host(ssl, e->host);
-        if (e->h2) {
-            memcpy(alpn, "\x02h2", 3);
-            alen = 3;
-        } else {
-            memcpy(alpn, "\x08http/1.1", 9);
-            alen = 9;
-        }
-        SSL_set_alpn_protos(ssl, alpn, (unsigned)alen);
-        if (j->flow)
-            rec_flow_hold(j->flow, REC_CLIENT);
-        if (conn_start_tls(c, ssl, 0, NULL, 0) < 0)
-            job_end(j, "cannot start TLS");
+        const char *why;
+        if (outleg_start_tls(&j->leg, c, j->run->ctx, e->host, !j->run->o->insecure,
+                             (const unsigned char *)(e->h2 ? "\x02h2" : "\x08http/1.1"),
+                             e->h2 ? 3 : 9, &why) < 0)
+            job_end(j, why);
         return;
     }
     start_request(j, e->h2 ? "h2" : NULL);
@@ -524,35 +453,29 @@ static void on_connect(conn_t *c, int status)
 static void on_data(conn_t *c, const uint8_t *buf, size_t len)
 {
     job_t *j = c->data;
-    uint64_t ts = rec_now();
 
-    if (j->flow)
-        rec_flow_plain(j->flow, REC_S2C, buf, len, ts);
+    outleg_data(&j->leg, buf, len);
     if (j->h2) {
         if (nghttp2_session_mem_recv(j->h2, buf, len) < 0) {
             job_end(j, "HTTP/2 protocol error");
             return;
         }
+        if (!j->closing)
+            h2_flush(j);
     }
-    if (j->conv)
-        httpconv_feed(j->conv, HTTPCONV_S2C, buf, len, ts);
-    if (j->h2 && !j->closing)
-        h2_flush(j);
 }
 
 static void on_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
 {
     job_t *j = c->data;
-    if (j->flow)
-        rec_flow_wire(j->flow, REC_CLIENT, out ? REC_C2S : REC_S2C, buf, len, rec_now());
+    outleg_wire(&j->leg, out, buf, len);
 }
 
 static void on_eof(conn_t *c)
 {
     job_t *j = c->data;
 
-    if (j->conv)
-        httpconv_eof(j->conv, HTTPCONV_S2C, rec_now());
+    outleg_eof(&j->leg);
     job_end_soon(j, j->done ? NULL : "the server closed the connection before the response");
 }
 

@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "httpconv.h"
 #include "log.h"
+#include "outleg.h"
 #include "replay_pass.h"
 #include "tls.h"
 
@@ -27,11 +28,9 @@ typedef struct pass {
     size_t req_len;
     SSL_CTX *ctx;
     recorder_t *rec;
-    rec_flow_t *flow;
     conn_t c;
     conn_env_t *env;
-    tls_hooks_t hooks;
-    httpconv_t *conv;
+    outleg_t leg;                  /* its recording and decoding */
     http_exchange_t *got;
     uv_timer_t timer;
     int handles, closing;
@@ -42,7 +41,7 @@ static void pass_closed(pass_t *p)
 {
     if (--p->handles > 0)
         return;
-    httpconv_free(p->conv);
+    outleg_free(&p->leg);
     http_exchange_free(p->got);
     free(p->req);
     free(p->env);
@@ -61,21 +60,12 @@ static void conn_closed(conn_t *c)
 
 static void pass_end(pass_t *p)
 {
-    uint64_t ts = rec_now();
     pass_t **pp;
 
     if (p->closing)
         return;
     p->closing = 1;
-    if (p->conv)
-        httpconv_finish(p->conv, p->err[0] ? p->err : NULL, ts);
-    if (p->flow) {
-        if (p->c.eof)
-            rec_flow_end(p->flow, REC_CLIENT, REC_S2C, 0, ts);
-        rec_flow_end(p->flow, REC_CLIENT, REC_C2S, 0, ts);
-        rec_flow_free(p->flow, ts);
-        p->flow = NULL;
-    }
+    outleg_end(&p->leg, &p->c, p->err[0] ? p->err : NULL);
     if (p->rc) {
         for (pp = (pass_t **)rconn_pass_list(p->rc); *pp; pp = &(*pp)->next)
             if (*pp == p) {
@@ -132,29 +122,19 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
 static void send_request(pass_t *p)
 {
     httpconv_callbacks_t cb = {NULL, on_exchange, NULL};
-    uint64_t ts = rec_now();
 
-    if (!(p->conv = httpconv_new(&cb, p, NULL, 64u << 20))) {
+    if (outleg_decode(&p->leg, &cb, p, NULL) < 0) {
         end_soon(p, "out of memory");
         return;
     }
-    if (p->flow)
-        rec_flow_plain(p->flow, REC_C2S, p->req, p->req_len, ts);
-    httpconv_feed(p->conv, HTTPCONV_C2S, p->req, p->req_len, ts);
-    if (conn_write(&p->c, p->req, p->req_len) < 0)
+    if (outleg_send(&p->leg, &p->c, p->req, p->req_len) < 0)
         end_soon(p, "cannot send the request upstream");
-}
-
-static void keylog_line(void *opaque, const char *line)
-{
-    pass_t *p = opaque;
-    if (p->flow)
-        rec_flow_keylog(p->flow, REC_CLIENT, line);
 }
 
 static void on_handshake(conn_t *c, int status)
 {
     pass_t *p = c->data;
+    char alpn[32];
 
     if (status < 0) {
         long v = SSL_get_verify_result(c->ssl);
@@ -163,47 +143,26 @@ static void on_handshake(conn_t *c, int status)
         end_soon(p, NULL);
         return;
     }
-    if (p->flow) {
-        rec_flow_set_alpn(p->flow, "http/1.1");
-        rec_flow_release(p->flow, REC_CLIENT);
-    }
+    outleg_handshake_done(&p->leg, c, alpn, sizeof(alpn));
     send_request(p);
 }
 
 static void on_connect(conn_t *c, int status)
 {
     pass_t *p = c->data;
-    struct sockaddr_storage local, peer;
-    int len = sizeof(local);
 
     if (status < 0) {
         snprintf(p->err, sizeof(p->err), "cannot connect upstream: %s", mr_strerror(status));
         end_soon(p, NULL);
         return;
     }
-    uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&local, &len);
-    len = sizeof(peer);
-    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len);
-    if (p->rec && (p->flow = rec_flow_new(p->rec, (struct sockaddr *)&local,
-                                          (struct sockaddr *)&peer, rec_now())))
-        rec_flow_set_target(p->flow, p->scheme, p->host, p->port);
+    outleg_connected(&p->leg, c, p->rec, p->scheme, p->host, p->port);
     conn_start(c);
     if (p->tls) {
-        SSL *ssl = SSL_new(p->ctx);
-        if (!ssl) {
-            end_soon(p, "cannot create a TLS session");
-            return;
-        }
-        p->hooks.keylog = keylog_line;
-        p->hooks.opaque = p;
-        tls_set_hooks(ssl, &p->hooks);
-        SSL_set_tlsext_host_name(ssl, p->host);
-        SSL_set1_host(ssl, p->host);
-        SSL_set_alpn_protos(ssl, (const unsigned char *)"\x08http/1.1", 9);
-        if (p->flow)
-            rec_flow_hold(p->flow, REC_CLIENT);
-        if (conn_start_tls(c, ssl, 0, NULL, 0) < 0)
-            end_soon(p, "cannot start TLS");
+        const char *why;
+        if (outleg_start_tls(&p->leg, c, p->ctx, p->host, 1,
+                             (const unsigned char *)"\x08http/1.1", 9, &why) < 0)
+            end_soon(p, why);
         return;
     }
     send_request(p);
@@ -212,27 +171,20 @@ static void on_connect(conn_t *c, int status)
 static void on_data(conn_t *c, const uint8_t *buf, size_t len)
 {
     pass_t *p = c->data;
-    uint64_t ts = rec_now();
-
-    if (p->flow)
-        rec_flow_plain(p->flow, REC_S2C, buf, len, ts);
-    if (p->conv)
-        httpconv_feed(p->conv, HTTPCONV_S2C, buf, len, ts);
+    outleg_data(&p->leg, buf, len);
 }
 
 static void on_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
 {
     pass_t *p = c->data;
-    if (p->flow)
-        rec_flow_wire(p->flow, REC_CLIENT, out ? REC_C2S : REC_S2C, buf, len, rec_now());
+    outleg_wire(&p->leg, out, buf, len);
 }
 
 static void on_eof(conn_t *c)
 {
     pass_t *p = c->data;
 
-    if (p->conv)
-        httpconv_eof(p->conv, HTTPCONV_S2C, rec_now());
+    outleg_eof(&p->leg);
     end_soon(p, p->got ? NULL : "upstream closed the connection before the response");
 }
 
@@ -254,14 +206,6 @@ static const conn_cb_t pass_cbs = {
     .on_error = on_error,
     .on_close = conn_closed,
 };
-
-static int hop(const char *n)
-{
-    return !strcasecmp(n, "connection") || !strcasecmp(n, "keep-alive") ||
-           !strcasecmp(n, "proxy-connection") || !strcasecmp(n, "transfer-encoding") ||
-           !strcasecmp(n, "content-length") || !strcasecmp(n, "upgrade") ||
-           !strcasecmp(n, "te") || !strcasecmp(n, "host") || n[0] == ':';
-}
 
 int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
                       const struct sockaddr_storage *to, const char *host, int tls,
@@ -289,7 +233,7 @@ int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
                  rq->authority ? rq->authority : host);
     off = (size_t)n;
     for (size_t i = 0; i < m->nheaders; i++)
-        if (!hop(m->headers[i].name))
+        if (!outleg_skip_header(m->headers[i].name))
             off += (size_t)snprintf((char *)p->req + off, cap - off, "%s: %s\r\n",
                                     m->headers[i].name, m->headers[i].value);
     if (m->body_len)
