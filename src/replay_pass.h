@@ -32,11 +32,11 @@ int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
 /* The connection c is closing: its fetches finish without calling back. */
 void replay_pass_cancel(rconn_t *c);
 
-/* In replay_server.c: the list head of c's fetches (owned by replay_pass.c). */
+/* In replay_answer.c: the list head of c's fetches (owned by replay_pass.c). */
 struct pass;
 struct pass **rconn_pass_list(rconn_t *c);
 
-/* In replay_server.c: a fetch for c ended with entry e (borrowed for the call) or err. */
+/* In replay_answer.c: a fetch for c ended with entry e (borrowed for the call) or err. */
 void rconn_pass_done(rconn_t *c, int32_t stream, const replay_entry_t *e, const char *method,
                      const char *err);
 

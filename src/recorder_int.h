@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef MITMREC_RECORDER_INT_H
+#define MITMREC_RECORDER_INT_H
+
+/*
+ * Private to the recorder: recorder.c owns the output files, the processes seen and the
+ * UDP datagrams; rec_flow.c turns each flow's bytes into packets and HAR entries.
+ */
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "har.h"
+#include "outfile.h"
+#include "pcapng.h"
+#include "procinfo.h"
+#include "recorder.h"
+#include "tcpsynth.h"
+
+/* A process seen in the recording: its Darwin block and its totals. */
+typedef struct rec_proc {
+    uint32_t pid;
+    int32_t dpeb;                 /* Darwin process block index, -1 if none */
+    rec_proc_stats_t st;
+} rec_proc_t;
+
+struct recorder {
+    recorder_opts_t opts;
+    outfile_t *pcap_out, *har_out;
+    FILE *keylog;
+    pcapng_writer_t *pcap;
+    har_writer_t *har;
+    int ifid[2];
+    int64_t next_stream;
+    uint64_t next_index;
+    uint64_t next_flow;
+    uint64_t live_flows;
+    recorder_stats_t st;
+    int har_err_logged;
+    rec_proc_t *procs;
+    size_t nprocs;
+    uint16_t udp_ip_id;
+};
+
+/* recorder.c: the endpoint of sa (IPv4 or IPv6, filled in ep). */
+void rec_to_endpoint(const struct sockaddr *sa, tcpsynth_endpoint_t *ep);
+
+/* recorder.c: gives a and b the same family (IPv6 when they differ). */
+void rec_match_family(tcpsynth_endpoint_t *a, tcpsynth_endpoint_t *b);
+
+/* recorder.c: r's entry for the process pi (copied), made on first sight. NULL on ENOMEM;
+   the entry is r's and may move at the next call. */
+rec_proc_t *rec_proc_get(recorder_t *r, const procinfo_t *pi);
+
+#endif
