@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer driver for the passive HTTP/2 decoder (formats/http2.c).
+ * libFuzzer driver for the passive HTTP/2 decoder (formats/http2*.c).
  *
  * Input: one flags byte, then records. Flags: bit 0, the connection is an h2c
  * upgrade of a fixed HTTP/1.1 request (the one tests/formats/test_http2.c
@@ -11,8 +11,8 @@
  * that many bytes (fewer at the end of the input). Seeds: fixtures/fuzz/http2/.
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iformats
- *        formats/http2.c formats/websocket.c formats/httpmsg.c
- *        tests/fuzz/fuzz_http2.c -lnghttp2 -lz
+ *        formats/http2.c formats/http2_frame.c formats/http2_stream.c
+ *        formats/websocket.c formats/httpmsg.c tests/fuzz/fuzz_http2.c -lnghttp2 -lz
  */
 #include <stdint.h>
 #include <stdlib.h>
