@@ -663,6 +663,8 @@ void rec_flow_free(rec_flow_t *f, uint64_t ts)
     if (f->exchanges == 0 && f->err_method)
         write_error_entry(f, ts);
     comments_free(f->comments);
+    if (f->rproc)
+        f->rproc->flows_open--;
     free(f->proc);
     free(f->proc_comment);
     httpconv_free(f->http);
@@ -682,6 +684,8 @@ void rec_flow_set_process(rec_flow_t *f, const procinfo_t *pi)
 
     free(f->proc);
     free(f->proc_comment);
+    if (f->rproc)
+        f->rproc->flows_open--;
     f->proc = malloc(sizeof(*f->proc));
     snprintf(buf, sizeof(buf), "process: %s, pid %u", pi->name, pi->pid);
     f->proc_comment = strdup(buf);
@@ -694,5 +698,6 @@ void rec_flow_set_process(rec_flow_t *f, const procinfo_t *pi)
         return;
     }
     *f->proc = *pi;
+    f->rproc->flows_open++;
     f->rproc->st.flows++;
 }

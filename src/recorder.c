@@ -164,6 +164,8 @@ void recorder_free(recorder_t *r)
         return;
     pcapng_writer_free(r->pcap);
     har_writer_free(r->har);
+    for (size_t i = 0; i < r->nprocs; i++)
+        free(r->procs[i]);
     free(r->procs);
     outfile_close(r->pcap_out);
     outfile_close(r->har_out);
@@ -230,20 +232,28 @@ rec_proc_t *rec_proc_get(recorder_t *r, const procinfo_t *pi)
     rec_proc_t *p;
 
     for (size_t i = r->nprocs; i-- > 0;)
-        if (r->procs[i].pid == pi->pid && strcmp(r->procs[i].st.name, pi->name) == 0)
-            return &r->procs[i];
-    if (r->nprocs == REC_PROCS_MAX) {
-        /* Past the bound, the oldest slot is reused: names stay right, totals merge. */
-        memmove(r->procs, r->procs + 1, (r->nprocs - 1) * sizeof(*r->procs));
-        r->nprocs--;
-    } else if (r->nprocs % 64 == 0) {
-        p = realloc(r->procs, (r->nprocs + 64) * sizeof(*p));
-        if (!p)
-            return NULL;
-        r->procs = p;
+        if (r->procs[i]->pid == pi->pid && strcmp(r->procs[i]->st.name, pi->name) == 0)
+            return r->procs[i];
+    if (r->nprocs >= REC_PROCS_MAX) {
+        /* Past the bound, the oldest entry no open flow points at is dropped (with its
+           totals); with none, the table grows: open flows bound it. */
+        for (size_t i = 0; i < r->nprocs; i++)
+            if (r->procs[i]->flows_open == 0) {
+                free(r->procs[i]);
+                memmove(r->procs + i, r->procs + i + 1, (r->nprocs - i - 1) * sizeof(*r->procs));
+                r->nprocs--;
+                break;
+            }
     }
-    p = &r->procs[r->nprocs++];
-    memset(p, 0, sizeof(*p));
+    if (r->nprocs % 64 == 0) {
+        rec_proc_t **a = realloc(r->procs, (r->nprocs + 64) * sizeof(*a));
+        if (!a)
+            return NULL;
+        r->procs = a;
+    }
+    if (!(p = calloc(1, sizeof(*p))))
+        return NULL;
+    r->procs[r->nprocs++] = p;
     p->pid = pi->pid;
     p->st.pid = pi->pid;
     snprintf(p->st.name, sizeof(p->st.name), "%s", pi->name);
@@ -299,5 +309,5 @@ void recorder_each_process(const recorder_t *r, void (*fn)(void *opaque, const r
                            void *opaque)
 {
     for (size_t i = 0; i < r->nprocs; i++)
-        fn(opaque, &r->procs[i].st);
+        fn(opaque, &r->procs[i]->st);
 }

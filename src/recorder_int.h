@@ -22,6 +22,7 @@
 typedef struct rec_proc {
     uint32_t pid;
     int32_t dpeb;                 /* Darwin process block index, -1 if none */
+    unsigned flows_open;          /* flows that point at it: it is not dropped meanwhile */
     rec_proc_stats_t st;
 } rec_proc_t;
 
@@ -38,7 +39,7 @@ struct recorder {
     uint64_t live_flows;
     recorder_stats_t st;
     int har_err_logged;
-    rec_proc_t *procs;
+    rec_proc_t **procs;           /* oldest first; each entry stays where it was made */
     size_t nprocs;
     uint16_t udp_ip_id;
 };
@@ -49,8 +50,9 @@ void rec_to_endpoint(const struct sockaddr *sa, tcpsynth_endpoint_t *ep);
 /* recorder.c: gives a and b the same family (IPv6 when they differ). */
 void rec_match_family(tcpsynth_endpoint_t *a, tcpsynth_endpoint_t *b);
 
-/* recorder.c: r's entry for the process pi (copied), made on first sight. NULL on ENOMEM;
-   the entry is r's and may move at the next call. */
+/* recorder.c: r's entry for the process pi (copied), made on first sight. NULL on ENOMEM.
+   The entry is r's; it stays valid while its flows_open is not 0 (a flow that keeps it
+   counts itself there), else until the next call. */
 rec_proc_t *rec_proc_get(recorder_t *r, const procinfo_t *pi);
 
 #endif
