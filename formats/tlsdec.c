@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "tlsdec.h"
+#include "tlsdec_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -8,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -32,12 +32,7 @@
 #define EXT_EARLY_DATA 42
 #define EXT_SUPPORTED_VERSIONS 43
 
-#define HDR_LEN 5
-#define TAG_LEN 16
-#define NONCE_LEN 12
-#define HASH_MAX 48
 #define HS_MAX (64 * 1024) /* longest handshake message we keep (hellos, EE) */
-#define ALPN_LIST_MAX 512
 
 /* The ServerHello random that marks a HelloRetryRequest (RFC 8446, 4.1.3). */
 static const uint8_t hrr_random[32] = {
@@ -45,107 +40,7 @@ static const uint8_t hrr_random[32] = {
     0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 };
 
-enum aead { AES128GCM, AES256GCM, CHACHA };
-
-struct suite {
-    uint16_t id;
-    uint16_t version;
-    uint8_t aead;
-    uint8_t keylen;
-    uint8_t hashlen;
-    const char *md;
-    const char *name;
-};
-
-static const struct suite suites[] = {
-    {0x1301, TLSDEC_VERSION_TLS13, AES128GCM, 16, 32, "SHA256", "TLS_AES_128_GCM_SHA256"},
-    {0x1302, TLSDEC_VERSION_TLS13, AES256GCM, 32, 48, "SHA384", "TLS_AES_256_GCM_SHA384"},
-    {0x1303, TLSDEC_VERSION_TLS13, CHACHA, 32, 32, "SHA256", "TLS_CHACHA20_POLY1305_SHA256"},
-    {0xc02b, TLSDEC_VERSION_TLS12, AES128GCM, 16, 32, "SHA256",
-     "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
-    {0xc02c, TLSDEC_VERSION_TLS12, AES256GCM, 32, 48, "SHA384",
-     "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
-    {0xc02f, TLSDEC_VERSION_TLS12, AES128GCM, 16, 32, "SHA256",
-     "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
-    {0xc030, TLSDEC_VERSION_TLS12, AES256GCM, 32, 48, "SHA384",
-     "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"},
-    {0xcca8, TLSDEC_VERSION_TLS12, CHACHA, 32, 32, "SHA256",
-     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"},
-    {0xcca9, TLSDEC_VERSION_TLS12, CHACHA, 32, 32, "SHA256",
-     "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
-    {0xccaa, TLSDEC_VERSION_TLS12, CHACHA, 32, 32, "SHA256",
-     "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256"},
-    {0x009c, TLSDEC_VERSION_TLS12, AES128GCM, 16, 32, "SHA256", "TLS_RSA_WITH_AES_128_GCM_SHA256"},
-    {0x009d, TLSDEC_VERSION_TLS12, AES256GCM, 32, 48, "SHA384", "TLS_RSA_WITH_AES_256_GCM_SHA384"},
-    {0x009e, TLSDEC_VERSION_TLS12, AES128GCM, 16, 32, "SHA256",
-     "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"},
-    {0x009f, TLSDEC_VERSION_TLS12, AES256GCM, 32, 48, "SHA384",
-     "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"},
-};
-
-/*
- * Key epochs of a direction. TLS 1.3 moves PLAIN -> (EARLY) -> HANDSHAKE ->
- * APP; TLS 1.2 moves PLAIN -> TLS12 at ChangeCipherSpec.
- */
-enum phase { PH_PLAIN, PH_EARLY, PH_HANDSHAKE, PH_APP, PH_TLS12 };
-
-/* Key changes that take effect after the record that announced them. */
-enum pending { PEND_NONE, PEND_APP, PEND_UPDATE, PEND_HANDSHAKE };
-
-/* on_record results. */
-enum { R_OK, R_HOLD, R_FAIL };
-
-/* aead_open results. */
-enum { DEC_OK, DEC_BADTAG, DEC_MALFORMED, DEC_CRYPTO };
-
-struct keys {
-    EVP_CIPHER_CTX *ctx;   /* created once, re-keyed in place */
-    uint8_t iv[NONCE_LEN]; /* TLS 1.3 and ChaCha: the full IV; TLS 1.2 GCM: 4-byte salt */
-    uint64_t seq;
-    uint8_t secret[HASH_MAX]; /* TLS 1.3 traffic secret, for KeyUpdate */
-    bool ready;
-    bool missing; /* looked up and not found (0-RTT trial only) */
-};
-
-struct dir {
-    uint8_t *buf; /* a partial record, or everything held */
-    size_t len, cap;
-    uint8_t *plain; /* TLSDEC_RECORD_MAX bytes, once decrypting */
-    bool failed, held;
-    enum phase phase;
-    enum pending pending;
-    struct keys cur;
-    struct keys alt;   /* handshake keys tried while 0-RTT data may come */
-    uint8_t hs_hdr[4]; /* handshake message reassembly */
-    size_t hs_hdr_len;
-    uint32_t hs_len, hs_got;
-    uint8_t *hs;
-    size_t hs_cap;
-};
-
-struct tlsdec {
-    const keylog_t *kl;
-    tlsdec_callbacks_t cb;
-    void *opaque;
-    struct dir d[2];
-    EVP_KDF *hkdf, *prf; /* fetched when first needed */
-    const struct suite *suite;
-    uint16_t version, suite_id;
-    bool ch_seen, sh_seen, hrr_seen, ee_seen;
-    bool info_sent, secrets_reported, nomem;
-    bool early_offered;
-    int early_accepted; /* -1 unknown, 0 no, 1 yes */
-    bool kb_ready;
-    uint8_t key_block[2 * (32 + NONCE_LEN)];
-    uint8_t client_random[32], server_random[32];
-    char sni[256], alpn[256];
-    uint8_t alpn_offered[ALPN_LIST_MAX];
-    size_t alpn_offered_len;
-};
-
 /* ---- errors ---- */
-
-static int fail(tlsdec_t *t, int dir, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void emit_info(tlsdec_t *t, bool force);
 
@@ -160,7 +55,7 @@ static void stop(tlsdec_t *t, int dir)
         emit_info(t, true);
 }
 
-static int fail(tlsdec_t *t, int dir, const char *fmt, ...)
+int tlsdec_fail(tlsdec_t *t, int dir, const char *fmt, ...)
 {
     if (t->d[dir].failed)
         return R_FAIL;
@@ -179,7 +74,7 @@ static int fail(tlsdec_t *t, int dir, const char *fmt, ...)
 /* Stops both directions: what the connection needs can't be had. */
 static int fail_conn(tlsdec_t *t, int dir, const char *msg)
 {
-    fail(t, dir, "%s", msg);
+    tlsdec_fail(t, dir, "%s", msg);
     stop(t, 1 - dir);
     return R_FAIL;
 }
@@ -188,7 +83,7 @@ static int fail_conn(tlsdec_t *t, int dir, const char *msg)
  * The one place that reads OpenSSL's error queue. It is emptied, so that no
  * error of ours reaches SSL_get_error() elsewhere in the thread.
  */
-static int fail_crypto(tlsdec_t *t, int dir, const char *what)
+int tlsdec_fail_crypto(tlsdec_t *t, int dir, const char *what)
 {
     unsigned long e, last = 0;
     while ((e = ERR_get_error()) != 0)
@@ -196,7 +91,7 @@ static int fail_crypto(tlsdec_t *t, int dir, const char *what)
     char reason[128] = "unknown error";
     if (last)
         ERR_error_string_n(last, reason, sizeof reason);
-    return fail(t, dir, "%s failed: %s", what, reason);
+    return tlsdec_fail(t, dir, "%s failed: %s", what, reason);
 }
 
 static int fail_nomem(tlsdec_t *t, int dir)
@@ -206,14 +101,15 @@ static int fail_nomem(tlsdec_t *t, int dir)
     return R_FAIL;
 }
 
-static int no_secrets(tlsdec_t *t, int dir, keylog_label_t label)
+int tlsdec_no_secrets(tlsdec_t *t, int dir, keylog_label_t label)
 {
     if (t->secrets_reported) {
         stop(t, dir);
         return R_FAIL;
     }
     t->secrets_reported = true;
-    return fail(t, dir, "no secrets for this connection (%s missing)", keylog_label_name(label));
+    return tlsdec_fail(t, dir, "no secrets for this connection (%s missing)",
+                       keylog_label_name(label));
 }
 
 /* ---- buffers ---- */
@@ -264,250 +160,6 @@ static void deliver(tlsdec_t *t, int dir, int type, const uint8_t *p, size_t n)
 {
     if (t->cb.on_plaintext)
         t->cb.on_plaintext(t->opaque, dir, type, p, n);
-}
-
-/* ---- key derivation ---- */
-
-static EVP_KDF *kdf_get(EVP_KDF **slot, const char *name)
-{
-    if (!*slot)
-        *slot = EVP_KDF_fetch(NULL, name, NULL);
-    return *slot;
-}
-
-/* HKDF-Expand-Label(secret, label, "", outlen) of RFC 8446, 7.1. */
-static bool expand_label(tlsdec_t *t, const uint8_t *secret, size_t slen, const char *label,
-                         uint8_t *out, size_t outlen)
-{
-    uint8_t info[2 + 1 + 255 + 1];
-    size_t llen = strlen(label), n = 0;
-    info[n++] = (uint8_t)(outlen >> 8);
-    info[n++] = (uint8_t)outlen;
-    info[n++] = (uint8_t)(6 + llen);
-    memcpy(info + n, "tls13 ", 6);
-    memcpy(info + n + 6, label, llen);
-    n += 6 + llen;
-    info[n++] = 0; /* empty context */
-
-    EVP_KDF *kdf = kdf_get(&t->hkdf, "HKDF");
-    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-    if (!kctx)
-        return false;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MODE, (char *)"EXPAND_ONLY", 0),
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)t->suite->md, 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, slen),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n),
-        OSSL_PARAM_construct_end(),
-    };
-    bool ok = EVP_KDF_derive(kctx, out, outlen, params) == 1;
-    EVP_KDF_CTX_free(kctx);
-    return ok;
-}
-
-/* The TLS 1.2 key block: PRF(master, "key expansion", server_random + client_random). */
-static bool key_block(tlsdec_t *t, const uint8_t *master, size_t mlen, size_t outlen)
-{
-    uint8_t seed[13 + 64];
-    memcpy(seed, "key expansion", 13);
-    memcpy(seed + 13, t->server_random, 32);
-    memcpy(seed + 45, t->client_random, 32);
-    EVP_KDF *kdf = kdf_get(&t->prf, "TLS1-PRF");
-    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-    if (!kctx)
-        return false;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)t->suite->md, 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, (void *)master, mlen),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, seed, sizeof seed),
-        OSSL_PARAM_construct_end(),
-    };
-    bool ok = EVP_KDF_derive(kctx, t->key_block, outlen, params) == 1;
-    EVP_KDF_CTX_free(kctx);
-    return ok;
-}
-
-static const EVP_CIPHER *aead_cipher(int aead)
-{
-    switch (aead) {
-    case AES128GCM:
-        return EVP_aes_128_gcm();
-    case AES256GCM:
-        return EVP_aes_256_gcm();
-    default:
-        return EVP_chacha20_poly1305();
-    }
-}
-
-/* Keys k with key and iv; the cipher context is made once and re-keyed after. */
-static bool keys_set(tlsdec_t *t, struct keys *k, const uint8_t *key, const uint8_t *iv,
-                     size_t ivlen)
-{
-    if (!k->ctx && !(k->ctx = EVP_CIPHER_CTX_new()))
-        return false;
-    if (EVP_DecryptInit_ex(k->ctx, aead_cipher(t->suite->aead), NULL, key, NULL) != 1)
-        return false;
-    memcpy(k->iv, iv, ivlen);
-    k->seq = 0;
-    k->ready = true;
-    return true;
-}
-
-/* Keys k from a TLS 1.3 traffic secret. */
-static bool keys_set13(tlsdec_t *t, struct keys *k, const uint8_t *secret)
-{
-    uint8_t key[32], iv[NONCE_LEN];
-    size_t hl = t->suite->hashlen;
-    if (!expand_label(t, secret, hl, "key", key, t->suite->keylen) ||
-        !expand_label(t, secret, hl, "iv", iv, sizeof iv) || !keys_set(t, k, key, iv, sizeof iv))
-        return false;
-    memmove(k->secret, secret, hl);
-    return true;
-}
-
-static keylog_label_t label13(int dir, enum phase ph)
-{
-    if (dir == TLSDEC_DIR_CLIENT) {
-        return ph == PH_EARLY       ? KEYLOG_CLIENT_EARLY_TRAFFIC_SECRET
-               : ph == PH_HANDSHAKE ? KEYLOG_CLIENT_HANDSHAKE_TRAFFIC_SECRET
-                                    : KEYLOG_CLIENT_TRAFFIC_SECRET_0;
-    }
-    return ph == PH_HANDSHAKE ? KEYLOG_SERVER_HANDSHAKE_TRAFFIC_SECRET
-                              : KEYLOG_SERVER_TRAFFIC_SECRET_0;
-}
-
-/*
- * Installs the TLS 1.3 keys of epoch ph into k from the key log. Returns
- * R_OK, R_FAIL (reported), or R_HOLD when the secret is missing and
- * quiet is set (then nothing is reported).
- */
-static int install13(tlsdec_t *t, int dir, struct keys *k, enum phase ph, bool quiet)
-{
-    keylog_label_t label = label13(dir, ph);
-    uint8_t secret[KEYLOG_SECRET_MAX];
-    size_t slen = sizeof secret;
-    if (!t->kl || keylog_find(t->kl, label, t->client_random, secret, &slen) != 0)
-        return quiet ? R_HOLD : no_secrets(t, dir, label);
-    if (slen != t->suite->hashlen)
-        return fail(t, dir, "%s has %zu bytes, %s needs %u", keylog_label_name(label), slen,
-                    t->suite->name, t->suite->hashlen);
-    if (!keys_set13(t, k, secret))
-        return fail_crypto(t, dir, "TLS 1.3 key derivation");
-    return R_OK;
-}
-
-/* Installs the TLS 1.2 keys of a direction, computing the key block once. */
-static int install12(tlsdec_t *t, int dir)
-{
-    const struct suite *s = t->suite;
-    size_t ivlen = s->aead == CHACHA ? NONCE_LEN : 4;
-    if (!t->kb_ready) {
-        uint8_t master[KEYLOG_SECRET_MAX];
-        size_t mlen = sizeof master;
-        if (!t->kl ||
-            keylog_find(t->kl, KEYLOG_CLIENT_RANDOM, t->client_random, master, &mlen) != 0)
-            return no_secrets(t, dir, KEYLOG_CLIENT_RANDOM);
-        if (mlen != 48)
-            return fail(t, dir, "CLIENT_RANDOM has %zu bytes, a master secret has 48", mlen);
-        if (!key_block(t, master, mlen, 2 * (s->keylen + ivlen)))
-            return fail_crypto(t, dir, "TLS 1.2 key expansion");
-        t->kb_ready = true;
-    }
-    const uint8_t *key = t->key_block + (dir == TLSDEC_DIR_CLIENT ? 0 : s->keylen);
-    const uint8_t *iv = t->key_block + 2 * s->keylen + (dir == TLSDEC_DIR_CLIENT ? 0 : ivlen);
-    if (!keys_set(t, &t->d[dir].cur, key, iv, ivlen))
-        return fail_crypto(t, dir, "TLS 1.2 key setup");
-    return R_OK;
-}
-
-/* ---- record protection ---- */
-
-static void nonce_xor(uint8_t *nonce, const uint8_t *iv, uint64_t seq)
-{
-    memcpy(nonce, iv, NONCE_LEN);
-    for (int i = 0; i < 8; i++)
-        nonce[NONCE_LEN - 1 - i] ^= (uint8_t)(seq >> (8 * i));
-}
-
-/* Decrypts and authenticates in (ciphertext then tag) into out. */
-static int aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *aad, size_t aadlen,
-                     const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlen)
-{
-    if (inlen < TAG_LEN)
-        return DEC_MALFORMED;
-    size_t ctlen = inlen - TAG_LEN;
-    uint8_t tag[TAG_LEN];
-    int n = 0, m = 0;
-    memcpy(tag, in + ctlen, TAG_LEN);
-    if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
-        EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1 ||
-        EVP_DecryptUpdate(ctx, out, &n, in, (int)ctlen) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) != 1)
-        return DEC_CRYPTO;
-    if (EVP_DecryptFinal_ex(ctx, out + n, &m) != 1) {
-        ERR_clear_error();
-        return DEC_BADTAG;
-    }
-    *outlen = (size_t)n + (size_t)m;
-    return DEC_OK;
-}
-
-/* TLS 1.3: opens a record and strips the padding; *type is the inner content type. */
-static int open13(struct keys *k, const uint8_t *hdr, const uint8_t *body, size_t len, uint8_t *out,
-                  size_t *outlen, int *type)
-{
-    uint8_t nonce[NONCE_LEN];
-    nonce_xor(nonce, k->iv, k->seq);
-    size_t n;
-    int r = aead_open(k->ctx, nonce, hdr, HDR_LEN, body, len, out, &n);
-    if (r != DEC_OK)
-        return r;
-    k->seq++;
-    while (n > 0 && out[n - 1] == 0)
-        n--;
-    if (n == 0)
-        return DEC_MALFORMED;
-    *type = out[n - 1];
-    *outlen = n - 1;
-    return DEC_OK;
-}
-
-/* TLS 1.2 AEAD (RFC 5288 GCM with explicit nonce, RFC 7905 ChaCha20-Poly1305). */
-static int open12(tlsdec_t *t, struct keys *k, const uint8_t *hdr, const uint8_t *body, size_t len,
-                  uint8_t *out, size_t *outlen)
-{
-    uint8_t nonce[NONCE_LEN], aad[13];
-    if (t->suite->aead == CHACHA) {
-        nonce_xor(nonce, k->iv, k->seq);
-    } else {
-        if (len < 8)
-            return DEC_MALFORMED;
-        memcpy(nonce, k->iv, 4);
-        memcpy(nonce + 4, body, 8);
-        body += 8;
-        len -= 8;
-    }
-    if (len < TAG_LEN)
-        return DEC_MALFORMED;
-    size_t plen = len - TAG_LEN;
-    for (int i = 0; i < 8; i++)
-        aad[i] = (uint8_t)(k->seq >> (56 - 8 * i));
-    memcpy(aad + 8, hdr, 3);
-    aad[11] = (uint8_t)(plen >> 8);
-    aad[12] = (uint8_t)plen;
-    int r = aead_open(k->ctx, nonce, aad, sizeof aad, body, len, out, outlen);
-    if (r == DEC_OK)
-        k->seq++;
-    return r;
-}
-
-static int open_failed(tlsdec_t *t, int dir, int r)
-{
-    if (r == DEC_BADTAG)
-        return fail(t, dir, "decryption failed (bad record MAC)");
-    if (r == DEC_MALFORMED)
-        return fail(t, dir, "malformed encrypted record");
-    return fail_crypto(t, dir, "record decryption");
 }
 
 /* ---- hello parsing ---- */
@@ -580,7 +232,7 @@ static int parse_client_hello(tlsdec_t *t, const uint8_t *body, size_t len)
     rd_bytes(&r, rd8(&r));  /* compression methods */
     struct rd exts = r.n ? rd_sub(&r, rd16(&r)) : r;
     if (r.bad)
-        return fail(t, TLSDEC_DIR_CLIENT, "malformed ClientHello");
+        return tlsdec_fail(t, TLSDEC_DIR_CLIENT, "malformed ClientHello");
     if (t->ch_seen) {
         /* The second ClientHello after a HelloRetryRequest: same random. */
         if (memcmp(t->client_random, random, 32) != 0)
@@ -619,7 +271,7 @@ static int parse_client_hello(tlsdec_t *t, const uint8_t *body, size_t len)
         }
     }
     if (exts.bad)
-        return fail(t, TLSDEC_DIR_CLIENT, "malformed ClientHello extensions");
+        return tlsdec_fail(t, TLSDEC_DIR_CLIENT, "malformed ClientHello extensions");
     memcpy(t->client_random, random, 32);
     memcpy(t->sni, sni, sizeof sni);
     memcpy(t->alpn_offered, alpn, alpn_len);
@@ -628,15 +280,6 @@ static int parse_client_hello(tlsdec_t *t, const uint8_t *body, size_t len)
     t->ch_seen = true;
     emit_info(t, false);
     return R_OK;
-}
-
-static const struct suite *find_suite(uint16_t id, uint16_t version)
-{
-    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
-        if (suites[i].id == id && suites[i].version == version)
-            return &suites[i];
-    }
-    return NULL;
 }
 
 static int parse_server_hello(tlsdec_t *t, const uint8_t *body, size_t len)
@@ -658,7 +301,7 @@ static int parse_server_hello(tlsdec_t *t, const uint8_t *body, size_t len)
             parse_alpn_selected(t, &e);
     }
     if (r.bad || exts.bad)
-        return fail(t, dir, "malformed ServerHello");
+        return tlsdec_fail(t, dir, "malformed ServerHello");
     if (memcmp(random, hrr_random, 32) == 0) {
         /* HelloRetryRequest: the real ServerHello follows the second ClientHello. */
         t->hrr_seen = true;
@@ -673,7 +316,7 @@ static int parse_server_hello(tlsdec_t *t, const uint8_t *body, size_t len)
         snprintf(msg, sizeof msg, "TLS version 0x%04x not supported", version);
         return fail_conn(t, dir, msg);
     }
-    t->suite = find_suite((uint16_t)suite, (uint16_t)version);
+    t->suite = tlsdec_keys_find_suite((uint16_t)suite, (uint16_t)version);
     if (!t->suite) {
         snprintf(msg, sizeof msg, "cipher suite 0x%04x not supported", suite);
         return fail_conn(t, dir, msg);
@@ -702,7 +345,7 @@ static int parse_encrypted_extensions(tlsdec_t *t, const uint8_t *body, size_t l
             t->early_accepted = 1;
     }
     if (r.bad || exts.bad)
-        return fail(t, TLSDEC_DIR_SERVER, "malformed EncryptedExtensions");
+        return tlsdec_fail(t, TLSDEC_DIR_SERVER, "malformed EncryptedExtensions");
     if (t->early_accepted < 0)
         t->early_accepted = 0;
     t->ee_seen = true;
@@ -738,7 +381,7 @@ static int on_hs_msg(tlsdec_t *t, int dir, unsigned type, const uint8_t *body, s
         if (encrypted)
             return fail_conn(t, dir, "TLS renegotiation not supported");
         if (t->sh_seen)
-            return fail(t, dir, "unexpected second ServerHello");
+            return tlsdec_fail(t, dir, "unexpected second ServerHello");
         return parse_server_hello(t, body, len);
     case HS_HELLO_REQUEST:
         if (!client && encrypted && !tls13)
@@ -759,7 +402,7 @@ static int on_hs_msg(tlsdec_t *t, int dir, unsigned type, const uint8_t *body, s
     case HS_KEY_UPDATE:
         if (tls13 && d->phase == PH_APP) {
             if (len != 1 || body[0] > 1)
-                return fail(t, dir, "malformed KeyUpdate");
+                return tlsdec_fail(t, dir, "malformed KeyUpdate");
             d->pending = PEND_UPDATE;
         }
         break;
@@ -784,7 +427,7 @@ static int hs_feed(tlsdec_t *t, int dir, const uint8_t *p, size_t n, bool encryp
             d->hs_got = 0;
             if (hs_keep(d->hs_hdr[0])) {
                 if (d->hs_len > HS_MAX)
-                    return fail(t, dir, "handshake message of %u bytes too long", d->hs_len);
+                    return tlsdec_fail(t, dir, "handshake message of %u bytes too long", d->hs_len);
                 if (!grow(&d->hs, &d->hs_cap, d->hs_len, HS_MAX))
                     return fail_nomem(t, dir);
             }
@@ -808,40 +451,6 @@ static int hs_feed(tlsdec_t *t, int dir, const uint8_t *p, size_t n, bool encryp
 
 /* ---- records ---- */
 
-/* Applies a key change announced in the record just processed (TLS 1.3). */
-static int apply_pending(tlsdec_t *t, int dir)
-{
-    struct dir *d = &t->d[dir];
-    enum pending p = d->pending;
-    d->pending = PEND_NONE;
-    if (p != PEND_NONE && d->hs_hdr_len > 0)
-        return fail(t, dir, "handshake message spans a key change");
-    switch (p) {
-    case PEND_NONE:
-        break;
-    case PEND_APP:
-        d->phase = PH_APP;
-        d->cur.ready = false; /* the secret is looked up when the next record needs it */
-        break;
-    case PEND_UPDATE: {
-        uint8_t next[HASH_MAX];
-        if (!expand_label(t, d->cur.secret, t->suite->hashlen, "traffic upd", next,
-                          t->suite->hashlen) ||
-            !keys_set13(t, &d->cur, next))
-            return fail_crypto(t, dir, "KeyUpdate");
-        break;
-    }
-    case PEND_HANDSHAKE: {
-        d->phase = PH_HANDSHAKE;
-        struct keys k = d->cur;
-        d->cur = d->alt;
-        d->alt = k;
-        break;
-    }
-    }
-    return R_OK;
-}
-
 static int on_inner(tlsdec_t *t, int dir, int type, const uint8_t *p, size_t n)
 {
     switch (type) {
@@ -854,7 +463,7 @@ static int on_inner(tlsdec_t *t, int dir, int type, const uint8_t *p, size_t n)
     case CT_HEARTBEAT:
         return R_OK;
     default:
-        return fail(t, dir, "malformed record (inner content type %d)", type);
+        return tlsdec_fail(t, dir, "malformed record (inner content type %d)", type);
     }
 }
 
@@ -870,25 +479,25 @@ static int record13_early(tlsdec_t *t, int dir, const uint8_t *hdr, const uint8_
     size_t n;
     int type, r;
     if (t->early_accepted != 0 && !d->cur.ready && !d->cur.missing) {
-        r = install13(t, dir, &d->cur, PH_EARLY, true);
+        r = tlsdec_keys_install13(t, dir, &d->cur, PH_EARLY, true);
         if (r == R_FAIL)
             return r;
         d->cur.missing = r == R_HOLD;
     }
     if (t->early_accepted != 0 && d->cur.ready) {
-        r = open13(&d->cur, hdr, body, len, d->plain, &n, &type);
+        r = tlsdec_keys_open13(&d->cur, hdr, body, len, d->plain, &n, &type);
         if (r == DEC_OK)
             return on_inner(t, dir, type, d->plain, n);
         if (r != DEC_BADTAG)
-            return open_failed(t, dir, r);
+            return tlsdec_keys_open_failed(t, dir, r);
     }
-    if (!d->alt.ready && (r = install13(t, dir, &d->alt, PH_HANDSHAKE, false)) != R_OK)
+    if (!d->alt.ready && (r = tlsdec_keys_install13(t, dir, &d->alt, PH_HANDSHAKE, false)) != R_OK)
         return r;
-    r = open13(&d->alt, hdr, body, len, d->plain, &n, &type);
+    r = tlsdec_keys_open13(&d->alt, hdr, body, len, d->plain, &n, &type);
     if (r == DEC_BADTAG)
         return R_OK;
     if (r != DEC_OK)
-        return open_failed(t, dir, r);
+        return tlsdec_keys_open_failed(t, dir, r);
     struct keys k = d->cur;
     d->cur = d->alt;
     d->alt = k;
@@ -902,18 +511,18 @@ static int record13(tlsdec_t *t, int dir, const uint8_t *hdr, const uint8_t *bod
     size_t n;
     int type, r;
     if (d->phase == PH_PLAIN)
-        return fail(t, dir, "encrypted record before the keys are known");
+        return tlsdec_fail(t, dir, "encrypted record before the keys are known");
     if (d->phase == PH_EARLY) {
         r = record13_early(t, dir, hdr, body, len);
     } else {
-        if (!d->cur.ready && (r = install13(t, dir, &d->cur, d->phase, false)) != R_OK)
+        if (!d->cur.ready && (r = tlsdec_keys_install13(t, dir, &d->cur, d->phase, false)) != R_OK)
             return r;
-        r = open13(&d->cur, hdr, body, len, d->plain, &n, &type);
+        r = tlsdec_keys_open13(&d->cur, hdr, body, len, d->plain, &n, &type);
         if (r != DEC_OK)
-            return open_failed(t, dir, r);
+            return tlsdec_keys_open_failed(t, dir, r);
         r = on_inner(t, dir, type, d->plain, n);
     }
-    return r == R_OK ? apply_pending(t, dir) : r;
+    return r == R_OK ? tlsdec_keys_apply_pending(t, dir) : r;
 }
 
 static int record12(tlsdec_t *t, int dir, const uint8_t *hdr, const uint8_t *body, size_t len)
@@ -933,16 +542,16 @@ static int record12(tlsdec_t *t, int dir, const uint8_t *hdr, const uint8_t *bod
         if (type == CT_ALERT)
             deliver(t, dir, type, body, len);
         else if (type == CT_APPLICATION_DATA)
-            return fail(t, dir, "application data before ChangeCipherSpec");
+            return tlsdec_fail(t, dir, "application data before ChangeCipherSpec");
         return R_OK;
     }
     int r;
-    if (!d->cur.ready && (r = install12(t, dir)) != R_OK)
+    if (!d->cur.ready && (r = tlsdec_keys_install12(t, dir)) != R_OK)
         return r;
     size_t n;
-    r = open12(t, &d->cur, hdr, body, len, d->plain, &n);
+    r = tlsdec_keys_open12(t, &d->cur, hdr, body, len, d->plain, &n);
     if (r != DEC_OK)
-        return open_failed(t, dir, r);
+        return tlsdec_keys_open_failed(t, dir, r);
     return on_inner(t, dir, type, d->plain, n);
 }
 
@@ -967,11 +576,11 @@ static int on_record(tlsdec_t *t, int dir, const uint8_t *hdr, const uint8_t *bo
     if (type != CT_HANDSHAKE && type != CT_ALERT) {
         /* Records that may need keys wait for both hellos. */
         if (client && !t->ch_seen)
-            return fail(t, dir, "no ClientHello seen (capture started mid-connection?)");
+            return tlsdec_fail(t, dir, "no ClientHello seen (capture started mid-connection?)");
         if (!client && !t->sh_seen) {
             if (type == CT_CHANGE_CIPHER_SPEC && t->hrr_seen)
                 return R_OK;
-            return fail(t, dir, "no ServerHello seen (capture started mid-connection?)");
+            return tlsdec_fail(t, dir, "no ServerHello seen (capture started mid-connection?)");
         }
         if (must_wait(t, dir))
             return R_HOLD;
@@ -1000,11 +609,11 @@ static size_t record_len(const uint8_t *h)
 static bool header_ok(tlsdec_t *t, int dir, const uint8_t *h)
 {
     if (h[0] < CT_CHANGE_CIPHER_SPEC || h[0] > CT_HEARTBEAT || h[1] != 3) {
-        fail(t, dir, "malformed record (not TLS?)");
+        tlsdec_fail(t, dir, "malformed record (not TLS?)");
         return false;
     }
     if (record_len(h) > TLSDEC_RECORD_MAX) {
-        fail(t, dir, "malformed record (%zu bytes, more than TLS allows)", record_len(h));
+        tlsdec_fail(t, dir, "malformed record (%zu bytes, more than TLS allows)", record_len(h));
         return false;
     }
     return true;
@@ -1057,8 +666,8 @@ static void dir_feed(tlsdec_t *t, int dir, const uint8_t *p, size_t n)
         }
         if (d->held) {
             if (d->len + n > TLSDEC_HOLD_MAX) {
-                fail(t, dir, "more than %d bytes while waiting for the other direction",
-                     TLSDEC_HOLD_MAX);
+                tlsdec_fail(t, dir, "more than %d bytes while waiting for the other direction",
+                            TLSDEC_HOLD_MAX);
                 return;
             }
             buf_append(t, dir, p, n);

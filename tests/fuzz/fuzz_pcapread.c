@@ -9,7 +9,8 @@
  * reader must not depend on how its input is split.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iformats \
- *     tests/fuzz/fuzz_pcapread.c formats/pcapread.c formats/tcpreasm.c -o fuzz_pcapread
+ *     tests/fuzz/fuzz_pcapread.c formats/pcapread.c formats/tcpreasm.c \
+ *     formats/tcpreasm_stream.c -o fuzz_pcapread
  *   ./fuzz_pcapread fixtures/fuzz/pcapread
  */
 #include <stddef.h>

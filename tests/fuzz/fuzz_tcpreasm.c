@@ -10,7 +10,7 @@
  * and buffer overflow are reached with few packets.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iformats \
- *     tests/fuzz/fuzz_tcpreasm.c formats/tcpreasm.c -o fuzz_tcpreasm
+ *     tests/fuzz/fuzz_tcpreasm.c formats/tcpreasm.c formats/tcpreasm_stream.c -o fuzz_tcpreasm
  *   ./fuzz_tcpreasm fixtures/fuzz/tcpreasm
  */
 #include <stddef.h>
