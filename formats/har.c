@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,10 +80,25 @@ static int stream_escaped(har_writer_t *w, const uint8_t *p, size_t len)
     return sink_write(w, b, o);
 }
 
+static const char b64_tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Every 12 bits as their two base64 characters: half the lookups per triple (bodies of
+   binary downloads are most of a HAR's bytes). Made once, by the first writer. */
+static char b64_pairs[4096][2];
+static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
+
+static void b64_pairs_init(void)
+{
+    for (int i = 0; i < 4096; i++) {
+        b64_pairs[i][0] = b64_tab[i >> 6];
+        b64_pairs[i][1] = b64_tab[i & 63];
+    }
+}
+
 /* Encodes up to 3 bytes as 4 base64 characters. */
 static void b64_quad(const uint8_t *p, size_t n, char *out)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *tab = b64_tab;
     uint32_t v = (uint32_t)p[0] << 16;
 
     if (n > 1)
@@ -98,16 +114,14 @@ static void b64_quad(const uint8_t *p, size_t n, char *out)
 /* Encodes the whole triples of p[0..len) into out; returns how many bytes it took. */
 static size_t b64_triples(const uint8_t *p, size_t len, char *out)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t i = 0;
 
+    pthread_once(&b64_once, b64_pairs_init);
     for (; i + 3 <= len; i += 3, out += 4) {
         uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
 
-        out[0] = tab[v >> 18];
-        out[1] = tab[v >> 12 & 63];
-        out[2] = tab[v >> 6 & 63];
-        out[3] = tab[v & 63];
+        memcpy(out, b64_pairs[v >> 12], 2);
+        memcpy(out + 2, b64_pairs[v & 4095], 2);
     }
     return i;
 }
