@@ -202,7 +202,7 @@ typedef struct scache_ref {
 
 static scache_slot_t scache[SCACHE_SLOTS];
 static pthread_mutex_t scache_lock = PTHREAD_MUTEX_INITIALIZER;
-static int scache_idx = -1;   /* the SSL's ex_data: its key, malloc'd */
+static int scache_idx = -1;   /* the SSL's ex_data index (a scache_ref_t, malloc'd) */
 
 static void scache_key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                             void *argp)
