@@ -176,19 +176,10 @@ static void drain(struct http1_conn *c)
     }
 }
 
-static void pairs_free(http_header_t *h, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(h[i].name);
-        free(h[i].value);
-    }
-    free(h);
-}
-
 static void msg_reset(http_msg_t *m)
 {
-    pairs_free(m->headers, m->nheaders);
-    pairs_free(m->trailers, m->ntrailers);
+    http_headers_free(m->headers, m->nheaders);
+    http_headers_free(m->trailers, m->ntrailers);
     free(m->body);
     memset(m, 0, sizeof(*m));
     m->headers_size = -1;

@@ -154,18 +154,9 @@ void h2_side_end(struct http2_conn *c, h2_stream_t *s, int dir)
 
 /* ---- header blocks ---- */
 
-static void fields_free(http_header_t *h, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(h[i].name);
-        free(h[i].value);
-    }
-    free(h);
-}
-
 void h2_blk_reset(struct http2_conn *c)
 {
-    fields_free(c->blk.headers, c->blk.nheaders);
+    http_headers_free(c->blk.headers, c->blk.nheaders);
     memset(&c->blk, 0, sizeof(c->blk));
 }
 

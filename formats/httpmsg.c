@@ -18,7 +18,7 @@ http_exchange_t *http_exchange_new(void)
     return ex;
 }
 
-static void headers_free(http_header_t *h, size_t n)
+void http_headers_free(http_header_t *h, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(h[i].name);
@@ -29,8 +29,8 @@ static void headers_free(http_header_t *h, size_t n)
 
 static void msg_free(http_msg_t *m)
 {
-    headers_free(m->headers, m->nheaders);
-    headers_free(m->trailers, m->ntrailers);
+    http_headers_free(m->headers, m->nheaders);
+    http_headers_free(m->trailers, m->ntrailers);
     free(m->body);
 }
 

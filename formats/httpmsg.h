@@ -74,6 +74,9 @@ http_exchange_t *http_exchange_new(void);
 /* Frees the exchange and all it owns. NULL is a no-op. */
 void http_exchange_free(http_exchange_t *ex);
 
+/* Frees n headers (their names and values) and the array h. */
+void http_headers_free(http_header_t *h, size_t n);
+
 /* Appends a header (copies name and value). Returns 0 or -ENOMEM. */
 int http_msg_add_header(http_msg_t *m, const char *name, size_t nlen, const char *value,
                         size_t vlen);

@@ -113,6 +113,18 @@ static void host_of(const rconn_t *c, const char *authority, char *host, size_t 
     host[n] = '\0';
 }
 
+/* The answer of p: kept for its HTTP/2 stream, or made HTTP/1.1 bytes now (resp freed). */
+static void pending_set(rconn_t *c, pending_t *p, rresp_t *resp)
+{
+    if (p->stream) {
+        p->resp = resp;
+    } else if (resp) {
+        p->bytes = rresp_h1(resp, rh1_close(c->h1), &p->len);
+        p->shut = rh1_close(c->h1);
+        rresp_free(resp);
+    }
+}
+
 void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
 {
     replay_server_t *s = c->srv;
@@ -193,13 +205,7 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
     }
     rr.status = resp ? resp->status : 0;
     replay_report_request(s->cfg.report, &rr);
-    if (stream) {
-        p->resp = resp;
-    } else if (resp) {
-        p->bytes = rresp_h1(resp, rh1_close(c->h1), &p->len);
-        p->shut = rh1_close(c->h1);
-        rresp_free(resp);
-    }
+    pending_set(c, p, resp);
     rconn_pq_add(c, p, delay);
 }
 
@@ -220,13 +226,7 @@ void rconn_pass_done(rconn_t *c, int32_t stream, const replay_entry_t *e, const 
         snprintf(text, sizeof(text), "mitmreplay: passthrough failed: %s\n", err ? err : "");
         resp = rresp_text(502, text, !strcmp(method, "HEAD"));
     }
-    if (stream) {
-        p->resp = resp;
-    } else if (resp) {
-        p->bytes = rresp_h1(resp, rh1_close(c->h1), &p->len);
-        p->shut = rh1_close(c->h1);
-        rresp_free(resp);
-    }
+    pending_set(c, p, resp);
     rconn_pq_add(c, p, 0);
 }
 

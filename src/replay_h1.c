@@ -27,11 +27,7 @@ struct rh1 {
 
 static void req_clear(http_msg_t *m)
 {
-    for (size_t i = 0; i < m->nheaders; i++) {
-        free(m->headers[i].name);
-        free(m->headers[i].value);
-    }
-    free(m->headers);
+    http_headers_free(m->headers, m->nheaders);
     free(m->body);
     memset(m, 0, sizeof(*m));
 }

@@ -40,11 +40,7 @@ static h2s_t *find(rh2_t *h, int32_t id)
 
 static void stream_free(h2s_t *s)
 {
-    for (size_t i = 0; i < s->req.nheaders; i++) {
-        free(s->req.headers[i].name);
-        free(s->req.headers[i].value);
-    }
-    free(s->req.headers);
+    http_headers_free(s->req.headers, s->req.nheaders);
     free(s->req.body);
     free(s->method);
     free(s->path);

@@ -16,11 +16,7 @@ void rresp_free(rresp_t *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->nheaders; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
-    free(r->headers);
+    http_headers_free(r->headers, r->nheaders);
     free(r->owned_body);
     free(r);
 }
