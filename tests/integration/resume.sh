@@ -23,7 +23,8 @@ sed -e '0,/ssl_session_cache off;/{/ssl_session_cache off;/d}' \
 NGINX_CONF_IN=$WORK/nginx.conf.in start_origin
 start_mitmrec -o "$WORK/out.pcapng" --upstream --cacert "$TEST_CA" -vv
 
-# ext_count FILTER: frames matching FILTER whose TLS extensions include pre_shared_key (41).
+# psk_count FILTER: frames matching FILTER whose TLS extensions include pre_shared_key (41);
+# hello_count FILTER: frames matching FILTER.
 psk_count() {
     tshark_fields "$MITM_PCAP" "$1" tls.handshake.extension.type | grep -cE '(^|,)41(,|$)'
 }
