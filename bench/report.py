@@ -151,6 +151,10 @@ def targets(res, meta):
     r = res.ratio("c_cps", "mitmrec")
     add("new connections/s >= 0.5 x direct", "x%.2f" % r if r is not None else "-",
         None if r is None else r >= 0.5)
+    r = res.ratio("cr_cps", "mitmrec")
+    if r is not None or res.reps("cr_cps", "mitmrec"):
+        add("new connections/s >= 0.5 x direct (bench/connrate)",
+            "x%.2f" % r if r is not None else "-", None if r is None else r >= 0.5)
     d, m = res.reps("b_p50", "direct"), res.reps("b_p50", "mitmrec")
     added = [m[k] - d[k] for k in m if k in d and m[k] is not None and d[k] is not None]
     a = statistics.median(added) if added else None
