@@ -419,6 +419,8 @@ static void build(built_t *b)
     hdr(&ex->req, "User-Agent", "curl/7.88.1");
     hdr(&ex->req, "Cookie", "sid=abc123; theme=dark");
     hdr(&ex->req, "Accept-Encoding", "gzip");
+    /* Every kind of byte a header string can hold: escaped, copied, cleaned. */
+    hdr(&ex->req, "X-Odd", "tab\there \"q\" back\\slash \x01\x1f caf\xc3\xa9 bad\xff end");
     hdr(&ex->resp, "Content-Type", "text/html; charset=utf-8");
     hdr(&ex->resp, "Content-Encoding", "gzip");
     hdr(&ex->resp, "Set-Cookie",
@@ -601,6 +603,8 @@ static void check_entries(cJSON *root, const built_t *b)
     CHECK_EQ_STR(pstr(x, "request.headers.0.name"), "Host");
     CHECK_EQ_STR(pstr(x, "request.headers.2.name"), "Cookie");
     CHECK_EQ_STR(pstr(x, "request.headers.3.value"), "gzip");
+    CHECK_EQ_STR(pstr(x, "request.headers.4.value"),
+                 "tab\there \"q\" back\\slash \x01\x1f caf\xc3\xa9 bad\xef\xbf\xbd end");
     CHECK_EQ_STR(nv(path(x, "request.cookies"), "sid"), "abc123");
     CHECK_EQ_STR(nv(path(x, "request.cookies"), "theme"), "dark");
     CHECK_EQ_INT(cJSON_GetArraySize(path(x, "request.queryString")), 5);
