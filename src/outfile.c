@@ -210,7 +210,9 @@ int outfile_begin(outfile_t *f)
 
     if (f->is_stdout || f->created)
         return 0;
-    if (fstat(f->fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(f->fd, 0) < 0)
+    if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return 0;   /* a device or a pipe: written to, its mode left alone (/dev/null!) */
+    if (ftruncate(f->fd, 0) < 0)
         return -errno;
     /* An existing file keeps its mode: make it private, as a new one is. */
     fchmod(f->fd, 0600);

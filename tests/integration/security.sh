@@ -78,6 +78,21 @@ stop_mitmrec
 grep -q '^CLIENT_HANDSHAKE_TRAFFIC_SECRET \|^CLIENT_RANDOM ' "$WORK/shared.log" ||
     fail "the existing --keylog file got no secrets appended"
 
+# An output that is not a regular file is written to and keeps its mode: mitmrec once made
+# /dev/null 0600 for --har /dev/null run as root, and then no other user could write to it.
+# Checked on a null device of its own, made here.
+if [ "$(id -u)" = 0 ] && mknod -m 666 "$WORK/null" c 1 3 2>/dev/null; then
+    start_mitmrec -o "$WORK/n.pcapng" --har "$WORK/null" --cacert "$TEST_CA"
+    pcurl -f -o /dev/null "$T/small.txt" || fail "HTTPS GET with --har to a character device failed"
+    stop_mitmrec
+    [ "$(mode_of "$WORK/null")" = 666 ] ||
+        fail "--har to a character device of mode 666 left it with mode $(mode_of "$WORK/null")"
+    [ -c "$WORK/null" ] || fail "--har to a character device replaced it"
+    [ "$(mode_of "$WORK/n.pcapng")" = 600 ] || fail "n.pcapng has mode $(mode_of "$WORK/n.pcapng")"
+else
+    log "note: could not make a character device (not root?): --har to a device not checked"
+fi
+
 # expect_refusal WHAT ARGS...: mitmrec must exit non-zero without listening, with exactly one
 # error line (naming the file given in REFUSE_NAMES).
 expect_refusal() {
