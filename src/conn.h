@@ -130,6 +130,12 @@ int conn_start_tls(conn_t *c, SSL *ssl, int server, const uint8_t *initial, size
  */
 void conn_set_offload(conn_t *c, int on);
 
+/*
+ * What conn_env_t.offload should be: 1 when this process may use more than 2 CPUs, else 0;
+ * the environment variable MITMREC_OFFLOAD=0 or 1 decides instead.
+ */
+int conn_offload_default(void);
+
 /* Drives a paused handshake on (after a client_hello hook said retry). */
 void conn_continue_handshake(conn_t *c);
 

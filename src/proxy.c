@@ -29,7 +29,7 @@ int proxy_start(proxy_t *p, const char *host, int port, int *bound, char *err, s
     int rc;
 
     p->_env.loop = p->loop;
-    p->_env.offload = 1;
+    p->_env.offload = conn_offload_default();
     memset(&ss, 0, sizeof(ss));
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
@@ -73,7 +73,7 @@ int proxy_start_transparent(proxy_t *p, int port, int *bound, int *v6, char *err
     uv_tcp_t *l;
 
     p->_env.loop = p->loop;
-    p->_env.offload = 1;
+    p->_env.offload = conn_offload_default();
     *v6 = 0;
     for (int i = 0; i < 2; i++) {
         l = &p->_tlisteners[i];
