@@ -26,6 +26,7 @@
 
 #define CONN_HIGH_WATER (512 * 1024)   /* bytes queued before the source should pause */
 #define CONN_LOW_WATER (128 * 1024)
+#define CONN_HS_INLINE_US 3000         /* offload 2: handshake work (us) per loop turn on the loop */
 
 typedef struct conn conn_t;
 
@@ -58,8 +59,12 @@ typedef struct conn_env {
     uint8_t pbuf[64 * 1024];
     uint8_t wbuf[CONN_WBUF];
     unsigned _keeping;          /* conns keeping their TLS buffers (see conn.c) */
-    int offload;                /* conns marked offload may run handshake steps on
-                                   libuv's thread pool */
+    int offload;                /* where the handshake steps of conns marked offload run:
+                                   0 on the loop's thread, 1 on libuv's thread pool, 2 on
+                                   the loop up to CONN_HS_INLINE_US of them per loop turn,
+                                   the rest on the pool */
+    uint64_t _hs_turn;          /* the loop time (ms) of the turn _hs_spent counts */
+    uint64_t _hs_spent;         /* us of handshake steps run on the loop in it */
 } conn_env_t;
 
 struct conn {
@@ -131,8 +136,8 @@ int conn_start_tls(conn_t *c, SSL *ssl, int server, const uint8_t *initial, size
 void conn_set_offload(conn_t *c, int on);
 
 /*
- * What conn_env_t.offload should be: 1 when this process may use more than 2 CPUs, else 0;
- * the environment variable MITMREC_OFFLOAD=0 or 1 decides instead.
+ * What conn_env_t.offload should be: 1 when this process may use more than 2 CPUs, else 2;
+ * the environment variable MITMREC_OFFLOAD=0, 1 or 2 decides instead.
  */
 int conn_offload_default(void);
 
