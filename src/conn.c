@@ -365,18 +365,20 @@ int conn_offload_default(void)
 }
 
 /* Offload 2: 1 while this loop turn's handshake work on the loop is under its budget. */
-static int inline_step(conn_env_t *env)
+static uint64_t *turn_spent(conn_env_t *env)
 {
-    uint64_t now;
+    uint64_t now = uv_now(env->loop);
 
-    if (env->offload != 2)
-        return 0;
-    now = uv_now(env->loop);
     if (now != env->_hs_turn) {
         env->_hs_turn = now;
         env->_hs_spent = 0;
     }
-    return env->_hs_spent < CONN_HS_INLINE_US;
+    return &env->_hs_spent;
+}
+
+static int inline_step(conn_env_t *env)
+{
+    return env->offload == 2 && *turn_spent(env) < CONN_HS_INLINE_US;
 }
 
 /* 1 when the step to come only checks the peer's Finished, ours being sent: cheaper than
@@ -403,8 +405,8 @@ static void do_handshake(conn_t *c)
         return;
     t0 = c->env->offload == 2 ? uv_hrtime() : 0;
     rc = SSL_do_handshake(c->ssl);
-    if (t0)
-        c->env->_hs_spent += (uv_hrtime() - t0) / 1000;
+    if (t0)   /* (also steps that must stay on the loop count) */
+        *turn_spent(c->env) += (uv_hrtime() - t0) / 1000;
     handshake_step_done(c, rc, rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc));
 }
 
