@@ -309,7 +309,7 @@ static void add_request_cookies(jctx_t *j, jnode_t arr, const http_msg_t *m)
     for (size_t i = 0; i < m->nheaders; i++) {
         const char *s = m->headers[i].value;
 
-        if ((m->headers[i].name[0] | 0x20) != 'c' || strcasecmp(m->headers[i].name, "Cookie") != 0)
+        if (!http_name_is(m->headers[i].name, "Cookie"))
             continue;
         while (*s) {
             const char *end = strchr(s, ';'), *eq, *nb, *ne, *vb, *ve;
@@ -554,8 +554,7 @@ void harmsg_response(jctx_t *j, jnode_t entry, const har_entry_t *e, const body_
         jnode_t cookies = jarr(j, resp, "cookies");
 
         for (size_t i = 0; i < m->nheaders; i++)
-            if ((m->headers[i].name[0] | 0x20) == 's' &&
-                strcasecmp(m->headers[i].name, "Set-Cookie") == 0)
+            if (http_name_is(m->headers[i].name, "Set-Cookie"))
                 add_set_cookie(j, cookies, m->headers[i].value, now);
     }
     add_headers(j, resp, m);

@@ -167,12 +167,8 @@ int http_msg_add_body(http_msg_t *m, const void *data, size_t len, size_t max_bo
 
 const char *http_msg_header(const http_msg_t *m, const char *name)
 {
-    /* Names that differ in their first letter (case folded) are skipped without a call. */
-    unsigned char first = (unsigned char)name[0] | 0x20;
-
     for (size_t i = 0; i < m->nheaders; i++)
-        if (((unsigned char)m->headers[i].name[0] | 0x20) == first &&
-            strcasecmp(m->headers[i].name, name) == 0)
+        if (http_name_is(m->headers[i].name, name))
             return m->headers[i].value;
     return NULL;
 }

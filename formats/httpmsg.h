@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <strings.h>
 
 /*
  * The HTTP exchange model shared by the decoders (http1, later http2) and the
@@ -94,6 +95,13 @@ int http_msg_add_trailer(http_msg_t *m, const char *name, size_t nlen, const cha
 /* Appends a WebSocket message (copies data). Returns 0 or -ENOMEM. */
 int http_exchange_add_ws(http_exchange_t *ex, int send, uint64_t ts_usec, int opcode,
                          const void *data, size_t len);
+
+/* 1 when header name a is b, case-insensitively. Names whose first letters differ (case
+   folded) are told apart without calling strcasecmp: most names in a lookup differ there. */
+static inline int http_name_is(const char *a, const char *b)
+{
+    return (((unsigned char)a[0] | 0x20) == ((unsigned char)b[0] | 0x20)) && strcasecmp(a, b) == 0;
+}
 
 /* First header with that name (case-insensitive), or NULL. */
 const char *http_msg_header(const http_msg_t *m, const char *name);
