@@ -66,7 +66,7 @@ FIELDS = [
     "frame.number", "frame.time_epoch", "frame.interface_id", "frame.comment", "tcp.stream",
     "http.request.method", "http.request.uri", "http.response.code", "http.request_in",
     "tls.handshake.type", "tls.handshake.version", "tls.handshake.extensions.supported_version",
-    "udp.stream", "http2.type",
+    "udp.stream", "dns.id", "http2.type",
 ]
 
 problems = []
@@ -600,22 +600,30 @@ def process_parts(L):
             if p.startswith("process: ")]
 
 
+def udp_key(L):
+    """A UDP frame's exchange: its udp.stream, and for DNS its query id. tshark makes one
+    udp.stream of every datagram with the same addresses and ports, so two processes whose
+    DNS queries leave from the same port at different times share a stream; a query and its
+    answer share the id as well."""
+    return (int(first(L, "udp.stream")), first(L, "dns.id", ""))
+
+
 def streams_of(nos):
-    """The TCP and UDP streams the frames NOS are in."""
+    """The TCP streams and UDP exchanges the frames NOS are in."""
     tcp, udp = set(), set()
     for no in nos:
         L = byno[no]
         if L.get("tcp.stream"):
             tcp.add(int(first(L, "tcp.stream")))
         if L.get("udp.stream"):
-            udp.add(int(first(L, "udp.stream")))
+            udp.add(udp_key(L))
     return tcp, udp
 
 
 def frames_in(tcp, udp):
     return {no for no, L in byno.items()
             if (L.get("tcp.stream") and int(first(L, "tcp.stream")) in tcp)
-            or (L.get("udp.stream") and int(first(L, "udp.stream")) in udp)}
+            or (L.get("udp.stream") and udp_key(L) in udp)}
 
 
 def count_filter(filt):
