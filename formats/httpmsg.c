@@ -20,10 +20,8 @@ http_exchange_t *http_exchange_new(void)
 
 void http_headers_free(http_header_t *h, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(h[i].name);
-        free(h[i].value);
-    }
+    for (size_t i = 0; i < n; i++)
+        free(h[i].name);        /* the value shares its block (http_header_set) */
     free(h);
 }
 
@@ -62,12 +60,28 @@ static char *dup_len(const char *s, size_t len)
     return p;
 }
 
+int http_header_set(http_header_t *h, const char *name, size_t nlen, const char *value,
+                    size_t vlen)
+{
+    char *p = malloc(nlen + vlen + 2);
+
+    if (!p)
+        return -ENOMEM;
+    if (nlen)
+        memcpy(p, name, nlen);
+    p[nlen] = '\0';
+    if (vlen)
+        memcpy(p + nlen + 1, value, vlen);
+    p[nlen + 1 + vlen] = '\0';
+    h->name = p;
+    h->value = p + nlen + 1;
+    return 0;
+}
+
 /* Appends a copied name/value pair to a growable array. */
 static int pair_add(http_header_t **arr, size_t *n, size_t *cap, const char *name, size_t nlen,
                     const char *value, size_t vlen)
 {
-    char *nc, *vc;
-
     if (*n == *cap) {
         size_t ncap = *cap ? *cap * 2 : 16;
         http_header_t *h = realloc(*arr, ncap * sizeof(*h));
@@ -77,15 +91,8 @@ static int pair_add(http_header_t **arr, size_t *n, size_t *cap, const char *nam
         *arr = h;
         *cap = ncap;
     }
-    nc = dup_len(name, nlen);
-    vc = dup_len(value, vlen);
-    if (!nc || !vc) {
-        free(nc);
-        free(vc);
+    if (http_header_set(&(*arr)[*n], name, nlen, value, vlen) < 0)
         return -ENOMEM;
-    }
-    (*arr)[*n].name = nc;
-    (*arr)[*n].value = vc;
     (*n)++;
     return 0;
 }

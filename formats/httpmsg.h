@@ -14,7 +14,7 @@
 
 typedef struct http_header {
     char *name;                 /* as on the wire, NUL-terminated */
-    char *value;
+    char *value;                /* in name's allocation, after its NUL: free name only */
 } http_header_t;
 
 typedef struct http_msg {
@@ -74,6 +74,10 @@ http_exchange_t *http_exchange_new(void);
 
 /* Frees the exchange and all it owns. NULL is a no-op. */
 void http_exchange_free(http_exchange_t *ex);
+
+/* Sets *h to a copy of name and value, both in one allocation (h->name). 0 or -ENOMEM. */
+int http_header_set(http_header_t *h, const char *name, size_t nlen, const char *value,
+                    size_t vlen);
 
 /* Frees n headers (their names and values) and the array h. */
 void http_headers_free(http_header_t *h, size_t n);

@@ -37,6 +37,10 @@ static void flow_free(flow_t *f)
     free(f->head);
     X509_free(f->leaf);
     free(f);
+    if (p->_nflows == 0) {
+        free(p->_held_spare);
+        p->_held_spare = NULL;
+    }
     if (p->_stopping && p->_nflows == 0 && p->on_idle)
         p->on_idle(p);
 }
@@ -224,6 +228,36 @@ int flow_relay_to_up(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
  * that order: a packet carries the notes of its plaintext). The timestamps are those from
  * before the write. Returns conn_write's result; recorded either way.
  */
+/* Blocks for client_wire: one freed block is kept for the next, so a busy flow allocates
+   none per response; blocks past HELD_KEEP_MAX are not kept. */
+#define HELD_KEEP_MAX (20 * 1024)
+
+static held_wire_t *held_get(flow_t *f, size_t len)
+{
+    held_wire_t *h = f->p->_held_spare;
+
+    if (h && h->cap >= len) {
+        f->p->_held_spare = NULL;
+        return h;
+    }
+    if (!(h = malloc(sizeof(*h) + len)))
+        return NULL;
+    h->cap = len;
+    return h;
+}
+
+static void held_put(flow_t *f, held_wire_t *h)
+{
+    proxy_t *p = f->p;
+
+    if (h->cap <= HELD_KEEP_MAX && (!p->_held_spare || p->_held_spare->cap < h->cap)) {
+        free(p->_held_spare);
+        p->_held_spare = h;
+    } else {
+        free(h);
+    }
+}
+
 int flow_relay_to_client(flow_t *f, const uint8_t *buf, size_t len)
 {
     uint64_t ts = rec_now();
@@ -238,7 +272,7 @@ int flow_relay_to_client(flow_t *f, const uint8_t *buf, size_t len)
     while ((h = f->wire_held)) {
         f->wire_held = h->next;
         rec_flow_wire(f->rec, REC_CLIENT, REC_S2C, h->data, h->len, h->ts);
-        free(h);
+        held_put(f, h);
     }
     return rc;
 }
@@ -381,7 +415,7 @@ static void client_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
     if (!f->recording)
         return;
     if (out && f->hold_wire_out) {
-        held_wire_t *h = malloc(sizeof(*h) + len);
+        held_wire_t *h = held_get(f, len);
         if (h) {
             h->next = NULL;
             h->ts = rec_now();

@@ -42,6 +42,7 @@ typedef struct held_wire {
     struct held_wire *next;
     uint64_t ts;
     size_t len;
+    size_t cap;                  /* room in data */
     uint8_t data[];
 } held_wire_t;
 

@@ -48,6 +48,7 @@ typedef struct proxy {
     flow_t *_flows;               /* doubly linked list of live flows */
     uint64_t _nflows;
     uint64_t _next_id;
+    struct held_wire *_held_spare; /* one block for flow.c to reuse (freed with no flows) */
 } proxy_t;
 
 /* Listens on host:port (port 0 = any); the port bound goes into *bound. */

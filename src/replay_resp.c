@@ -31,13 +31,8 @@ static int resp_add(rresp_t *r, const char *name, const char *value)
         r->headers = n;
         r->cap = cap;
     }
-    r->headers[r->nheaders].name = strdup(name);
-    r->headers[r->nheaders].value = strdup(value);
-    if (!r->headers[r->nheaders].name || !r->headers[r->nheaders].value) {
-        free(r->headers[r->nheaders].name);
-        free(r->headers[r->nheaders].value);
+    if (http_header_set(&r->headers[r->nheaders], name, strlen(name), value, strlen(value)) < 0)
         return -ENOMEM;
-    }
     r->nheaders++;
     return 0;
 }
