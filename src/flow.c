@@ -222,12 +222,6 @@ int flow_relay_to_up(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
     return 0;
 }
 
-/*
- * Sends bytes from the server to the client, then records them: their plaintext, then the
- * client-leg bytes the write produced, which client_wire held meanwhile (the recorder wants
- * that order: a packet carries the notes of its plaintext). The timestamps are those from
- * before the write. Returns conn_write's result; recorded either way.
- */
 /* Blocks for client_wire: one freed block is kept for the next, so a busy flow allocates
    none per response; blocks past HELD_KEEP_MAX are not kept. */
 #define HELD_KEEP_MAX (20 * 1024)
@@ -258,6 +252,12 @@ static void held_put(flow_t *f, held_wire_t *h)
     }
 }
 
+/*
+ * Sends bytes from the server to the client, then records them: their plaintext, then the
+ * client-leg bytes the write produced, which client_wire held meanwhile (the recorder wants
+ * that order: a packet carries the notes of its plaintext). The timestamps are those from
+ * before the write. Returns conn_write's result; recorded either way.
+ */
 int flow_relay_to_client(flow_t *f, const uint8_t *buf, size_t len)
 {
     uint64_t ts = rec_now();
