@@ -9,12 +9,29 @@
 
 #include <stdint.h>
 
+#include <uv.h>
 #include <zlib.h>
 
 #include "log.h"
 #include "outfile.h"
 
 #define OUTFILE_BUF (256 * 1024)
+
+/*
+ * A ".gz" file is compressed on a thread of its own: deflate costs more than everything
+ * else the recorder does per byte (zlib took 48 us of a 78 us keep-alive request on the
+ * loop's thread), and on a second core it no longer holds up the relay. Full buffers are
+ * handed over whole; at most GZ_QUEUE_MAX bytes wait, then the writer waits for the thread
+ * (a disk or a deflate slower than the traffic slows the traffic down, nothing is lost).
+ */
+#define GZ_QUEUE_MAX (4 * OUTFILE_BUF)
+
+typedef struct gzjob {
+    struct gzjob *next;
+    unsigned char *data;          /* owned; NULL for a flush alone */
+    size_t len;
+    int flush;                    /* a Z_SYNC_FLUSH after the data */
+} gzjob_t;
 
 struct outfile {
     int fd;
@@ -32,8 +49,145 @@ struct outfile {
     unsigned long long bytes;
     size_t len;
     char *path;
-    unsigned char buf[OUTFILE_BUF];
+    unsigned char *buf;           /* OUTFILE_BUF bytes */
+    /* the compressing thread (gz only); the fields under gz_mu are shared with it */
+    int gz_thread_on;
+    uv_thread_t gz_thread;
+    uv_mutex_t gz_mu;
+    uv_cond_t gz_work, gz_room;
+    gzjob_t *gz_head, *gz_tail;   /* under gz_mu */
+    size_t gz_queued;             /* under gz_mu: bytes handed over and not yet compressed */
+    int gz_stop;                  /* under gz_mu: no more jobs will come */
+    int gz_err;                   /* under gz_mu: the thread's first error */
 };
+
+/* Compresses len bytes (and flushes); 0 or a negative errno. On the compressing thread. */
+static int gz_put(gzFile gz, const unsigned char *p, size_t len, int flush)
+{
+    while (len > 0) {
+        unsigned n = len > (1u << 30) ? (1u << 30) : (unsigned)len;
+        errno = 0;
+        if (gzwrite(gz, p, n) != (int)n)
+            return errno ? -errno : -EIO;
+        p += n;
+        len -= n;
+    }
+    errno = 0;
+    if (flush && gzflush(gz, Z_SYNC_FLUSH) != Z_OK)
+        return errno ? -errno : -EIO;
+    return 0;
+}
+
+static void gz_main(void *arg)
+{
+    outfile_t *f = arg;
+    gzjob_t *j;
+    int e;
+
+    uv_mutex_lock(&f->gz_mu);
+    for (;;) {
+        while (!f->gz_head && !f->gz_stop)
+            uv_cond_wait(&f->gz_work, &f->gz_mu);
+        if (!(j = f->gz_head))
+            break;
+        f->gz_head = j->next;
+        if (!f->gz_head)
+            f->gz_tail = NULL;
+        e = f->gz_err;
+        uv_mutex_unlock(&f->gz_mu);
+        if (!e)
+            e = gz_put(f->gz, j->data, j->len, j->flush);
+        uv_mutex_lock(&f->gz_mu);
+        if (e && !f->gz_err)
+            f->gz_err = e;
+        f->gz_queued -= j->len;
+        uv_cond_signal(&f->gz_room);
+        free(j->data);
+        free(j);
+    }
+    uv_mutex_unlock(&f->gz_mu);
+}
+
+static int gz_start(outfile_t *f)
+{
+    if (uv_mutex_init(&f->gz_mu) < 0)
+        return -ENOMEM;
+    if (uv_cond_init(&f->gz_work) < 0) {
+        uv_mutex_destroy(&f->gz_mu);
+        return -ENOMEM;
+    }
+    if (uv_cond_init(&f->gz_room) < 0) {
+        uv_cond_destroy(&f->gz_work);
+        uv_mutex_destroy(&f->gz_mu);
+        return -ENOMEM;
+    }
+    if (uv_thread_create(&f->gz_thread, gz_main, f) < 0) {
+        uv_cond_destroy(&f->gz_room);
+        uv_cond_destroy(&f->gz_work);
+        uv_mutex_destroy(&f->gz_mu);
+        return -EAGAIN;
+    }
+    f->gz_thread_on = 1;
+    return 0;
+}
+
+/* Lets the thread finish what it was given and joins it; returns its error (0 if none). */
+static int gz_finish(outfile_t *f)
+{
+    int e;
+
+    if (!f->gz_thread_on)
+        return 0;
+    uv_mutex_lock(&f->gz_mu);
+    f->gz_stop = 1;
+    uv_cond_signal(&f->gz_work);
+    uv_mutex_unlock(&f->gz_mu);
+    uv_thread_join(&f->gz_thread);
+    f->gz_thread_on = 0;
+    e = f->gz_err;
+    uv_cond_destroy(&f->gz_room);
+    uv_cond_destroy(&f->gz_work);
+    uv_mutex_destroy(&f->gz_mu);
+    return e;
+}
+
+static void set_error(outfile_t *f, int e);
+
+/* Hands data (owned from now on; NULL for a flush alone) to the thread. */
+static int gz_enqueue(outfile_t *f, unsigned char *data, size_t len, int flush)
+{
+    gzjob_t *j = malloc(sizeof(*j));
+    int e;
+
+    if (!j) {
+        free(data);
+        set_error(f, -ENOMEM);
+        return f->err;
+    }
+    j->next = NULL;
+    j->data = data;
+    j->len = len;
+    j->flush = flush;
+    uv_mutex_lock(&f->gz_mu);
+    while (f->gz_queued > GZ_QUEUE_MAX && !f->gz_err)
+        uv_cond_wait(&f->gz_room, &f->gz_mu);
+    if (!(e = f->gz_err)) {
+        if (f->gz_tail)
+            f->gz_tail->next = j;
+        else
+            f->gz_head = j;
+        f->gz_tail = j;
+        f->gz_queued += len;
+        uv_cond_signal(&f->gz_work);
+    }
+    uv_mutex_unlock(&f->gz_mu);
+    if (e) {
+        free(j->data);
+        free(j);
+        set_error(f, e);
+    }
+    return f->err;
+}
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -46,7 +200,9 @@ int outfile_open(const char *path, outfile_t **out, char *err, size_t errlen)
     outfile_t *f = calloc(1, sizeof(*f));
     struct stat st;
 
-    if (!f || !(f->path = strdup(path))) {
+    if (!f || !(f->path = strdup(path)) || !(f->buf = malloc(OUTFILE_BUF))) {
+        if (f)
+            free(f->path);
         free(f);
         snprintf(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
@@ -63,6 +219,7 @@ int outfile_open(const char *path, outfile_t **out, char *err, size_t errlen)
         if (f->fd < 0) {
             int e = errno;
             snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
+            free(f->buf);
             free(f->path);
             free(f);
             return -e;
@@ -70,10 +227,15 @@ int outfile_open(const char *path, outfile_t **out, char *err, size_t errlen)
     }
     if (ends_with(path, ".gz")) {
         f->gz = gzdopen(dup(f->fd), "wb");
-        if (!f->gz) {
+        if (!f->gz || gz_start(f) < 0) {
             snprintf(err, errlen, "%s: cannot start gzip stream", path);
+            if (f->gz)
+                gzclose(f->gz);
+            if (f->created)
+                unlink(path);
             if (!f->is_stdout)
                 close(f->fd);
+            free(f->buf);
             free(f->path);
             free(f);
             return -ENOMEM;
@@ -106,17 +268,14 @@ static int raw_write(outfile_t *f, const void *buf, size_t len)
     if (f->err)
         return f->err;
     if (f->gz) {
-        while (len > 0) {
-            unsigned n = len > (1u << 30) ? (1u << 30) : (unsigned)len;
-            if (gzwrite(f->gz, p, n) != (int)n) {
-                int e = errno ? -errno : -EIO;
-                set_error(f, e);
-                return e;
-            }
-            p += n;
-            len -= n;
+        unsigned char *copy = malloc(len);
+
+        if (!copy) {
+            set_error(f, -ENOMEM);
+            return f->err;
         }
-        return 0;
+        memcpy(copy, p, len);
+        return gz_enqueue(f, copy, len, 0);
     }
     while (len > 0) {
         ssize_t w = write(f->fd, p, len);
@@ -140,6 +299,20 @@ static int drain(outfile_t *f)
 {
     int rc = 0;
 
+    if (f->len && f->gz && !f->err) {
+        /* The full buffer goes to the thread as it is; a new one takes its place. */
+        unsigned char *next = malloc(OUTFILE_BUF);
+
+        if (!next) {
+            set_error(f, -ENOMEM);
+            f->len = 0;
+            return f->err;
+        }
+        rc = gz_enqueue(f, f->buf, f->len, 0);
+        f->buf = next;
+        f->len = 0;
+        return rc;
+    }
     if (f->len) {
         rc = raw_write(f, f->buf, f->len);
         f->len = 0;
@@ -223,12 +396,14 @@ void outfile_discard(outfile_t *f)
 {
     if (!f)
         return;
+    gz_finish(f);
     if (f->created)
         unlink(f->path);
     if (f->gz)
         gzclose(f->gz);
     if (!f->is_stdout)
         close(f->fd);
+    free(f->buf);
     free(f->path);
     free(f);
 }
@@ -244,8 +419,8 @@ int outfile_flush(outfile_t *f)
 {
     int rc = f->tail_pending ? put_tail(f) : drain(f);
 
-    if (rc == 0 && f->gz && gzflush(f->gz, Z_SYNC_FLUSH) != Z_OK)
-        set_error(f, -EIO);
+    if (rc == 0 && f->gz)
+        gz_enqueue(f, NULL, 0, 1);
     return f->err;
 }
 
@@ -259,11 +434,14 @@ int outfile_close(outfile_t *f)
         put_tail(f);
     else
         drain(f);
+    if ((rc = gz_finish(f)) != 0)
+        set_error(f, rc);
     if (f->gz && gzclose(f->gz) != Z_OK)
         set_error(f, -EIO);
     if (!f->is_stdout && close(f->fd) < 0)
         set_error(f, -errno);
     rc = f->err;
+    free(f->buf);
     free(f->path);
     free(f);
     return rc;

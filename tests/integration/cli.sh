@@ -108,13 +108,25 @@ stop_mitmrec
 [ "$(sha256 "$MITM_CA")" = "$ca_sum" ] || fail "the second run replaced the CA certificate"
 [ -f "$WORK/capture.har" ] || fail "-o capture: expected capture.har (have: $(ls "$WORK"))"
 
-# -o ending in .gz writes gzip that tshark reads.
-start_mitmrec -o "$WORK/zipped.pcapng.gz" --har "$WORK/zipped.har"
+# -o and --har ending in .gz write gzip (compressed on a thread of their own): tshark reads
+# the pcapng as it is, and both decompress to a whole recording of what was fetched.
+start_origin
+start_mitmrec -o "$WORK/zipped.pcapng.gz" --har "$WORK/zipped.har.gz" --cacert "$TEST_CA"
+for i in 1 2 3; do
+    pcurl -f -o "$WORK/zipped.$i.bin" "https://127.0.0.1:$ORIGIN_TLSPORT/1m.bin" || fail "GET $i of 1m.bin through mitmrec failed"
+done
+pcurl -f -o "$WORK/zipped.json" "https://127.0.0.1:$ORIGIN_TLSPORT/data.json" || fail "GET data.json through mitmrec failed"
 stop_mitmrec
-[ "$(head -c 2 "$WORK/zipped.pcapng.gz" | od -An -tx1 | tr -d ' ')" = 1f8b ] ||
-    fail "-o zipped.pcapng.gz is not gzip"
+for f in zipped.pcapng.gz zipped.har.gz; do
+    [ "$(head -c 2 "$WORK/$f" | od -An -tx1 | tr -d ' ')" = 1f8b ] || fail "$f is not gzip"
+    gzip -t "$WORK/$f" 2>"$WORK/gzip.err" || fail "$f is not a whole gzip stream: $(cat "$WORK/gzip.err")"
+done
 tshark_ok "$WORK/zipped.pcapng.gz"
-har_validate "$WORK/zipped.har"
+gzip -dc "$WORK/zipped.pcapng.gz" >"$WORK/zipped.pcapng"
+gzip -dc "$WORK/zipped.har.gz" >"$WORK/zipped.har"
+n=$(har_query "$WORK/zipped.har" 'len(h["log"]["entries"])')
+[ "$n" = 4 ] || fail "zipped.har.gz holds $n entries, expected 4"
+check_recording "$WORK/zipped.pcapng" "$WORK/zipped.har" /1m.bin="$WWW/1m.bin" /data.json="$WWW/data.json"
 
 # Local redirect mode without privileges: as nobody (no capabilities), -p NAME and spawn mode
 # exit 2 with one line that names what is missing and points at --listen mode.

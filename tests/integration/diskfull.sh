@@ -13,6 +13,9 @@
 #      (elsewhere) validates; exit non-zero at the end, the summary line saying so.
 #   3. Both files on the full tmpfs: at most one error line per file; the clients still work;
 #      the pcapng and the HAR as left must both be valid (the HAR parses as is).
+#   4. A gzip pcapng (-o out.pcapng.gz, compressed on a thread of its own) on the full tmpfs:
+#      one error line naming it, the clients still work, exit non-zero; what the file holds
+#      decompresses to a pcapng whose blocks are whole up to where the gzip stream was cut.
 if [ -z "${MITMREC_IN_MOUNTNS:-}" ] && [ "$(id -u)" = 0 ] &&
     unshare -m --propagation private true 2>/dev/null; then
     MITMREC_IN_MOUNTNS=1 exec unshare -m --propagation private /bin/bash "$0" "$@"
@@ -22,7 +25,7 @@ fi
 
 need curl tshark node mount umount
 # Unmount (lazily: mitmrec may still hold a file) before lib.sh removes $WORK.
-trap 'rc=$?; for m in "$WORK/full" "$WORK/full2" "$WORK/ro"; do mountpoint -q "$m" && umount -l "$m"; done; (exit $rc); _lib_cleanup' EXIT
+trap 'rc=$?; for m in "$WORK/full" "$WORK/full2" "$WORK/full3" "$WORK/ro"; do mountpoint -q "$m" && umount -l "$m"; done; (exit $rc); _lib_cleanup' EXIT
 
 start_origin
 T=https://127.0.0.1:$ORIGIN_TLSPORT
@@ -149,6 +152,33 @@ if ! "$PY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$WORK/full2/out.h
 else
     har_validate "$WORK/full2/out.har"
 fi
+
+# ---- 4. A gzip pcapng on the full file system ------------------------------------------
+mkdir -p "$WORK/full3"
+mount -t tmpfs -o size=2m tmpfs "$WORK/full3" || skip "cannot mount a tmpfs"
+run_full full3 "$WORK/full3/out.pcapng.gz" "$WORK/out3.har"
+n=$(printf '%s\n' "$ERRLINES" | grep -c .)
+[ "$n" = 1 ] || problem "full3 (gzip pcapng on a full fs): $n error lines, expected one: $ERRLINES"
+printf '%s\n' "$ERRLINES" | grep -q "out.pcapng.gz" || problem "full3: the error line does not name the .gz: $ERRLINES"
+printf '%s\n' "$ERRLINES" | grep -qi 'no space\|ENOSPC\|full' || problem "full3: the error line does not say the disk is full: $ERRLINES"
+# The stream is cut where the disk filled: decompress what is there, then walk its blocks.
+"$PY" - "$WORK/full3/out.pcapng.gz" "$WORK/full3-prefix.pcapng" <<'PY' >"$WORK/full3.gz.txt" 2>&1
+import sys, zlib
+raw = open(sys.argv[1], "rb").read()
+d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+out = d.decompress(raw)
+open(sys.argv[2], "wb").write(out)
+print(len(raw), len(out))
+PY
+read -r gzlen plainlen <"$WORK/full3.gz.txt" || problem "full3: the .gz does not decompress: $(cat "$WORK/full3.gz.txt")"
+log "full3: $gzlen bytes of gzip hold $plainlen bytes of pcapng"
+[ "${plainlen:-0}" -ge 1000000 ] || problem "full3: only ${plainlen:-0} bytes decompress from the .gz, expected the 2 MiB it filled"
+blocks=$(pcapng_blocks "$WORK/full3-prefix.pcapng")
+[ "$(kv error "$blocks")" = - ] || problem "full3: the decompressed pcapng has a structural error: $blocks"
+[ "$(kv packets "$blocks")" -gt 100 ] || problem "full3: the decompressed pcapng holds $(kv packets "$blocks") whole packets: $blocks"
+har_validate "$WORK/out3.har"
+n=$(har_query "$WORK/out3.har" 'len(h["log"]["entries"])')
+[ "$n" -ge 29 ] || problem "full3: the HAR (not on the full fs) has $n entries, expected every request (29)"
 
 finish_problems
 log "ok"
