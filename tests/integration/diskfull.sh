@@ -121,13 +121,21 @@ run_full() {
     log "$name: error lines: $ERRLINES"
 }
 
+# one_full_error WHAT FILE: run_full's stderr has exactly one error line, naming FILE and
+# saying the disk is full.
+one_full_error() {
+    local n
+    n=$(printf '%s\n' "$ERRLINES" | grep -c .)
+    [ "$n" = 1 ] || problem "$1: $n error lines, expected one: $ERRLINES"
+    printf '%s\n' "$ERRLINES" | grep -q "$2" || problem "$1: the error line does not name $2: $ERRLINES"
+    printf '%s\n' "$ERRLINES" | grep -qi 'no space\|ENOSPC\|full' ||
+        problem "$1: the error line does not say the disk is full: $ERRLINES"
+}
+
 mkdir -p "$WORK/full"
 mount -t tmpfs -o size=2m tmpfs "$WORK/full" || skip "cannot mount a tmpfs"
 run_full full1 "$WORK/full/out.pcapng" "$WORK/out1.har"
-n=$(printf '%s\n' "$ERRLINES" | grep -c .)
-[ "$n" = 1 ] || problem "full1 (pcapng on a full fs): $n error lines, expected one: $ERRLINES"
-printf '%s\n' "$ERRLINES" | grep -q "out.pcapng" || problem "full1: the error line does not name the pcapng: $ERRLINES"
-printf '%s\n' "$ERRLINES" | grep -qi 'no space\|ENOSPC\|full' || problem "full1: the error line does not say the disk is full: $ERRLINES"
+one_full_error "full1 (pcapng on a full fs)" out.pcapng
 check_pcapng_valid full1 "$WORK/full/out.pcapng"
 har_validate "$WORK/out1.har"
 n=$(har_query "$WORK/out1.har" 'len(h["log"]["entries"])')
@@ -157,10 +165,7 @@ fi
 mkdir -p "$WORK/full3"
 mount -t tmpfs -o size=2m tmpfs "$WORK/full3" || skip "cannot mount a tmpfs"
 run_full full3 "$WORK/full3/out.pcapng.gz" "$WORK/out3.har"
-n=$(printf '%s\n' "$ERRLINES" | grep -c .)
-[ "$n" = 1 ] || problem "full3 (gzip pcapng on a full fs): $n error lines, expected one: $ERRLINES"
-printf '%s\n' "$ERRLINES" | grep -q "out.pcapng.gz" || problem "full3: the error line does not name the .gz: $ERRLINES"
-printf '%s\n' "$ERRLINES" | grep -qi 'no space\|ENOSPC\|full' || problem "full3: the error line does not say the disk is full: $ERRLINES"
+one_full_error "full3 (gzip pcapng on a full fs)" out.pcapng.gz
 # The stream is cut where the disk filled: decompress what is there, then walk its blocks.
 "$PY" - "$WORK/full3/out.pcapng.gz" "$WORK/full3-prefix.pcapng" <<'PY' >"$WORK/full3.gz.txt" 2>&1
 import sys, zlib
