@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,9 +83,13 @@ static int gz_put(gzFile gz, const unsigned char *p, size_t len, int flush)
 static void gz_main(void *arg)
 {
     outfile_t *f = arg;
+    sigset_t all;
     gzjob_t *j;
     int e;
 
+    /* Signals are the loop thread's (SIGINT, SIGCHLD, ...): none interrupts a write here. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
     uv_mutex_lock(&f->gz_mu);
     for (;;) {
         while (!f->gz_head && !f->gz_stop)
