@@ -127,16 +127,23 @@ expect_refusal "CA directory mode 777" -o "$WORK/r3.pcapng"
 chmod 700 "$HOME/.mitmrec"
 
 # A fresh home under umask 000: the directory and the key are still 0700 / 0600.
+# The exit status and the seconds each step took go into the failure message: one CI run
+# saw this fail with a normal summary line on stderr and no crash in the kernel log.
 (
     umask 000
     export HOME=$WORK/home2
     mkdir -p "$HOME"
+    t0=$(date +%s%N)
     timeout 20 "$MITMREC" --listen 0 -o "$WORK/fresh.pcapng" >/dev/null 2>"$WORK/fresh.err" &
     p=$!
     for _ in $(seq 100); do grep -q 'proxy listening' "$WORK/fresh.err" && break; sleep 0.1; done
+    t1=$(date +%s%N)
     kill -TERM $p
     wait $p
-) || fail "fresh start under umask 000 failed: $(cat "$WORK/fresh.err")"
+    rc=$?
+    echo "exit $rc (124: timeout's 20 s ran out); listening after $(((t1 - t0) / 1000000)) ms, exit $((($(date +%s%N) - t1) / 1000000)) ms after SIGTERM" >"$WORK/fresh.rc"
+    exit $rc
+) || fail "fresh start under umask 000 failed: $(cat "$WORK/fresh.rc"): $(cat "$WORK/fresh.err")"
 [ "$(mode_of "$WORK/home2/.mitmrec")" = 700 ] || fail "a fresh ~/.mitmrec under umask 000 has mode $(mode_of "$WORK/home2/.mitmrec")"
 [ "$(mode_of "$WORK/home2/.mitmrec/mitmrec-ca.pem")" = 600 ] ||
     fail "a fresh CA key under umask 000 has mode $(mode_of "$WORK/home2/.mitmrec/mitmrec-ca.pem")"
