@@ -61,6 +61,12 @@ static void close_all(app_t *a)
         uv_close((uv_handle_t *)&a->sigchld, NULL);
         uv_close((uv_handle_t *)&a->flush_timer, NULL);
         uv_close((uv_handle_t *)&a->grace_timer, NULL);
+        /* Closing the watchers gave SIGINT and SIGTERM their default action back: one more
+           (a second Ctrl-C, or timeout(1) signalling its process group after the process)
+           would kill us while the files get their last bytes, leaving a .gz cut short.
+           The flows are gone by now; what is left is writing, and it is quick. */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
     }
 }
 

@@ -128,6 +128,24 @@ n=$(har_query "$WORK/zipped.har" 'len(h["log"]["entries"])')
 [ "$n" = 4 ] || fail "zipped.har.gz holds $n entries, expected 4"
 check_recording "$WORK/zipped.pcapng" "$WORK/zipped.har" /1m.bin="$WWW/1m.bin" /data.json="$WWW/data.json"
 
+# A second SIGTERM while the files get their last bytes (a second Ctrl-C, or timeout(1)
+# signalling its process group after the process) must not cut them: exit 0, a whole gzip
+# stream and a HAR that parses, 5 times with the second signal 20 ms after the first (the
+# build before the fix ended 5 of 5 such runs with status 143 and a .gz cut short).
+for i in 1 2 3 4 5; do
+    start_mitmrec -o "$WORK/twice.$i.pcapng.gz" --har "$WORK/twice.$i.har" --cacert "$TEST_CA"
+    pcurl -f -o /dev/null "https://127.0.0.1:$ORIGIN_TLSPORT/5m.bin" || fail "twice $i: the 5 MiB GET failed"
+    kill -TERM "$MITM_PID"
+    sleep 0.02
+    kill -TERM "$MITM_PID" 2>/dev/null
+    wait_pid "$MITM_PID" 30 || fail "twice $i: mitmrec still running 30 s after two SIGTERMs"
+    [ "$WAIT_RC" = 0 ] || fail "twice $i: mitmrec exited with status $WAIT_RC after a second SIGTERM, expected 0"
+    gzip -t "$WORK/twice.$i.pcapng.gz" 2>"$WORK/gzip.err" ||
+        fail "twice $i: a second SIGTERM cut the recording: $(cat "$WORK/gzip.err")"
+    "$PY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$WORK/twice.$i.har" ||
+        fail "twice $i: the HAR is not valid JSON after a second SIGTERM"
+done
+
 # Local redirect mode without privileges: as nobody (no capabilities), -p NAME and spawn mode
 # exit 2 with one line that names what is missing and points at --listen mode.
 # unprivileged WHAT ARGS...: run mitmrec ARGS as nobody in $WORK/nobody (HOME there too).
