@@ -48,6 +48,10 @@ static void close_handles(app_t *a)
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigchld, NULL);
     uv_close((uv_handle_t *)&a->grace, NULL);
+    /* As in mitmrec: with the watchers closed, one more SIGINT or SIGTERM (a second Ctrl-C,
+       timeout(1) signalling its group) would kill us before the reports are written. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
 }
 
 static void on_idle(void *opaque)
