@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "outfile.h"
+#include "privs.h"
 
 #define OUTFILE_BUF (256 * 1024)
 
@@ -90,6 +91,9 @@ static void gz_main(void *arg)
     /* Signals are the loop thread's (SIGINT, SIGCHLD, ...): none interrupts a write here. */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+    /* capset(2) changes only the calling thread, and this one may start before mitmrec drops
+       its capabilities (a flush at start-up): it drops all of them itself. */
+    privs_drop(0);
     uv_mutex_lock(&f->gz_mu);
     for (;;) {
         while (!f->gz_head && !f->gz_stop)
@@ -174,6 +178,13 @@ static int gz_enqueue(outfile_t *f, unsigned char *data, size_t len, int flush)
     j->data = data;
     j->len = len;
     j->flush = flush;
+    /* Started with the first job rather than at open (files that get none need no thread). */
+    if (!f->gz_thread_on && (e = gz_start(f)) < 0) {
+        free(j->data);
+        free(j);
+        set_error(f, e);
+        return f->err;
+    }
     uv_mutex_lock(&f->gz_mu);
     while (f->gz_queued > GZ_QUEUE_MAX && !f->gz_err)
         uv_cond_wait(&f->gz_room, &f->gz_mu);
@@ -233,7 +244,7 @@ int outfile_open(const char *path, outfile_t **out, char *err, size_t errlen)
     }
     if (ends_with(path, ".gz")) {
         f->gz = gzdopen(dup(f->fd), "wb");
-        if (!f->gz || gz_start(f) < 0) {
+        if (!f->gz) {
             snprintf(err, errlen, "%s: cannot start gzip stream", path);
             if (f->gz)
                 gzclose(f->gz);

@@ -52,6 +52,30 @@ if [ "$(id -u)" = 0 ]; then
 fi
 stop_mitmrec
 
+# capset(2) changes one thread: every thread of mitmrec must be without capabilities,
+# the gzip threads (started by the first full buffer or flush) and libuv's workers too.
+# all_threads_capless WHAT PID
+all_threads_capless() {
+    local t eff prm n=0
+    for t in /proc/"$2"/task/*; do
+        eff=$(awk '/^CapEff:/ {print $2}' "$t/status" 2>/dev/null) || continue
+        prm=$(awk '/^CapPrm:/ {print $2}' "$t/status" 2>/dev/null)
+        [ -n "$eff" ] || continue
+        n=$((n + 1))
+        [ $((16#$eff)) -eq 0 ] && [ $((16#$prm)) -eq 0 ] ||
+            fail "$1: thread ${t##*/} ($(cat "$t/comm" 2>/dev/null)) holds CapEff $eff CapPrm $prm, expected none"
+    done
+    log "$1: $n threads, none with a capability"
+    [ "$n" -ge 2 ] || fail "$1: only $n thread(s); expected the gzip threads too"
+}
+if [ "$(id -u)" = 0 ]; then
+    start_mitmrec -o "$WORK/caps.pcapng.gz" --har "$WORK/caps.har.gz" --cacert "$TEST_CA"
+    pcurl -f -o /dev/null "$T/small.txt" || fail "HTTPS GET through the proxy (gzip outputs) failed"
+    sleep 1.5   # the once-a-second flush hands both files to their threads
+    all_threads_capless "listen mode, gzip outputs" "$MITM_PID"
+    stop_mitmrec
+fi
+
 for f in "$MITM_PCAP" "$MITM_HAR" "$WORK/keys.log"; do
     [ "$(mode_of "$f")" = 600 ] || fail "$f has mode $(mode_of "$f") (umask 000), expected 600"
 done
