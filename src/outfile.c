@@ -166,25 +166,21 @@ static void set_error(outfile_t *f, int e);
 /* Hands data (owned from now on; NULL for a flush alone) to the thread. */
 static int gz_enqueue(outfile_t *f, unsigned char *data, size_t len, int flush)
 {
-    gzjob_t *j = malloc(sizeof(*j));
-    int e;
+    gzjob_t *j;
+    int e = 0;
 
-    if (!j) {
+    /* Started with the first job rather than at open (files that get none need no thread). */
+    if (!f->gz_thread_on)
+        e = gz_start(f);
+    if (e < 0 || !(j = malloc(sizeof(*j)))) {
         free(data);
-        set_error(f, -ENOMEM);
+        set_error(f, e < 0 ? e : -ENOMEM);
         return f->err;
     }
     j->next = NULL;
     j->data = data;
     j->len = len;
     j->flush = flush;
-    /* Started with the first job rather than at open (files that get none need no thread). */
-    if (!f->gz_thread_on && (e = gz_start(f)) < 0) {
-        free(j->data);
-        free(j);
-        set_error(f, e);
-        return f->err;
-    }
     uv_mutex_lock(&f->gz_mu);
     while (f->gz_queued > GZ_QUEUE_MAX && !f->gz_err)
         uv_cond_wait(&f->gz_room, &f->gz_mu);
