@@ -97,18 +97,197 @@ static int send_bytes(conn_t *c, const uint8_t *buf, size_t len)
 }
 
 /*
- * Sends what OpenSSL wrote into the write BIO. The records pass through the
- * loop's wbuf, so those the socket takes at once cost no allocation; only
- * what it leaves is copied (send_bytes).
+ * Sends the records OpenSSL wrote: first those in the loop's wbuf, then any
+ * that had to wait in the conn's own _out (written after them). What the
+ * socket takes at once costs no allocation; only what it leaves is copied
+ * (send_bytes).
  */
 static int flush_tls(conn_t *c)
 {
-    int n, rc;
+    conn_env_t *env = c->env;
+    size_t n;
+    int rc = 0;
 
-    while ((n = BIO_read(c->wbio, c->env->wbuf, sizeof(c->env->wbuf))) > 0)
-        if ((rc = send_bytes(c, c->env->wbuf, (size_t)n)) < 0)
-            return rc;
-    return 0;
+    if (env->_wown == c) {
+        n = env->_wlen;
+        env->_wown = NULL;
+        env->_wlen = 0;
+        rc = send_bytes(c, env->wbuf, n);
+    }
+    if (c->_out_len) {
+        if (rc == 0)
+            rc = send_bytes(c, c->_out, c->_out_len);
+        /* Only a step on a worker, or a conn whose records came while another's were in
+           wbuf, gets here: no buffer is kept for the next time. */
+        free(c->_out);
+        c->_out = NULL;
+        c->_out_len = c->_out_cap = 0;
+    }
+    return rc;
+}
+
+/* ---- the BIO between OpenSSL and the conn ----
+ *
+ * OpenSSL reads the TLS bytes of the read being handled where libuv put them (the loop's
+ * rbuf, borrowed as _in for the call), and writes its records into the loop's wbuf, from
+ * where flush_tls hands them to the socket. A memory BIO would copy both once more, into
+ * buffers of each conn's own that stay allocated at their largest size. Bytes that
+ * OpenSSL leaves in a read (it stopped early) move to the conn's _inbuf; records written
+ * by a handshake step on a worker, or while wbuf holds another conn's, go to its _out. */
+
+static int bio_write_cb(BIO *b, const char *data, int len)
+{
+    conn_t *c = BIO_get_data(b);
+    conn_env_t *env;
+    size_t n = len > 0 ? (size_t)len : 0;
+
+    BIO_clear_retry_flags(b);
+    if (n == 0)
+        return 0;
+    /* c->busy first: on a worker, the env is the loop's. */
+    if (!c->busy && c->_out_len == 0) {
+        env = c->env;
+        if ((env->_wown == c || env->_wlen == 0) && n <= sizeof(env->wbuf) - env->_wlen) {
+            memcpy(env->wbuf + env->_wlen, data, n);
+            env->_wlen += n;
+            env->_wown = c;
+            return len;
+        }
+    }
+    if (n > c->_out_cap - c->_out_len) {
+        size_t cap = c->_out_cap ? c->_out_cap : 16 * 1024;
+        uint8_t *d;
+
+        while (cap - c->_out_len < n)
+            cap *= 2;
+        if (!(d = realloc(c->_out, cap)))
+            return -1;
+        c->_out = d;
+        c->_out_cap = cap;
+    }
+    memcpy(c->_out + c->_out_len, data, n);
+    c->_out_len += n;
+    return len;
+}
+
+static int bio_read_cb(BIO *b, char *out, int len)
+{
+    conn_t *c = BIO_get_data(b);
+    size_t want = len > 0 ? (size_t)len : 0, got = 0, n;
+
+    BIO_clear_retry_flags(b);
+    if (c->_inbuf_off < c->_inbuf_len) {
+        n = c->_inbuf_len - c->_inbuf_off;
+        if (n > want)
+            n = want;
+        memcpy(out, c->_inbuf + c->_inbuf_off, n);
+        c->_inbuf_off += n;
+        got = n;
+    }
+    if (got < want && c->_in_len) {
+        n = c->_in_len;
+        if (n > want - got)
+            n = want - got;
+        memcpy(out + got, c->_in, n);
+        c->_in += n;
+        c->_in_len -= n;
+        got += n;
+    }
+    if (got == 0 && want) {
+        BIO_set_retry_read(b);   /* nothing yet: "try again", not end of file */
+        return -1;
+    }
+    return (int)got;
+}
+
+static long bio_ctrl_cb(BIO *b, int cmd, long num, void *ptr)
+{
+    conn_t *c = BIO_get_data(b);
+
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_PENDING:
+        return (long)(c->_inbuf_len - c->_inbuf_off + c->_in_len);
+    case BIO_CTRL_WPENDING:
+        return (long)(c->_out_len + (!c->busy && c->env->_wown == c ? c->env->_wlen : 0));
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int bio_create_cb(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *bio_method;
+
+static void bio_method_free(void)
+{
+    BIO_meth_free(bio_method);
+}
+
+static void bio_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mitmrec conn");
+
+    if (m && BIO_meth_set_write(m, bio_write_cb) && BIO_meth_set_read(m, bio_read_cb) &&
+        BIO_meth_set_ctrl(m, bio_ctrl_cb) && BIO_meth_set_create(m, bio_create_cb)) {
+        bio_method = m;
+        atexit(bio_method_free);
+    } else {
+        BIO_meth_free(m);
+    }
+}
+
+static BIO *conn_bio_new(conn_t *c)
+{
+    static uv_once_t once = UV_ONCE_INIT;
+    BIO *b;
+
+    uv_once(&once, bio_method_init);
+    if (!bio_method || !(b = BIO_new(bio_method)))
+        return NULL;
+    BIO_set_data(b, c);
+    return b;
+}
+
+/*
+ * After a read was handled: what OpenSSL left of it moves to _inbuf (libuv's buffer is
+ * the loop's), and an _inbuf read to the end goes. -ENOMEM when the bytes could not be
+ * kept.
+ */
+static int keep_input(conn_t *c)
+{
+    size_t have = c->_inbuf_len - c->_inbuf_off;
+    uint8_t *d;
+
+    if (c->_in_len == 0) {
+        if (have == 0 && c->_inbuf) {
+            free(c->_inbuf);
+            c->_inbuf = NULL;
+            c->_inbuf_off = c->_inbuf_len = 0;
+        }
+        c->_in = NULL;
+        return 0;
+    }
+    d = malloc(have + c->_in_len);
+    if (d) {
+        if (have)
+            memcpy(d, c->_inbuf + c->_inbuf_off, have);
+        memcpy(d + have, c->_in, c->_in_len);
+    }
+    free(c->_inbuf);
+    c->_inbuf = d;
+    c->_inbuf_off = 0;
+    c->_inbuf_len = d ? have + c->_in_len : 0;
+    c->_in = NULL;
+    c->_in_len = 0;
+    return d ? 0 : -ENOMEM;
 }
 
 /*
@@ -300,6 +479,8 @@ static void hs_after(uv_work_t *w, int status)
     /* Bytes that came with the last handshake flight (early application data). */
     if (!c->handshaking && !c->closing && !c->eof)
         read_plain(c);
+    if (keep_input(c) < 0 && !c->closing)
+        c->cb->on_error(c, -ENOMEM);
     c->in_read = 0;
     in = c->_inwire;
     n = c->_inwire_len;
@@ -311,10 +492,16 @@ static void hs_after(uv_work_t *w, int status)
 
 static int hs_offload(conn_t *c)
 {
-    c->_work.data = c;
-    if (uv_queue_work(c->env->loop, &c->_work, hs_work, hs_after) < 0)
+    /* The worker reads only the conn's own buffer, and writes only to it. */
+    if (keep_input(c) < 0)
         return -1;
-    c->busy = 1;
+    flush_tls(c);
+    c->_work.data = c;
+    c->busy = 1;   /* before the worker can start: it makes the BIO write to _out */
+    if (uv_queue_work(c->env->loop, &c->_work, hs_work, hs_after) < 0) {
+        c->busy = 0;
+        return -1;
+    }
     c->_handles++;
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -422,7 +609,8 @@ static void read_plain(conn_t *c)
                 return;
             /* Nothing left to decrypt, not even a partial record: the SSL_read that would
                only say so is skipped (one per record otherwise). */
-            if (!SSL_has_pending(c->ssl) && BIO_ctrl_pending(c->rbio) == 0) {
+            if (!SSL_has_pending(c->ssl) && c->_in_len == 0 &&
+                c->_inbuf_off == c->_inbuf_len) {
                 flush_tls(c);
                 return;
             }
@@ -449,18 +637,23 @@ static void read_plain(conn_t *c)
     }
 }
 
+/* Hands OpenSSL the TLS bytes of a read (buf, valid for the call), then does what they
+   allow: the handshake's next step, or reading application data. */
 static void feed_tls(conn_t *c, const uint8_t *buf, size_t len)
 {
     if (c->busy)
         return;
-    if (len && BIO_write(c->rbio, buf, (int)len) != (int)len) {
-        c->cb->on_error(c, -ENOMEM);
-        return;
+    if (len) {
+        c->_in = buf;
+        c->_in_len = len;
     }
     if (c->handshaking)
         do_handshake(c);
     if (!c->handshaking && !c->closing && !c->eof)
         read_plain(c);
+    /* (A step gone to a worker has kept the bytes already.) */
+    if (!c->busy && keep_input(c) < 0 && !c->closing)
+        c->cb->on_error(c, -ENOMEM);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -557,17 +750,11 @@ int conn_connect(conn_t *c, const struct sockaddr *addr)
 
 int conn_start_tls(conn_t *c, SSL *ssl, int server, const uint8_t *initial, size_t len)
 {
-    c->rbio = BIO_new(BIO_s_mem());
-    c->wbio = BIO_new(BIO_s_mem());
-    if (!c->rbio || !c->wbio) {
-        BIO_free(c->rbio);
-        BIO_free(c->wbio);
+    if (!(c->bio = conn_bio_new(c))) {
         SSL_free(ssl);
         return -ENOMEM;
     }
-    /* An empty memory BIO means "try again", not end of file. */
-    BIO_set_mem_eof_return(c->rbio, -1);
-    SSL_set_bio(ssl, c->rbio, c->wbio);
+    SSL_set_bio(ssl, c->bio, c->bio);   /* (one reference for both) */
     c->ssl = ssl;
     c->handshaking = 1;
     if (server)
@@ -682,6 +869,12 @@ static void release(conn_t *c)
     c->_inwire = NULL;
     free(c->_defer);
     c->_defer = NULL;
+    free(c->_inbuf);
+    c->_inbuf = NULL;
+    c->_inbuf_off = c->_inbuf_len = 0;
+    free(c->_out);
+    c->_out = NULL;
+    c->_out_len = c->_out_cap = 0;
     if (c->cb->on_close)
         c->cb->on_close(c);
 }
@@ -703,6 +896,11 @@ void conn_close(conn_t *c, int reset)
     if (!c->busy) {
         SSL_free(c->ssl);
         c->ssl = NULL;
+    }
+    /* Records of its own still in the loop's wbuf are not sent now. */
+    if (c->env->_wown == c) {
+        c->env->_wown = NULL;
+        c->env->_wlen = 0;
     }
     if (c->_keep) {
         c->_keep = 0;

@@ -11,8 +11,8 @@
 #include "tls.h"
 
 /*
- * One leg of a flow: a TCP connection, optionally with TLS driven through
- * memory BIOs from the event loop. conn_t is embedded in its flow
+ * One leg of a flow: a TCP connection, optionally with TLS driven from the
+ * event loop through a BIO of conn.c's own (no copy of the bytes in between). conn_t is embedded in its flow
  * (conn_init / conn_close); its memory may be released only after on_close.
  *
  * Callbacks for one read arrive in this order: on_handshake (if the handshake
@@ -50,14 +50,16 @@ typedef struct conn_cb {
 
 /*
  * Shared by all conns of a loop: the read buffers (reads are handled at once), and where
- * TLS records wait between SSL_write and the socket (writes are handed over at once).
- * The owner zeroes it, then sets loop.
+ * TLS records wait between OpenSSL and the socket (they are handed over at once, so one
+ * conn at a time has records there: _wown). The owner zeroes it, then sets loop.
  */
 typedef struct conn_env {
     uv_loop_t *loop;
     uint8_t rbuf[64 * 1024];
     uint8_t pbuf[64 * 1024];
     uint8_t wbuf[CONN_WBUF];
+    size_t _wlen;               /* bytes of records in wbuf ... */
+    struct conn *_wown;         /* ... and the conn they are for */
     unsigned _keeping;          /* conns keeping their TLS buffers (see conn.c) */
     int offload;                /* where the handshake steps of conns marked offload run:
                                    0 on the loop's thread, 1 on libuv's thread pool, 2 on
@@ -73,7 +75,13 @@ struct conn {
     const conn_cb_t *cb;
     void *data;                 /* the owner's */
     SSL *ssl;                   /* owned, NULL for plain TCP */
-    BIO *rbio, *wbio;           /* owned by ssl */
+    BIO *bio;                   /* owned by ssl: reads _in, writes env->wbuf or _out */
+    const uint8_t *_in;         /* the TLS bytes of the read being handled (borrowed) */
+    size_t _in_len;
+    uint8_t *_inbuf;            /* TLS bytes OpenSSL has not taken yet, kept past a read */
+    size_t _inbuf_off, _inbuf_len;
+    uint8_t *_out;              /* records to send that could not wait in env->wbuf */
+    size_t _out_len, _out_cap;
     int handshaking;
     size_t queued;              /* bytes handed to uv_write and not yet written */
     int paused;                 /* reads stopped by back-pressure */
