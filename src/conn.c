@@ -126,6 +126,19 @@ static int flush_tls(conn_t *c)
     return rc;
 }
 
+/* After a failed SSL_read or SSL_write: what OpenSSL wrote meanwhile (an alert) is not
+   sent, and the wbuf is free for the other conns at once. */
+static void drop_tls_out(conn_t *c)
+{
+    if (c->env->_wown == c) {
+        c->env->_wown = NULL;
+        c->env->_wlen = 0;
+    }
+    free(c->_out);
+    c->_out = NULL;
+    c->_out_len = c->_out_cap = 0;
+}
+
 /* ---- the BIO between OpenSSL and the conn ----
  *
  * OpenSSL reads the TLS bytes of the read being handled where libuv put them (the loop's
@@ -631,6 +644,7 @@ static void read_plain(conn_t *c)
             return;
         default:
             ERR_clear_error();
+            drop_tls_out(c);
             c->cb->on_error(c, MR_ETLS);
             return;
         }
@@ -787,6 +801,7 @@ int conn_write(conn_t *c, const void *buf, size_t len)
     n = SSL_write(c->ssl, buf, (int)len);
     if (n <= 0) {
         ERR_clear_error();
+        drop_tls_out(c);
         return MR_ETLS;
     }
     return flush_tls(c);
@@ -897,11 +912,9 @@ void conn_close(conn_t *c, int reset)
         SSL_free(c->ssl);
         c->ssl = NULL;
     }
-    /* Records of its own still in the loop's wbuf are not sent now. */
-    if (c->env->_wown == c) {
-        c->env->_wown = NULL;
-        c->env->_wlen = 0;
-    }
+    /* Records not sent by now are not sent. */
+    if (!c->busy)
+        drop_tls_out(c);
     if (c->_keep) {
         c->_keep = 0;
         c->env->_keeping--;
