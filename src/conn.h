@@ -12,8 +12,9 @@
 
 /*
  * One leg of a flow: a TCP connection, optionally with TLS driven from the
- * event loop through a BIO of conn.c's own (no copy of the bytes in between). conn_t is embedded in its flow
- * (conn_init / conn_close); its memory may be released only after on_close.
+ * event loop through a BIO of conn.c's own (OpenSSL reads and writes the
+ * loop's buffers). conn_t is embedded in its flow (conn_init / conn_close);
+ * its memory may be released only after on_close.
  *
  * Callbacks for one read arrive in this order: on_handshake (if the handshake
  * finished), on_data (plaintext) for every chunk, then on_wire(in) for the raw
