@@ -102,9 +102,12 @@ static void on_data(conn_t *c, const uint8_t *buf, size_t len)
 }
 
 static void on_eof(conn_t *c) { (void)c; }
+static int conn_errors;          /* none is expected in any case */
+
 static void on_error(conn_t *c, int err)
 {
     fprintf(stderr, "conn error %d\n", err);
+    conn_errors++;
     conn_close(c, 1);
 }
 static void on_close(conn_t *c)
@@ -374,6 +377,7 @@ int main(void)
     test_echo(1);
     test_wbuf_taken();
     test_paused_hello();
+    CHECK_EQ_INT(conn_errors, 0);
 
     uv_close((uv_handle_t *)&listener, NULL);
     uv_close((uv_handle_t *)&timer, NULL);
