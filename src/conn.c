@@ -96,6 +96,15 @@ static int send_bytes(conn_t *c, const uint8_t *buf, size_t len)
     return 0;
 }
 
+/* Frees the conn's own record buffer (only a worker's step or a taken wbuf fills it, so
+   none is kept between uses). */
+static void out_free(conn_t *c)
+{
+    free(c->_out);
+    c->_out = NULL;
+    c->_out_len = c->_out_cap = 0;
+}
+
 /*
  * Sends the records OpenSSL wrote: first those in the loop's wbuf, then any
  * that had to wait in the conn's own _out (written after them). What the
@@ -117,11 +126,7 @@ static int flush_tls(conn_t *c)
     if (c->_out_len) {
         if (rc == 0)
             rc = send_bytes(c, c->_out, c->_out_len);
-        /* Only a step on a worker, or a conn whose records came while another's were in
-           wbuf, gets here: no buffer is kept for the next time. */
-        free(c->_out);
-        c->_out = NULL;
-        c->_out_len = c->_out_cap = 0;
+        out_free(c);
     }
     return rc;
 }
@@ -134,9 +139,7 @@ static void drop_tls_out(conn_t *c)
         c->env->_wown = NULL;
         c->env->_wlen = 0;
     }
-    free(c->_out);
-    c->_out = NULL;
-    c->_out_len = c->_out_cap = 0;
+    out_free(c);
 }
 
 /* ---- the BIO between OpenSSL and the conn ----
@@ -887,9 +890,7 @@ static void release(conn_t *c)
     free(c->_inbuf);
     c->_inbuf = NULL;
     c->_inbuf_off = c->_inbuf_len = 0;
-    free(c->_out);
-    c->_out = NULL;
-    c->_out_len = c->_out_cap = 0;
+    out_free(c);
     if (c->cb->on_close)
         c->cb->on_close(c);
 }

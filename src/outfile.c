@@ -120,25 +120,27 @@ static void gz_main(void *arg)
 
 static int gz_start(outfile_t *f)
 {
+    int e = -ENOMEM;
+
     if (uv_mutex_init(&f->gz_mu) < 0)
-        return -ENOMEM;
-    if (uv_cond_init(&f->gz_work) < 0) {
-        uv_mutex_destroy(&f->gz_mu);
-        return -ENOMEM;
-    }
-    if (uv_cond_init(&f->gz_room) < 0) {
-        uv_cond_destroy(&f->gz_work);
-        uv_mutex_destroy(&f->gz_mu);
-        return -ENOMEM;
-    }
-    if (uv_thread_create(&f->gz_thread, gz_main, f) < 0) {
-        uv_cond_destroy(&f->gz_room);
-        uv_cond_destroy(&f->gz_work);
-        uv_mutex_destroy(&f->gz_mu);
-        return -EAGAIN;
-    }
+        return e;
+    if (uv_cond_init(&f->gz_work) < 0)
+        goto no_work;
+    if (uv_cond_init(&f->gz_room) < 0)
+        goto no_room;
+    e = -EAGAIN;
+    if (uv_thread_create(&f->gz_thread, gz_main, f) < 0)
+        goto no_thread;
     f->gz_thread_on = 1;
     return 0;
+
+no_thread:
+    uv_cond_destroy(&f->gz_room);
+no_room:
+    uv_cond_destroy(&f->gz_work);
+no_work:
+    uv_mutex_destroy(&f->gz_mu);
+    return e;
 }
 
 /* Lets the thread finish what it was given and joins it; returns its error (0 if none). */
@@ -239,11 +241,13 @@ int outfile_open(const char *path, outfile_t **out, char *err, size_t errlen)
         }
     }
     if (ends_with(path, ".gz")) {
-        f->gz = gzdopen(dup(f->fd), "wb");
+        int gzfd = dup(f->fd);
+
+        f->gz = gzfd >= 0 ? gzdopen(gzfd, "wb") : NULL;
         if (!f->gz) {
             snprintf(err, errlen, "%s: cannot start gzip stream", path);
-            if (f->gz)
-                gzclose(f->gz);
+            if (gzfd >= 0)
+                close(gzfd);   /* gzdopen leaves it open when it fails */
             if (f->created)
                 unlink(path);
             if (!f->is_stdout)
