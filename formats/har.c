@@ -284,7 +284,7 @@ int har_writer_add(har_writer_t *w, const har_entry_t *e)
     if ((r = harmsg_body_view(&ex->req, &reqv)) < 0)
         return r;
     if ((r = harmsg_body_view(&ex->resp, &respv)) < 0) {
-        free(reqv.dec);
+        harmsg_body_view_free(&reqv);
         return r;
     }
     url = harmsg_url(e);
@@ -366,8 +366,8 @@ int har_writer_add(har_writer_t *w, const har_entry_t *e)
     r = 0;
 out:
     free(url);
-    free(reqv.dec);
-    free(respv.dec);
+    harmsg_body_view_free(&reqv);
+    harmsg_body_view_free(&respv);
     return r;
 }
 

@@ -424,22 +424,44 @@ static void add_trailers(jctx_t *j, jnode_t obj, const http_msg_t *m)
 
 /* ---- bodies ---- */
 
+void harmsg_body_view_free(body_view_t *v)
+{
+    free(v->dec);
+    free(v->loaded);
+    v->dec = v->loaded = NULL;
+}
+
 int harmsg_body_view(const http_msg_t *m, body_view_t *v)
 {
     const char *ce = http_msg_header(m, "Content-Encoding");
 
+    const uint8_t *body;
+    size_t body_len;
+    int rr;
+
     memset(v, 0, sizeof(*v));
-    v->data = m->body;
-    v->len = m->body_len;
-    v->truncated = m->body_truncated;
-    if (ce && m->body_len > 0 && strspn(ce, " \t") != strlen(ce) &&
+    if ((rr = http_msg_body(m, &body, &body_len, &v->loaded)) == -ENOMEM)
+        return rr;
+    if (rr < 0) {
+        /* The spill file could not be read back: the body is lost to the HAR (not to the
+           pcapng). */
+        body = NULL;
+        body_len = 0;
+        v->truncated = 1;
+    }
+    v->data = body;
+    v->len = body_len;
+    v->truncated |= m->body_truncated;
+    if (ce && body_len > 0 && strspn(ce, " \t") != strlen(ce) &&
         strcasecmp(ce, "identity") != 0) {
         size_t outlen;
         int trunc,
-            r = content_decode(ce, m->body, m->body_len, HAR_MAX_TEXT, &v->dec, &outlen, &trunc);
+            r = content_decode(ce, body, body_len, HAR_MAX_TEXT, &v->dec, &outlen, &trunc);
 
-        if (r == -ENOMEM)
+        if (r == -ENOMEM) {
+            harmsg_body_view_free(v);
             return r;
+        }
         if (r == 0) {
             v->data = v->dec;
             v->len = outlen;

@@ -30,6 +30,7 @@ typedef struct body_view {
     const uint8_t *data;
     size_t len;
     uint8_t *dec;
+    uint8_t *loaded;    /* the body read back from the spill file */
     int undone; /* a Content-Encoding was removed */
     int failed; /* a Content-Encoding could not be removed */
     int truncated;
@@ -45,11 +46,14 @@ int harmsg_iso_time(char out[96], int64_t sec, unsigned ms);
 char *harmsg_url(const har_entry_t *e);
 
 /*
- * Fills *v with what the HAR shows of m's body (borrowed from m, or from
- * v->dec). Returns 0, after which the caller frees v->dec, or -ENOMEM (with
- * v->dec NULL).
+ * Fills *v with what the HAR shows of m's body (borrowed from m, or from v->dec or
+ * v->loaded). Returns 0, after which the caller calls harmsg_body_view_free(v), or
+ * -ENOMEM (with nothing to free).
  */
 int harmsg_body_view(const http_msg_t *m, body_view_t *v);
+
+/* Frees what a body view holds. */
+void harmsg_body_view_free(body_view_t *v);
 
 /*
  * Adds the "request" or the "response" member to entry. Where the body goes

@@ -180,7 +180,7 @@ static void msg_reset(http_msg_t *m)
 {
     http_headers_free(m->headers, m->nheaders);
     http_headers_free(m->trailers, m->ntrailers);
-    free(m->body);
+    http_msg_body_free(m);
     memset(m, 0, sizeof(*m));
     m->headers_size = -1;
 }

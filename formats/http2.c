@@ -183,6 +183,9 @@ http2_conn_t *http2_conn_new_upgrade(const http2_callbacks_t *cb, void *opaque, 
     /* No callbacks while stream 1 is built: a constructor reports only NULL. */
     struct http2_conn *c = conn_new(NULL, opaque, max_body);
     const char *settings;
+    const uint8_t *body;
+    uint8_t *owned = NULL;
+    size_t body_len;
     http_exchange_t *ex;
     h2_stream_t *s;
 
@@ -207,12 +210,15 @@ http2_conn_t *http2_conn_new_upgrade(const http2_callbacks_t *cb, void *opaque, 
                     req->target ? strlen(req->target) : 0) < 0 ||
         copy_fields(req->req.headers, req->req.nheaders, &ex->req, 0) < 0 ||
         copy_fields(req->req.trailers, req->req.ntrailers, &ex->req, 1) < 0 ||
-        h2_add_body(c, &ex->req, req->req.body, req->req.body_len) < 0) {
+        http_msg_body(&req->req, &body, &body_len, &owned) < 0 ||
+        h2_add_body(c, &ex->req, body, body_len) < 0) {
+        free(owned);
         http2_conn_free(c);
         return NULL;
     }
+    free(owned);
     ex->req.body_total = req->req.body_total;
-    ex->req.body_truncated = ex->req.body_total > ex->req.body_len;
+    ex->req.body_truncated = ex->req.body_total > http_msg_kept(&ex->req);
     s->req_state = ST_ENDED;
     c->d[HTTP2_REQ].last_sid = 1;
     settings = http_msg_header(&req->req, "HTTP2-Settings");

@@ -94,7 +94,7 @@ h2_stream_t *h2_stream_open(struct http2_conn *c, uint32_t id, uint64_t ts)
 void h2_stream_release(struct http2_conn *c, h2_stream_t *s)
 {
     http_exchange_t *ex = s->ex;
-    size_t kept = ex->req.body_len + ex->resp.body_len;
+    size_t kept = http_msg_kept(&ex->req) + http_msg_kept(&ex->resp);
 
     websocket_conn_free(s->ws);
     c->body_kept -= kept < c->body_kept ? kept : c->body_kept;
@@ -119,21 +119,21 @@ void h2_stream_close(struct http2_conn *c, h2_stream_t *s)
    is kept is always a prefix of the body. */
 int h2_add_body(struct http2_conn *c, http_msg_t *m, const uint8_t *p, size_t n)
 {
-    size_t limit = c->max_body, before = m->body_len;
+    size_t before = http_msg_kept(m), limit = c->max_body;
     int r;
 
     if (m->body_truncated) {
-        limit = m->body_len;
+        limit = before;
     } else {
         size_t room = c->body_budget - c->body_kept;
 
-        if (limit > m->body_len + room)
-            limit = m->body_len + room;
+        if (limit > before + room)
+            limit = before + room;
     }
     r = http_msg_add_body(m, p, n, limit);
     if (r < 0)
         return h2_oom(c);
-    c->body_kept += m->body_len - before;
+    c->body_kept += http_msg_kept(m) - before;
     return 0;
 }
 

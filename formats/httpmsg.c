@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "httpmsg.h"
+#include "spill.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -25,11 +26,23 @@ void http_headers_free(http_header_t *h, size_t n)
     free(h);
 }
 
+void http_msg_body_free(http_msg_t *m)
+{
+    free(m->body);
+    m->body = NULL;
+    m->body_len = m->body_cap = 0;
+    if (m->spill) {
+        spill_release(m->spill);
+        free(m->spill);
+        m->spill = NULL;
+    }
+}
+
 static void msg_free(http_msg_t *m)
 {
     http_headers_free(m->headers, m->nheaders);
     http_headers_free(m->trailers, m->ntrailers);
-    free(m->body);
+    http_msg_body_free(m);
 }
 
 void http_exchange_free(http_exchange_t *ex)
@@ -140,13 +153,80 @@ int http_exchange_add_ws(http_exchange_t *ex, int send, uint64_t ts_usec, int op
     return 0;
 }
 
+size_t http_msg_kept(const http_msg_t *m)
+{
+    return m->body_len + (m->spill ? (size_t)m->spill->len : 0);
+}
+
+/*
+ * Takes up to n bytes of a body that goes (or now starts to go) to the spill file:
+ * memory holds a tail of at most HTTP_SPILL_TAIL, written out whenever it is full.
+ * Returns the bytes taken; the caller keeps the rest in memory, after them, which is
+ * where a failure of the file leaves the bytes that come.
+ */
+static size_t spill_body(http_msg_t *m, const uint8_t *p, size_t n)
+{
+    size_t done = 0;
+
+    if (!m->spill) {
+        if (!(m->spill = calloc(1, sizeof(*m->spill))))
+            return 0;
+        /* What memory holds goes first, as one extent. */
+        if (m->body_len && spill_append(m->spill, m->body, m->body_len) < 0) {
+            free(m->spill);
+            m->spill = NULL;
+            return 0;
+        }
+        m->body_len = 0;
+        if (m->body_cap != HTTP_SPILL_TAIL) {
+            free(m->body);
+            m->body = NULL;
+            m->body_cap = 0;
+        }
+    }
+    if (m->body_len > HTTP_SPILL_TAIL)
+        return 0;   /* a write failed before: the rest stays in memory */
+    while (done < n) {
+        size_t k;
+
+        if (m->body_len == HTTP_SPILL_TAIL &&
+            spill_append(m->spill, m->body, m->body_len) < 0)
+            break;
+        if (m->body_len == HTTP_SPILL_TAIL)
+            m->body_len = 0;
+        if (!m->body) {
+            if (!(m->body = malloc(HTTP_SPILL_TAIL)))
+                break;
+            m->body_cap = HTTP_SPILL_TAIL;
+        }
+        k = HTTP_SPILL_TAIL - m->body_len < n - done ? HTTP_SPILL_TAIL - m->body_len : n - done;
+        memcpy(m->body + m->body_len, p + done, k);
+        m->body_len += k;
+        done += k;
+    }
+    return done;
+}
+
 int http_msg_add_body(http_msg_t *m, const void *data, size_t len, size_t max_body)
 {
-    size_t keep = 0;
+    const uint8_t *p = data;
+    size_t kept = http_msg_kept(m), keep = 0, at = spill_threshold();
 
-    if (m->body_len < max_body)
-        keep = max_body - m->body_len < len ? max_body - m->body_len : len;
+    if (kept < max_body)
+        keep = max_body - kept < len ? max_body - kept : len;
+    if (keep && at && (m->spill || kept + keep > at)) {
+        size_t n = spill_body(m, p, keep);
+
+        p += n;
+        keep -= n;
+        kept += n;
+        m->body_total += n;
+        len -= n;
+    }
     if (keep) {
+        /* Memory may hold only part of what is kept: its own limit. */
+        size_t lim = max_body - (kept - m->body_len);
+
         if (m->body_len + keep > m->body_cap) {
             /* Grow geometrically but never past the limit, so a capped body costs
                at most max_body bytes. */
@@ -154,21 +234,47 @@ int http_msg_add_body(http_msg_t *m, const void *data, size_t len, size_t max_bo
             uint8_t *b;
 
             while (cap < m->body_len + keep)
-                cap = cap > max_body / 2 ? max_body : cap * 2;
-            if (cap > max_body)
-                cap = max_body;
+                cap = cap > lim / 2 ? lim : cap * 2;
+            if (cap > lim)
+                cap = lim;
             b = realloc(m->body, cap);
             if (!b)
                 return -ENOMEM;
             m->body = b;
             m->body_cap = cap;
         }
-        memcpy(m->body + m->body_len, data, keep);
+        memcpy(m->body + m->body_len, p, keep);
         m->body_len += keep;
+        kept += keep;
     }
     m->body_total += len;
-    if (m->body_total > m->body_len)
+    if (m->body_total > kept)
         m->body_truncated = 1;
+    return 0;
+}
+
+int http_msg_body(const http_msg_t *m, const uint8_t **data, size_t *len, uint8_t **owned)
+{
+    size_t n = http_msg_kept(m);
+    uint8_t *b;
+    int r;
+
+    *owned = NULL;
+    if (!m->spill || !m->spill->len) {
+        *data = m->body;
+        *len = m->body_len;
+        return 0;
+    }
+    if (!(b = malloc(n)))
+        return -ENOMEM;
+    if ((r = spill_read(m->spill, b)) < 0) {
+        free(b);
+        return r;
+    }
+    if (m->body_len)
+        memcpy(b + m->spill->len, m->body, m->body_len);
+    *data = *owned = b;
+    *len = n;
     return 0;
 }
 

@@ -24,9 +24,13 @@ typedef struct http_msg {
     int64_t headers_size;       /* bytes from the first byte of the start line through the
                                    blank line; -1 if unknown */
     uint8_t *body;              /* decoded from chunked transfer coding, NOT from
-                                   Content-Encoding; at most max_body bytes kept */
+                                   Content-Encoding; at most max_body bytes kept. When
+                                   spill is set, only the last body_len of them: read the
+                                   whole with http_msg_body() */
     size_t body_len;
     size_t body_cap;
+    struct spill_list *spill;   /* NULL, or the kept bytes before those in body, in the
+                                   spill file (spill.h) */
     uint64_t body_total;        /* full body size, even past max_body */
     int body_truncated;         /* body_total > body_len */
     uint64_t wire_body_size;    /* body bytes on the wire (chunk framing included) */
@@ -87,10 +91,27 @@ int http_msg_add_header(http_msg_t *m, const char *name, size_t nlen, const char
                         size_t vlen);
 
 /*
- * Appends body bytes; keeps at most max_body in memory, counts all in
- * body_total and sets body_truncated past the limit. Returns 0 or -ENOMEM.
+ * Appends body bytes; keeps at most max_body, counts all in body_total and sets
+ * body_truncated past the limit. Once spill_enable() was called, a body whose kept bytes
+ * pass its threshold goes on in the spill file and memory keeps at most HTTP_SPILL_TAIL
+ * of it. Returns 0 or -ENOMEM.
  */
 int http_msg_add_body(http_msg_t *m, const void *data, size_t len, size_t max_body);
+
+#define HTTP_SPILL_TAIL (16u << 10)
+
+/* The bytes of the body kept, in memory and in the spill file. */
+size_t http_msg_kept(const http_msg_t *m);
+
+/*
+ * The kept body: m->body itself when nothing of it is in the spill file (*owned = NULL);
+ * otherwise a malloc'd copy, also in *owned, that the caller frees. 0, -ENOMEM, or the
+ * -errno of reading the spill file back.
+ */
+int http_msg_body(const http_msg_t *m, const uint8_t **data, size_t *len, uint8_t **owned);
+
+/* Frees the body, in memory and in the spill file; the message keeps no body bytes. */
+void http_msg_body_free(http_msg_t *m);
 
 /* Appends a trailer (copies). Returns 0 or -ENOMEM. */
 int http_msg_add_trailer(http_msg_t *m, const char *name, size_t nlen, const char *value,

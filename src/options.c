@@ -79,7 +79,9 @@ void options_usage(FILE *f)
           "      --no-status       no live status line\n"
           "  -v, --verbose         log every flow\n"
           "  -h, --help            this text\n"
-          "  -V, --version         print the version\n",
+          "  -V, --version         print the version\n"
+          "\n"
+          "Bodies being received wait past 64 KiB in an unlinked file in $TMPDIR (or /tmp).\n",
           f);
 }
 

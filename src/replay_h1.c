@@ -28,7 +28,7 @@ struct rh1 {
 static void req_clear(http_msg_t *m)
 {
     http_headers_free(m->headers, m->nheaders);
-    free(m->body);
+    http_msg_body_free(m);
     memset(m, 0, sizeof(*m));
 }
 

@@ -41,7 +41,7 @@ static h2s_t *find(rh2_t *h, int32_t id)
 static void stream_free(h2s_t *s)
 {
     http_headers_free(s->req.headers, s->req.nheaders);
-    free(s->req.body);
+    http_msg_body_free(&s->req);
     free(s->method);
     free(s->path);
     free(s->authority);
