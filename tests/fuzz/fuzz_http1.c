@@ -4,7 +4,8 @@
  *
  * Input: one flags byte, then records. Flags: bit 0, bodies keep at most 100
  * bytes; bit 1, both directions end (http1_conn_eof) before the finish; bit 2,
- * finish with an error text; bit 3, the server direction ends first. A record
+ * finish with an error text; bit 3, the server direction ends first; bit 4,
+ * bodies past 40 bytes go to the spill file (formats/spill.h). A record
  * is a byte with the direction in bit 7 (1: server to client) and a length in
  * bits 0-6 (127: a 16-bit big-endian length follows), then that many bytes
  * (fewer at the end of the input). Seeds: fixtures/fuzz/http1/.
@@ -12,7 +13,9 @@
  * Contract checked: every exchange begun is delivered, in request order (seq
  * 0, 1, ...; ASan catches a double delivery as a double free); on_upgrade_data
  * only after on_upgrade; bodies keep at most max_body bytes and
- * body_total >= body_len; every string is readable; feed returns 0 or -EBADMSG.
+ * body_total >= what is kept, a spilled body reads back whole; every string is
+ * readable; feed returns 0 or -EBADMSG; once all is freed, the spill file holds
+ * nothing.
  *
  * Build (tests/slow/fuzz.sh does it): clang -g -O1
  *   -fsanitize=fuzzer,address,undefined -Iformats tests/fuzz/fuzz_http1.c
@@ -24,6 +27,7 @@
 #include <string.h>
 
 #include "http1.h"
+#include "spill.h"
 
 #define MAXLIVE 512
 
@@ -63,11 +67,21 @@ static void check_msg(state_t *st, const http_msg_t *m)
         sum_str(st, m->trailers[j].name);
         sum_str(st, m->trailers[j].value);
     }
-    if (m->body_len > st->max_body || m->body_total < m->body_len ||
-        (m->body_len && !m->body) || (m->body_truncated && m->body_total <= m->body_len))
+    size_t kept = http_msg_kept(m), len;
+    const uint8_t *body;
+    uint8_t *owned;
+
+    if (kept > st->max_body || m->body_total < kept || (m->body_len && !m->body) ||
+        (m->body_truncated && m->body_total <= kept) || (!m->body_truncated && m->body_total != kept) ||
+        (m->spill && m->body_len > HTTP_SPILL_TAIL))
         abort();
-    for (size_t j = 0; j < m->body_len; j++)
-        st->sum += m->body[j];
+    if (http_msg_body(m, &body, &len, &owned) < 0)
+        abort();
+    if (len != kept)
+        abort();
+    for (size_t j = 0; j < len; j++)
+        st->sum += body[j];
+    free(owned);
 }
 
 static void on_request_begin(void *opaque, http_exchange_t *ex)
@@ -158,9 +172,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     flags = data[0];
     memset(&st, 0, sizeof(st));
     st.max_body = flags & 1 ? 100 : 16 * 1024 * 1024;
+    if (flags & 16) {
+        const char *dir = getenv("TMPDIR");
+
+        if (spill_enable(dir && *dir ? dir : "/tmp", 40, NULL, NULL) < 0)
+            return 0;
+    }
     c = http1_conn_new(&cb, &st, st.max_body);
-    if (!c)
+    if (!c) {
+        spill_disable();
         return 0;
+    }
     while (pos < size) {
         int dir = data[pos] & 0x80 ? HTTP1_RESP : HTTP1_REQ;
         size_t len = data[pos] & 0x7f;
@@ -196,5 +218,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st.delivered < st.begun || st.nlive != 0)
         abort();
     http1_conn_free(c);
+    if (spill_live() != 0)
+        abort();
+    spill_disable();
     return 0;
 }
