@@ -6,7 +6,8 @@
  * upgrade of a fixed HTTP/1.1 request (the one tests/formats/test_http2.c
  * uses); bit 1, bodies keep at most 100 bytes; bit 2, the client preface is
  * fed first (so mutations need not keep it); bit 3, finish with an error
- * text. A record is a byte with the direction in bit 7 (1: server to client)
+ * text; bit 4, bodies past 40 bytes go to the spill file (formats/spill.h),
+ * and the upgrade request of bit 0 has a body of 40,000 bytes. A record is a byte with the direction in bit 7 (1: server to client)
  * and a length in bits 0-6 (127: a 16-bit big-endian length follows), then
  * that many bytes (fewer at the end of the input). Seeds: fixtures/fuzz/http2/.
  *
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "http2.h"
+#include "spill.h"
 
 typedef struct state {
     size_t max_body;
@@ -36,11 +38,18 @@ static void check_exchange(const state_t *st, http_exchange_t *ex)
             sum += strlen(m[i]->headers[j].name) + strlen(m[i]->headers[j].value);
         for (size_t j = 0; j < m[i]->ntrailers; j++)
             sum += strlen(m[i]->trailers[j].name) + strlen(m[i]->trailers[j].value);
-        if (m[i]->body_len > st->max_body || m[i]->body_total < m[i]->body_len ||
-            (m[i]->body_len && !m[i]->body))
+        size_t kept = http_msg_kept(m[i]), len;
+        const uint8_t *body;
+        uint8_t *owned;
+
+        if (kept > st->max_body || m[i]->body_total < kept || (m[i]->body_len && !m[i]->body) ||
+            (m[i]->spill && m[i]->body_len > HTTP_SPILL_TAIL))
             abort();
-        for (size_t j = 0; j < m[i]->body_len; j++)
-            sum += m[i]->body[j];
+        if (http_msg_body(m[i], &body, &len, &owned) < 0 || len != kept)
+            abort();
+        for (size_t j = 0; j < len; j++)
+            sum += body[j];
+        free(owned);
     }
     for (size_t j = 0; j < ex->nws; j++) {
         if (!ex->ws[j].data || ex->ws[j].data[ex->ws[j].len] != 0)
@@ -74,8 +83,9 @@ static void on_error(void *opaque, const char *message)
         abort();
 }
 
-static http_exchange_t *upgrade_request(void)
+static http_exchange_t *upgrade_request(int with_body)
 {
+    static uint8_t body[40000];
     static const char settings[] = "AAUAAIAAAAEAACAA"; /* MAX_FRAME_SIZE 32768, table 8192 */
     http_exchange_t *r = http_exchange_new();
 
@@ -90,6 +100,12 @@ static http_exchange_t *upgrade_request(void)
         http_msg_add_header(&r->req, "Connection", 10, "Upgrade, HTTP2-Settings", 23) < 0 ||
         http_msg_add_header(&r->req, "Upgrade", 7, "h2c", 3) < 0 ||
         http_msg_add_header(&r->req, "HTTP2-Settings", 14, settings, sizeof(settings) - 1) < 0) {
+        http_exchange_free(r);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(body); i++)
+        body[i] = (uint8_t)i;
+    if (with_body && http_msg_add_body(&r->req, body, sizeof(body), 16u << 20) < 0) {
         http_exchange_free(r);
         return NULL;
     }
@@ -114,16 +130,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
     st.max_body = flags & 2 ? 100 : 16 * 1024 * 1024;
-    if (flags & 1) {
-        req = upgrade_request();
-        if (!req)
+    if (flags & 16) {
+        const char *dir = getenv("TMPDIR");
+
+        if (spill_enable(dir && *dir ? dir : "/tmp", 40, NULL, NULL) < 0)
             return 0;
-        c = http2_conn_new_upgrade(&cb, &st, st.max_body, req);
+    }
+    if (flags & 1) {
+        req = upgrade_request(flags & 16);
+        c = req ? http2_conn_new_upgrade(&cb, &st, st.max_body, req) : NULL;
     } else {
         c = http2_conn_new(&cb, &st, st.max_body);
     }
     if (!c) {
         http_exchange_free(req);
+        spill_disable();
         return 0;
     }
     if (flags & 4)
@@ -151,5 +172,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     http2_conn_free(c);
     http_exchange_free(req);
+    if (spill_live() != 0)
+        abort();
+    spill_disable();
     return 0;
 }
