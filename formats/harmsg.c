@@ -434,7 +434,6 @@ void harmsg_body_view_free(body_view_t *v)
 int harmsg_body_view(const http_msg_t *m, body_view_t *v)
 {
     const char *ce = http_msg_header(m, "Content-Encoding");
-
     const uint8_t *body;
     size_t body_len;
     int rr;
