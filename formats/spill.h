@@ -32,9 +32,10 @@ typedef struct spill_list {
 
 /*
  * Turns spilling on: bodies whose kept bytes would pass `at` go to a file in dir
- * (copied). on_error, if not NULL, is called once, on the first failure to create or
- * write the file; spilling is then off for good and bodies stay in memory (nothing is
- * lost). Returns 0, or -ENOMEM. at = 0 turns spilling off.
+ * (copied; NULL or "" is /tmp, so getenv("TMPDIR") can be passed as it is). on_error,
+ * if not NULL, is called once, on the first failure to create or write the file;
+ * spilling is then off for good and bodies stay in memory (nothing is lost). Returns 0,
+ * or -ENOMEM. at = 0 turns spilling off.
  */
 int spill_enable(const char *dir, size_t at,
                  void (*on_error)(int err, const char *dir, void *opaque), void *opaque);

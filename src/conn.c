@@ -105,6 +105,20 @@ static void out_free(conn_t *c)
     c->_out_len = c->_out_cap = 0;
 }
 
+/* Gives the loop's wbuf back if c's records are in it; returns how many bytes they are
+   (still there until the next BIO write). */
+static size_t wbuf_release(conn_t *c)
+{
+    size_t n = 0;
+
+    if (c->env->_wown == c) {
+        n = c->env->_wlen;
+        c->env->_wown = NULL;
+        c->env->_wlen = 0;
+    }
+    return n;
+}
+
 /*
  * Sends the records OpenSSL wrote: first those in the loop's wbuf, then any
  * that had to wait in the conn's own _out (written after them). What the
@@ -113,16 +127,9 @@ static void out_free(conn_t *c)
  */
 static int flush_tls(conn_t *c)
 {
-    conn_env_t *env = c->env;
-    size_t n;
-    int rc = 0;
+    size_t n = wbuf_release(c);
+    int rc = n ? send_bytes(c, c->env->wbuf, n) : 0;
 
-    if (env->_wown == c) {
-        n = env->_wlen;
-        env->_wown = NULL;
-        env->_wlen = 0;
-        rc = send_bytes(c, env->wbuf, n);
-    }
     if (c->_out_len) {
         if (rc == 0)
             rc = send_bytes(c, c->_out, c->_out_len);
@@ -135,10 +142,7 @@ static int flush_tls(conn_t *c)
    sent, and the wbuf is free for the other conns at once. */
 static void drop_tls_out(conn_t *c)
 {
-    if (c->env->_wown == c) {
-        c->env->_wown = NULL;
-        c->env->_wlen = 0;
-    }
+    wbuf_release(c);
     out_free(c);
 }
 

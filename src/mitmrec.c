@@ -192,9 +192,7 @@ static void spill_failed(int err, const char *dir, void *opaque)
  */
 static void spill_start(void)
 {
-    const char *dir = getenv("TMPDIR");
-
-    if (spill_enable(dir && *dir ? dir : "/tmp", 64u << 10, spill_failed, NULL) < 0)
+    if (spill_enable(getenv("TMPDIR"), 64u << 10, spill_failed, NULL) < 0)
         log_warn("cannot keep large bodies in a file: out of memory");
 }
 

@@ -172,12 +172,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     flags = data[0];
     memset(&st, 0, sizeof(st));
     st.max_body = flags & 1 ? 100 : 16 * 1024 * 1024;
-    if (flags & 16) {
-        const char *dir = getenv("TMPDIR");
-
-        if (spill_enable(dir && *dir ? dir : "/tmp", 40, NULL, NULL) < 0)
-            return 0;
-    }
+    if ((flags & 16) && spill_enable(getenv("TMPDIR"), 40, NULL, NULL) < 0)
+        return 0;
     c = http1_conn_new(&cb, &st, st.max_body);
     if (!c) {
         spill_disable();

@@ -130,12 +130,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
     st.max_body = flags & 2 ? 100 : 16 * 1024 * 1024;
-    if (flags & 16) {
-        const char *dir = getenv("TMPDIR");
-
-        if (spill_enable(dir && *dir ? dir : "/tmp", 40, NULL, NULL) < 0)
-            return 0;
-    }
+    if ((flags & 16) && spill_enable(getenv("TMPDIR"), 40, NULL, NULL) < 0)
+        return 0;
     if (flags & 1) {
         req = upgrade_request(flags & 16);
         c = req ? http2_conn_new_upgrade(&cb, &st, st.max_body, req) : NULL;
