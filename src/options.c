@@ -226,7 +226,7 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
     opterr = 0;
     optind = 1;
     o->status_line = -1;
-    while ((c = getopt_long(argc, argv, "+o:p:r:f:kqvhV", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:o:p:r:f:kqvhV", long_opts, NULL)) != -1) {
         switch (c) {
         case OPT_LISTEN:
             if ((rc = parse_listen(o, optarg, err, errlen)) < 0)
@@ -307,8 +307,11 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
         case 'V':
             printf("mitmrec %s\n", PACKAGE_VERSION);
             return 1;
-        case ':':
-            snprintf(err, errlen, "option '%s' needs an argument", argv[optind - 1]);
+        case ':':   /* (the leading ':' of the option string) */
+            if (optopt > 0 && optopt < 256)
+                snprintf(err, errlen, "option '-%c' needs an argument", optopt);
+            else
+                snprintf(err, errlen, "option '%s' needs an argument", argv[optind - 1]);
             return -EINVAL;
         default:
             if (optopt)

@@ -193,7 +193,7 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
         }
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(nargs, argv, "o:p:kqvhV", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(nargs, argv, ":o:p:kqvhV", long_opts, NULL)) != -1) {
         rc = 0;
         switch (c) {
         case OPT_CLIENT: o->mode = REPLAY_CLIENT; break;
@@ -266,14 +266,17 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
         case 'v': o->verbose++; break;
         case 'h': replay_options_usage(stdout); return 1;
         case 'V': printf("mitmreplay %s\n", PACKAGE_VERSION); return 1;
-        default:
-            if (optopt && optopt < 256 && strchr("op", optopt))
+        case ':':   /* (the leading ':' of the option string) */
+            if (optopt > 0 && optopt < 256)
                 snprintf(err, errlen, "option '-%c' needs an argument", optopt);
-            else if (optopt && optopt < 256)
+            else
+                snprintf(err, errlen, "option '%s' needs an argument", argv[optind - 1]);
+            return -EINVAL;
+        default:
+            if (optopt > 0 && optopt < 256)
                 snprintf(err, errlen, "unknown option '-%c' (see --help)", optopt);
             else
-                snprintf(err, errlen, "unknown option or missing argument: '%s' (see --help)",
-                         argv[optind - 1]);
+                snprintf(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
             return -EINVAL;
         }
         if (rc < 0)

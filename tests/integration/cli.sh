@@ -6,30 +6,63 @@
 
 [ -x "$MITMREC" ] || skip "$MITMREC not built"
 
-# usage_error WHAT ARGS...: mitmrec ARGS must exit 2 with exactly one line on stderr.
+MITMREPLAY=${MITMREPLAY:-$top_builddir/mitmreplay}
+
+# usage_error WHAT ARGS...: mitmrec ARGS (or $USAGE_BIN's) must exit 2 with exactly one line
+# on stderr.
 usage_error() {
-    local what=$1 rc lines
+    local what=$1 bin=${USAGE_BIN:-$MITMREC} rc lines name
     shift
-    timeout 10 "$MITMREC" "$@" >"$WORK/usage.out" 2>"$WORK/usage.err"
+    name=$(basename "$bin")
+    timeout 10 "$bin" "$@" >"$WORK/usage.out" 2>"$WORK/usage.err"
     rc=$?
-    [ $rc -ne 124 ] || fail "$what: 'mitmrec $*' still running after 10 s, expected exit 2"
-    [ $rc -eq 2 ] || fail "$what: 'mitmrec $*' exited $rc, expected 2 (stderr: $(head -c 300 "$WORK/usage.err"))"
+    [ $rc -ne 124 ] || fail "$what: '$name $*' still running after 10 s, expected exit 2"
+    [ $rc -eq 2 ] || fail "$what: '$name $*' exited $rc, expected 2 (stderr: $(head -c 300 "$WORK/usage.err"))"
     lines=$(wc -l <"$WORK/usage.err")
     [ "$lines" -eq 1 ] ||
-        fail "$what: 'mitmrec $*' printed $lines lines on stderr, expected one: $(head -c 300 "$WORK/usage.err")"
+        fail "$what: '$name $*' printed $lines lines on stderr, expected one: $(head -c 300 "$WORK/usage.err")"
     if grep -q 'proxy listening' "$WORK/usage.err"; then
-        fail "$what: 'mitmrec $*' started listening"
+        fail "$what: '$name $*' started listening"
     fi
 }
 
+# usage_says TEXT: the last usage_error's line is "PROGRAM: TEXT".
+usage_says() {
+    local line
+    line=$(cat "$WORK/usage.err")
+    [ "${line#*: }" = "$1" ] || fail "expected '$1' on stderr, got: $line"
+}
+
 usage_error "unknown flag" --listen 0 -o "$WORK/a.pcapng" --no-such-flag
+usage_says "unknown option '--no-such-flag' (see --help)"
+usage_error "unknown short flag" --listen 0 -o "$WORK/a.pcapng" -x
+usage_says "unknown option '-x' (see --help)"
 usage_error "missing -o" --listen 0
 usage_error "-o without a value" --listen 0 -o
+usage_says "option '-o' needs an argument"
+usage_error "-p without a value" -o "$WORK/a.pcapng" -p
+usage_says "option '-p' needs an argument"
+usage_error "-r without a value" -r
+usage_says "option '-r' needs an argument"
+usage_error "--har without a value" --listen 0 -o "$WORK/a.pcapng" --har
+usage_says "option '--har' needs an argument"
 usage_error "bad --listen (not a number)" --listen notaport -o "$WORK/a.pcapng"
 usage_error "bad --listen (port out of range)" --listen 65536 -o "$WORK/a.pcapng"
 usage_error "bad --listen (bad address)" --listen 999.1.1.1:8080 -o "$WORK/a.pcapng"
 usage_error "stray argument" --listen 0 -o "$WORK/a.pcapng" extra-argument
 [ ! -e "$WORK/a.pcapng" ] || fail "a usage error left $WORK/a.pcapng behind"
+
+# mitmreplay's usage errors, the same way.
+if [ -x "$MITMREPLAY" ]; then
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: -o without a value" "$WORK/a.pcapng" -o
+    usage_says "option '-o' needs an argument"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --keylog without a value" "$WORK/a.pcapng" --keylog
+    usage_says "option '--keylog' needs an argument"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: unknown flag" --no-such-flag "$WORK/a.pcapng"
+    usage_says "unknown option '--no-such-flag' (see --help)"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: no recording" -q
+    usage_says "no recording given (see --help)"
+fi
 
 # --help: exit 0, mentions the options.
 timeout 10 "$MITMREC" --help >"$WORK/help.out" 2>"$WORK/help.err"
