@@ -44,6 +44,12 @@ typedef struct cap {
     int tls_errors;
 } cap_t;
 
+/* What an error on a damaged file says became of the part before it. */
+static const char *used(const capture_opts_t *o)
+{
+    return o->used ? o->used : "converted";
+}
+
 typedef struct rchunk {
     int dir;
     uint64_t ts;
@@ -343,8 +349,8 @@ static int add_iface(cap_t *cap, uint16_t linktype)
     iface_t *ifc;
 
     if (cap->nifaces == IFACES_MAX) {
-        log_error("%s: more than %d interfaces; converted what came before the next one",
-                  cap->o->path, IFACES_MAX);
+        log_error("%s: more than %d interfaces; %s what came before the next one",
+                  cap->o->path, IFACES_MAX, used(cap->o));
         return -E2BIG;
     }
     ifc = &cap->ifaces[cap->nifaces++];
@@ -413,8 +419,12 @@ static int pr_secrets(void *opaque, uint32_t type, const uint8_t *data, size_t l
 static void pr_error(void *opaque, uint64_t offset, const char *msg)
 {
     cap_t *cap = opaque;
-    log_error("%s: bad block at byte offset %llu: %s; converted what came before it",
-              cap->o->path, (unsigned long long)offset, msg);
+
+    if (offset == 0)   /* nothing came before it */
+        log_error("%s: %s", cap->o->path, msg);
+    else
+        log_error("%s: bad block at byte offset %llu: %s; %s what came before it",
+                  cap->o->path, (unsigned long long)offset, msg, used(cap->o));
 }
 
 /* Classic pcap goes through libpcap, which knows its variants. */
@@ -451,7 +461,7 @@ static int read_classic(cap_t *cap, const char *path)
             break;
     }
     if (rc == PCAP_ERROR) {
-        log_error("%s: %s; converted what came before it", path, pcap_geterr(p));
+        log_error("%s: %s; %s what came before it", path, pcap_geterr(p), used(cap->o));
         rc = -EBADMSG;
     } else if (rc > 0 || rc == PCAP_ERROR_BREAK || rc == -2) {
         rc = 0;
@@ -552,8 +562,8 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
             if ((rc = pcapread_feed(pr, buf, (size_t)n)) < 0)
                 break;
         if (n < 0) {
-            log_error("reading %s: %s", o->path, strerror(errno));
-            rc = -EIO;
+            rc = -errno;
+            log_error("cannot read %s: %s", o->path, strerror(-rc));
         }
         if (rc == 0)
             rc = pcapread_finish(pr);

@@ -79,6 +79,8 @@ typedef struct capture_opts {
     size_t max_body;                /* bytes kept per body (0 = 16 MiB) */
     int want_raw;                   /* collect non-HTTP conversations for on_raw */
     size_t max_raw;                 /* bytes kept per raw conversation (0 = 16 MiB) */
+    const char *used;               /* what a damaged file's error says was done with the
+                                       part before the damage (NULL = "converted") */
 } capture_opts_t;
 
 typedef struct capture_stats {

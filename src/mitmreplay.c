@@ -314,7 +314,8 @@ int main(int argc, char **argv)
     log_set_level(a.o.quiet ? LOG_QUIET : a.o.verbose > 1 ? LOG_DEBUG
                                       : a.o.verbose ? LOG_VERBOSE : LOG_NORMAL);
     if ((rc = replaydb_load(a.o.recording, a.o.keylog_path, &db, err, sizeof(err))) < 0) {
-        log_error("%s", err);
+        if (err[0])   /* (else the reader has said it) */
+            log_error("%s", err);
         replay_options_free(&a.o);
         return 1;
     }

@@ -279,21 +279,26 @@ static int load_capture(replaydb_t *db, const char *path, const char *keylog, ch
 {
     capture_callbacks_t cb = {NULL, NULL, NULL, cap_exchange, cap_raw, cap_udp};
     capture_opts_t co;
+    capture_stats_t st;
     load_t l = {db, 0};
     int rc;
 
     memset(&co, 0, sizeof(co));
+    memset(&st, 0, sizeof(st));
     co.path = path;
     co.keylog_path = keylog;
     co.want_raw = 1;
     co.max_body = 64u << 20;
-    rc = capture_read(&co, &cb, &l, NULL);
-    if (l.oom) {
+    co.used = "replaying";
+    rc = capture_read(&co, &cb, &l, &st);
+    if (l.oom || rc == -ENOMEM) {
         snprintf(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
-    if (rc < 0 && rc != -EBADMSG) {
-        snprintf(err, errlen, "cannot load %s: %s", path, strerror(-rc));
+    /* capture_read said what went wrong. A file damaged after some packets is replayed
+       as far as it goes; one that gave none is no recording. */
+    if (rc < 0 && (rc != -EBADMSG || st.packets == 0)) {
+        err[0] = '\0';
         return rc;
     }
     if (db->nentries)
@@ -539,7 +544,15 @@ int replaydb_load(const char *path, const char *keylog, replaydb_t **out, char *
     }
     /* A HAR is JSON: its first byte that is not white space is '{'. */
     for (;;) {
-        if (read(fd, &first, 1) != 1) {
+        ssize_t n = read(fd, &first, 1);
+        if (n < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            close(fd);
+            free(db);
+            return rc;
+        }
+        if (n != 1) {
             first = 0;
             break;
         }

@@ -75,8 +75,10 @@ typedef struct replaydb {
 
 /*
  * Loads path: a HAR when it starts with '{', else a pcapng or pcap; keylog
- * (may be NULL) adds TLS secrets. On failure returns a negative errno with a
- * one-line reason in err. *out is the caller's (replaydb_free).
+ * (may be NULL) adds TLS secrets. A capture damaged after its first packet is
+ * loaded as far as it goes (the reader logs the damage). On failure returns a
+ * negative errno with a one-line reason in err, or an empty err when the
+ * capture reader has logged it. *out is the caller's (replaydb_free).
  */
 int replaydb_load(const char *path, const char *keylog, replaydb_t **out, char *err,
                   size_t errlen);

@@ -62,6 +62,24 @@ if [ -x "$MITMREPLAY" ]; then
     usage_says "unknown option '--no-such-flag' (see --help)"
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: no recording" -q
     usage_says "no recording given (see --help)"
+
+    # A file that is no recording, or none at all: exit 1, one line saying why, and the
+    # command is not run (it would run with nothing to answer it).
+    printf 'GET / HTTP/1.1\r\n\r\n' >"$WORK/not-a-capture"
+    for rec in not-a-capture . no-such-file; do
+        case $rec in
+        not-a-capture) want="$WORK/$rec: not a pcap or pcapng file (magic 47455420)" ;;
+        .) want="cannot read $WORK/$rec: Is a directory" ;;
+        *) want="cannot read $WORK/$rec: No such file or directory" ;;
+        esac
+        rm -f "$WORK/ran"
+        timeout 20 "$MITMREPLAY" "$WORK/$rec" -- touch "$WORK/ran" >"$WORK/rp.out" 2>"$WORK/rp.err"
+        rc=$?
+        [ $rc -eq 1 ] || fail "mitmreplay $rec exited $rc, expected 1 (stderr: $(head -c 300 "$WORK/rp.err"))"
+        [ "$(cat "$WORK/rp.err")" = "mitmreplay: error: $want" ] ||
+            fail "mitmreplay $rec: expected the one line 'mitmreplay: error: $want' on stderr, got: $(cat "$WORK/rp.err")"
+        [ ! -e "$WORK/ran" ] || fail "mitmreplay $rec ran its command"
+    done
 fi
 
 # --help: exit 0, mentions the options.
