@@ -171,23 +171,15 @@ static int server_replay(app_t *a, replaydb_t *db)
     }
     if (o->record_new) {
         recorder_opts_t ro;
-        char *har = malloc(strlen(o->record_new) + 8);
-        if (!har)
-            goto out;
-        strcpy(har, o->record_new);
-        if (strlen(har) > 7 && !strcmp(har + strlen(har) - 7, ".pcapng"))
-            har[strlen(har) - 7] = '\0';
-        strcat(har, ".har");
         memset(&ro, 0, sizeof(ro));
         ro.pcapng_path = o->record_new;
-        ro.har_path = har;
+        ro.har_path = o->record_new_har;
         ro.max_body = 16u << 20;
         rc = recorder_new(&ro, &rec, err, sizeof(err));
         if (rc == 0 && (rc = recorder_start(rec, err, sizeof(err))) < 0) {
             recorder_discard(rec);
             rec = NULL;
         }
-        free(har);
         if (rc < 0) {
             log_error("%s", err);
             goto out;

@@ -2,11 +2,13 @@
 #include <errno.h>
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "options.h"
+#include "paths.h"
 
 enum {
     OPT_LISTEN = 256,
@@ -197,23 +199,24 @@ static int parse_process_specs(options_t *o, const char *arg, char *err, size_t 
     return 0;
 }
 
-static char *derive_har_path(const char *out)
+/* No output may be an input (opening it would empty it first) or another output. With -r,
+   --keylog is read; otherwise it is written. */
+static int check_files(const options_t *o, char *err, size_t errlen)
 {
-    size_t n = strlen(out);
-    char *p;
+    path_use_t out[3], in[2];
+    int nout = 0, nin = 0;
 
-    if (n > 3 && strcmp(out + n - 3, ".gz") == 0)
-        n -= 3;
-    if (n > 7 && strncmp(out + n - 7, ".pcapng", 7) == 0)
-        n -= 7;
-    else if (n > 5 && strncmp(out + n - 5, ".pcap", 5) == 0)
-        n -= 5;
-    p = malloc(n + 5);
-    if (p) {
-        memcpy(p, out, n);
-        memcpy(p + n, ".har", 5);
+    if (o->out_path)
+        out[nout++] = (path_use_t){"-o", o->out_path};
+    out[nout++] = (path_use_t){"--har", o->har_path};
+    if (o->read_path) {
+        in[nin++] = (path_use_t){"-r", o->read_path};
+        if (o->keylog_path)
+            in[nin++] = (path_use_t){"--keylog", o->keylog_path};
+    } else if (o->keylog_path) {
+        out[nout++] = (path_use_t){"--keylog", o->keylog_path};
     }
-    return p;
+    return paths_check(out, nout, in, nin, err, errlen);
 }
 
 int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
@@ -347,10 +350,10 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
                 snprintf(err, errlen, "with -r - give --har FILE");
                 return -EINVAL;
             }
-            if (!(o->har_path = derive_har_path(o->read_path)))
+            if (!(o->har_path = paths_har_for(o->read_path)))
                 return -ENOMEM;
         }
-        return 0;
+        return check_files(o, err, errlen);
     }
     if (o->listen_given && (o->nrules || o->command)) {
         snprintf(err, errlen, "--listen cannot be combined with -p or a command");
@@ -380,10 +383,10 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
             snprintf(err, errlen, "with -o - give --har FILE as well");
             return -EINVAL;
         }
-        if (!(o->har_path = derive_har_path(o->out_path)))
+        if (!(o->har_path = paths_har_for(o->out_path)))
             return -ENOMEM;
     }
-    return 0;
+    return check_files(o, err, errlen);
 }
 
 void options_free(options_t *o)

@@ -588,7 +588,7 @@ static int parse_to(crun_t *r, const char *to)
 int replay_client_run(const replay_options_t *o, const replaydb_t *db)
 {
     crun_t r;
-    char err[512], *har = NULL;
+    char err[512];
     int status = 1;
 
     memset(&r, 0, sizeof(r));
@@ -605,20 +605,11 @@ int replay_client_run(const replay_options_t *o, const replaydb_t *db)
     if (o->out_path) {
         recorder_opts_t ro;
         memset(&ro, 0, sizeof(ro));
-        if (o->har_path) {
-            har = strdup(o->har_path);
-        } else if ((har = malloc(strlen(o->out_path) + 5))) {
-            size_t n = strlen(o->out_path);
-            strcpy(har, o->out_path);
-            if (n > 7 && !strcmp(har + n - 7, ".pcapng"))
-                har[n - 7] = '\0';
-            strcat(har, ".har");
-        }
         ro.pcapng_path = o->out_path;
-        ro.har_path = har;
+        ro.har_path = o->out_har;
         ro.max_body = 16u << 20;
-        if (!har || recorder_new(&ro, &r.rec, err, sizeof(err)) < 0) {
-            log_error("%s", har ? err : "out of memory");
+        if (recorder_new(&ro, &r.rec, err, sizeof(err)) < 0) {
+            log_error("%s", err);
             goto out;
         }
         if (recorder_start(r.rec, err, sizeof(err)) < 0) {
@@ -641,12 +632,11 @@ int replay_client_run(const replay_options_t *o, const replaydb_t *db)
     fprintf(stderr, "mitmreplay: client replay of %zu requests: %zu same, %zu different, "
             "%zu failed%s%s%s%s\n",
             db->nentries, r.same, r.different, r.failed, r.rec ? "; wrote " : "",
-            r.rec ? o->out_path : "", r.rec ? " and " : "", r.rec ? har : "");
+            r.rec ? o->out_path : "", r.rec ? " and " : "", r.rec ? o->out_har : "");
     if (o->strict && (r.different || r.failed))
         status = 1;
 out:
     recorder_free(r.rec);
     SSL_CTX_free(r.ctx);
-    free(har);
     return status;
 }

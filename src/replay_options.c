@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "paths.h"
 #include "replay_options.h"
 
 enum {
@@ -172,6 +173,30 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
+/* No output may be the recording, the key log or another output (src/paths.h). */
+static int check_files(const replay_options_t *o, char *err, size_t errlen)
+{
+    path_use_t out[6], in[2];
+    int nout = 0, nin = 0;
+
+    in[nin++] = (path_use_t){"the recording", o->recording};
+    if (o->keylog_path)
+        in[nin++] = (path_use_t){"--keylog", o->keylog_path};
+    if (o->out_path) {
+        out[nout++] = (path_use_t){"-o", o->out_path};
+        out[nout++] = (path_use_t){o->har_path ? "--har" : "the HAR of -o", o->out_har};
+    }
+    if (o->record_new) {
+        out[nout++] = (path_use_t){"--record-new", o->record_new};
+        out[nout++] = (path_use_t){"the HAR of --record-new", o->record_new_har};
+    }
+    if (o->report_xml)
+        out[nout++] = (path_use_t){"--report", o->report_xml};
+    if (o->report_json)
+        out[nout++] = (path_use_t){"--report", o->report_json};
+    return paths_check(out, nout, in, nin, err, errlen);
+}
+
 int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, size_t errlen)
 {
     int c, rc, nargs = argc;
@@ -292,12 +317,17 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
         return -EINVAL;
     }
     o->recording = argv[optind];
+    if (o->out_path &&
+        !(o->out_har = o->har_path ? strdup(o->har_path) : paths_har_for(o->out_path)))
+        return -ENOMEM;
+    if (o->record_new && !(o->record_new_har = paths_har_for(o->record_new)))
+        return -ENOMEM;
     if (o->mode == REPLAY_CLIENT) {
         if (o->command || o->nrules) {
             snprintf(err, errlen, "--client sends the requests itself: no command or -p");
             return -EINVAL;
         }
-        return 0;
+        return check_files(o, err, errlen);
     }
     if (o->out_path || o->har_path || o->to) {
         snprintf(err, errlen, "-o, --har and --to go with --client");
@@ -321,11 +351,15 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
                  "passthrough too");
         return -EINVAL;
     }
-    return 0;
+    return check_files(o, err, errlen);
 }
 
 void replay_options_free(replay_options_t *o)
 {
     free(o->rules);
+    free(o->out_har);
+    free(o->record_new_har);
     o->rules = NULL;
+    o->out_har = NULL;
+    o->record_new_har = NULL;
 }

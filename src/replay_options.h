@@ -41,6 +41,7 @@ typedef struct replay_options {
     int ignore_body, ignore_host, ignore_port, no_reuse;
     enum replay_unmatched unmatched;
     const char *record_new;               /* --record-new FILE.pcapng (passthrough flows) */
+    char *record_new_har;                 /* and the HAR beside it (paths_har_for) */
     int no_refresh;
     int realtime;
     int strict;
@@ -53,6 +54,7 @@ typedef struct replay_options {
     /* client replay */
     const char *out_path;                 /* -o NEW.pcapng */
     const char *har_path;                 /* --har NEW.har */
+    char *out_har;                        /* the HAR -o writes: har_path, or one beside it */
     const char *to;                       /* --to HOST:PORT */
     int concurrency;
     int quiet, verbose;

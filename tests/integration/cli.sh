@@ -82,6 +82,44 @@ if [ -x "$MITMREPLAY" ]; then
     done
 fi
 
+# An output that names an input, or another output, is a usage error, and the input is left
+# as it was: by the same name, through a symlink, through "..", and the HAR named after -o.
+cp "$top_srcdir/fixtures/replay/chrome-export.har" "$WORK/in.har"
+cp "$WORK/in.har" "$WORK/in.pcapng"   # (its content does not matter: nothing is read)
+cp "$WORK/in.har" "$WORK/keep"
+ln -sf in.pcapng "$WORK/link.har"
+mkdir -p "$WORK/sub"
+usage_error "-o is the -r input" -r "$WORK/in.pcapng" -o "$WORK/in.pcapng" --har "$WORK/out.har"
+usage_says "-o $WORK/in.pcapng would overwrite -r $WORK/in.pcapng"
+usage_error "--har is the -r input, through a symlink" -r "$WORK/in.pcapng" --har "$WORK/link.har"
+usage_says "--har $WORK/link.har would overwrite -r $WORK/in.pcapng"
+usage_error "--har is the -r input, through .." -r "$WORK/in.pcapng" --har "$WORK/sub/../in.pcapng"
+usage_says "--har $WORK/sub/../in.pcapng would overwrite -r $WORK/in.pcapng"
+usage_error "--har is the -r --keylog" -r "$WORK/in.pcapng" --keylog "$WORK/in.har" --har "$WORK/in.har"
+usage_says "--har $WORK/in.har would overwrite --keylog $WORK/in.har"
+usage_error "-o and --har the same new file" --listen 0 -o "$WORK/new.x" --har "$WORK/sub/../new.x"
+usage_says "-o and --har name the same file ($WORK/sub/../new.x)"
+usage_error "--keylog the HAR named after -o" --listen 0 -o "$WORK/new.pcapng" --keylog "$WORK/new.har"
+usage_says "--har and --keylog name the same file ($WORK/new.har)"
+usage_error "both to stdout" --listen 0 -o - --har -
+usage_says "-o and --har both write to standard output"
+if [ -x "$MITMREPLAY" ]; then
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: the HAR of -o is the recording" \
+        "$WORK/in.har" --client -o "$WORK/in.pcapng.gz"
+    usage_says "the HAR of -o $WORK/in.har would overwrite the recording $WORK/in.har"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --record-new's HAR is the recording" \
+        "$WORK/in.har" --unmatched passthrough --record-new "$WORK/in.pcapng" -- true
+    usage_says "the HAR of --record-new $WORK/in.har would overwrite the recording $WORK/in.har"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --report is -o" \
+        "$WORK/in.har" --client -o "$WORK/r.json" --report "$WORK/r.json"
+    usage_says "-o and --report name the same file ($WORK/r.json)"
+fi
+for f in in.har in.pcapng; do
+    cmp -s "$WORK/keep" "$WORK/$f" || fail "a refused command line changed $f"
+done
+[ ! -e "$WORK/new.x" ] && [ ! -e "$WORK/new.pcapng" ] && [ ! -e "$WORK/out.har" ] ||
+    fail "a refused command line created an output file"
+
 # --help: exit 0, mentions the options.
 timeout 10 "$MITMREC" --help >"$WORK/help.out" 2>"$WORK/help.err"
 rc=$?

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef MITMREC_PATHS_H
+#define MITMREC_PATHS_H
+
+#include <stddef.h>
+
+/* A file named on the command line, and the flag that named it. */
+typedef struct path_use {
+    const char *flag;
+    const char *path;               /* "-": standard input or output, no file */
+} path_use_t;
+
+/*
+ * Checks that no output names a file that is an input (opening it for writing would empty
+ * it before it is read) or another output, and that at most one output is standard output.
+ * Files are the same when they are one inode, or, not existing yet, one name in the same
+ * directory. Returns 0, or -EINVAL with a one-line reason in err.
+ */
+int paths_check(const path_use_t *out, int nout, const path_use_t *in, int nin, char *err,
+                size_t errlen);
+
+/* The HAR that goes with a pcapng: OUT minus ".gz" and ".pcapng" (or ".pcap"), plus ".har".
+   malloc'd; NULL when out of memory. */
+char *paths_har_for(const char *pcapng);
+
+#endif
