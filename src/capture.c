@@ -344,6 +344,40 @@ static int passes(cap_t *cap, const pcapread_packet_t *pkt)
     return pcap_offline_filter(&cap->ifaces[pkt->ifid].prog, &h, pkt->data) != 0;
 }
 
+/* pcapng's LINKTYPE_ values are libpcap's DLT_ values, but for four below 104 that differ
+   between systems (LINKTYPE_RAW, 101, is DLT_RAW, 12 or 14). Classic pcap input comes
+   through pcap_datalink(), a DLT_ already. */
+static int dlt_of(uint16_t linktype)
+{
+    switch (linktype) {
+    case 100: return DLT_ATM_RFC1483;
+    case 101: return DLT_RAW;
+    case 102: return DLT_SLIP_BSDOS;
+    case 103: return DLT_PPP_BSDOS;
+    default: return linktype;
+    }
+}
+
+int capture_filter_check(const char *filter, char *err, size_t errlen)
+{
+    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 262144);
+    struct bpf_program prog;
+    int rc = 0;
+
+    if (!dead) {
+        snprintf(err, errlen, "libpcap failed");
+        return -ENOMEM;
+    }
+    if (pcap_compile(dead, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+        snprintf(err, errlen, "%s", pcap_geterr(dead));
+        rc = -EINVAL;
+    } else {
+        pcap_freecode(&prog);
+    }
+    pcap_close(dead);
+    return rc;
+}
+
 static int add_iface(cap_t *cap, uint16_t linktype)
 {
     iface_t *ifc;
@@ -357,7 +391,7 @@ static int add_iface(cap_t *cap, uint16_t linktype)
     memset(ifc, 0, sizeof(*ifc));
     ifc->linktype = linktype;
     if (cap->o->filter) {
-        pcap_t *dead = pcap_open_dead(linktype, 262144);
+        pcap_t *dead = pcap_open_dead(dlt_of(linktype), 262144);
         if (!dead || pcap_compile(dead, &ifc->prog, cap->o->filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
             log_error("invalid filter '%s': %s", cap->o->filter,
                       dead ? pcap_geterr(dead) : "libpcap failed");

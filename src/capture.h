@@ -90,6 +90,13 @@ typedef struct capture_stats {
 } capture_stats_t;
 
 /*
+ * Checks a pcap filter expression's syntax (compiled for Ethernet) before any file is
+ * opened. Returns 0, or -EINVAL with libpcap's reason in err. An expression that is valid
+ * but not for a link type in the file (say "ether host" on raw IP) is found by capture_read.
+ */
+int capture_filter_check(const char *filter, char *err, size_t errlen);
+
+/*
  * Reads the whole capture, calling back as it goes; cb is borrowed for the call.
  * The key log file's text (when given) is handed to on_secrets first, as if it
  * were a DSB at the start of the file. Errors are logged once with the file

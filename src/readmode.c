@@ -141,9 +141,16 @@ int readmode_run(const options_t *o)
     capture_opts_t co;
     capture_stats_t st;
     int rc, status = 1;
+    char err[512];
 
     if (!rd)
         return 1;
+    /* A bad expression is said before any output is opened (an existing one is kept). */
+    if (o->filter && capture_filter_check(o->filter, err, sizeof(err)) < 0) {
+        log_error("invalid filter '%s': %s", o->filter, err);
+        free(rd);
+        return 1;
+    }
     rd->o = o;
     for (int i = 0; i < IFACES_MAX; i++)
         rd->out_ids[i] = -1;

@@ -16,7 +16,8 @@
 #      and the HAR still holds the requests before it.
 #  (d) the invariant: for a live recording (explicit proxy, several clients), mitmrec -r gives
 #      the live HAR's entries (recording.py same-entries); so does it with -o, and the copy is
-#      readable and decryptable by tshark alone. Then the same for HTTP/2 over TLS.
+#      readable and decryptable by tshark alone; -f works on it too (raw IP packets). Then the
+#      same for HTTP/2 over TLS.
 # Problems are collected (problem/finish_problems) so that one run reports every finding.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
@@ -535,6 +536,26 @@ else
     n2=$(tshark_requests "$WORK/live-copy.pcapng" | grep -vc '^CONNECT ')
     [ "$n1" = "$n2" ] && [ "$n2" -gt 0 ] ||
         problem "(d) tshark decrypts $n2 HTTP requests from the -o copy, $n1 from the recording"
+fi
+# -f on mitmrec's own recording, whose packets are raw IP (LINKTYPE_RAW, 101, which libpcap
+# knows as DLT_RAW): only the plain HTTP origin's exchanges, with the input's numbering.
+har_filter "$MITM_HAR" "$WORK/live-plain.want" "e['request']['url'].startswith('$P/')"
+read_har "$MITM_PCAP" "$WORK/live-plain.har" -f "tcp port $ORIGIN_PORT"
+nplain=$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["log"]["entries"]))' "$WORK/live-plain.want")
+if [ $READ_RC -ne 0 ]; then
+    problem "(d) mitmrec -r live.pcapng -f 'tcp port $ORIGIN_PORT' exited $READ_RC: $(cat "$READ_ERR")"
+elif [ "$nplain" -lt 2 ]; then
+    problem "(d) the live HAR has $nplain plain HTTP entries, expected 2 or more"
+else
+    same_entries "$WORK/live-plain.want" "$WORK/live-plain.har" "(d) -f 'tcp port $ORIGIN_PORT' on the live recording"
+fi
+# A filter that does not parse: exit 1, one line naming it, and the HAR there is left alone.
+echo kept >"$WORK/kept.har"
+read_har "$MITM_PCAP" "$WORK/kept.har" -f "tcp port"
+if [ $READ_RC -ne 1 ] || [ "$(wc -l <"$READ_ERR")" -ne 1 ] ||
+    ! grep -q "^mitmrec: error: invalid filter 'tcp port': " "$READ_ERR" ||
+    [ "$(cat "$WORK/kept.har")" != kept ]; then
+    problem "(d) -f 'tcp port': expected exit 1, one 'invalid filter' line and the old HAR kept; got exit $READ_RC, $(cat "$READ_ERR"), HAR $(head -c 80 "$WORK/kept.har")"
 fi
 log "(d) done"
 
