@@ -236,6 +236,13 @@ static int cidr_parse(const char *s, struct rd_cidr *key)
     return 0;
 }
 
+int redirect_cidr_check(const char *s)
+{
+    struct rd_cidr key;
+
+    return s && cidr_parse(s, &key) == 0 ? 0 : -EINVAL;
+}
+
 static int ignore_load(int fd, const redirect_opts_t *o, char *err, size_t errlen)
 {
     uint8_t one = 1;

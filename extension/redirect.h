@@ -90,6 +90,10 @@ int redirect_lookup_udp(redirect_t *r, const struct sockaddr *client_addr, redir
    or /sys/fs/cgroup/unified on hybrid systems. -ENOENT when there is none, -ENAMETOOLONG. */
 int redirect_cgroup_root(char *path, size_t len);
 
+/* 0 when s is what redirect_opts_t.ignore_cidrs takes: an IPv4 or IPv6 address, with an
+   optional /PREFIX. -EINVAL otherwise. */
+int redirect_cidr_check(const char *s);
+
 /* Detaches everything and frees r. NULL is a no-op. */
 void redirect_close(redirect_t *r);
 

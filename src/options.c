@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,19 +135,23 @@ static int parse_size(const char *arg, size_t *out)
 {
     char *end;
     unsigned long long v;
+    int shift = 0;
 
+    if (*arg < '0' || *arg > '9')   /* (strtoull would take " 5", "+5" and "-5") */
+        return -EINVAL;
     errno = 0;
     v = strtoull(arg, &end, 10);
     if (end == arg || errno)
         return -EINVAL;
     switch (*end) {
-    case 'k': case 'K': v <<= 10; end++; break;
-    case 'm': case 'M': v <<= 20; end++; break;
-    case 'g': case 'G': v <<= 30; end++; break;
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
     default: break;
     }
-    if (*end != '\0')
+    if (*end != '\0' || v > (SIZE_MAX >> shift))
         return -EINVAL;
+    v <<= shift;
     *out = (size_t)v;
     return 0;
 }
@@ -285,7 +290,13 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
             o->cgroup = optarg;
             break;
         case OPT_IGNORE_HOSTS: {
-            const char **n = realloc(o->ignore, (o->nignore + 1) * sizeof(*n));
+            const char **n;
+            if (redirect_cidr_check(optarg) < 0) {
+                snprintf(err, errlen, "invalid --ignore-hosts '%s': expected an IPv4 or IPv6 "
+                         "address or CIDR (10.0.0.0/8, ::1)", optarg);
+                return -EINVAL;
+            }
+            n = realloc(o->ignore, (o->nignore + 1) * sizeof(*n));
             if (!n)
                 return -ENOMEM;
             o->ignore = n;
@@ -372,6 +383,11 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
     }
     if (o->cgroup && o->mode == MODE_LISTEN) {
         snprintf(err, errlen, "--cgroup goes with -p or a command, not --listen");
+        return -EINVAL;
+    }
+    if (o->nignore && o->mode == MODE_LISTEN) {
+        /* An explicit proxy's clients chose it: there is no redirect to leave out. */
+        snprintf(err, errlen, "--ignore-hosts goes with -p or a command, not --listen");
         return -EINVAL;
     }
     if (!o->out_path) {

@@ -50,6 +50,12 @@ usage_error "bad --listen (not a number)" --listen notaport -o "$WORK/a.pcapng"
 usage_error "bad --listen (port out of range)" --listen 65536 -o "$WORK/a.pcapng"
 usage_error "bad --listen (bad address)" --listen 999.1.1.1:8080 -o "$WORK/a.pcapng"
 usage_error "stray argument" --listen 0 -o "$WORK/a.pcapng" extra-argument
+usage_error "bad --ignore-hosts" -o "$WORK/a.pcapng" --ignore-hosts 10.0.0.0/33 -- true
+usage_says "invalid --ignore-hosts '10.0.0.0/33': expected an IPv4 or IPv6 address or CIDR (10.0.0.0/8, ::1)"
+usage_error "--ignore-hosts with --listen" --listen 0 -o "$WORK/a.pcapng" --ignore-hosts 10.0.0.0/8
+usage_says "--ignore-hosts goes with -p or a command, not --listen"
+usage_error "negative --max-body" --listen 0 -o "$WORK/a.pcapng" --max-body -5
+usage_says "invalid --max-body '-5': expected a size like 16M"
 [ ! -e "$WORK/a.pcapng" ] || fail "a usage error left $WORK/a.pcapng behind"
 
 # mitmreplay's usage errors, the same way.

@@ -13,7 +13,7 @@
 # decrypts the HTTPS requests; process comments and HAR fields name each client's real pid; the
 # HAR validates; the spawn cgroup is gone afterwards (also with a leftover background process,
 # and after kill -9 of mitmrec); -r of the pcapng gives the same HAR entries. Then exit statuses
-# 0, 127 (no such command) and 128+signal, and --cgroup PARENT.
+# 0, 127 (no such command) and 128+signal, --cgroup PARENT and --ignore-hosts.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need curl wget tshark node unshare "$PY" /usr/sbin/dnsmasq
@@ -341,6 +341,20 @@ esac
 [ -z "$(find "$PARENT" -mindepth 1 -type d)" ] || fail "left under $PARENT: $(find "$PARENT" -mindepth 1 -type d)"
 har_query "$WORK/parent.har" '[e["request"]["url"] for e in h["log"]["entries"]]' | grep -q "origin.test:$TP/small.txt" ||
     fail "--cgroup PARENT: the HAR lacks the request"
+
+# --ignore-hosts: flows to 127.0.0.1 are left alone. curl trusts only the origin's CA, so it
+# succeeds only if it reached nginx itself, not a forged certificate; the HAR has no entry for
+# it, while the DNS query (to our dnsmasq, not ignored) is still recorded.
+spawn_run ignore --ignore-hosts 127.0.0.1/32 --ignore-hosts ::1 -o "$WORK/ignore.pcapng" -- \
+    curl -q -sS --cacert "$TEST_CA" -o "$WORK/dl/ignore.txt" "https://origin.test:$TP/small.txt"
+[ $RUN_RC -eq 0 ] || fail "mitmrec --ignore-hosts 127.0.0.1/32 -- curl --cacert TEST_CA exited $RUN_RC: $(tail -n 5 "$RUN_LOG")"
+same_file "$WORK/dl/ignore.txt" "$WWW/small.txt" "--ignore-hosts: curl small.txt"
+n=$(har_query "$WORK/ignore.har" 'len(h["log"]["entries"])')
+[ "$n" = 0 ] || fail "--ignore-hosts 127.0.0.1/32: the HAR has $n entries, expected none"
+n=$(tshark_fields "$WORK/ignore.pcapng" "dns.qry.name == \"origin.test\" && dns.flags.response == 1" frame.number | wc -l)
+[ "$n" -ge 1 ] || fail "--ignore-hosts 127.0.0.1/32: the DNS answer for origin.test is not in the pcapng"
+n=$(tshark_fields "$WORK/ignore.pcapng" "tcp" frame.number | wc -l)
+[ "$n" = 0 ] || fail "--ignore-hosts 127.0.0.1/32: the pcapng holds $n TCP packets, expected none"
 
 # kill -9 of mitmrec: the cgroup and the command still go.
 log "kill -9 (at ${SECONDS}s)"
