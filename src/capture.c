@@ -2,12 +2,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <pcap/pcap.h>
+#include <zlib.h>
 
 #include "capture.h"
 #include "httpconv.h"
@@ -462,19 +464,13 @@ static void pr_error(void *opaque, uint64_t offset, const char *msg)
 }
 
 /* Classic pcap goes through libpcap, which knows its variants. */
-static int read_classic(cap_t *cap, const char *path)
+static int read_classic(cap_t *cap, pcap_t *p, const char *path)
 {
-    char errbuf[PCAP_ERRBUF_SIZE];
-    pcap_t *p = pcap_open_offline(path, errbuf);
     struct pcap_pkthdr *h;
     const u_char *data;
     uint64_t frame = 0;
     int rc, nano;
 
-    if (!p) {
-        log_error("%s: %s", path, errbuf);
-        return -EBADMSG;
-    }
     nano = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
     if ((rc = add_iface(cap, (uint16_t)pcap_datalink(p))) < 0) {
         pcap_close(p);
@@ -502,6 +498,55 @@ static int read_classic(cap_t *cap, const char *path)
     }
     pcap_close(p);
     return rc;
+}
+
+/*
+ * A capture compressed with gzip (as "-o x.pcapng.gz" writes it), or any capture on standard
+ * input, is read through zlib, which passes bytes that are not gzip through as they are.
+ * libpcap gets such a classic pcap as a FILE over the gzFile, the magic number that was
+ * read to tell the formats apart put back in front.
+ */
+typedef struct gzsrc {
+    gzFile gz;
+    char head[4];
+    int nhead, off;
+} gzsrc_t;
+
+static ssize_t gzsrc_read(void *c, char *buf, size_t size)
+{
+    gzsrc_t *g = c;
+    size_t n = 0;
+    int r;
+
+    while (g->off < g->nhead && n < size)
+        buf[n++] = g->head[g->off++];
+    if (n == size)
+        return (ssize_t)n;
+    r = gzread(g->gz, buf + n, (unsigned)(size - n > INT_MAX ? INT_MAX : size - n));
+    if (r < 0)
+        return n ? (ssize_t)n : -1;
+    return (ssize_t)(n + (size_t)r);
+}
+
+static int gzsrc_close(void *c)
+{
+    gzsrc_t *g = c;
+    int rc = gzclose_r(g->gz);
+
+    free(g);
+    return rc == Z_OK ? 0 : EOF;
+}
+
+/* zlib's reason for the last failure on gz: a truncated or corrupt stream, or errno's. */
+static const char *gz_why(gzFile gz, int *zerr)
+{
+    const char *m = gzerror(gz, zerr);
+
+    if (*zerr == Z_ERRNO)
+        return strerror(errno);
+    if (strncmp(m, "<fd:", 4) == 0 && strstr(m, ": "))   /* (zlib names the fd first) */
+        m = strstr(m, ": ") + 2;
+    return m;
 }
 
 /* The key log file, whole. */
@@ -546,8 +591,10 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
     tcpreasm_callbacks_t tcb = {on_open, on_data, NULL, on_close, on_udp};
     pcapread_callbacks_t pcb = {NULL, pr_interface, pr_packet, pr_secrets, pr_error};
     pcapread_t *pr = NULL;
-    char magic[4];
-    int fd = -1, rc = 0, classic = 0;
+    char magic[4], errbuf[PCAP_ERRBUF_SIZE];
+    int fd = -1, rc = 0, classic = 0, zerr = Z_OK;
+    gzsrc_t *gs = NULL;
+    pcap_t *pc = NULL;
     char *keytext = NULL;
     size_t keylen = 0;
     ssize_t n;
@@ -574,11 +621,60 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
         log_error("cannot read %s: %s", o->path, strerror(-rc));
         goto out;
     }
-    n = pread(fd, magic, 4, 0);
-    if (n == 4 && fd != STDIN_FILENO) {
+    n = fd == STDIN_FILENO ? -1 : pread(fd, magic, 4, 0);
+    if (n < 0 && fd != STDIN_FILENO) {
+        rc = -errno;
+        log_error("cannot read %s: %s", o->path, strerror(-rc));
+        goto out;
+    }
+    if (fd == STDIN_FILENO || (n >= 2 && (uint8_t)magic[0] == 0x1f && (uint8_t)magic[1] == 0x8b)) {
+        int gfd = fd == STDIN_FILENO ? dup(fd) : fd;
+
+        if (gfd < 0 || !(gs = calloc(1, sizeof(*gs))) || !(gs->gz = gzdopen(gfd, "rb"))) {
+            rc = gfd < 0 ? -errno : -ENOMEM;
+            log_error("cannot read %s: %s", o->path, strerror(-rc));
+            if (gfd >= 0 && gfd != fd)
+                close(gfd);
+            free(gs);
+            gs = NULL;
+            goto out;
+        }
+        if (fd != STDIN_FILENO)
+            fd = -1;   /* gs->gz has it now */
+        gzbuffer(gs->gz, 1 << 17);
+        n = gzread(gs->gz, magic, 4);
+        if (n < 0) {
+            log_error("cannot read %s: %s", o->path, gz_why(gs->gz, &zerr));
+            rc = -EIO;
+            goto out;
+        }
+        memcpy(gs->head, magic, (size_t)n);
+        gs->nhead = (int)n;
+    }
+    if (n == 4) {
         uint32_t m;
         memcpy(&m, magic, 4);
         classic = m == 0xa1b2c3d4u || m == 0xd4c3b2a1u || m == 0xa1b23c4du || m == 0x4d3cb2a1u;
+    }
+    if (classic) {
+        if (gs) {
+            FILE *f = fopencookie(gs, "r", (cookie_io_functions_t){gzsrc_read, NULL, NULL,
+                                                                  gzsrc_close});
+            if (f) {
+                gs = NULL;   /* the FILE has it, and closes it */
+                if (!(pc = pcap_fopen_offline(f, errbuf)))
+                    fclose(f);
+            } else {
+                snprintf(errbuf, sizeof(errbuf), "%s", strerror(errno));
+            }
+        } else {
+            pc = pcap_open_offline(o->path, errbuf);
+        }
+        if (!pc) {
+            log_error("%s: %s", o->path, errbuf);
+            rc = -EBADMSG;
+            goto out;
+        }
     }
     if (cb->on_start && (rc = cb->on_start(opaque)) < 0)
         goto out;
@@ -586,18 +682,30 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
     if (keylen && cb->on_secrets)
         cb->on_secrets(opaque, PCAPREAD_SECRETS_TLS, (const uint8_t *)keytext, keylen);
     if (classic) {
-        close(fd);
-        fd = -1;
-        rc = read_classic(cap, o->path);
+        rc = read_classic(cap, pc, o->path);
+        pc = NULL;
     } else {
         if (!(pr = pcapread_new(&pcb, cap, &rc)))
             goto finish;
-        while ((n = read(fd, buf, 1 << 20)) > 0)
-            if ((rc = pcapread_feed(pr, buf, (size_t)n)) < 0)
-                break;
-        if (n < 0) {
-            rc = -errno;
-            log_error("cannot read %s: %s", o->path, strerror(-rc));
+        if (gs) {
+            if (gs->nhead)
+                rc = pcapread_feed(pr, (const uint8_t *)gs->head, (size_t)gs->nhead);
+            while (rc == 0 && (n = gzread(gs->gz, buf, 1 << 20)) > 0)
+                rc = pcapread_feed(pr, buf, (size_t)n);
+            /* A stream cut short reads as its end, with Z_BUF_ERROR kept. */
+            if (rc == 0 && (gz_why(gs->gz, &zerr), zerr != Z_OK)) {
+                log_error("%s: %s; %s what came before it", o->path, gz_why(gs->gz, &zerr),
+                          used(o));
+                rc = -EBADMSG;
+            }
+        } else {
+            while ((n = read(fd, buf, 1 << 20)) > 0)
+                if ((rc = pcapread_feed(pr, buf, (size_t)n)) < 0)
+                    break;
+            if (n < 0) {
+                rc = -errno;
+                log_error("cannot read %s: %s", o->path, strerror(-rc));
+            }
         }
         if (rc == 0)
             rc = pcapread_finish(pr);
@@ -610,6 +718,10 @@ out:
         *st = cap->st;
     if (fd >= 0 && fd != STDIN_FILENO)
         close(fd);
+    if (gs)
+        gzsrc_close(gs);
+    if (pc)
+        pcap_close(pc);
     pcapread_free(pr);
     tcpreasm_free(cap->reasm);
     keylog_free(cap->keylog);

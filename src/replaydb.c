@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <zlib.h>
 #include <openssl/evp.h>
 
 #include "capture.h"
@@ -471,39 +472,67 @@ oom:
     return -ENOMEM;
 }
 
+/* The whole of path, gunzipped when it is gzip (zlib passes other bytes through), at most
+   HAR_MAX bytes; *text is NUL-terminated and the caller's. */
+static int slurp(const char *path, char **text, size_t *len, char *err, size_t errlen)
+{
+    gzFile gz = gzopen(path, "rb");
+    size_t have = 0, cap = 1 << 16;
+    char *buf = NULL, *nb;
+    int n, zerr;
+
+    if (!gz) {
+        int e = errno ? errno : ENOMEM;
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(e));
+        return -e;
+    }
+    gzbuffer(gz, 1 << 17);
+    do {
+        if (!buf || have == cap) {
+            if (buf)
+                cap *= 2;
+            if (cap > (size_t)HAR_MAX + 1) {
+                snprintf(err, errlen, "%s: larger than %u MiB", path, HAR_MAX >> 20);
+                free(buf);
+                gzclose_r(gz);
+                return -EFBIG;
+            }
+            if (!(nb = realloc(buf, cap + 1))) {
+                free(buf);
+                gzclose_r(gz);
+                return -ENOMEM;
+            }
+            buf = nb;
+        }
+        n = gzread(gz, buf + have, (unsigned)(cap - have));
+        if (n > 0)
+            have += (size_t)n;
+    } while (n > 0);
+    if (n < 0 || (gzerror(gz, &zerr), zerr != Z_OK)) {
+        const char *m = gzerror(gz, &zerr);
+        if (strncmp(m, "<fd:", 4) == 0 || strncmp(m, path, strlen(path)) == 0)
+            m = strstr(m, ": ") ? strstr(m, ": ") + 2 : m;
+        snprintf(err, errlen, "cannot read %s: %s", path, zerr == Z_ERRNO ? strerror(errno) : m);
+        free(buf);
+        gzclose_r(gz);
+        return -EIO;
+    }
+    gzclose_r(gz);
+    buf[have] = '\0';
+    *text = buf;
+    *len = have;
+    return 0;
+}
+
 static int load_har(replaydb_t *db, const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    char *text;
+    char *text = NULL;
     cJSON *root, *entries, *je;
     size_t have = 0;
-    int rc = 0;
+    int rc;
 
-    if (fd < 0 || fstat(fd, &sb) < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    if ((rc = slurp(path, &text, &have, err, errlen)) < 0)
         return rc;
-    }
-    if ((uint64_t)sb.st_size > HAR_MAX) {
-        close(fd);
-        snprintf(err, errlen, "%s: larger than %u MiB", path, HAR_MAX >> 20);
-        return -EFBIG;
-    }
-    if (!(text = malloc((size_t)sb.st_size + 1))) {
-        close(fd);
-        return -ENOMEM;
-    }
-    while (have < (size_t)sb.st_size) {
-        ssize_t n = read(fd, text + have, (size_t)sb.st_size - have);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-    }
-    close(fd);
-    text[have] = '\0';
     root = cJSON_ParseWithLength(text, have);
     free(text);
     entries = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "log"),
@@ -531,24 +560,28 @@ int replaydb_load(const char *path, const char *keylog, replaydb_t **out, char *
 {
     replaydb_t *db = calloc(1, sizeof(*db));
     char first = 0;
-    int fd, rc;
+    gzFile gz;
+    int rc;
 
     if (!db)
         return -ENOMEM;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    errno = 0;
+    if (!(gz = gzopen(path, "rb"))) {
+        rc = errno ? -errno : -ENOMEM;
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
         free(db);
         return rc;
     }
-    /* A HAR is JSON: its first byte that is not white space is '{'. */
+    /* A HAR is JSON: its first byte that is not white space is '{' (in a .har.gz too). */
     for (;;) {
-        ssize_t n = read(fd, &first, 1);
+        int n = gzread(gz, &first, 1);
         if (n < 0) {
-            rc = -errno;
-            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-            close(fd);
+            int zerr;
+            const char *m = gzerror(gz, &zerr);
+            rc = zerr == Z_ERRNO && errno ? -errno : -EIO;
+            snprintf(err, errlen, "cannot read %s: %s", path,
+                     zerr == Z_ERRNO ? strerror(-rc) : m);
+            gzclose_r(gz);
             free(db);
             return rc;
         }
@@ -559,7 +592,7 @@ int replaydb_load(const char *path, const char *keylog, replaydb_t **out, char *
         if (!isspace((unsigned char)first))
             break;
     }
-    close(fd);
+    gzclose_r(gz);
     if (first == '{')
         rc = load_har(db, path, err, errlen);
     else

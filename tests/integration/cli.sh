@@ -222,6 +222,31 @@ gzip -dc "$WORK/zipped.har.gz" >"$WORK/zipped.har"
 n=$(har_query "$WORK/zipped.har" 'len(h["log"]["entries"])')
 [ "$n" = 4 ] || fail "zipped.har.gz holds $n entries, expected 4"
 check_recording "$WORK/zipped.pcapng" "$WORK/zipped.har" /1m.bin="$WWW/1m.bin" /data.json="$WWW/data.json"
+# ... and what mitmrec writes, it reads: -r of the .gz (and of it on stdin) gives the live
+# HAR's entries, a .gz cut in the middle gives one error line and the entries before the cut,
+# and mitmreplay replays the .har.gz and the .pcapng.gz (--client, against the origin).
+check_same_entries "$WORK/zipped.pcapng.gz" "$WORK/zipped.har"
+"$MITMREC" -r - --har "$WORK/zstdin.har" <"$WORK/zipped.pcapng.gz" 2>"$WORK/zstdin.err" ||
+    fail "mitmrec -r - <zipped.pcapng.gz failed: $(cat "$WORK/zstdin.err")"
+"$PY" "$top_srcdir/tests/integration/recording.py" same-entries "$WORK/zipped.har" "$WORK/zstdin.har" ||
+    fail "mitmrec -r - <zipped.pcapng.gz does not give the live HAR's entries"
+head -c $(($(stat -c %s "$WORK/zipped.pcapng.gz") / 2)) "$WORK/zipped.pcapng.gz" >"$WORK/zcut.pcapng.gz"
+"$MITMREC" -r "$WORK/zcut.pcapng.gz" --har "$WORK/zcut.har" 2>"$WORK/zcut.err"
+rc=$?
+[ $rc -eq 1 ] || fail "mitmrec -r of a cut .gz exited $rc, expected 1: $(cat "$WORK/zcut.err")"
+[ "$(grep -c 'error' "$WORK/zcut.err")" = 1 ] &&
+    grep -qx "mitmrec: error: $WORK/zcut.pcapng.gz: unexpected end of file; converted what came before it" "$WORK/zcut.err" ||
+    fail "mitmrec -r of a cut .gz: expected one 'unexpected end of file' error, got: $(cat "$WORK/zcut.err")"
+n=$(har_query "$WORK/zcut.har" 'len(h["log"]["entries"])')
+[ "$n" -ge 1 ] && [ "$n" -lt 4 ] || fail "mitmrec -r of the first half of zipped.pcapng.gz gave $n entries, expected 1 to 3"
+if [ -x "$MITMREPLAY" ]; then
+    for f in zipped.har.gz zipped.pcapng.gz; do
+        timeout 60 "$MITMREPLAY" "$WORK/$f" --client --cacert "$TEST_CA" >"$WORK/zr.out" 2>"$WORK/zr.err"
+        rc=$?
+        [ $rc -eq 0 ] && grep -q "client replay of 4 requests: 4 same, 0 different, 0 failed" "$WORK/zr.err" ||
+            fail "mitmreplay $f --client: exit $rc, expected 4 requests, 4 the same: $(tail -n 3 "$WORK/zr.err")"
+    done
+fi
 
 # A second SIGTERM while the files get their last bytes (a second Ctrl-C, or timeout(1)
 # signalling its process group after the process) must not cut them: exit 0, a whole gzip
