@@ -37,6 +37,7 @@ typedef struct app {
     int handles_on;
     int stopping;
     int child_status;
+    FILE *reports[2];            /* --report files, opened before anything else runs */
 } app_t;
 
 static void close_handles(app_t *a)
@@ -113,21 +114,49 @@ static int fill_match(match_t *m, const replaydb_t *db)
     return 0;
 }
 
-static int write_reports(const replay_options_t *o, replay_report_t *rep)
+/* The --report files, opened before the command runs: [0] JUnit XML, [1] JSON. */
+static int open_reports(const replay_options_t *o, FILE *rf[2])
+{
+    const char *path[2] = {o->report_xml, o->report_json};
+    char err[512];
+
+    for (int i = 0; i < 2; i++)
+        if (path[i] && !(rf[i] = replay_report_open(path[i], err, sizeof(err)))) {
+            log_error("%s", err);
+            return -1;
+        }
+    return 0;
+}
+
+/* A run that ends before its reports are written leaves no empty file behind. */
+static void drop_reports(const replay_options_t *o, FILE *rf[2])
+{
+    const char *path[2] = {o->report_xml, o->report_json};
+
+    for (int i = 0; i < 2; i++)
+        if (rf[i]) {
+            fclose(rf[i]);
+            unlink(path[i]);
+            rf[i] = NULL;
+        }
+}
+
+static int write_reports(const replay_options_t *o, replay_report_t *rep, FILE *rf[2])
 {
     char err[512];
     int failed = 0;
 
-    if (o->report_xml &&
-        replay_report_write_junit(rep, o->report_xml, o->recording, err, sizeof(err)) < 0) {
+    if (rf[0] && replay_report_write_junit(rep, rf[0], o->report_xml, o->recording, err,
+                                           sizeof(err)) < 0) {
         log_error("%s", err);
         failed = 1;
     }
-    if (o->report_json &&
-        replay_report_write_json(rep, o->report_json, o->recording, err, sizeof(err)) < 0) {
+    if (rf[1] && replay_report_write_json(rep, rf[1], o->report_json, o->recording, err,
+                                          sizeof(err)) < 0) {
         log_error("%s", err);
         failed = 1;
     }
+    rf[0] = rf[1] = NULL;
     return failed;
 }
 
@@ -140,6 +169,7 @@ static int server_replay(app_t *a, replaydb_t *db)
     recorder_t *rec = NULL;
     match_t *match = NULL;
     replay_report_t *rep = NULL;
+    FILE **rf = a->reports;
     match_opts_t mo;
     replay_server_cfg_t cfg;
     intercept_opts_t io;
@@ -249,7 +279,7 @@ static int server_replay(app_t *a, replaydb_t *db)
 
     if (!o->quiet || replay_report_unmatched(rep))
         replay_report_summary(rep, stderr, o->strict);
-    status = write_reports(o, rep);
+    status = write_reports(o, rep, rf);
     if (o->mode == REPLAY_SPAWN && a->child_status >= 0)
         status = a->child_status ? a->child_status : status;
     if (o->strict && replay_report_unmatched(rep) && status == 0) {
@@ -268,6 +298,7 @@ stop_early:
     }
     uv_run(&a->loop, UV_RUN_DEFAULT);
 out:
+    drop_reports(o, rf);
     if (loop_on)
         uv_loop_close(&a->loop);
     intercept_close(&a->it);
@@ -305,9 +336,15 @@ int main(int argc, char **argv)
     }
     log_set_level(a.o.quiet ? LOG_QUIET : a.o.verbose > 1 ? LOG_DEBUG
                                       : a.o.verbose ? LOG_VERBOSE : LOG_NORMAL);
+    if (open_reports(&a.o, a.reports) < 0) {
+        drop_reports(&a.o, a.reports);
+        replay_options_free(&a.o);
+        return 1;
+    }
     if ((rc = replaydb_load(a.o.recording, a.o.keylog_path, &db, err, sizeof(err))) < 0) {
         if (err[0])   /* (else the reader has said it) */
             log_error("%s", err);
+        drop_reports(&a.o, a.reports);
         replay_options_free(&a.o);
         return 1;
     }

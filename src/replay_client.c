@@ -558,33 +558,6 @@ static void start_next(crun_t *r)
     }
 }
 
-static int parse_to(crun_t *r, const char *to)
-{
-    const char *colon = strrchr(to, ':');
-    char host[128];
-    size_t n;
-    int port;
-
-    if (!colon || (n = (size_t)(colon - to)) == 0 || n >= sizeof(host))
-        return -EINVAL;
-    memcpy(host, to, n);
-    host[n] = '\0';
-    if (host[0] == '[' && host[n - 1] == ']') {
-        memmove(host, host + 1, n - 2);
-        host[n - 2] = '\0';
-    }
-    port = atoi(colon + 1);
-    if (port <= 0 || port > 65535)
-        return -EINVAL;
-    if (!strcmp(host, "localhost"))
-        strcpy(host, "127.0.0.1");
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&r->to) != 0 &&
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&r->to) != 0)
-        return -EINVAL;
-    r->have_to = 1;
-    return 0;
-}
-
 int replay_client_run(const replay_options_t *o, const replaydb_t *db)
 {
     crun_t r;
@@ -594,9 +567,9 @@ int replay_client_run(const replay_options_t *o, const replaydb_t *db)
     memset(&r, 0, sizeof(r));
     r.o = o;
     r.db = db;
-    if (o->to && parse_to(&r, o->to) < 0) {
-        log_error("invalid --to '%s': expected ADDRESS:PORT", o->to);
-        return 2;
+    if (o->to) {   /* (replay_options_parse checked it) */
+        replay_parse_to(o->to, &r.to);
+        r.have_to = 1;
     }
     if (tls_client_ctx_new(o->cacerts, o->ncacerts, o->insecure, &r.ctx, err, sizeof(err)) < 0) {
         log_error("%s", err);

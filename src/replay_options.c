@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <uv.h>
+
 #include "config.h"
 #include "paths.h"
 #include "replay_options.h"
@@ -173,6 +175,34 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
+int replay_parse_to(const char *to, struct sockaddr_storage *out)
+{
+    const char *colon = strrchr(to, ':');
+    char host[128], *end;
+    size_t n;
+    long port;
+
+    if (!colon || (n = (size_t)(colon - to)) == 0 || n >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, to, n);
+    host[n] = '\0';
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || port <= 0 || port > 65535)
+        return -EINVAL;
+    if (!strcmp(host, "localhost"))
+        strcpy(host, "127.0.0.1");
+    memset(out, 0, sizeof(*out));
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) != 0 &&
+        uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) != 0)
+        return -EINVAL;
+    return 0;
+}
+
 /* No output may be the recording, the key log or another output (src/paths.h). */
 static int check_files(const replay_options_t *o, char *err, size_t errlen)
 {
@@ -325,6 +355,19 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
     if (o->mode == REPLAY_CLIENT) {
         if (o->command || o->nrules) {
             snprintf(err, errlen, "--client sends the requests itself: no command or -p");
+            return -EINVAL;
+        }
+        if (o->to) {
+            struct sockaddr_storage ss;
+            if (replay_parse_to(o->to, &ss) < 0) {
+                snprintf(err, errlen, "invalid --to '%s': expected ADDRESS:PORT (127.0.0.1:8443, "
+                         "[::1]:8443, localhost:8443)", o->to);
+                return -EINVAL;
+            }
+        }
+        if (o->report_xml || o->report_json) {
+            /* (client replay prints each difference; it has no report file) */
+            snprintf(err, errlen, "--report goes with a command or -p, not --client");
             return -EINVAL;
         }
         return check_files(o, err, errlen);

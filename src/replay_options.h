@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "redirect.h"
 
@@ -65,6 +66,10 @@ typedef struct replay_options {
  * 0), or -EINVAL with a one-line reason in err.
  */
 int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, size_t errlen);
+
+/* --to's "ADDRESS:PORT" (an IPv4 or IPv6 literal, "[v6]:port", or localhost; no name is
+   resolved) into out. 0 or -EINVAL. */
+int replay_parse_to(const char *to, struct sockaddr_storage *out);
 
 void replay_options_free(replay_options_t *o);
 

@@ -167,7 +167,7 @@ static void xml_escape(FILE *f, const char *s)
     }
 }
 
-static FILE *open_report(const char *path, char *err, size_t errlen)
+FILE *replay_report_open(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "w");
     if (!f)
@@ -184,14 +184,11 @@ static int close_report(FILE *f, const char *path, char *err, size_t errlen)
     return 0;
 }
 
-int replay_report_write_junit(const replay_report_t *r, const char *path, const char *recording,
-                              char *err, size_t errlen)
+int replay_report_write_junit(const replay_report_t *r, FILE *f, const char *path,
+                              const char *recording, char *err, size_t errlen)
 {
-    FILE *f = open_report(path, err, errlen);
     size_t failures = r->unmatched;
 
-    if (!f)
-        return -EIO;
     for (size_t i = 0; i < r->nconvs; i++)
         failures += !r->convs[i].matched;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
@@ -228,16 +225,17 @@ int replay_report_write_junit(const replay_report_t *r, const char *path, const 
     return close_report(f, path, err, errlen);
 }
 
-int replay_report_write_json(const replay_report_t *r, const char *path, const char *recording,
-                             char *err, size_t errlen)
+int replay_report_write_json(const replay_report_t *r, FILE *f, const char *path,
+                             const char *recording, char *err, size_t errlen)
 {
     cJSON *root = cJSON_CreateObject(), *reqs, *convs, *sum;
     char *text;
-    FILE *f;
-    int rc;
 
-    if (!root)
+    if (!root) {
+        fclose(f);
+        snprintf(err, errlen, "cannot write --report %s: out of memory", path);
         return -ENOMEM;
+    }
     cJSON_AddStringToObject(root, "recording", recording);
     sum = cJSON_AddObjectToObject(root, "summary");
     cJSON_AddNumberToObject(sum, "requests", (double)(r->n + r->dropped));
@@ -278,15 +276,13 @@ int replay_report_write_json(const replay_report_t *r, const char *path, const c
     }
     text = cJSON_Print(root);
     cJSON_Delete(root);
-    if (!text)
+    if (!text) {
+        fclose(f);
+        snprintf(err, errlen, "cannot write --report %s: out of memory", path);
         return -ENOMEM;
-    if (!(f = open_report(path, err, errlen))) {
-        free(text);
-        return -EIO;
     }
     fputs(text, f);
     fputc('\n', f);
     free(text);
-    rc = close_report(f, path, err, errlen);
-    return rc;
+    return close_report(f, path, err, errlen);
 }

@@ -47,10 +47,15 @@ size_t replay_report_requests(const replay_report_t *r);
 /* The summary (and each unmatched request) on f, lines prefixed "mitmreplay: ". */
 void replay_report_summary(const replay_report_t *r, FILE *f, int strict);
 
-/* Writes the JUnit XML / JSON report. 0 or a negative errno with a reason in err. */
-int replay_report_write_junit(const replay_report_t *r, const char *path, const char *recording,
-                              char *err, size_t errlen);
-int replay_report_write_json(const replay_report_t *r, const char *path, const char *recording,
-                             char *err, size_t errlen);
+/* Opens (creates, empties) the --report file path, before the replay, so that a path that
+   cannot be written fails before the command runs. NULL with a reason in err. */
+FILE *replay_report_open(const char *path, char *err, size_t errlen);
+
+/* Writes the JUnit XML / JSON report to f (from replay_report_open; path names it in
+   errors) and closes f. 0 or a negative errno with a reason in err. */
+int replay_report_write_junit(const replay_report_t *r, FILE *f, const char *path,
+                              const char *recording, char *err, size_t errlen);
+int replay_report_write_json(const replay_report_t *r, FILE *f, const char *path,
+                             const char *recording, char *err, size_t errlen);
 
 #endif

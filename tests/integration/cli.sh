@@ -86,6 +86,21 @@ if [ -x "$MITMREPLAY" ]; then
             fail "mitmreplay $rec: expected the one line 'mitmreplay: error: $want' on stderr, got: $(cat "$WORK/rp.err")"
         [ ! -e "$WORK/ran" ] || fail "mitmreplay $rec ran its command"
     done
+
+    # A --report that cannot be written fails before the recording is loaded and the command
+    # runs (it used to fail at the end, after the whole run), and leaves no report behind.
+    rm -f "$WORK/ran" "$WORK/ok.json"
+    timeout 20 "$MITMREPLAY" "$top_srcdir/fixtures/replay/chrome-export.har" --report "$WORK/ok.json" \
+        --report "$WORK/no-such-dir/r.xml" -- touch "$WORK/ran" >"$WORK/rp.out" 2>"$WORK/rp.err"
+    rc=$?
+    [ $rc -eq 1 ] && [ "$(cat "$WORK/rp.err")" = "mitmreplay: error: cannot write --report $WORK/no-such-dir/r.xml: No such file or directory" ] ||
+        fail "mitmreplay --report NO-SUCH-DIR/r.xml: expected exit 1 and one line, got $rc: $(cat "$WORK/rp.err")"
+    [ ! -e "$WORK/ran" ] || fail "mitmreplay with an unwritable --report ran its command"
+    [ ! -e "$WORK/ok.json" ] || fail "mitmreplay with an unwritable --report left ok.json behind"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --report with --client" "$WORK/a.pcapng" --client --report "$WORK/r.xml"
+    usage_says "--report goes with a command or -p, not --client"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: bad --to" "$WORK/a.pcapng" --client --to 127.0.0.1:80x
+    usage_says "invalid --to '127.0.0.1:80x': expected ADDRESS:PORT (127.0.0.1:8443, [::1]:8443, localhost:8443)"
 fi
 
 # An output that names an input, or another output, is a usage error, and the input is left
@@ -116,9 +131,9 @@ if [ -x "$MITMREPLAY" ]; then
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --record-new's HAR is the recording" \
         "$WORK/in.har" --unmatched passthrough --record-new "$WORK/in.pcapng" -- true
     usage_says "the HAR of --record-new $WORK/in.har would overwrite the recording $WORK/in.har"
-    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --report is -o" \
-        "$WORK/in.har" --client -o "$WORK/r.json" --report "$WORK/r.json"
-    usage_says "-o and --report name the same file ($WORK/r.json)"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --report is --record-new" \
+        "$WORK/in.har" --unmatched passthrough --record-new "$WORK/r.json" --report "$WORK/r.json" -- true
+    usage_says "--record-new and --report name the same file ($WORK/r.json)"
 fi
 for f in in.har in.pcapng; do
     cmp -s "$WORK/keep" "$WORK/$f" || fail "a refused command line changed $f"
