@@ -6,6 +6,7 @@
 #include <http_parser.h>
 
 #include "replay_conn.h"
+#include "harread.h"
 #include "replaydb.h"
 
 /* The server side of HTTP/1.x on a replayed connection, over http-parser. */
@@ -115,7 +116,7 @@ static int h1_complete(http_parser *hp)
     rq.method = http_method_str((enum http_method)hp->method);
     rq.authority = http_msg_header(&c->req, "host");
     /* absolute-form: its path, and its host when there is no Host header */
-    if (c->url && replaydb_split_url(c->url, scheme, sizeof(scheme), host, sizeof(host), &port,
+    if (c->url && har_url_split(c->url, scheme, sizeof(scheme), host, sizeof(host), &port,
                                      &path) == 0 &&
         !rq.authority)
         rq.authority = host;

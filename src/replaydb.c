@@ -8,15 +8,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <zlib.h>
-#include <openssl/evp.h>
 
 #include "capture.h"
 #include "dnsmsg.h"
+#include "harread.h"
+#include "log.h"
 #include "replaydb.h"
 
 #define HAR_MAX (512u << 20)       /* a larger HAR is refused */
@@ -41,49 +40,6 @@ static void *grow(void **arr, size_t *n, size_t size)
     memset(p, 0, size);
     (*n)++;
     return p;
-}
-
-int replaydb_split_url(const char *url, char *scheme, size_t slen, char *host, size_t hlen,
-                       uint16_t *port, const char **path)
-{
-    const char *p = strstr(url, "://"), *h, *end, *colon = NULL;
-    size_t n;
-
-    if (!p)
-        return -EINVAL;
-    n = (size_t)(p - url);
-    if (n >= slen)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++)
-        scheme[i] = (char)tolower((unsigned char)url[i]);
-    scheme[n] = '\0';
-    h = p + 3;
-    end = h + strcspn(h, "/?#");
-    if (*h == '[') {
-        const char *rb = memchr(h, ']', (size_t)(end - h));
-        if (!rb)
-            return -EINVAL;
-        if (rb + 1 < end && rb[1] == ':')
-            colon = rb + 1;
-        n = (size_t)(rb - h - 1);
-        if (n >= hlen)
-            return -EINVAL;
-        memcpy(host, h + 1, n);
-    } else {
-        colon = memchr(h, ':', (size_t)(end - h));
-        n = (size_t)((colon ? colon : end) - h);
-        if (n >= hlen)
-            return -EINVAL;
-        memcpy(host, h, n);
-    }
-    host[n] = '\0';
-    for (char *c = host; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    *port = strcmp(scheme, "https") == 0 ? 443 : 80;
-    if (colon && colon + 1 < end)
-        *port = (uint16_t)strtoul(colon + 1, NULL, 10);
-    *path = *end == '/' || *end == '?' ? end : "/";
-    return 0;
 }
 
 /* "host:port" or "[v6]:port" of a Host header into host (lower case); the port is dropped. */
@@ -157,7 +113,7 @@ static int finish_entry(replaydb_t *db, replay_entry_t *e)
 
     if (!h)
         h = http_msg_header(&ex->req, "host");
-    if (replaydb_split_url(t, scheme, sizeof(scheme), host, sizeof(host), &port, &path) == 0) {
+    if (har_url_split(t, scheme, sizeof(scheme), host, sizeof(host), &port, &path) == 0) {
         /* absolute-form (an explicit proxy's plain HTTP request) */
         if (!e->host[0] || !h)
             snprintf(e->host, sizeof(e->host), "%s", host);
@@ -311,165 +267,24 @@ static int load_capture(replaydb_t *db, const char *path, const char *keylog, ch
 
 /* ---- from a HAR --------------------------------------------------------------------- */
 
-static const char *jstr(const cJSON *o, const char *name)
+static int har_entry(void *opaque, har_read_entry_t *he)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* ISO 8601 "2024-06-01T12:00:00.123+02:00" or "...Z" to microseconds since the epoch. */
-static uint64_t iso_usec(const char *s)
-{
-    struct tm tm;
-    int y, mo, d, h, mi, n = 0;
-    double sec;
-    long off = 0;
-    const char *p;
-
-    if (!s || sscanf(s, "%d-%d-%dT%d:%d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &n) < 6)
-        return 0;
-    p = s + n;
-    if (*p == '+' || *p == '-') {
-        int oh = 0, om = 0;
-        sscanf(p + 1, "%d:%d", &oh, &om);
-        off = (oh * 3600L + om * 60L) * (*p == '-' ? -1 : 1);
-    }
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    return (uint64_t)((double)(timegm(&tm) - off) * 1e6 + sec * 1e6);
-}
-
-static double jnum(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsNumber(v) && v->valuedouble > 0 ? v->valuedouble : 0;
-}
-
-static int har_headers(http_msg_t *m, const cJSON *arr)
-{
-    const cJSON *h;
-
-    cJSON_ArrayForEach(h, arr) {
-        const char *n = jstr(h, "name"), *v = jstr(h, "value");
-        if (!n || !v)
-            continue;
-        if (http_msg_add_header(m, n, strlen(n), v, strlen(v)) < 0)
-            return -ENOMEM;
-    }
-    return 0;
-}
-
-static int har_body(http_msg_t *m, const char *text, const char *encoding)
-{
-    size_t len;
-
-    if (!text)
-        return 0;
-    len = strlen(text);
-    if (encoding && !strcasecmp(encoding, "base64")) {
-        uint8_t *out = malloc(len / 4 * 3 + 4);
-        int n;
-        size_t pad = 0;
-        if (!out)
-            return -ENOMEM;
-        n = EVP_DecodeBlock(out, (const unsigned char *)text, (int)len);
-        if (n < 0) {
-            free(out);
-            return -EBADMSG;
-        }
-        /* EVP_DecodeBlock counts the padding as zero bytes. */
-        while (len > 0 && text[len - 1] == '=' && pad < 2) {
-            len--;
-            pad++;
-        }
-        n -= (int)pad;
-        int rc = http_msg_add_body(m, out, (size_t)(n > 0 ? n : 0), 64u << 20);
-        free(out);
-        return rc;
-    }
-    return http_msg_add_body(m, text, len, 64u << 20);
-}
-
-static int har_version(const char *v, int *major, int *minor)
-{
-    *major = 1;
-    *minor = 1;
-    if (!v)
-        return 0;
-    if (!strcasecmp(v, "h2") || !strncasecmp(v, "HTTP/2", 6)) {
-        *major = 2;
-        *minor = 0;
-    } else if (!strcasecmp(v, "HTTP/1.0")) {
-        *minor = 0;
-    }
-    return 0;
-}
-
-static int har_entry(replaydb_t *db, const cJSON *je)
-{
-    const cJSON *rq = cJSON_GetObjectItemCaseSensitive(je, "request");
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(je, "response");
-    const cJSON *pd, *ct, *tm;
-    const char *url = jstr(rq, "url"), *method = jstr(rq, "method"), *ip, *path;
-    char scheme[16], host[256];
-    uint16_t port;
-    http_exchange_t *ex;
+    replaydb_t *db = opaque;
     replay_entry_t *e;
-    const cJSON *status;
-    uint64_t start;
 
-    if (!rq || !rs || !url || !method)
-        return 0;
-    status = cJSON_GetObjectItemCaseSensitive(rs, "status");
-    if (!cJSON_IsNumber(status) || status->valueint <= 0)
-        return 0;   /* a request that got no response (a browser's blocked or failed one) */
-    if (replaydb_split_url(url, scheme, sizeof(scheme), host, sizeof(host), &port, &path) < 0 ||
-        (strcmp(scheme, "http") && strcmp(scheme, "https")))
-        return 0;
-    if (!(ex = http_exchange_new()))
+    if (!(e = grow((void **)&db->entries, &db->nentries, sizeof(*e)))) {
+        http_exchange_free(he->ex);
         return -ENOMEM;
-    if (http_strset(&ex->method, method, strlen(method)) < 0 ||
-        http_strset(&ex->target, path, strlen(path)) < 0 ||
-        http_strset(&ex->reason, jstr(rs, "statusText") ? jstr(rs, "statusText") : "",
-                    jstr(rs, "statusText") ? strlen(jstr(rs, "statusText")) : 0) < 0 ||
-        har_headers(&ex->req, cJSON_GetObjectItemCaseSensitive(rq, "headers")) < 0 ||
-        har_headers(&ex->resp, cJSON_GetObjectItemCaseSensitive(rs, "headers")) < 0)
-        goto oom;
-    ex->status = status->valueint;
-    har_version(jstr(rq, "httpVersion"), &ex->req_major, &ex->req_minor);
-    har_version(jstr(rs, "httpVersion"), &ex->resp_major, &ex->resp_minor);
-    if ((pd = cJSON_GetObjectItemCaseSensitive(rq, "postData")) &&
-        har_body(&ex->req, jstr(pd, "text"), jstr(pd, "encoding")) < 0)
-        goto oom;
-    if ((ct = cJSON_GetObjectItemCaseSensitive(rs, "content")) &&
-        har_body(&ex->resp, jstr(ct, "text"), jstr(ct, "encoding")) < 0)
-        goto oom;
-    ex->req.complete = ex->resp.complete = 1;
-    start = iso_usec(jstr(je, "startedDateTime"));
-    tm = cJSON_GetObjectItemCaseSensitive(je, "timings");
-    ex->t_req_start = start;
-    ex->t_req_end = start + (uint64_t)((jnum(tm, "blocked") + jnum(tm, "dns") +
-                                        jnum(tm, "connect") + jnum(tm, "send")) * 1000);
-    ex->t_resp_start = ex->t_req_end + (uint64_t)(jnum(tm, "wait") * 1000);
-    ex->t_resp_end = ex->t_resp_start + (uint64_t)(jnum(tm, "receive") * 1000);
-    if (!(e = grow((void **)&db->entries, &db->nentries, sizeof(*e))))
-        goto oom;
-    e->ex = ex;
+    }
+    e->ex = he->ex;
     e->index = db->nentries - 1;
-    snprintf(e->scheme, sizeof(e->scheme), "%.7s", scheme);
-    snprintf(e->host, sizeof(e->host), "%s", host);
-    e->port = port;
+    snprintf(e->scheme, sizeof(e->scheme), "%.7s", he->scheme);
+    snprintf(e->host, sizeof(e->host), "%s", he->host);
+    e->port = he->port;
     e->body_decoded = 1;
-    if ((ip = jstr(je, "serverIPAddress")))
-        snprintf(e->server_ip, sizeof(e->server_ip), "%s", ip);
+    if (he->server_ip)
+        snprintf(e->server_ip, sizeof(e->server_ip), "%s", he->server_ip);
     return finish_entry(db, e);
-oom:
-    http_exchange_free(ex);
-    return -ENOMEM;
 }
 
 /* The whole of path, gunzipped when it is gzip (zlib passes other bytes through), at most
@@ -527,30 +342,28 @@ static int slurp(const char *path, char **text, size_t *len, char *err, size_t e
 static int load_har(replaydb_t *db, const char *path, char *err, size_t errlen)
 {
     char *text = NULL;
-    cJSON *root, *entries, *je;
     size_t have = 0;
+    har_read_stats_t st;
     int rc;
 
     if ((rc = slurp(path, &text, &have, err, errlen)) < 0)
         return rc;
-    root = cJSON_ParseWithLength(text, have);
+    rc = har_read(text, have, har_entry, db, &st);
     free(text);
-    entries = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "log"),
-                                               "entries");
-    if (!root || !cJSON_IsArray(entries)) {
+    if (rc == -EBADMSG) {
         snprintf(err, errlen, "%s: not a HAR file (no log.entries)", path);
-        cJSON_Delete(root);
-        return -EBADMSG;
+        return rc;
     }
-    cJSON_ArrayForEach(je, entries) {
-        if ((rc = har_entry(db, je)) < 0) {
-            snprintf(err, errlen, "%s: out of memory", path);
-            break;
-        }
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return rc;
     }
-    cJSON_Delete(root);
+    if (st.unusable)
+        log_warn("%s: %zu of its entries cannot be replayed (not an http(s) URL, a status "
+                 "outside 100-999, or a body that is not base64) and were left out",
+                 path, st.unusable);
     db->har = 1;
-    return rc;
+    return 0;
 }
 
 /* ---- the rest --------------------------------------------------------------------------- */

@@ -91,11 +91,4 @@ const replay_dns_t *replaydb_find_dns(const replaydb_t *db, const char *name, ui
 /* Up to max addresses the recording knows for name, of any family. Returns how many. */
 size_t replaydb_find_name(const replaydb_t *db, const char *name, replay_name_t *out, size_t max);
 
-/*
- * Splits a request target into host, port and origin-form when it is in
- * absolute form ("http://h:p/x"); else copies it. For the loaders and the server.
- */
-int replaydb_split_url(const char *url, char *scheme, size_t slen, char *host, size_t hlen,
-                       uint16_t *port, const char **path);
-
 #endif

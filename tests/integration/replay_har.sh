@@ -42,4 +42,21 @@ log "Chrome HAR: 4 requests over HTTP/2, bodies equal to the HAR's"
 # The blocked request (status 0) is not replayed.
 run_replay "$WORK/r2.log" "$HAR" -q -- sh -c "$C -o /dev/null -w '%{http_code}' $U/tracker.js >$WORK/got/tracker"
 [ "$(cat "$WORK/got/tracker")" = 404 ] || fail "the blocked request got $(cat "$WORK/got/tracker")"
+
+# A HAR with entries that cannot be replayed (fixtures/fuzz/harread/edge.har: an ftp:// URL,
+# port 99999, status 1000, bad base64; also a request with no response, which is normal):
+# one warning counting them, and the usable ones are served. Its first entry is
+# https://example.org:8443/a?x=1 with the body "hello"; its second http://[::1]/p, a POST
+# of "post" answered "hi!!!" (base64 with a line break and no padding).
+EDGE=$top_srcdir/fixtures/fuzz/harread/edge.har
+run_replay "$WORK/r3.log" "$EDGE" -- sh -c "
+  curl -sS --resolve example.org:8443:127.0.0.1 https://example.org:8443/a?x=1 -o $WORK/got/edge1 &&
+  curl -sS -g --data-binary post http://[::1]/p -o $WORK/got/edge2"
+[ "$REPLAY_RC" = 0 ] || { cat "$WORK/r3.log" >&2; fail "replay of edge.har: status $REPLAY_RC"; }
+[ "$(grep -c 'cannot be replayed' "$WORK/r3.log")" = 1 ] &&
+    grep -q "edge.har: 4 of its entries cannot be replayed" "$WORK/r3.log" ||
+    fail "edge.har: expected one warning counting 4 unusable entries: $(cat "$WORK/r3.log")"
+[ "$(cat "$WORK/got/edge1")" = hello ] || fail "edge.har entry 1 served: $(head -c 100 "$WORK/got/edge1")"
+[ "$(cat "$WORK/got/edge2")" = 'hi!!!' ] || fail "edge.har entry 2 served: $(head -c 100 "$WORK/got/edge2")"
+log "edge.har: 4 unusable entries counted in one warning, the usable ones served"
 exit 0
