@@ -68,7 +68,7 @@ void options_usage(FILE *f)
           "                        TLS secrets (its DSBs and/or --keylog) and write its HTTP\n"
           "                        as a HAR (--har, -o optional)\n"
           "  -f EXPR               a tcpdump filter: what is recorded (or read, with -r)\n"
-          "      --repair-har FILE  close a HAR cut short by a crash, keeping its entries\n"
+          "      --repair-har FILE  close a HAR (or .har.gz) cut short by a crash, keeping its entries\n"
           "  --listen [ADDR:]PORT  serve as an explicit HTTP proxy (CONNECT and absolute-form);\n"
           "                        ADDR defaults to 127.0.0.1, PORT 0 picks a free port\n"
           "  -o, --output FILE     pcapng to write ('-' for stdout, '.gz' for gzip)\n"

@@ -2,12 +2,95 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <zlib.h>
 
 #include "harrepair.h"
 #include "log.h"
 #include "repair.h"
+
+/*
+ * A gzipped HAR (--har x.har.gz) that a crash cut short: what decompresses (up to the last
+ * flush) is scanned, then the kept bytes and the closing ones go to a new .gz beside it,
+ * which replaces it. Returns as repair_har_file.
+ */
+static int repair_gz(const char *path, int quiet)
+{
+    static const char tail[] = "]}}\n";
+    unsigned char buf[1 << 16];
+    char tmp[4096];
+    har_scan_t s;
+    uint64_t keep = 0, left;
+    struct stat sb;
+    gzFile in = NULL, out = NULL;
+    int n, rc, fd = -1, ok = 0, made = 0;
+
+    if (stat(path, &sb) < 0 || !(in = gzopen(path, "rb"))) {
+        log_error("cannot open %s: %s", path, strerror(errno ? errno : ENOMEM));
+        return 1;
+    }
+    har_scan_init(&s);
+    while ((n = gzread(in, buf, sizeof(buf))) > 0)
+        har_scan_feed(&s, buf, (size_t)n);
+    /* (a stream cut short reads as its end: that is the point) */
+    rc = har_scan_result(&s, &keep);
+    if (rc == 1) {
+        if (!quiet)
+            fprintf(stderr, "mitmrec: %s is complete (%llu entries): nothing to repair\n", path,
+                    (unsigned long long)s.entries);
+        gzclose_r(in);
+        return 0;
+    }
+    if (rc < 0) {
+        log_error("%s: no HAR entries array found: not a HAR mitmrec can repair", path);
+        gzclose_r(in);
+        return 1;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.repair-XXXXXX", path);
+    if ((fd = mkostemp(tmp, O_CLOEXEC)) >= 0)
+        made = 1;
+    if (fd < 0 || fchmod(fd, sb.st_mode & 0777) < 0 || !(out = gzdopen(fd, "wb"))) {
+        log_error("repairing %s: cannot write %s: %s", path, tmp, strerror(errno));
+        goto done;
+    }
+    fd = -1;   /* out has it */
+    gzrewind(in);
+    for (left = keep; left > 0;) {
+        n = gzread(in, buf, left < sizeof(buf) ? (unsigned)left : (unsigned)sizeof(buf));
+        if (n <= 0 || gzwrite(out, buf, (unsigned)n) != n)
+            break;
+        left -= (uint64_t)n;
+    }
+    if (left > 0 || gzwrite(out, tail, sizeof(tail) - 1) != (int)(sizeof(tail) - 1)) {
+        log_error("repairing %s: cannot write %s", path, tmp);
+        goto done;
+    }
+    rc = gzclose_w(out);
+    out = NULL;
+    if (rc != Z_OK || rename(tmp, path) < 0) {
+        log_error("repairing %s: cannot write %s: %s", path, tmp,
+                  rc != Z_OK ? "write error" : strerror(errno));
+        goto done;
+    }
+    made = 0;
+    ok = 1;
+    if (!quiet)
+        fprintf(stderr, "mitmrec: repaired %s: kept %llu complete entries (%llu bytes "
+                "uncompressed)\n", path, (unsigned long long)s.entries, (unsigned long long)keep);
+done:
+    if (out)
+        gzclose_w(out);
+    if (fd >= 0)
+        close(fd);
+    if (made)
+        unlink(tmp);
+    gzclose_r(in);
+    return ok ? 0 : 1;
+}
 
 int repair_har_file(const char *path, int quiet)
 {
@@ -21,6 +104,10 @@ int repair_har_file(const char *path, int quiet)
     if (fd < 0) {
         log_error("cannot open %s: %s", path, strerror(errno));
         return 1;
+    }
+    if (pread(fd, buf, 2, 0) == 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
+        close(fd);
+        return repair_gz(path, quiet);
     }
     har_scan_init(&s);
     while ((n = read(fd, buf, sizeof(buf))) > 0)

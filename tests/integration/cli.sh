@@ -263,6 +263,37 @@ if [ -x "$MITMREPLAY" ]; then
     done
 fi
 
+# Both .gz files after a SIGKILL: what was flushed (at least once a second) decompresses.
+# mitmrec -r of the cut .pcapng.gz says "unexpected end of file" once and gives the requests
+# made more than a second before; --repair-har on the cut .har.gz writes a whole gzip HAR
+# (replacing it, mode 0600 kept) that holds them too.
+start_mitmrec -o "$WORK/killed.pcapng.gz" --har "$WORK/killed.har.gz" --cacert "$TEST_CA"
+for i in 1 2 3; do
+    pcurl -f -o /dev/null "https://127.0.0.1:$ORIGIN_TLSPORT/data.json?k=$i" || fail "killed: GET $i failed"
+done
+sleep 2.5
+kill -KILL "$MITM_PID"
+wait_pid "$MITM_PID" 10 || fail "mitmrec still running 10 s after SIGKILL"
+for f in killed.pcapng.gz killed.har.gz; do
+    ! gzip -t "$WORK/$f" 2>/dev/null || fail "$f is a whole gzip stream after SIGKILL: the test cannot tell anything"
+done
+"$MITMREC" -r "$WORK/killed.pcapng.gz" --har "$WORK/killed-r.har" 2>"$WORK/killed-r.err"
+grep -q "killed.pcapng.gz: unexpected end of file; converted what came before it" "$WORK/killed-r.err" ||
+    fail "mitmrec -r of a killed .pcapng.gz: $(cat "$WORK/killed-r.err")"
+n=$(har_query "$WORK/killed-r.har" 'len([e for e in h["log"]["entries"] if "k=" in e["request"]["url"]])')
+[ "$n" = 3 ] || fail "mitmrec -r of the killed .pcapng.gz gave $n of the 3 requests"
+"$MITMREC" --repair-har "$WORK/killed.har.gz" 2>"$WORK/killed-rep.err" ||
+    fail "mitmrec --repair-har killed.har.gz: $(cat "$WORK/killed-rep.err")"
+grep -q "^mitmrec: repaired $WORK/killed.har.gz: kept 3 complete entries" "$WORK/killed-rep.err" ||
+    fail "mitmrec --repair-har killed.har.gz said: $(cat "$WORK/killed-rep.err")"
+gzip -t "$WORK/killed.har.gz" || fail "the repaired killed.har.gz is not a whole gzip stream"
+[ "$(stat -c %a "$WORK/killed.har.gz")" = 600 ] || fail "the repaired killed.har.gz has mode $(stat -c %a "$WORK/killed.har.gz")"
+gzip -dc "$WORK/killed.har.gz" >"$WORK/killed.har"
+har_validate "$WORK/killed.har"
+n=$(har_query "$WORK/killed.har" 'len([e for e in h["log"]["entries"] if "k=" in e["request"]["url"]])')
+[ "$n" = 3 ] || fail "the repaired killed.har.gz holds $n of the 3 requests"
+[ -z "$(find "$WORK" -maxdepth 1 -name 'killed.har.gz.repair-*')" ] || fail "--repair-har left its temporary file"
+
 # A second SIGTERM while the files get their last bytes (a second Ctrl-C, or timeout(1)
 # signalling its process group after the process) must not cut them: exit 0, a whole gzip
 # stream and a HAR that parses, 5 times with the second signal 20 ms after the first (the
