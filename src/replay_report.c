@@ -169,7 +169,7 @@ static void xml_escape(FILE *f, const char *s)
 
 FILE *replay_report_open(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(path, "we");
     if (!f)
         snprintf(err, errlen, "cannot write --report %s: %s", path, strerror(errno));
     return f;

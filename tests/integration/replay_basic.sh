@@ -126,6 +126,13 @@ grep -q "unmatched: GET https://localhost:$ORIGIN_TLSPORT/not-recorded.txt?x=1" 
 grep -q 'failures="1"' "$WORK/s.xml" && grep -q 'not-recorded.txt' "$WORK/s.xml" ||
     fail "JUnit report has no failure for the extra request: $(cat "$WORK/s.xml")"
 log "--strict: exit $REPLAY_RC, names the extra request"
+# The --report files are open while the command runs: the command must not inherit them.
+run_replay "$WORK/fds.log" "$WORK/rec.pcapng" --report "$WORK/fds.xml" --report "$WORK/fds.json" \
+    -- sh -c 'ls -l /proc/$$/fd/ >"$1"' sh "$WORK/fds.txt"
+[ "$REPLAY_RC" = 0 ] || fail "replay of a command listing its fds: status $REPLAY_RC: $(cat "$WORK/fds.log")"
+grep -q "fds.txt" "$WORK/fds.txt" || fail "the fd listing is not what it seems: $(cat "$WORK/fds.txt")"
+! grep -q -e "fds.xml" -e "fds.json" "$WORK/fds.txt" ||
+    fail "the command inherited a --report file: $(grep -e fds.xml -e fds.json "$WORK/fds.txt")"
 
 # mitmrec's HAR of the same session.
 rm -rf "$WORK/out" && mkdir -p "$WORK/out"
