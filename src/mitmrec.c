@@ -249,6 +249,7 @@ int main(int argc, char **argv)
     ro.keylog_path = a.opts.keylog_path;
     ro.upstream = a.opts.upstream;
     ro.max_body = a.opts.max_body;
+    ro.filter = a.opts.filter;
     if (recorder_new(&ro, &a.rec, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out;

@@ -74,7 +74,59 @@ struct rec_flow {
     rec_proc_t *rproc;
     char *proc_comment;
     int noted;                    /* a decoding note was given */
+    int sel;                      /* -f: 1 recorded, -1 not, 0 not decided yet */
 };
+
+/* ---- -f ----------------------------------------------------------------- */
+
+static int sel_emit(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
+                    const uint8_t *payload, size_t plen)
+{
+    rec_flow_t *f = opaque;
+
+    (void)dir;
+    if (f->sel == 0 && rec_filter_match(f->r, hdr, hdrlen, payload, plen))
+        f->sel = 1;
+    return 0;
+}
+
+/*
+ * A flow is recorded whole or not at all, so that its HAR entries stay what its packets
+ * give: the filter sees the client leg's synthesized SYN, SYN/ACK and ACK, and one match
+ * records the flow (so "port 443", "host H", "src port 443" all take the flows they name).
+ * Decided once the leg's handshake is emitted (in explicit proxy mode its server address
+ * is the proxy's own until the destination is known), or when asked with nothing emitted
+ * yet but its addresses known (a flow that failed before any packet).
+ */
+static int decide(rec_flow_t *f)
+{
+    rec_leg_t *leg = &f->leg[REC_CLIENT];
+    tcpsynth_t t;
+
+    if (!f->r->has_filter)
+        return 1;
+    if (f->sel)
+        return f->sel > 0;
+    if (!leg->ready)
+        return -1;
+    if (tcpsynth_init(&t, &leg->tcp.ep[TCPSYNTH_C2S], &leg->tcp.ep[TCPSYNTH_S2C],
+                      leg->tcp.seq[0], leg->tcp.seq[1], 0, sel_emit, f) == 0)
+        tcpsynth_handshake(&t);
+    if (f->sel == 0) {
+        f->sel = -1;
+        f->r->st.flows--;
+        if (f->rproc)
+            f->rproc->st.flows--;
+    }
+    return f->sel > 0;
+}
+
+int rec_flow_selected(rec_flow_t *f)
+{
+    if (f->r->has_filter && !f->sel && !f->leg[REC_CLIENT].opened)
+        return -1;
+    return decide(f);
+}
 
 /* ---- packets ------------------------------------------------------------ */
 
@@ -94,6 +146,11 @@ static void write_packet(rec_leg_t *leg, int dir, uint64_t ts, const uint8_t *hd
     pcapng_pkt_opts_t po = {0};
     char *joined = NULL;
     int64_t frame;
+
+    if (rec_flow_selected(leg->flow) != 1) {   /* (-1 cannot be: the leg is open) */
+        comments_free(comments);
+        return;
+    }
 
     po.direction = dir == REC_C2S ? PCAPNG_DIR_OUTBOUND : PCAPNG_DIR_INBOUND;
     po.darwin_process = -1;
@@ -276,9 +333,15 @@ static void on_request_head(void *opaque, http_exchange_t *ex)
 {
     rec_flow_t *f = opaque;
     char url[2048], text[2200];
-    uint64_t idx = f->r->next_index++;
+    uint64_t idx;
     size_t n = 0;
 
+    if (decide(f) != 1) {
+        /* -f left the flow out: a request all the same, but no index is spent on it. */
+        ex->user = (void *)UINTPTR_MAX;
+        return;
+    }
+    idx = f->r->next_index++;
     ex->user = (void *)(uintptr_t)(idx + 1);
     format_url(f, ex, url, sizeof(url));
     /* "har entry IDX: METHOD URL" */
@@ -311,6 +374,9 @@ static void write_entry(rec_flow_t *f, http_exchange_t *ex, int64_t index)
     char conn[32];
     size_t n = 0;
     int rc;
+
+    if (decide(f) != 1)   /* -f: not this flow (or, with no address, nothing to match) */
+        return;
 
     memset(&e, 0, sizeof(e));
     str_add_u64(conn, sizeof(conn), &n, f->id);
@@ -491,6 +557,16 @@ void rec_flow_hold(rec_flow_t *f, int leg)
 
 static void write_secrets(rec_leg_t *leg)
 {
+    int sel = rec_flow_selected(leg->flow);
+
+    if (sel < 0)
+        return;   /* kept until the flow is decided */
+    if (sel == 0) {
+        free(leg->secrets);
+        leg->secrets = NULL;
+        leg->secrets_len = 0;
+        return;
+    }
     if (leg->secrets_len) {
         pcapng_writer_add_secrets(leg->flow->r->pcap, PCAPNG_SECRETS_TLS, leg->secrets,
                                   leg->secrets_len);
@@ -525,7 +601,7 @@ void rec_flow_keylog(rec_flow_t *f, int l, const char *line)
     size_t n = strlen(line);
     char *s;
 
-    if (r->keylog) {
+    if (r->keylog && rec_flow_selected(f) != 0) {
         fprintf(r->keylog, "%s\n", line);
         fflush(r->keylog);
     }
@@ -548,14 +624,15 @@ void rec_flow_wire(rec_flow_t *f, int l, int dir, const void *data, size_t len, 
 {
     rec_leg_t *leg = &f->leg[l];
 
-    if (l == REC_CLIENT) {
+    if (leg->ready && len)
+        leg_open(leg, ts);
+    if (l == REC_CLIENT && rec_flow_selected(f) != 0) {
         f->r->st.bytes += len;
         if (f->rproc)
             f->rproc->st.bytes += len;
     }
     if (!leg->ready || len == 0)
         return;
-    leg_open(leg, ts);
     leg->ts = ts;
     tcpsynth_data(&leg->tcp, dir, data, len);
 }
@@ -634,7 +711,8 @@ static void write_error_entry(rec_flow_t *f, uint64_t ts)
     ex->t_req_start = f->start_ts;
     ex->t_req_end = ts;
     ex->user_frame = f->error_frame;
-    write_entry(f, ex, (int64_t)f->r->next_index++);
+    if (decide(f) == 1)
+        write_entry(f, ex, (int64_t)f->r->next_index++);
     http_exchange_free(ex);
 }
 
@@ -699,5 +777,6 @@ void rec_flow_set_process(rec_flow_t *f, const procinfo_t *pi)
     }
     *f->proc = *pi;
     f->rproc->flows_open++;
-    f->rproc->st.flows++;
+    if (f->sel >= 0)
+        f->rproc->st.flows++;
 }

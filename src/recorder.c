@@ -38,6 +38,20 @@ int recorder_new(const recorder_opts_t *o, recorder_t **out, char *err, size_t e
     }
     r->opts = *o;
     r->ifid[REC_UPSTREAM] = -1;
+    if (o->filter) {
+        /* The recorded packets are raw IP (LINKTYPE_RAW, libpcap's DLT_RAW). */
+        pcap_t *dead = pcap_open_dead(DLT_RAW, 65535);
+        if (!dead || pcap_compile(dead, &r->filter, o->filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+            snprintf(err, errlen, "invalid filter '%s': %s", o->filter,
+                     dead ? pcap_geterr(dead) : "libpcap failed");
+            if (dead)
+                pcap_close(dead);
+            free(r);
+            return -EINVAL;
+        }
+        pcap_close(dead);
+        r->has_filter = 1;
+    }
     if ((rc = outfile_open(o->pcapng_path, &r->pcap_out, err, errlen)) < 0)
         goto fail;
     if ((rc = outfile_open(o->har_path, &r->har_out, err, errlen)) < 0)
@@ -171,7 +185,31 @@ void recorder_free(recorder_t *r)
     outfile_close(r->har_out);
     if (r->keylog)
         fclose(r->keylog);
+    if (r->has_filter)
+        pcap_freecode(&r->filter);
     free(r);
+}
+
+int rec_filter_match(const recorder_t *r, const uint8_t *hdr, size_t hdrlen,
+                     const uint8_t *payload, size_t plen)
+{
+    struct pcap_pkthdr h;
+    uint8_t small[2048], *pkt = small;
+    int match;
+
+    if (!r->has_filter)
+        return 1;
+    if (hdrlen + plen > sizeof(small) && !(pkt = malloc(hdrlen + plen)))
+        return 1;   /* (record rather than lose it) */
+    memcpy(pkt, hdr, hdrlen);
+    if (plen)
+        memcpy(pkt + hdrlen, payload, plen);
+    memset(&h, 0, sizeof(h));
+    h.caplen = h.len = (bpf_u_int32)(hdrlen + plen);
+    match = pcap_offline_filter(&r->filter, &h, pkt) != 0;
+    if (pkt != small)
+        free(pkt);
+    return match;
 }
 
 void recorder_get_stats(const recorder_t *r, recorder_stats_t *st)
@@ -270,6 +308,22 @@ typedef struct udp_emit {
     int32_t dpeb;
 } udp_emit_t;
 
+/* -f on the datagram as it would be recorded. */
+typedef struct udp_match {
+    const recorder_t *r;
+    int match;
+} udp_match_t;
+
+static int udp_match_cb(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
+                        const uint8_t *payload, size_t plen)
+{
+    udp_match_t *m = opaque;
+
+    (void)dir;
+    m->match = rec_filter_match(m->r, hdr, hdrlen, payload, plen);
+    return 0;
+}
+
 static int udp_emit_cb(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
                        const uint8_t *payload, size_t plen)
 {
@@ -290,11 +344,18 @@ void recorder_udp(recorder_t *r, const struct sockaddr *src, const struct sockad
     tcpsynth_endpoint_t s, d;
     udp_emit_t u = {r, ts, NULL, -1};
     char buf[128];
-    rec_proc_t *p = pi ? rec_proc_get(r, pi) : NULL;
+    rec_proc_t *p;
 
     rec_to_endpoint(src, &s);
     rec_to_endpoint(dst, &d);
     rec_match_family(&s, &d);
+    if (r->has_filter) {
+        udp_match_t m = {r, 0};
+        tcpsynth_udp(&s, &d, r->udp_ip_id, data, len, dir, udp_match_cb, &m);
+        if (!m.match)
+            return;
+    }
+    p = pi ? rec_proc_get(r, pi) : NULL;
     if (p) {
         snprintf(buf, sizeof(buf), "process: %s, pid %u", pi->name, pi->pid);
         u.comment = buf;

@@ -38,6 +38,10 @@ typedef struct recorder_opts {
     const char *keylog_path;      /* NULL = none */
     int upstream;                 /* record REC_UPSTREAM legs */
     size_t max_body;
+    const char *filter;           /* -f: a pcap filter expression, or NULL. A flow is
+                                     recorded (packets, secrets, HAR entries) when one of
+                                     its client leg's synthesized handshake packets matches;
+                                     a UDP datagram when it matches */
 } recorder_opts_t;
 
 typedef struct recorder_stats {

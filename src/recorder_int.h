@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include <pcap/pcap.h>
+
 #include "har.h"
 #include "outfile.h"
 #include "pcapng.h"
@@ -39,10 +41,20 @@ struct recorder {
     uint64_t live_flows;
     recorder_stats_t st;
     int har_err_logged;
+    struct bpf_program filter;    /* -f, compiled for raw IP, when has_filter */
+    int has_filter;
     rec_proc_t **procs;           /* oldest first; each entry stays where it was made */
     size_t nprocs;
     uint16_t udp_ip_id;
 };
+
+/* recorder.c: 1 when the raw IP packet hdr + payload matches -f (always without one). */
+int rec_filter_match(const recorder_t *r, const uint8_t *hdr, size_t hdrlen,
+                     const uint8_t *payload, size_t plen);
+
+/* rec_flow.c: whether -f records flow f: 1 yes, 0 no, -1 not decided yet (its client leg's
+   addresses are not known). Decided once. */
+int rec_flow_selected(rec_flow_t *f);
 
 /* recorder.c: the endpoint of sa (IPv4 or IPv6, filled in ep). */
 void rec_to_endpoint(const struct sockaddr *sa, tcpsynth_endpoint_t *ep);

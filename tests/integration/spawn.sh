@@ -13,7 +13,7 @@
 # decrypts the HTTPS requests; process comments and HAR fields name each client's real pid; the
 # HAR validates; the spawn cgroup is gone afterwards (also with a leftover background process,
 # and after kill -9 of mitmrec); -r of the pcapng gives the same HAR entries. Then exit statuses
-# 0, 127 (no such command) and 128+signal, --cgroup PARENT and --ignore-hosts.
+# 0, 127 (no such command) and 128+signal, --cgroup PARENT, --ignore-hosts and -f.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need curl wget tshark node unshare "$PY" /usr/sbin/dnsmasq
@@ -355,6 +355,23 @@ n=$(tshark_fields "$WORK/ignore.pcapng" "dns.qry.name == \"origin.test\" && dns.
 [ "$n" -ge 1 ] || fail "--ignore-hosts 127.0.0.1/32: the DNS answer for origin.test is not in the pcapng"
 n=$(tshark_fields "$WORK/ignore.pcapng" "tcp" frame.number | wc -l)
 [ "$n" = 0 ] || fail "--ignore-hosts 127.0.0.1/32: the pcapng holds $n TCP packets, expected none"
+
+# -f in spawn mode: UDP datagrams are filtered one by one (DNS kept with 'udp port 53', left
+# out with 'tcp'), TCP flows whole (filter.sh has the details).
+spawn_run fudp -f 'udp port 53' -o "$WORK/fudp.pcapng" --cacert "$TEST_CA" -- \
+    curl -q -sS -o "$WORK/dl/fudp.txt" "https://origin.test:$TP/small.txt"
+[ $RUN_RC -eq 0 ] || fail "mitmrec -f 'udp port 53' -- curl exited $RUN_RC: $(tail -n 5 "$RUN_LOG")"
+same_file "$WORK/dl/fudp.txt" "$WWW/small.txt" "-f 'udp port 53': curl small.txt"
+[ "$(tshark_fields "$WORK/fudp.pcapng" 'dns.qry.name == "origin.test" && dns.flags.response == 1' frame.number | wc -l)" -ge 1 ] ||
+    fail "-f 'udp port 53': the DNS answer is not in the pcapng"
+[ "$(tshark_fields "$WORK/fudp.pcapng" tcp frame.number | wc -l)" = 0 ] || fail "-f 'udp port 53' recorded TCP"
+[ "$(har_query "$WORK/fudp.har" 'len(h["log"]["entries"])')" = 0 ] || fail "-f 'udp port 53': the HAR has entries"
+spawn_run ftcp -f tcp -o "$WORK/ftcp.pcapng" --cacert "$TEST_CA" -- \
+    curl -q -sS -o "$WORK/dl/ftcp.txt" "https://origin.test:$TP/small.txt"
+[ $RUN_RC -eq 0 ] || fail "mitmrec -f tcp -- curl exited $RUN_RC: $(tail -n 5 "$RUN_LOG")"
+[ "$(tshark_fields "$WORK/ftcp.pcapng" udp frame.number | wc -l)" = 0 ] || fail "-f tcp recorded UDP"
+har_query "$WORK/ftcp.har" '[e["request"]["url"] for e in h["log"]["entries"]]' | grep -q "origin.test:$TP/small.txt" ||
+    fail "-f tcp: the HAR lacks the request"
 
 # kill -9 of mitmrec: the cgroup and the command still go.
 log "kill -9 (at ${SECONDS}s)"
