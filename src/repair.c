@@ -13,6 +13,25 @@
 #include "log.h"
 #include "repair.h"
 
+/* What the scan of path found: 0 when *keep bytes are to be kept and closed, 1 when the HAR
+   is complete (said unless quiet), -1 when it is none we can repair (said). */
+static int verdict(const har_scan_t *s, const char *path, int quiet, uint64_t *keep)
+{
+    int rc = har_scan_result(s, keep);
+
+    if (rc == 1) {
+        if (!quiet)
+            fprintf(stderr, "mitmrec: %s is complete (%llu entries): nothing to repair\n", path,
+                    (unsigned long long)s->entries);
+        return 1;
+    }
+    if (rc < 0) {
+        log_error("%s: no HAR entries array found: not a HAR mitmrec can repair", path);
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * A gzipped HAR (--har x.har.gz) that a crash cut short: what decompresses (up to the last
  * flush) is scanned, then the kept bytes and the closing ones go to a new .gz beside it,
@@ -37,18 +56,9 @@ static int repair_gz(const char *path, int quiet)
     while ((n = gzread(in, buf, sizeof(buf))) > 0)
         har_scan_feed(&s, buf, (size_t)n);
     /* (a stream cut short reads as its end: that is the point) */
-    rc = har_scan_result(&s, &keep);
-    if (rc == 1) {
-        if (!quiet)
-            fprintf(stderr, "mitmrec: %s is complete (%llu entries): nothing to repair\n", path,
-                    (unsigned long long)s.entries);
+    if ((rc = verdict(&s, path, quiet, &keep)) != 0) {
         gzclose_r(in);
-        return 0;
-    }
-    if (rc < 0) {
-        log_error("%s: no HAR entries array found: not a HAR mitmrec can repair", path);
-        gzclose_r(in);
-        return 1;
+        return rc > 0 ? 0 : 1;
     }
     snprintf(tmp, sizeof(tmp), "%s.repair-XXXXXX", path);
     if ((fd = mkostemp(tmp, O_CLOEXEC)) >= 0)
@@ -117,18 +127,9 @@ int repair_har_file(const char *path, int quiet)
         close(fd);
         return 1;
     }
-    rc = har_scan_result(&s, &keep);
-    if (rc == 1) {
-        if (!quiet)
-            fprintf(stderr, "mitmrec: %s is complete (%llu entries): nothing to repair\n", path,
-                    (unsigned long long)s.entries);
+    if ((rc = verdict(&s, path, quiet, &keep)) != 0) {
         close(fd);
-        return 0;
-    }
-    if (rc < 0) {
-        log_error("%s: no HAR entries array found: not a HAR mitmrec can repair", path);
-        close(fd);
-        return 1;
+        return rc > 0 ? 0 : 1;
     }
     if (ftruncate(fd, (off_t)keep) < 0 || pwrite(fd, tail, sizeof(tail) - 1, (off_t)keep) !=
                                               (ssize_t)(sizeof(tail) - 1) || fsync(fd) < 0) {
