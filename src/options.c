@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "options.h"
@@ -110,6 +111,9 @@ static int parse_listen(options_t *o, const char *arg, char *err, size_t errlen)
         memcpy(o->listen_host, host, hlen);
         o->listen_host[hlen] = '\0';
         o->listen_host_given = 1;
+        /* The one name taken, without asking a resolver: the loopback address. */
+        if (strcasecmp(o->listen_host, "localhost") == 0)
+            strcpy(o->listen_host, "127.0.0.1");
         {
             unsigned char a[16];
             if (inet_pton(AF_INET, o->listen_host, a) != 1 &&

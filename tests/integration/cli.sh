@@ -49,6 +49,9 @@ usage_says "option '--har' needs an argument"
 usage_error "bad --listen (not a number)" --listen notaport -o "$WORK/a.pcapng"
 usage_error "bad --listen (port out of range)" --listen 65536 -o "$WORK/a.pcapng"
 usage_error "bad --listen (bad address)" --listen 999.1.1.1:8080 -o "$WORK/a.pcapng"
+usage_says "invalid --listen address '999.1.1.1': give an IPv4 or IPv6 address"
+usage_error "bad --listen (a host name)" --listen example.org:8080 -o "$WORK/a.pcapng"
+usage_says "invalid --listen address 'example.org': give an IPv4 or IPv6 address"
 usage_error "stray argument" --listen 0 -o "$WORK/a.pcapng" extra-argument
 usage_error "bad --ignore-hosts" -o "$WORK/a.pcapng" --ignore-hosts 10.0.0.0/33 -- true
 usage_says "invalid --ignore-hosts '10.0.0.0/33': expected an IPv4 or IPv6 address or CIDR (10.0.0.0/8, ::1)"
@@ -205,15 +208,17 @@ har_validate "$WORK/first.har"
 n=$(har_query "$WORK/first.har" 'len(h["log"]["entries"])')
 [ "$n" = 0 ] || fail "no traffic, yet $n HAR entries"
 
-# Second run reuses the CA; a name without .pcapng gets .har appended; --listen ADDR:0 works.
+# Second run reuses the CA; a name without .pcapng gets .har appended; --listen ADDR:0 works,
+# with "localhost" as ADDR taken as 127.0.0.1 (no resolver asked).
 _MITM_RUNS=$((_MITM_RUNS + 1))
 MITM_LOG=$WORK/mitmrec.$_MITM_RUNS.log
-"$MITMREC" --listen 127.0.0.1:0 -o "$WORK/capture" >/dev/null 2>"$MITM_LOG" &
+"$MITMREC" --listen localhost:0 -o "$WORK/capture" >/dev/null 2>"$MITM_LOG" &
 MITM_PID=$!
 _LIB_PIDS+=("$MITM_PID")
 export MITM_PCAP=$WORK/capture MITM_HAR=$WORK/capture.har
 for _ in $(seq 100); do grep -q 'proxy listening on 127.0.0.1:' "$MITM_LOG" && break; sleep 0.1; done
-grep -q 'proxy listening on 127.0.0.1:' "$MITM_LOG" || fail "--listen 127.0.0.1:0: no listening line: $(cat "$MITM_LOG")"
+grep -q 'proxy listening on 127.0.0.1:' "$MITM_LOG" || fail "--listen localhost:0: no listening line on 127.0.0.1: $(cat "$MITM_LOG")"
+grep -q 'warning' "$MITM_LOG" && fail "--listen localhost:0 warned: $(cat "$MITM_LOG")"
 stop_mitmrec
 [ "$(sha256 "$MITM_CA")" = "$ca_sum" ] || fail "the second run replaced the CA certificate"
 [ -f "$WORK/capture.har" ] || fail "-o capture: expected capture.har (have: $(ls "$WORK"))"
