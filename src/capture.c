@@ -360,23 +360,29 @@ static int dlt_of(uint16_t linktype)
     }
 }
 
-int capture_filter_check(const char *filter, char *err, size_t errlen)
+int capture_filter_compile(const char *filter, uint16_t linktype, struct bpf_program *prog,
+                           char *err, size_t errlen)
 {
-    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 262144);
-    struct bpf_program prog;
+    pcap_t *dead = pcap_open_dead(dlt_of(linktype), 262144);
     int rc = 0;
 
-    if (!dead) {
-        snprintf(err, errlen, "libpcap failed");
-        return -ENOMEM;
-    }
-    if (pcap_compile(dead, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
-        snprintf(err, errlen, "%s", pcap_geterr(dead));
+    if (!dead || pcap_compile(dead, prog, filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+        snprintf(err, errlen, "invalid filter '%s': %s", filter,
+                 dead ? pcap_geterr(dead) : "libpcap failed");
         rc = -EINVAL;
-    } else {
-        pcap_freecode(&prog);
     }
-    pcap_close(dead);
+    if (dead)
+        pcap_close(dead);
+    return rc;
+}
+
+int capture_filter_check(const char *filter, char *err, size_t errlen)
+{
+    struct bpf_program prog;
+    int rc = capture_filter_compile(filter, TCPREASM_LINKTYPE_ETHERNET, &prog, err, errlen);
+
+    if (rc == 0)
+        pcap_freecode(&prog);
     return rc;
 }
 
@@ -393,16 +399,13 @@ static int add_iface(cap_t *cap, uint16_t linktype)
     memset(ifc, 0, sizeof(*ifc));
     ifc->linktype = linktype;
     if (cap->o->filter) {
-        pcap_t *dead = pcap_open_dead(dlt_of(linktype), 262144);
-        if (!dead || pcap_compile(dead, &ifc->prog, cap->o->filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
-            log_error("invalid filter '%s': %s", cap->o->filter,
-                      dead ? pcap_geterr(dead) : "libpcap failed");
-            if (dead)
-                pcap_close(dead);
+        char err[PCAP_ERRBUF_SIZE + 512];
+
+        if (capture_filter_compile(cap->o->filter, linktype, &ifc->prog, err, sizeof(err)) < 0) {
+            log_error("%s", err);
             return -EINVAL;
         }
         ifc->has_prog = 1;
-        pcap_close(dead);
     }
     return 0;
 }

@@ -9,6 +9,8 @@
 #include "pcapread.h"
 #include "tcpreasm.h"
 
+struct bpf_program;   /* <pcap/pcap.h> */
+
 /*
  * Walks a capture file: a pcapng (ours or anyone's) or a classic pcap, with
  * TLS secrets from its Decryption Secrets Blocks and/or a key log file, through
@@ -90,9 +92,17 @@ typedef struct capture_stats {
 } capture_stats_t;
 
 /*
+ * Compiles a pcap filter expression for packets of a pcapng LINKTYPE_ (the few that are
+ * not libpcap's DLT_ value, such as LINKTYPE_RAW, 101, are mapped). Returns 0, with prog
+ * the caller's (pcap_freecode), or -EINVAL with "invalid filter 'EXPR': REASON" in err.
+ */
+int capture_filter_compile(const char *filter, uint16_t linktype, struct bpf_program *prog,
+                           char *err, size_t errlen);
+
+/*
  * Checks a pcap filter expression's syntax (compiled for Ethernet) before any file is
- * opened. Returns 0, or -EINVAL with libpcap's reason in err. An expression that is valid
- * but not for a link type in the file (say "ether host" on raw IP) is found by capture_read.
+ * opened: capture_filter_compile's result. An expression that is valid but not for a link
+ * type in the file (say "ether host" on raw IP) is found by capture_read.
  */
 int capture_filter_check(const char *filter, char *err, size_t errlen);
 

@@ -147,7 +147,7 @@ int readmode_run(const options_t *o)
         return 1;
     /* A bad expression is said before any output is opened (an existing one is kept). */
     if (o->filter && capture_filter_check(o->filter, err, sizeof(err)) < 0) {
-        log_error("invalid filter '%s': %s", o->filter, err);
+        log_error("%s", err);
         free(rd);
         return 1;
     }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "config.h"
 #include "har.h"
 #include "log.h"
@@ -39,17 +40,11 @@ int recorder_new(const recorder_opts_t *o, recorder_t **out, char *err, size_t e
     r->opts = *o;
     r->ifid[REC_UPSTREAM] = -1;
     if (o->filter) {
-        /* The recorded packets are raw IP (LINKTYPE_RAW, libpcap's DLT_RAW). */
-        pcap_t *dead = pcap_open_dead(DLT_RAW, 65535);
-        if (!dead || pcap_compile(dead, &r->filter, o->filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
-            snprintf(err, errlen, "invalid filter '%s': %s", o->filter,
-                     dead ? pcap_geterr(dead) : "libpcap failed");
-            if (dead)
-                pcap_close(dead);
+        /* The recorded packets are raw IP. */
+        if (capture_filter_compile(o->filter, PCAPNG_LINKTYPE_RAW, &r->filter, err, errlen) < 0) {
             free(r);
             return -EINVAL;
         }
-        pcap_close(dead);
         r->has_filter = 1;
     }
     if ((rc = outfile_open(o->pcapng_path, &r->pcap_out, err, errlen)) < 0)
