@@ -540,15 +540,18 @@ static int gzsrc_close(void *c)
     return rc == Z_OK ? 0 : EOF;
 }
 
-/* zlib's reason for the last failure on gz: a truncated or corrupt stream, or errno's. */
-static const char *gz_why(gzFile gz, int *zerr)
+const char *capture_gz_reason(gzFile gz, const char *path, int *zerr)
 {
     const char *m = gzerror(gz, zerr);
+    size_t n = strlen(path);
 
     if (*zerr == Z_ERRNO)
         return strerror(errno);
-    if (strncmp(m, "<fd:", 4) == 0 && strstr(m, ": "))   /* (zlib names the fd first) */
-        m = strstr(m, ": ") + 2;
+    /* zlib names the file first: the path gzopen had, or "<fd:N>" after gzdopen. */
+    if (strncmp(m, path, n) == 0 && strncmp(m + n, ": ", 2) == 0)
+        return m + n + 2;
+    if (strncmp(m, "<fd:", 4) == 0 && strstr(m, ": "))
+        return strstr(m, ": ") + 2;
     return m;
 }
 
@@ -647,7 +650,7 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
         gzbuffer(gs->gz, 1 << 17);
         n = gzread(gs->gz, magic, 4);
         if (n < 0) {
-            log_error("cannot read %s: %s", o->path, gz_why(gs->gz, &zerr));
+            log_error("cannot read %s: %s", o->path, capture_gz_reason(gs->gz, o->path, &zerr));
             rc = -EIO;
             goto out;
         }
@@ -696,10 +699,13 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
             while (rc == 0 && (n = gzread(gs->gz, buf, 1 << 20)) > 0)
                 rc = pcapread_feed(pr, buf, (size_t)n);
             /* A stream cut short reads as its end, with Z_BUF_ERROR kept. */
-            if (rc == 0 && (gz_why(gs->gz, &zerr), zerr != Z_OK)) {
-                log_error("%s: %s; %s what came before it", o->path, gz_why(gs->gz, &zerr),
-                          used(o));
-                rc = -EBADMSG;
+            if (rc == 0) {
+                const char *why = capture_gz_reason(gs->gz, o->path, &zerr);
+
+                if (zerr != Z_OK) {
+                    log_error("%s: %s; %s what came before it", o->path, why, used(o));
+                    rc = -EBADMSG;
+                }
             }
         } else {
             while ((n = read(fd, buf, 1 << 20)) > 0)

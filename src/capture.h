@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <zlib.h>
+
 #include "httpmsg.h"
 #include "pcapread.h"
 #include "tcpreasm.h"
@@ -90,6 +92,13 @@ typedef struct capture_stats {
     uint64_t filtered;              /* did not */
     uint64_t exchanges;
 } capture_stats_t;
+
+/*
+ * zlib's reason for the last failure on gz, opened on path (gzopen) or on a descriptor
+ * (gzdopen): errno's text, or zlib's message without the file name zlib puts first
+ * ("unexpected end of file"). *zerr gets gzerror's code (Z_OK: no failure).
+ */
+const char *capture_gz_reason(gzFile gz, const char *path, int *zerr);
 
 /*
  * Compiles a pcap filter expression for packets of a pcapng LINKTYPE_ (the few that are

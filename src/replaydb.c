@@ -294,6 +294,7 @@ static int slurp(const char *path, char **text, size_t *len, char *err, size_t e
     gzFile gz = gzopen(path, "rb");
     size_t have = 0, cap = 1 << 16;
     char *buf = NULL, *nb;
+    const char *why;
     int n, zerr;
 
     if (!gz) {
@@ -323,11 +324,9 @@ static int slurp(const char *path, char **text, size_t *len, char *err, size_t e
         if (n > 0)
             have += (size_t)n;
     } while (n > 0);
-    if (n < 0 || (gzerror(gz, &zerr), zerr != Z_OK)) {
-        const char *m = gzerror(gz, &zerr);
-        if (strncmp(m, "<fd:", 4) == 0 || strncmp(m, path, strlen(path)) == 0)
-            m = strstr(m, ": ") ? strstr(m, ": ") + 2 : m;
-        snprintf(err, errlen, "cannot read %s: %s", path, zerr == Z_ERRNO ? strerror(errno) : m);
+    why = capture_gz_reason(gz, path, &zerr);
+    if (n < 0 || zerr != Z_OK) {
+        snprintf(err, errlen, "cannot read %s: %s", path, why);
         free(buf);
         gzclose_r(gz);
         return -EIO;
@@ -390,10 +389,10 @@ int replaydb_load(const char *path, const char *keylog, replaydb_t **out, char *
         int n = gzread(gz, &first, 1);
         if (n < 0) {
             int zerr;
-            const char *m = gzerror(gz, &zerr);
+            const char *why = capture_gz_reason(gz, path, &zerr);
+
             rc = zerr == Z_ERRNO && errno ? -errno : -EIO;
-            snprintf(err, errlen, "cannot read %s: %s", path,
-                     zerr == Z_ERRNO ? strerror(-rc) : m);
+            snprintf(err, errlen, "cannot read %s: %s", path, why);
             gzclose_r(gz);
             free(db);
             return rc;

@@ -90,6 +90,14 @@ if [ -x "$MITMREPLAY" ]; then
         [ ! -e "$WORK/ran" ] || fail "mitmreplay $rec ran its command"
     done
 
+    # A gzip file whose data is corrupt: one line, zlib's reason after the name, given once.
+    printf '\037\213\010\000garbagegarbage' >"$WORK/corrupt.har.gz"
+    timeout 20 "$MITMREPLAY" "$WORK/corrupt.har.gz" -- true >"$WORK/rp.out" 2>"$WORK/rp.err"
+    rc=$?
+    [ $rc -eq 1 ] && [ "$(wc -l <"$WORK/rp.err")" = 1 ] &&
+        grep -q "^mitmreplay: error: cannot read $WORK/corrupt.har.gz: [a-z]" "$WORK/rp.err" ||
+        fail "mitmreplay corrupt.har.gz: exit $rc: $(cat "$WORK/rp.err")"
+
     # A --report that cannot be written fails before the recording is loaded and the command
     # runs (it used to fail at the end, after the whole run), and leaves no report behind.
     rm -f "$WORK/ran" "$WORK/ok.json"
