@@ -230,6 +230,26 @@ static int check_files(const options_t *o, char *err, size_t errlen)
     return paths_check(out, nout, in, nin, err, errlen);
 }
 
+void options_getopt_error(int c, char *const *argv, char *err, size_t errlen)
+{
+    /* The argument getopt was at: a long option is named as typed ("--output", not the
+       '-o' it stands for); a short one by optopt, which may sit inside a cluster. */
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    const char *eq = strchr(arg, '=');
+    int is_long = strncmp(arg, "--", 2) == 0;
+
+    if (c == ':' && !is_long && optopt > 0 && optopt < 256)
+        snprintf(err, errlen, "option '-%c' needs an argument", optopt);
+    else if (c == ':')
+        snprintf(err, errlen, "option '%s' needs an argument", arg);
+    else if (is_long && eq && optopt)
+        snprintf(err, errlen, "option '%.*s' takes no argument", (int)(eq - arg), arg);
+    else if (!is_long && optopt > 0 && optopt < 256)
+        snprintf(err, errlen, "unknown option '-%c' (see --help)", optopt);
+    else
+        snprintf(err, errlen, "unknown option '%s' (see --help)", arg);
+}
+
 int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
 {
     int c, rc;
@@ -327,17 +347,8 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
         case 'V':
             printf("mitmrec %s\n", PACKAGE_VERSION);
             return 1;
-        case ':':   /* (the leading ':' of the option string) */
-            if (optopt > 0 && optopt < 256)
-                snprintf(err, errlen, "option '-%c' needs an argument", optopt);
-            else
-                snprintf(err, errlen, "option '%s' needs an argument", argv[optind - 1]);
-            return -EINVAL;
-        default:
-            if (optopt)
-                snprintf(err, errlen, "unknown option '-%c' (see --help)", optopt);
-            else
-                snprintf(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
+        default:   /* ':' or '?' */
+            options_getopt_error(c, argv, err, errlen);
             return -EINVAL;
         }
     }

@@ -51,6 +51,13 @@ typedef struct options {
  */
 int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen);
 
+/*
+ * After getopt_long returned c, ':' (a value missing; the option string starts with ':')
+ * or '?' (an option it does not know, or a value given to one that takes none), with
+ * opterr 0: the one-line reason, as both programs say it, into err.
+ */
+void options_getopt_error(int c, char *const *argv, char *err, size_t errlen);
+
 /* Releases what options_parse allocated. */
 void options_free(options_t *o);
 

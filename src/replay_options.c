@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "options.h"
 #include "paths.h"
 #include "replay_options.h"
 
@@ -321,17 +322,8 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
         case 'v': o->verbose++; break;
         case 'h': replay_options_usage(stdout); return 1;
         case 'V': printf("mitmreplay %s\n", PACKAGE_VERSION); return 1;
-        case ':':   /* (the leading ':' of the option string) */
-            if (optopt > 0 && optopt < 256)
-                snprintf(err, errlen, "option '-%c' needs an argument", optopt);
-            else
-                snprintf(err, errlen, "option '%s' needs an argument", argv[optind - 1]);
-            return -EINVAL;
-        default:
-            if (optopt > 0 && optopt < 256)
-                snprintf(err, errlen, "unknown option '-%c' (see --help)", optopt);
-            else
-                snprintf(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
+        default:   /* ':' or '?' */
+            options_getopt_error(c, argv, err, errlen);
             return -EINVAL;
         }
         if (rc < 0)

@@ -46,6 +46,12 @@ usage_error "-r without a value" -r
 usage_says "option '-r' needs an argument"
 usage_error "--har without a value" --listen 0 -o "$WORK/a.pcapng" --har
 usage_says "option '--har' needs an argument"
+usage_error "--output without a value" --listen 0 --output
+usage_says "option '--output' needs an argument"
+usage_error "a value for a flag" --listen 0 -o "$WORK/a.pcapng" --no-status=1
+usage_says "option '--no-status' takes no argument"
+usage_error "a value for a flag with a short form" --listen 0 -o "$WORK/a.pcapng" --quiet=1
+usage_says "option '--quiet' takes no argument"
 usage_error "bad --listen (not a number)" --listen notaport -o "$WORK/a.pcapng"
 usage_error "bad --listen (port out of range)" --listen 65536 -o "$WORK/a.pcapng"
 usage_error "bad --listen (bad address)" --listen 999.1.1.1:8080 -o "$WORK/a.pcapng"
@@ -67,6 +73,10 @@ if [ -x "$MITMREPLAY" ]; then
     usage_says "option '-o' needs an argument"
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --keylog without a value" "$WORK/a.pcapng" --keylog
     usage_says "option '--keylog' needs an argument"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: a value for a flag" "$WORK/a.pcapng" --strict=1
+    usage_says "option '--strict' takes no argument"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --output without a value" "$WORK/a.pcapng" --output
+    usage_says "option '--output' needs an argument"
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: unknown flag" --no-such-flag "$WORK/a.pcapng"
     usage_says "unknown option '--no-such-flag' (see --help)"
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: no recording" -q
