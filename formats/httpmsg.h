@@ -32,7 +32,7 @@ typedef struct http_msg {
     struct spill_list *spill;   /* NULL, or the kept bytes before those in body, in the
                                    spill file (spill.h) */
     uint64_t body_total;        /* full body size, even past max_body */
-    int body_truncated;         /* body_total > body_len */
+    int body_truncated;         /* body_total > http_msg_kept() */
     uint64_t wire_body_size;    /* body bytes on the wire (chunk framing included) */
     int complete;               /* the message ended normally */
     http_header_t *trailers;    /* HTTP/2 trailers or chunked trailers, wire order */

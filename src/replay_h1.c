@@ -5,8 +5,8 @@
 
 #include <http_parser.h>
 
-#include "replay_conn.h"
 #include "harread.h"
+#include "replay_conn.h"
 #include "replaydb.h"
 
 /* The server side of HTTP/1.x on a replayed connection, over http-parser. */
@@ -117,7 +117,7 @@ static int h1_complete(http_parser *hp)
     rq.authority = http_msg_header(&c->req, "host");
     /* absolute-form: its path, and its host when there is no Host header */
     if (c->url && har_url_split(c->url, scheme, sizeof(scheme), host, sizeof(host), &port,
-                                     &path) == 0 &&
+                                &path) == 0 &&
         !rq.authority)
         rq.authority = host;
     rq.target = path;
