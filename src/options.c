@@ -74,6 +74,7 @@ void options_usage(FILE *f)
           "  --listen [ADDR:]PORT  serve as an explicit HTTP proxy (CONNECT and absolute-form);\n"
           "                        ADDR defaults to 127.0.0.1, PORT 0 picks a free port\n"
           "  -o, --output FILE     pcapng to write ('-' for stdout, '.gz' for gzip)\n"
+          "  -w FILE               the same as -o (tcpdump's and mitmdump's name for it)\n"
           "      --har FILE        HAR to write (default: FILE.pcapng with .har)\n"
           "      --upstream        also record the server-side TLS session (interface 1)\n"
           "      --keylog FILE     append TLS secrets in NSS key log format (with -r: read them)\n"
@@ -260,13 +261,14 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
     opterr = 0;
     optind = 1;
     o->status_line = -1;
-    while ((c = getopt_long(argc, argv, "+:o:p:r:f:kqvhV", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:o:w:p:r:f:kqvhV", long_opts, NULL)) != -1) {
         switch (c) {
         case OPT_LISTEN:
             if ((rc = parse_listen(o, optarg, err, errlen)) < 0)
                 return rc;
             break;
         case 'o':
+        case 'w':   /* tcpdump's and mitmdump's name for it */
             o->out_path = optarg;
             break;
         case OPT_HAR:

@@ -103,6 +103,7 @@ void replay_options_usage(FILE *f)
           "Client replay:\n"
           "      --client              send RECORDING's requests again and compare the responses\n"
           "  -o, --output FILE         record the new run to FILE.pcapng (and FILE.har)\n"
+          "  -w FILE                   the same as -o\n"
           "      --har FILE            the new run's HAR\n"
           "      --to HOST:PORT        send every request there instead of its server\n"
           "      --concurrency N       requests in flight at once (default 1)\n"
@@ -249,11 +250,12 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
         }
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(nargs, argv, ":o:p:kqvhV", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(nargs, argv, ":o:w:p:kqvhV", long_opts, NULL)) != -1) {
         rc = 0;
         switch (c) {
         case OPT_CLIENT: o->mode = REPLAY_CLIENT; break;
-        case 'o': o->out_path = optarg; break;
+        case 'o':
+        case 'w': o->out_path = optarg; break;   /* -w: tcpdump's and mitmdump's name */
         case OPT_HAR: o->har_path = optarg; break;
         case OPT_TO: o->to = optarg; break;
         case OPT_CONCURRENCY:

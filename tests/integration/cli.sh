@@ -48,6 +48,8 @@ usage_error "--har without a value" --listen 0 -o "$WORK/a.pcapng" --har
 usage_says "option '--har' needs an argument"
 usage_error "--output without a value" --listen 0 --output
 usage_says "option '--output' needs an argument"
+usage_error "-w without a value" --listen 0 -w
+usage_says "option '-w' needs an argument"
 usage_error "a value for a flag" --listen 0 -o "$WORK/a.pcapng" --no-status=1
 usage_says "option '--no-status' takes no argument"
 usage_error "a value for a flag with a short form" --listen 0 -o "$WORK/a.pcapng" --quiet=1
@@ -77,6 +79,8 @@ if [ -x "$MITMREPLAY" ]; then
     usage_says "option '--strict' takes no argument"
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --output without a value" "$WORK/a.pcapng" --output
     usage_says "option '--output' needs an argument"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: -w without a value" "$WORK/a.pcapng" -w
+    usage_says "option '-w' needs an argument"
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: unknown flag" --no-such-flag "$WORK/a.pcapng"
     usage_says "unknown option '--no-such-flag' (see --help)"
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: no recording" -q
@@ -226,11 +230,12 @@ har_validate "$WORK/first.har"
 n=$(har_query "$WORK/first.har" 'len(h["log"]["entries"])')
 [ "$n" = 0 ] || fail "no traffic, yet $n HAR entries"
 
-# Second run reuses the CA; a name without .pcapng gets .har appended; --listen ADDR:0 works,
-# with "localhost" as ADDR taken as 127.0.0.1 (no resolver asked).
+# Second run reuses the CA; a name without .pcapng gets .har appended; -w is -o (tcpdump's and
+# mitmdump's name); --listen ADDR:0 works, with "localhost" as ADDR taken as 127.0.0.1 (no
+# resolver asked).
 _MITM_RUNS=$((_MITM_RUNS + 1))
 MITM_LOG=$WORK/mitmrec.$_MITM_RUNS.log
-"$MITMREC" --listen localhost:0 -o "$WORK/capture" >/dev/null 2>"$MITM_LOG" &
+"$MITMREC" --listen localhost:0 -w "$WORK/capture" >/dev/null 2>"$MITM_LOG" &
 MITM_PID=$!
 _LIB_PIDS+=("$MITM_PID")
 export MITM_PCAP=$WORK/capture MITM_HAR=$WORK/capture.har
@@ -239,7 +244,8 @@ grep -q 'proxy listening on 127.0.0.1:' "$MITM_LOG" || fail "--listen localhost:
 grep -q 'warning' "$MITM_LOG" && fail "--listen localhost:0 warned: $(cat "$MITM_LOG")"
 stop_mitmrec
 [ "$(sha256 "$MITM_CA")" = "$ca_sum" ] || fail "the second run replaced the CA certificate"
-[ -f "$WORK/capture.har" ] || fail "-o capture: expected capture.har (have: $(ls "$WORK"))"
+[ -s "$WORK/capture" ] || fail "-w capture: no pcapng written to capture (have: $(ls "$WORK"))"
+[ -f "$WORK/capture.har" ] || fail "-w capture: expected capture.har (have: $(ls "$WORK"))"
 
 # -o and --har ending in .gz write gzip (compressed on a thread of their own): tshark reads
 # the pcapng as it is, and both decompress to a whole recording of what was fetched.

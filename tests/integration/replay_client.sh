@@ -49,9 +49,13 @@ n=$(printf '%s\n' "$d" | tr ';' '\n' | wc -l)
 grep -q '4 requests: 3 same, 1 different, 0 failed' "$WORK/client.log" || fail "summary: $(cat "$WORK/client.log")"
 log "client replay: exactly small.txt differs ($d)"
 
+# (-w: the same as -o, as in tcpdump and mitmdump.)
 timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" --cacert "$TEST_CA" --strict -q \
-    --concurrency 4 >/dev/null 2>&1
+    --concurrency 4 -w "$WORK/strict.pcapng" >/dev/null 2>&1
 [ $? = 1 ] || fail "--client --strict with a difference did not exit 1"
+[ "$(tshark_requests "$WORK/strict.pcapng" | wc -l)" = 4 ] ||
+    fail "-w strict.pcapng: $(tshark_requests "$WORK/strict.pcapng")"
+[ -s "$WORK/strict.har" ] || fail "-w strict.pcapng wrote no strict.har (have: $(ls "$WORK"))"
 
 # The new run is recorded like mitmrec's.
 check_recording "$WORK/new.pcapng" "$WORK/new.har" /small.txt="$WWW/small.txt" /data.json="$WWW/data.json"
