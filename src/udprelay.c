@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,13 @@
 #include "udprelay.h"
 
 #define SESSIONS_MAX 4096
+#define BUCKETS 8192   /* a power of 2, twice SESSIONS_MAX: chains of one or two */
 #define IDLE_MS 30000
 
 typedef struct session {
-    struct session *next, *prev;
+    struct session *next, *prev;   /* newest first */
+    struct session *hnext;         /* the next in its bucket */
+    uint32_t hash;
     udprelay_t *u;
     uv_udp_t up;                 /* ours, connected to orig */
     struct sockaddr_storage client, orig;
@@ -29,8 +33,9 @@ struct udprelay {
     uv_udp_t listener[2];
     int nlisteners;
     uv_timer_t sweep;
-    session_t *sessions;
+    session_t *sessions, *oldest;
     size_t nsessions;
+    session_t *bucket[BUCKETS];   /* by client and original destination */
     int handles;
     int stopping;
     uint8_t buf[65536];
@@ -78,6 +83,13 @@ static void session_close(session_t *s)
         u->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    else
+        u->oldest = s->prev;
+    for (session_t **pp = &u->bucket[s->hash & (BUCKETS - 1)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == s) {
+            *pp = s->hnext;
+            break;
+        }
     u->nsessions--;
     uv_close((uv_handle_t *)&s->up, session_closed);
 }
@@ -149,25 +161,47 @@ static void up_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct so
     send_copy(l, buf->base, (size_t)n, (struct sockaddr *)&s->client);
 }
 
+/* FNV-1a over an address and port (network order, as they are in the sockaddr). */
+static uint32_t hash_addr(uint32_t h, const struct sockaddr_storage *a)
+{
+    const uint8_t *p;
+    size_t n;
+    uint16_t port;
+
+    if (a->ss_family == AF_INET6) {
+        p = (const uint8_t *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+        n = 16;
+        port = ((const struct sockaddr_in6 *)a)->sin6_port;
+    } else {
+        p = (const uint8_t *)&((const struct sockaddr_in *)a)->sin_addr;
+        n = 4;
+        port = ((const struct sockaddr_in *)a)->sin_port;
+    }
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    h = (h ^ (port & 0xff)) * 16777619u;
+    return (h ^ (port >> 8)) * 16777619u;
+}
+
+/* The session of a client socket and its original destination: found through the hash
+   table, so a datagram costs the same with 10 sessions or 4,096 (each new DNS query of a
+   stub resolver is a socket, and so a session, of its own). */
 static session_t *session_get(udprelay_t *u, const struct sockaddr_storage *client,
                               const struct sockaddr_storage *orig, const procinfo_t *pi)
 {
+    uint32_t h = hash_addr(hash_addr(2166136261u, client), orig);
     session_t *s;
 
-    for (s = u->sessions; s; s = s->next)
-        if (same_addr(&s->client, client) && same_addr(&s->orig, orig))
+    for (s = u->bucket[h & (BUCKETS - 1)]; s; s = s->hnext)
+        if (s->hash == h && same_addr(&s->client, client) && same_addr(&s->orig, orig))
             return s;
-    if (u->nsessions >= SESSIONS_MAX) {
-        /* The least recently added goes: DNS exchanges are short. */
-        session_t *last = u->sessions;
-        while (last && last->next)
-            last = last->next;
-        if (last)
-            session_close(last);
-    }
+    /* Past the bound, the least recently added goes: DNS exchanges are short. */
+    if (u->nsessions >= SESSIONS_MAX && u->oldest)
+        session_close(u->oldest);
     if (!(s = calloc(1, sizeof(*s))))
         return NULL;
     s->u = u;
+    s->hash = h;
     s->client = *client;
     s->orig = *orig;
     s->pi = *pi;
@@ -186,7 +220,11 @@ static session_t *session_get(udprelay_t *u, const struct sockaddr_storage *clie
     s->next = u->sessions;
     if (u->sessions)
         u->sessions->prev = s;
+    else
+        u->oldest = s;
     u->sessions = s;
+    s->hnext = u->bucket[h & (BUCKETS - 1)];
+    u->bucket[h & (BUCKETS - 1)] = s;
     u->nsessions++;
     return s;
 }
