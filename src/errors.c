@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdio.h>
 #include <string.h>
 
 #include <uv.h>
@@ -20,4 +21,10 @@ const char *mr_strerror(int err)
         /* libuv's codes are negated errno values on Unix, so this covers both. */
         return uv_strerror(err);
     }
+}
+
+char *mr_hostport(char *buf, unsigned long len, const char *host, unsigned port)
+{
+    snprintf(buf, len, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+    return buf;
 }

@@ -14,4 +14,8 @@
 /* A short description of a negative errno, libuv code or MR_E* code. */
 const char *mr_strerror(int err);
 
+/* "host:port" into buf, "[host]:port" for an IPv6 address, as messages and URLs write
+   them; returns buf. */
+char *mr_hostport(char *buf, unsigned long len, const char *host, unsigned port);
+
 #endif

@@ -549,6 +549,7 @@ static int accept_transparent(flow_t *f)
     proxy_t *p = f->p;
     struct sockaddr_storage orig;
     procinfo_t pi;
+    char hp[300];
     int rc;
 
     if (!p->lookup || (rc = p->lookup(p->lookup_opaque, (struct sockaddr *)&f->client_addr,
@@ -574,8 +575,8 @@ static int accept_transparent(flow_t *f)
     }
     rec_flow_set_process(f->rec, &pi);
     rec_flow_set_target(f->rec, "http", f->host, f->port);
-    log_debug("flow %llu: %s (pid %u) to %s:%u", (unsigned long long)f->id, pi.name, pi.pid,
-              f->host, f->port);
+    log_verbose("flow %llu: %s (pid %u) to %s", (unsigned long long)f->id, pi.name, pi.pid,
+                mr_hostport(hp, sizeof(hp), f->host, f->port));
     /* Reading the client waits for the upstream: its first bytes decide what to do. */
     return flow_connect_up(f) < 0 ? 0 : 0;
 }

@@ -24,6 +24,7 @@ static void up_connected(conn_t *c, int status)
     flow_t *f = c->data;
     static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     struct sockaddr_storage local;
+    char hp[300];
     int len = sizeof(local);
     uint64_t ts = rec_now();
     int rc;
@@ -32,14 +33,15 @@ static void up_connected(conn_t *c, int status)
     if (status < 0 && f->mode == M_TRANSPARENT) {
         /* The application connected to us already: a reset is the nearest thing
            to the refusal it would have seen. */
-        flow_fail(f, NULL, "cannot connect to %s:%u: %s", f->host, f->port, mr_strerror(status));
+        flow_fail(f, NULL, "cannot connect to %s: %s", mr_hostport(hp, sizeof(hp), f->host, f->port),
+                  mr_strerror(status));
         flow_close(f, 1);
         return;
     }
     if (status < 0) {
         char body[400];
-        flow_fail(f, f->mode == M_CONNECT ? "CONNECT" : NULL, "cannot connect to %s:%u: %s",
-                  f->host, f->port, mr_strerror(status));
+        flow_fail(f, f->mode == M_CONNECT ? "CONNECT" : NULL, "cannot connect to %s: %s",
+                  mr_hostport(hp, sizeof(hp), f->host, f->port), mr_strerror(status));
         if (f->mode == M_PLAIN) {
             /* The application asked for a plain HTTP URL: it gets the answer. */
             f->recording = 1;
@@ -94,6 +96,7 @@ static void up_connected(conn_t *c, int status)
 static void up_handshake(conn_t *c, int status)
 {
     flow_t *f = c->data;
+    char hp[300];
     long vr;
 
     f->t_tls1 = rec_now();
@@ -106,8 +109,9 @@ static void up_handshake(conn_t *c, int status)
             flow_fail(f, "CONNECT", "upstream certificate verification failed for %s: %s",
                       f->sni[0] ? f->sni : f->host, X509_verify_cert_error_string(vr));
         else
-            flow_fail(f, "CONNECT", "upstream TLS handshake with %s:%u failed: %s", f->host,
-                      f->port, log_ssl_errors(buf, sizeof(buf)));
+            flow_fail(f, "CONNECT", "upstream TLS handshake with %s failed: %s",
+                      mr_hostport(hp, sizeof(hp), f->host, f->port),
+                      log_ssl_errors(buf, sizeof(buf)));
         ERR_clear_error();
     } else {
         f->up_done = 1;
@@ -177,13 +181,14 @@ static void up_eof(conn_t *c)
 {
     flow_t *f = c->data;
     uint64_t ts = rec_now();
+    char hp[300];
 
     rec_flow_end(f->rec, REC_UPSTREAM, REC_S2C, 0, ts);
     if (f->state != F_RELAY) {
         if (f->state == F_TLS && !f->up_done && !f->up_failed) {
             f->up_failed = 1;
-            flow_fail(f, "CONNECT", "upstream %s:%u closed during the TLS handshake", f->host,
-                      f->port);
+            flow_fail(f, "CONNECT", "upstream %s closed during the TLS handshake",
+                      mr_hostport(hp, sizeof(hp), f->host, f->port));
             flow_resume_client_tls(f);
             return;
         }
@@ -210,11 +215,13 @@ void flow_up_error(conn_t *c, int err)
 {
     flow_t *f = c->data;
     uint64_t ts = rec_now();
+    char hp[300];
 
     rec_flow_end(f->rec, REC_UPSTREAM, REC_S2C, 1, ts);
     if (f->recording)
         rec_flow_end(f->rec, REC_CLIENT, REC_S2C, 1, ts);
-    flow_fail(f, NULL, "upstream %s:%u: %s", f->host, f->port, mr_strerror(err));
+    flow_fail(f, NULL, "upstream %s: %s", mr_hostport(hp, sizeof(hp), f->host, f->port),
+              mr_strerror(err));
     flow_close(f, 1);
 }
 

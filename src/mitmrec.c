@@ -173,9 +173,9 @@ static int start_redirect(app_t *a, ca_t *ca)
 
 static void print_proc(void *opaque, const rec_proc_stats_t *st)
 {
-    fprintf(stderr, "mitmrec:   %-20s %8u %6llu flows %6llu requests %12llu bytes\n", st->name,
-            st->pid, (unsigned long long)st->flows, (unsigned long long)st->requests,
-            (unsigned long long)st->bytes);
+    log_line(stderr, "mitmrec:   %-20s %8u %6llu flows %6llu requests %12llu bytes", st->name,
+             st->pid, (unsigned long long)st->flows, (unsigned long long)st->requests,
+             (unsigned long long)st->bytes);
 }
 
 static void spill_failed(int err, const char *dir, void *opaque)

@@ -84,7 +84,7 @@ void options_usage(FILE *f)
           "      --max-body BYTES  keep at most BYTES of each body in the HAR (default 16M)\n"
           "  -q, --quiet           only errors on stderr (no status line, no summary)\n"
           "      --no-status       no live status line\n"
-          "  -v, --verbose         log every flow\n"
+          "  -v, --verbose         log every flow (-vv: and more on each)\n"
           "  -h, --help            this text\n"
           "  -V, --version         print the version\n"
           "\n"

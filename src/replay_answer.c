@@ -167,7 +167,7 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
         rr.action = "replayed";
         if (o->realtime && e->ex->t_resp_start > e->ex->t_req_end)
             delay = (e->ex->t_resp_start - e->ex->t_req_end) / 1000;
-        log_debug("%s -> entry %zu (%d)", desc, e->index, e->ex->status);
+        log_verbose("%s -> entry %zu (%d)", desc, e->index, e->ex->status);
     } else {
         char text[6000];
         rr.entry = -1;
@@ -288,14 +288,10 @@ replay_conv_t *rconn_pick_conv(replay_server_t *s, const rconn_t *c, const uint8
 
 void rconn_raw_report(rconn_t *c)
 {
-    char to[128];
-
     if (c->raw_reported)
         return;
     c->raw_reported = 1;
-    snprintf(to, sizeof(to), strchr(c->orig_ip, ':') ? "[%s]:%u" : "%s:%u", c->orig_ip,
-             c->orig_port);
-    replay_report_conversation(c->srv->cfg.report, to, c->conv ? c->idx : 0,
+    replay_report_conversation(c->srv->cfg.report, c->orig_at, c->conv ? c->idx : 0,
                                c->conv ? c->conv->nchunks : 0, c->conv != NULL);
 }
 
@@ -334,8 +330,7 @@ void rconn_raw_start(rconn_t *c, const uint8_t *data, size_t len)
 {
     c->proto = P_RAW;
     if (!(c->conv = rconn_pick_conv(c->srv, c, data, len))) {
-        log_info("tcp connection to %s:%u: no recorded conversation; closing it", c->orig_ip,
-                 c->orig_port);
+        log_info("tcp connection to %s: no recorded conversation; closing it", c->orig_at);
         rconn_raw_report(c);
         rconn_finish(c);
         conn_close(&c->c, 1);

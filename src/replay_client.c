@@ -165,17 +165,17 @@ static void report(job_t *j)
 
     if (!j->got || !j->got->status) {
         r->failed++;
-        printf("[%zu] %s %s: FAILED: %s\n", e->index, e->ex->method, e->url,
-               j->err[0] ? j->err : j->got && j->got->error ? j->got->error : "no response");
+        log_line(stdout, "[%zu] %s %s: FAILED: %s", e->index, e->ex->method, e->url,
+                 j->err[0] ? j->err : j->got && j->got->error ? j->got->error : "no response");
     } else if (compare(e, j->got, diff, sizeof(diff))) {
         r->different++;
-        printf("[%zu] %s %s: DIFFERENT: %s\n", e->index, e->ex->method, e->url, diff);
+        log_line(stdout, "[%zu] %s %s: DIFFERENT: %s", e->index, e->ex->method, e->url, diff);
     } else {
         r->same++;
         body_hash(&j->got->resp, hash);
         if (!r->o->quiet)
-            printf("[%zu] %s %s: same (%d, body %s)\n", e->index, e->ex->method, e->url,
-                   j->got->status, hash);
+            log_line(stdout, "[%zu] %s %s: same (%d, body %s)", e->index, e->ex->method, e->url,
+                     j->got->status, hash);
     }
     fflush(stdout);
 }
@@ -272,9 +272,10 @@ static void send_h1(job_t *j)
         int def = (!strcmp(j->e->scheme, "https") && j->e->port == 443) ||
                   (!strcmp(j->e->scheme, "http") && j->e->port == 80);
         if (def)
-            snprintf(authority, sizeof(authority), "%s", j->e->host);
+            snprintf(authority, sizeof(authority), strchr(j->e->host, ':') ? "[%s]" : "%s",
+                     j->e->host);
         else
-            snprintf(authority, sizeof(authority), "%s:%u", j->e->host, (unsigned)j->e->port);
+            mr_hostport(authority, sizeof(authority), j->e->host, (unsigned)j->e->port);
         host = http_msg_header(&ex->req, ":authority");
         if (!host)
             host = authority;
@@ -353,7 +354,7 @@ static void send_h2(job_t *j)
     if (!a) {
         a = http_msg_header(&ex->req, "host");
         if (!a) {
-            snprintf(authority, sizeof(authority), "%s:%u", j->e->host, (unsigned)j->e->port);
+            mr_hostport(authority, sizeof(authority), j->e->host, (unsigned)j->e->port);
             a = authority;
         }
     }

@@ -108,7 +108,7 @@ void replay_options_usage(FILE *f)
           "      --to HOST:PORT        send every request there instead of its server\n"
           "      --concurrency N       requests in flight at once (default 1)\n"
           "  -q, --quiet               only errors and differences on stderr\n"
-          "  -v, --verbose             log every request\n"
+          "  -v, --verbose             log every request (-vv: and every connection)\n"
           "  -h, --help                this text\n"
           "  -V, --version             print the version\n",
           f);

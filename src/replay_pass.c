@@ -216,6 +216,7 @@ int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
     size_t cap = 256 + strlen(rq->target) + strlen(host) + m->body_len, off = 0;
     uint16_t port = ntohs(to->ss_family == AF_INET6 ? ((struct sockaddr_in6 *)to)->sin6_port
                                                     : ((struct sockaddr_in *)to)->sin_port);
+    char hp[300];
     int n;
 
     if (!cctx || !(p = calloc(1, sizeof(*p))))
@@ -267,8 +268,8 @@ int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
     uv_timer_start(&p->timer, end_cb, PASS_TIMEOUT_MS, 0);
     p->next = *(pass_t **)rconn_pass_list(c);
     *(pass_t **)rconn_pass_list(c) = p;
-    log_info("passthrough: %s %s://%s:%u%s", rq->method, p->scheme, host, (unsigned)port,
-             rq->target);
+    log_info("passthrough: %s %s://%s%s", rq->method, p->scheme,
+             mr_hostport(hp, sizeof(hp), host, (unsigned)port), rq->target);
     if (conn_connect(&p->c, (const struct sockaddr *)to) < 0) {
         snprintf(p->err, sizeof(p->err), "cannot connect upstream");
         end_soon(p, NULL);

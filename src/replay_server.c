@@ -108,8 +108,8 @@ static void on_handshake(conn_t *cn, int status)
     unsigned int alen = 0;
 
     if (status < 0) {
-        log_info("TLS handshake with a client of %s:%u failed (does it trust the CA?)",
-                 c->orig_ip, c->orig_port);
+        log_info("TLS handshake with a client of %s failed (does it trust the CA?)",
+                 c->orig_at);
         rconn_finish(c);
         conn_close(&c->c, 0);
         return;
@@ -217,8 +217,7 @@ static void on_data(conn_t *cn, const uint8_t *data, size_t len)
         if (rh1_feed(c->h1, data, len) < 0) {
             /* Not HTTP/1 any more: answer what was asked, then close. */
             pending_t *p = calloc(1, sizeof(*p));
-            log_info("connection to %s:%u: not HTTP/1 any more; closing it", c->orig_ip,
-                     c->orig_port);
+            log_info("connection to %s: not HTTP/1 any more; closing it", c->orig_at);
             if (p) {
                 p->shut = 1;
                 rconn_pq_add(c, p, 0);
@@ -263,7 +262,7 @@ static void on_error(conn_t *cn, int err)
 {
     rconn_t *c = cn->data;
 
-    log_debug("connection to %s:%u: %s", c->orig_ip, c->orig_port, mr_strerror(err));
+    log_debug("connection to %s: %s", c->orig_at, mr_strerror(err));
     rconn_finish(c);
     conn_close(&c->c, 1);
 }
@@ -314,8 +313,8 @@ static void on_accept(uv_stream_t *l, int status)
                   sizeof(c->orig_ip));
         c->orig_port = ntohs(((struct sockaddr_in *)&c->orig)->sin_port);
     }
-    log_debug("connection from %s (pid %u) to %s:%u", c->pi.name, c->pi.pid, c->orig_ip,
-              c->orig_port);
+    mr_hostport(c->orig_at, sizeof(c->orig_at), c->orig_ip, c->orig_port);
+    log_debug("connection from %s (pid %u) to %s", c->pi.name, c->pi.pid, c->orig_at);
     c->proto = P_DETECT;
     conn_start(&c->c);
     /* A protocol where the server speaks first was recorded: start it now. */
@@ -362,7 +361,7 @@ static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct soc
     out = (uint8_t *)(req + 1);
     len = replay_dns_answer(s->cfg.db, (uint8_t *)buf->base, (size_t)n, &q, out, 4096, &answered);
     replay_report_dns(s->cfg.report, q.name, answered);
-    log_debug("dns %s type %u: %s", q.name, q.qtype, answered ? "answered" : "NXDOMAIN");
+    log_verbose("dns %s type %u: %s", q.name, q.qtype, answered ? "answered" : "NXDOMAIN");
     if (len < 0) {
         free(req);
         return;

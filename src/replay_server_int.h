@@ -43,6 +43,7 @@ struct rconn {
     struct sockaddr_storage orig;
     char orig_ip[64];
     uint16_t orig_port;
+    char orig_at[80];   /* "ip:port", "[ip]:port" for IPv6, for messages */
     procinfo_t pi;
     int proto;
     int tls;

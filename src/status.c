@@ -2,7 +2,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "status.h"
 
 #define TOP 3
@@ -48,11 +51,36 @@ static void consider(void *opaque, const rec_proc_stats_t *st)
     }
 }
 
+/* The terminal's width less one (a line as wide as the terminal would wrap on some), or 0
+   when unknown. */
+static size_t width(void)
+{
+    struct winsize ws;
+
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_col < 2)
+        return 0;
+    return (size_t)ws.ws_col - 1;
+}
+
+/* The line, cut to the terminal's width: \r and \033[K redraw one row only, so a line
+   that wrapped would leave its first rows behind at every draw. Cut on a UTF-8 character
+   boundary (bytes count as columns: a name in UTF-8 makes the line shorter, never wider). */
+static void fit(char *line)
+{
+    size_t w = width(), n = strlen(line);
+
+    if (w == 0 || n <= w)
+        return;
+    while (w > 0 && ((unsigned char)line[w] & 0xc0) == 0x80)
+        w--;
+    line[w] = '\0';
+}
+
 static void draw(uv_timer_t *t)
 {
     status_t *s = t->data;
     recorder_stats_t st;
-    char line[512], bytes[32];
+    char line[1024], bytes[32], name[4 * sizeof(s->top[0].name)];
     int n;
 
     recorder_get_stats(s->rec, &st);
@@ -62,11 +90,15 @@ static void draw(uv_timer_t *t)
     n = snprintf(line, sizeof(line), "mitmrec: %llu flows (%llu open), %llu requests, %s",
                  (unsigned long long)st.flows, (unsigned long long)proxy_flows(s->proxy),
                  (unsigned long long)st.requests, bytes);
+    /* (Process names are the processes' own choice: escaped, as in the log.) */
     for (int i = 0; i < s->ntop && n > 0 && (size_t)n < sizeof(line); i++)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s %llu", i ? ", " : " | ",
-                      s->top[i].name, (unsigned long long)s->top[i].requests);
+                      log_printable(name, sizeof(name), s->top[i].name),
+                      (unsigned long long)s->top[i].requests);
+    fit(line);
     fprintf(stderr, "\r\033[K%s", line);
     fflush(stderr);
+    log_status_shown(1);
 }
 
 status_t *status_start(uv_loop_t *loop, recorder_t *rec, proxy_t *p)
@@ -94,5 +126,6 @@ void status_stop(status_t *s)
         return;
     fprintf(stderr, "\r\033[K");
     fflush(stderr);
+    log_status_shown(0);
     uv_close((uv_handle_t *)&s->timer, closed);
 }
