@@ -21,8 +21,8 @@ static int verdict(const har_scan_t *s, const char *path, int quiet, uint64_t *k
 
     if (rc == 1) {
         if (!quiet)
-            fprintf(stderr, "mitmrec: %s is complete (%llu entries): nothing to repair\n", path,
-                    (unsigned long long)s->entries);
+            fprintf(stderr, "mitmrec: %s is complete (%llu %s): nothing to repair\n", path,
+                    (unsigned long long)s->entries, s->entries == 1 ? "entry" : "entries");
         return 1;
     }
     if (rc < 0) {
@@ -89,8 +89,9 @@ static int repair_gz(const char *path, int quiet)
     made = 0;
     ok = 1;
     if (!quiet)
-        fprintf(stderr, "mitmrec: repaired %s: kept %llu complete entries (%llu bytes "
-                "uncompressed)\n", path, (unsigned long long)s.entries, (unsigned long long)keep);
+        fprintf(stderr, "mitmrec: repaired %s: kept %llu complete %s (%llu bytes uncompressed)\n",
+                path, (unsigned long long)s.entries, s.entries == 1 ? "entry" : "entries",
+                (unsigned long long)keep);
 done:
     if (out)
         gzclose_w(out);
@@ -139,7 +140,8 @@ int repair_har_file(const char *path, int quiet)
     }
     close(fd);
     if (!quiet)
-        fprintf(stderr, "mitmrec: repaired %s: kept %llu complete entries (%llu bytes)\n", path,
-                (unsigned long long)(s.entries), (unsigned long long)keep);
+        fprintf(stderr, "mitmrec: repaired %s: kept %llu complete %s (%llu bytes)\n", path,
+                (unsigned long long)s.entries, s.entries == 1 ? "entry" : "entries",
+                (unsigned long long)keep);
     return 0;
 }

@@ -322,6 +322,35 @@ har_validate "$WORK/killed.har"
 n=$(har_query "$WORK/killed.har" 'len([e for e in h["log"]["entries"] if "k=" in e["request"]["url"]])')
 [ "$n" = 3 ] || fail "the repaired killed.har.gz holds $n of the 3 requests"
 [ -z "$(find "$WORK" -maxdepth 1 -name 'killed.har.gz.repair-*')" ] || fail "--repair-har left its temporary file"
+# --repair-har on a whole HAR (exit 0, nothing written), on a file that is no HAR and on one
+# that does not exist (exit 1, one line, the file left as it was), and on a HAR cut after its
+# one complete entry ("1 complete entry").
+sum=$(sha256 "$WORK/killed.har")
+"$MITMREC" --repair-har "$WORK/killed.har" 2>"$WORK/rep-whole.err" || fail "--repair-har of a whole HAR failed: $(cat "$WORK/rep-whole.err")"
+n=$(har_query "$WORK/killed.har" 'len(h["log"]["entries"])')
+[ "$(cat "$WORK/rep-whole.err")" = "mitmrec: $WORK/killed.har is complete ($n entries): nothing to repair" ] ||
+    fail "--repair-har of a whole HAR said: $(cat "$WORK/rep-whole.err")"
+[ "$(sha256 "$WORK/killed.har")" = "$sum" ] || fail "--repair-har changed a whole HAR"
+cp /etc/passwd "$WORK/passwd.har"
+for f in passwd.har no-such.har; do
+    "$MITMREC" --repair-har "$WORK/$f" 2>"$WORK/rep-bad.err" && fail "--repair-har $f exited 0"
+    [ "$(wc -l <"$WORK/rep-bad.err")" = 1 ] || fail "--repair-har $f: $(cat "$WORK/rep-bad.err")"
+done
+grep -q "^mitmrec: error: cannot open $WORK/no-such.har: No such file or directory$" "$WORK/rep-bad.err" ||
+    fail "--repair-har no-such.har said: $(cat "$WORK/rep-bad.err")"
+cmp -s /etc/passwd "$WORK/passwd.har" || fail "--repair-har changed a file that is no HAR"
+"$PY" - "$WORK/killed.har" "$WORK/one.har" <<'EOF' || fail "cannot cut a HAR after its first entry"
+import json, sys
+h = json.load(open(sys.argv[1]))
+text = json.dumps(h)
+first = json.dumps(h["log"]["entries"][0])
+cut = text.index(first) + len(first) + 5      # into the second entry
+open(sys.argv[2], "w").write(text[:cut])
+EOF
+"$MITMREC" --repair-har "$WORK/one.har" 2>"$WORK/rep-one.err" || fail "--repair-har one.har: $(cat "$WORK/rep-one.err")"
+grep -q "^mitmrec: repaired $WORK/one.har: kept 1 complete entry (" "$WORK/rep-one.err" ||
+    fail "--repair-har one.har said: $(cat "$WORK/rep-one.err")"
+[ "$(har_query "$WORK/one.har" 'len(h["log"]["entries"])')" = 1 ] || fail "one.har after repair: not 1 entry"
 
 # A second SIGTERM while the files get their last bytes (a second Ctrl-C, or timeout(1)
 # signalling its process group after the process) must not cut them: exit 0, a whole gzip

@@ -13,7 +13,9 @@
 # decrypts the HTTPS requests; process comments and HAR fields name each client's real pid; the
 # HAR validates; the spawn cgroup is gone afterwards (also with a leftover background process,
 # and after kill -9 of mitmrec); -r of the pcapng gives the same HAR entries. Then exit statuses
-# 0, 127 (no such command) and 128+signal, --cgroup PARENT, --ignore-hosts and -f.
+# 0, 127 (no such command) and 128+signal, --cgroup PARENT, --ignore-hosts and -f. Last, with
+# dnsmasq and nginx stopped, mitmreplay runs the same command from the pcapng: names from the
+# recorded DNS answers, the served bytes, the same exit status.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need curl wget tshark node unshare "$PY" /usr/sbin/dnsmasq
@@ -130,13 +132,14 @@ chmod 755 "$WORK/cmd.sh"
 # spawn_run NAME [MITMREC ARGS] -- COMMAND...: mitmrec in spawn mode, inside unshare -m with
 # our resolv.conf bound over /etc/resolv.conf; sets RUN_RC, RUN_PID, RUN_LOG.
 # (unshare and sh exec, so RUN_PID is mitmrec's pid, the one in its cgroup's name.)
+# (SPAWN_BIN=$MITMREPLAY spawn_run ...: the same for mitmreplay.)
 spawn_start() {
     local name=$1
     shift
     RUN_LOG=$WORK/$name.log
     mkdir -p "$WORK/tmp-$name"
     TMPDIR=$WORK/tmp-$name unshare -m sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' sh \
-        "$WORK/resolv.conf" "$MITMREC" "$@" >"$WORK/$name.out" 2>"$RUN_LOG" &
+        "$WORK/resolv.conf" "${SPAWN_BIN:-$MITMREC}" "$@" >"$WORK/$name.out" 2>"$RUN_LOG" &
     RUN_PID=$!
     _LIB_PIDS+=("$RUN_PID")
 }
@@ -390,6 +393,38 @@ for _ in $(seq 50); do [ -d "$CGROUP2$k9cg" ] || break; sleep 0.1; done
 for _ in $(seq 20); do alive "$k9cmd" || break; sleep 0.1; done
 alive "$k9cmd" && fail "kill -9 of mitmrec left its command (pid $k9cmd) running: $(grep State "/proc/$k9cmd/status")"
 remove_cgroup "$PARENT"
+
+# ---- the same command, replayed offline from the pcapng ----
+# dnsmasq and nginx are stopped. The command's resolv.conf still names dnsmasq's address, whose
+# port 53 mitmreplay answers from the DNS the pcapng recorded; every client gets its recorded
+# response, byte for byte, and the same exit status; nothing is left unmatched.
+MITMREPLAY=${MITMREPLAY:-$top_builddir/mitmreplay}
+if [ -x "$MITMREPLAY" ]; then
+    log "replay (at ${SECONDS}s)"
+    kill -TERM "$DNS_PID" 2>/dev/null
+    wait "$DNS_PID" 2>/dev/null
+    kill -TERM "$ORIGIN_PID" 2>/dev/null
+    wait "$ORIGIN_PID" 2>/dev/null
+    "$PY" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' "$TP" \
+        2>/dev/null && fail "nginx still accepts on $TP"
+    rm -rf "$WORK/dl" "$WORK/status" "$WORK/pids"
+    mkdir -p "$WORK/dl" "$WORK/status" "$WORK/pids"
+    SPAWN_BIN=$MITMREPLAY spawn_run replay "$MITM_PCAP" -- "$WORK/cmd.sh"
+    [ -e "$WORK/status/guard" ] && fail "replay: $(cat "$WORK/status/guard")"
+    [ $RUN_RC -eq 7 ] || fail "mitmreplay -- cmd.sh (exit 7) exited $RUN_RC: $(tail -n 5 "$RUN_LOG")"
+    for c in curl-https curl-http wget-https wget-http python3 curl-bundle; do
+        [ "$(cat "$WORK/status/$c" 2>/dev/null)" = 0 ] ||
+            fail "replay: client $c exited $(cat "$WORK/status/$c" 2>/dev/null): $(head -c 500 "$WORK/status/$c.err" 2>/dev/null) / $(tail -n 5 "$RUN_LOG")"
+    done
+    for f in curl-small.txt:small.txt curl-data.json:data.json curl-plain.txt:small.txt \
+        wget-binary.bin:binary.bin wget-plain.json:data.json py-small.txt:small.txt \
+        py-binary.bin:binary.bin bundle-small.txt:small.txt; do
+        same_file "$WORK/dl/${f%%:*}" "$WWW/${f#*:}" "replay: ${f%%:*}"
+    done
+    grep -Eq '^mitmreplay: 8 requests, 8 replayed, 0 unmatched; .*; ([1-9][0-9]*) DNS answers \(0 names unknown\)' \
+        "$RUN_LOG" || fail "replay summary: $(grep -v '^mitmreplay:   ' "$RUN_LOG" | tail -n 3)"
+    log "replay: every client got its recorded bytes, names from the recorded DNS ($(grep -o '[0-9]* DNS answers' "$RUN_LOG" | tail -n 1))"
+fi
 
 log "ok (${SECONDS}s)"
 exit 0
