@@ -336,6 +336,25 @@ for fmt in pcap nsecpcap; do
     # Microsecond timestamps may shift startedDateTime, which same-entries does not compare.
     same_entries "$WORK/a.har" "$WORK/c-$fmt.har" "(a3) classic pcap ($fmt) vs pcapng"
 done
+# The same gzipped, as captures are often kept (read through zlib and fopencookie into
+# libpcap), and on standard input, plain and gzipped.
+gzip -c "$WORK/cap.pcap" >"$WORK/cap.pcap.gz"
+read_har "$WORK/cap.pcap.gz" "$WORK/c-pcapgz.har" --keylog "$WORK/keys.log"
+if [ $READ_RC -ne 0 ]; then
+    problem "(a3) mitmrec -r cap.pcap.gz exited $READ_RC: $(cat "$READ_ERR")"
+else
+    same_entries "$WORK/c-pcap.har" "$WORK/c-pcapgz.har" "(a3) cap.pcap.gz vs cap.pcap"
+fi
+for f in cap.pcap cap.pcap.gz; do
+    timeout 60 "$MITMREC" -r - --har "$WORK/stdin-$f.har" --keylog "$WORK/keys.log" \
+        <"$WORK/$f" >/dev/null 2>"$WORK/stdin-$f.err"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        problem "(a3) mitmrec -r - <$f exited $rc: $(cat "$WORK/stdin-$f.err")"
+        continue
+    fi
+    same_entries "$WORK/c-pcap.har" "$WORK/stdin-$f.har" "(a3) -r - <$f vs -r cap.pcap"
+done
 tlost=$(tshark_fields "$WORK/tcpdump.pcap" 'tcp.analysis.lost_segment or tcp.analysis.ack_lost_segment' frame.number 2>/dev/null | wc -l)
 if [ -z "$TCPDUMP_PID" ]; then
     log "note: tcpdump not found: its own classic pcap is not tried (editcap -F pcap was)"
