@@ -71,4 +71,27 @@ if [ -n "${ORIGIN_H2PORT:-}" ]; then
         fail "h2 client replay did not use HTTP/2: $(har_query "$WORK/h2.har" '[e["request"]["httpVersion"] for e in h["log"]["entries"]]')"
     log "HTTP/2 client replay: 4 requests over h2 to nginx, differences reported"
 fi
+
+# The server gone: each request FAILED, with the reason; exit 0, and 1 with --strict. And an
+# origin whose certificate is not trusted (no --cacert): its 3 HTTPS requests FAILED, saying why.
+stop_origin
+timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" >"$WORK/down.txt" 2>"$WORK/down.log"
+rc=$?
+[ $rc = 0 ] || fail "--client with the server down exited $rc: $(cat "$WORK/down.log")"
+[ "$(grep -c ': FAILED: cannot connect: connection refused$' "$WORK/down.txt")" = 4 ] ||
+    fail "--client with the server down: $(cat "$WORK/down.txt")"
+grep -q '4 requests: 0 same, 0 different, 4 failed' "$WORK/down.log" || fail "summary: $(cat "$WORK/down.log")"
+timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" --strict -q >/dev/null 2>&1
+[ $? = 1 ] || fail "--client --strict with the server down did not exit 1"
+/usr/sbin/nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" \
+    -g 'daemon off;' >>"$WORK/nginx/stdout.log" 2>&1 &
+ORIGIN_PID=$!
+_LIB_PIDS+=("$ORIGIN_PID")
+wait_port "$ORIGIN_TLSPORT" 10 || skip "nginx could not get its ports back"
+timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" >"$WORK/untrusted.txt" 2>"$WORK/untrusted.log"
+[ "$(grep -c ': FAILED: TLS handshake failed: ' "$WORK/untrusted.txt")" = 3 ] ||
+    fail "--client without --cacert: $(cat "$WORK/untrusted.txt")"
+grep -q '4 requests: 1 same, 0 different, 3 failed' "$WORK/untrusted.log" ||
+    fail "--client without --cacert: $(cat "$WORK/untrusted.log")"
+log "client replay: a server down, an untrusted certificate: FAILED with the reason"
 exit 0
