@@ -171,17 +171,21 @@ spawn_run main -o "$MITM_PCAP" --cacert "$TEST_CA" -- "$WORK/cmd.sh"
 [ $RUN_RC -eq 7 ] || fail "mitmrec -- cmd.sh (exit 7) exited $RUN_RC: $(tail -n 5 "$RUN_LOG")"
 log "spawn run done (at ${SECONDS}s)"
 
-# Each client succeeded and got the served bytes.
-for c in curl-https curl-http wget-https wget-http python3 curl-bundle; do
-    [ -f "$WORK/status/$c" ] || fail "client $c did not run"
-    [ "$(cat "$WORK/status/$c")" = 0 ] ||
-        fail "client $c exited $(cat "$WORK/status/$c"): $(head -c 500 "$WORK/status/$c.err")"
-done
-for f in curl-small.txt:small.txt curl-data.json:data.json curl-plain.txt:small.txt \
-    wget-binary.bin:binary.bin wget-plain.json:data.json py-small.txt:small.txt \
-    py-binary.bin:binary.bin bundle-small.txt:small.txt; do
-    same_file "$WORK/dl/${f%%:*}" "$WWW/${f#*:}" "spawn: ${f%%:*}"
-done
+# clients_ok TAG: each client of cmd.sh succeeded and got the served bytes.
+clients_ok() {
+    local c f
+    for c in curl-https curl-http wget-https wget-http python3 curl-bundle; do
+        [ -f "$WORK/status/$c" ] || fail "$1: client $c did not run"
+        [ "$(cat "$WORK/status/$c")" = 0 ] ||
+            fail "$1: client $c exited $(cat "$WORK/status/$c"): $(head -c 500 "$WORK/status/$c.err") / $(tail -n 5 "$RUN_LOG")"
+    done
+    for f in curl-small.txt:small.txt curl-data.json:data.json curl-plain.txt:small.txt \
+        wget-binary.bin:binary.bin wget-plain.json:data.json py-small.txt:small.txt \
+        py-binary.bin:binary.bin bundle-small.txt:small.txt; do
+        same_file "$WORK/dl/${f%%:*}" "$WWW/${f#*:}" "$1: ${f%%:*}"
+    done
+}
+clients_ok spawn
 # The command saw the CA variables mitmrec sets.
 for v in SSL_CERT_FILE CURL_CA_BUNDLE REQUESTS_CA_BUNDLE NODE_EXTRA_CA_CERTS; do
     grep -q "^$v=" "$WORK/cmd.env" || fail "the command's environment has no $v"
@@ -412,15 +416,7 @@ if [ -x "$MITMREPLAY" ]; then
     SPAWN_BIN=$MITMREPLAY spawn_run replay "$MITM_PCAP" -- "$WORK/cmd.sh"
     [ -e "$WORK/status/guard" ] && fail "replay: $(cat "$WORK/status/guard")"
     [ $RUN_RC -eq 7 ] || fail "mitmreplay -- cmd.sh (exit 7) exited $RUN_RC: $(tail -n 5 "$RUN_LOG")"
-    for c in curl-https curl-http wget-https wget-http python3 curl-bundle; do
-        [ "$(cat "$WORK/status/$c" 2>/dev/null)" = 0 ] ||
-            fail "replay: client $c exited $(cat "$WORK/status/$c" 2>/dev/null): $(head -c 500 "$WORK/status/$c.err" 2>/dev/null) / $(tail -n 5 "$RUN_LOG")"
-    done
-    for f in curl-small.txt:small.txt curl-data.json:data.json curl-plain.txt:small.txt \
-        wget-binary.bin:binary.bin wget-plain.json:data.json py-small.txt:small.txt \
-        py-binary.bin:binary.bin bundle-small.txt:small.txt; do
-        same_file "$WORK/dl/${f%%:*}" "$WWW/${f#*:}" "replay: ${f%%:*}"
-    done
+    clients_ok replay
     grep -Eq '^mitmreplay: 8 requests, 8 replayed, 0 unmatched; .*; ([1-9][0-9]*) DNS answers \(0 names unknown\)' \
         "$RUN_LOG" || fail "replay summary: $(grep -v '^mitmreplay:   ' "$RUN_LOG" | tail -n 3)"
     log "replay: every client got its recorded bytes, names from the recorded DNS ($(grep -o '[0-9]* DNS answers' "$RUN_LOG" | tail -n 1))"
