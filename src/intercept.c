@@ -105,6 +105,21 @@ int intercept_lookup_udp(void *opaque, const struct sockaddr *peer,
     return 0;
 }
 
+int intercept_lookup_udp_dst(void *opaque, const struct sockaddr *peer,
+                             struct sockaddr_storage *orig, procinfo_t *pi)
+{
+    redirect_info_t info;
+    int rc = redirect_lookup_udp(opaque, peer, &info);
+
+    if (rc < 0)
+        return rc;
+    *orig = info.orig_dst;
+    pi->pid = info.pid;
+    snprintf(pi->name, sizeof(pi->name), "%s", info.comm);
+    pi->exe[0] = pi->cmdline[0] = '\0';
+    return 0;
+}
+
 void intercept_close(intercept_t *it)
 {
     redirect_close(it->redirect);

@@ -62,6 +62,10 @@ int intercept_lookup_tcp(void *opaque, const struct sockaddr *peer,
                          struct sockaddr_storage *orig, procinfo_t *pi);
 int intercept_lookup_udp(void *opaque, const struct sockaddr *peer,
                          struct sockaddr_storage *orig, procinfo_t *pi);
+/* The same with only pi's pid and name (the kernel's comm) filled in: no /proc read, for the
+   UDP relay's every datagram (it reads the rest once per session). */
+int intercept_lookup_udp_dst(void *opaque, const struct sockaddr *peer,
+                             struct sockaddr_storage *orig, procinfo_t *pi);
 
 /* Detaches the redirector, removes the cgroup and the work directory. The child must be gone. */
 void intercept_close(intercept_t *it);

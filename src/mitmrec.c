@@ -134,7 +134,7 @@ static int start_redirect(app_t *a, ca_t *ca)
         log_error("%s", err);
         return 1;
     }
-    if ((rc = udprelay_start(&a->loop, a->rec, intercept_lookup_udp, NULL, 0, &uport, &a->udp,
+    if ((rc = udprelay_start(&a->loop, a->rec, intercept_lookup_udp_dst, NULL, 0, &uport, &a->udp,
                              err, sizeof(err))) < 0) {
         log_error("%s", err);
         return 1;

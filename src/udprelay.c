@@ -204,7 +204,7 @@ static session_t *session_get(udprelay_t *u, const struct sockaddr_storage *clie
     s->hash = h;
     s->client = *client;
     s->orig = *orig;
-    s->pi = *pi;
+    procinfo_read(pi->pid, pi->name, &s->pi);   /* once a session, not once a datagram */
     if (uv_udp_init(u->loop, &s->up) < 0) {
         free(s);
         return NULL;
@@ -250,9 +250,12 @@ static void listener_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const str
     }
     if (!(s = session_get(u, &client, &orig, &pi)))
         return;
+    /* Another process on a reused port, or a socket shared after fork: this datagram's. */
+    if (s->pi.pid != pi.pid || strcmp(s->pi.name, pi.name) != 0)
+        procinfo_read(pi.pid, pi.name, &s->pi);
     s->last = uv_now(u->loop);
     recorder_udp(u->rec, (struct sockaddr *)&client, (struct sockaddr *)&orig, REC_C2S, buf->base,
-                 (size_t)n, rec_now(), &pi);
+                 (size_t)n, rec_now(), &s->pi);
     b = uv_buf_init(buf->base, (unsigned)n);
     if (uv_udp_try_send(&s->up, &b, 1, NULL) != n)
         send_copy(&s->up, buf->base, (size_t)n, NULL);

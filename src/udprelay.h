@@ -16,7 +16,9 @@
 
 typedef struct udprelay udprelay_t;
 
-/* Where a datagram from peer was going, and who sent it. 0 or a negative errno. */
+/* Where a datagram from peer was going, and who sent it: pi's pid and name at least (the
+   relay reads the rest of pi with procinfo_read when a session begins, not per datagram).
+   0 or a negative errno. */
 typedef int (*udprelay_lookup_fn)(void *opaque, const struct sockaddr *peer,
                                   struct sockaddr_storage *orig_dst, procinfo_t *pi);
 

@@ -7,7 +7,9 @@
 #   1. every answer comes back to the socket that asked, with its own payload (the second
 #      round finds the newest sessions in the relay's table and remakes the evicted ones);
 #   2. the pcapng holds each datagram and each answer exactly once, as UDP between the
-#      client's address and the echo server's, each frame naming the python3 process;
+#      client's address and the echo server's, each frame naming the python3 process; then a
+#      child process binds the port of a socket just closed, whose session the relay still
+#      has, and its datagram and answer name the child's pid;
 #   3. nothing of it in the HAR, which stays valid.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
@@ -35,7 +37,7 @@ while True:
         s.sendto(d, a)
 EOF
 cat >"$WORK/client.py" <<'EOF'
-import socket, sys
+import os, socket, sys
 n, n6, rounds, port4 = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 port6 = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 socks = [(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), ("127.0.0.1", port4)) for _ in range(n)]
@@ -56,6 +58,24 @@ for r in range(rounds):
             bad.append("socket %d round %d: got %r" % (i, r, got[:40]))
         if src[1] != dst[1]:
             bad.append("socket %d round %d: the answer came from port %d" % (i, r, src[1]))
+# The last IPv4 socket's port, closed and bound again by a child process: its session is still
+# in the relay's table, and the datagram must be the child's.
+s, dst = socks[n - 1]
+port = s.getsockname()[1]
+s.close()
+child = os.fork()
+if child == 0:
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.bind(("127.0.0.1", port))
+    c.settimeout(3)
+    c.sendto(b"reused port", dst)
+    try:
+        os._exit(0 if c.recv(2048) == b"reused port" else 1)
+    except socket.timeout:
+        os._exit(2)
+if os.waitpid(child, 0)[1] != 0:
+    bad.append("the child on the reused port got no answer")
+open(os.environ["PIDS"], "w").write("%d %d\n" % (os.getpid(), child))
 for b in bad[:10]:
     print(b, file=sys.stderr)
 print("%d datagrams, %d bad" % (rounds * len(socks), len(bad)))
@@ -73,6 +93,7 @@ if [ -z "${PORT6:-}" ]; then
     log "no ::1 here: IPv4 sockets only"
 fi
 
+export PIDS=$WORK/pids
 spawn_mitmrec 240 "$WORK/udp.pcapng" -- \
     "$PY" "$WORK/client.py" $N $N6 $ROUNDS "$PORT4" ${PORT6:+"$PORT6"}
 cat "$MITM_LOG.out" >&2
@@ -85,9 +106,11 @@ log "$want datagrams answered, each to the socket that sent it"
 tshark_ok "$MITM_PCAP"
 tshark_fields "$MITM_PCAP" "(ip && udp.port == $PORT4)${PORT6:+ || (ipv6 && udp.port == $PORT6)}" \
     ip.src ipv6.src udp.srcport ip.dst ipv6.dst udp.dstport udp.payload frame.comment >"$WORK/udp.tsv"
-"$PY" - "$WORK/udp.tsv" "$PORT4" "${PORT6:-0}" "$want" <<'EOF' || fail "the UDP in the pcapng (see above)"
+read -r PARENT CHILD <"$WORK/pids"
+"$PY" - "$WORK/udp.tsv" "$PORT4" "${PORT6:-0}" "$want" "$PARENT" "$CHILD" <<'EOF' || fail "the UDP in the pcapng (see above)"
 import collections, sys
-path, port4, port6, want = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+path, port4, port6, want = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) + 1
+parent, child = sys.argv[5], sys.argv[6]
 seen = collections.Counter()
 bad = []
 for line in open(path):
@@ -104,10 +127,11 @@ for line in open(path):
         continue
     if peer not in ("127.0.0.1", "::1"):
         bad.append("%s with client address %s" % (direction, peer))
-    if not payload.startswith(b"socket "):
+    if not payload.startswith(b"socket ") and payload != b"reused port":
         bad.append("%s with payload %r" % (direction, payload[:40]))
-    if "process: python3, pid " not in comment:
-        bad.append("%s %r names %r" % (direction, payload[:24], comment))
+    pid = child if payload == b"reused port" else parent
+    if "process: python3, pid %s" % pid not in comment:
+        bad.append("%s %r names %r, want pid %s" % (direction, payload[:24], comment, pid))
     seen[(direction, payload)] += 1
 for direction in ("query", "answer"):
     n = sum(v for (d, _), v in seen.items() if d == direction)
