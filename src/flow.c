@@ -334,6 +334,9 @@ bad_target:
     flow_fail(f, NULL, "not a proxy request (need CONNECT or an absolute http:// URL): %.100s",
               line);
     flow_send_status(f, 400, "Bad Request", "mitmrec: this is a proxy; send CONNECT or absolute-form");
+    /* Answered: what the client still sends is ignored, and its FIN ends the flow (in F_HEAD,
+       the head would be recorded a second time as a request cut short). */
+    f->state = F_FAILED;
     flow_linger(f, 2000);
     return;
 bad:

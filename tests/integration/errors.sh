@@ -5,7 +5,7 @@
 # pcapng comment, while a parallel good download goes on); the origin's good chain under a name
 # it does not cover, after the same chain passed for another name (refused); the same with
 # --insecure; a plain
-# HTTP request to a port where nothing listens (502).
+# HTTP request to a port where nothing listens (502); a request in origin form (400).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need curl tshark node "$PY"
@@ -146,6 +146,25 @@ code=$(pcurl -o "$WORK/insecure.txt" -w '%{http_code}' "$BAD/small.txt" 2>"$WORK
 same_file "$WORK/insecure.txt" "$WWW/small.txt" "--insecure download"
 stop_mitmrec
 check_recording "$MITM_PCAP" "$MITM_HAR" --strict --expect "GET /small.txt 200" /small.txt="$WWW/small.txt"
+
+# 6. A request for the origin, not for a proxy ("GET /x", as if the proxy were the server):
+#    400 saying what a proxy wants; the flow recorded once (the request once in the pcapng, a
+#    HAR entry with status 400) and one warning for it. (It was recorded a second time, as a
+#    request cut short, when the client closed.)
+start_mitmrec -o "$WORK/origin-form.pcapng"
+code=$(curl -q -sS -o "$WORK/origin-form.txt" -w '%{http_code}' "http://127.0.0.1:$MITM_PORT/index.html") ||
+    fail "curl to the proxy port failed"
+[ "$code" = 400 ] && [ "$(cat "$WORK/origin-form.txt")" = "mitmrec: this is a proxy; send CONNECT or absolute-form" ] ||
+    fail "origin-form request to the proxy: $code $(cat "$WORK/origin-form.txt")"
+sleep 0.3
+stop_mitmrec
+n=$(tshark_fields "$MITM_PCAP" 'http.request' frame.number | wc -l)
+[ "$n" = 1 ] || fail "origin-form request: $n requests in the pcapng, expected 1"
+n=$(grep -c '^mitmrec: warning: flow 1: ' "$MITM_LOG")
+[ "$n" = 1 ] || fail "origin-form request: $n warnings for flow 1: $(cat "$MITM_LOG")"
+[ "$(har_query "$MITM_HAR" '[e["response"]["status"] for e in h["log"]["entries"]]')" = "[400]" ] ||
+    fail "origin-form request: HAR entries $(har_query "$MITM_HAR" '[(e["request"]["url"], e["response"]["status"]) for e in h["log"]["entries"]]')"
+tshark_ok "$MITM_PCAP"
 
 log "ok"
 exit 0
