@@ -41,7 +41,7 @@ stop_origin
 
 # Attach mode.
 make_cgroup attach
-"$MITMREPLAY" "$WORK/rec.pcapng" -p curl --cgroup "$TEST_CGROUP" 2>"$WORK/attach.log" &
+"$MITMREPLAY" "$WORK/rec.pcapng" -p curl,python3 --cgroup "$TEST_CGROUP" 2>"$WORK/attach.log" &
 MR=$!
 _LIB_PIDS+=("$MR")
 for _ in $(seq 100); do grep -q 'SIGINT stops' "$WORK/attach.log" && break; sleep 0.1; done
@@ -49,11 +49,37 @@ grep -q "replaying .* in $TEST_CGROUP" "$WORK/attach.log" || fail "attach: $(cat
 timeout 20 "$IN_CGROUP" "$TEST_CGROUP" "" curl -sS --cacert "$HOME/.mitmrec/mitmrec-ca-cert.pem" "$T/small.txt" >"$WORK/attach.out" ||
     fail "attach: curl failed"
 cmp -s "$WORK/attach.out" "$WWW/small.txt" || fail "attach: curl got $(cat "$WORK/attach.out")"
+# A client that keeps its connection open after its answer (as a browser does): SIGINT still
+# ends mitmreplay within its grace time, closing that connection.
+cat >"$WORK/hold.py" <<'EOF'
+import http.client, ssl, sys, time
+c = http.client.HTTPSConnection(sys.argv[1], int(sys.argv[2]), timeout=30,
+                                context=ssl.create_default_context(cafile=sys.argv[3]))
+c.request("GET", "/small.txt")
+body = c.getresponse().read()
+open(sys.argv[4], "wb").write(body)
+t0 = time.time()
+try:
+    got = c.sock.recv(1)          # blocks until mitmreplay closes the connection
+except OSError:
+    got = b""
+print("closed" if got == b"" else "data", round(time.time() - t0, 1))
+EOF
+timeout 40 "$IN_CGROUP" "$TEST_CGROUP" "" "$PY" "$WORK/hold.py" localhost "$ORIGIN_TLSPORT" \
+    "$HOME/.mitmrec/mitmrec-ca-cert.pem" "$WORK/hold.out" >"$WORK/hold.txt" 2>&1 &
+HOLD=$!
+_LIB_PIDS+=("$HOLD")
+for _ in $(seq 100); do [ -s "$WORK/hold.out" ] && break; sleep 0.1; done
+cmp -s "$WORK/hold.out" "$WWW/small.txt" || fail "attach: the holding client got $(cat "$WORK/hold.out" "$WORK/hold.txt")"
+t0=$SECONDS
 kill -INT "$MR"
 wait "$MR"
 rc=$?
 [ $rc = 0 ] || fail "attach: exit $rc after SIGINT: $(cat "$WORK/attach.log")"
-grep -q '1 requests, 1 replayed, 0 unmatched' "$WORK/attach.log" || fail "attach summary: $(cat "$WORK/attach.log")"
+[ $((SECONDS - t0)) -le 5 ] || fail "attach: mitmreplay took $((SECONDS - t0)) s to end with a connection open"
+wait "$HOLD"
+grep -q '^closed ' "$WORK/hold.txt" || fail "attach: the holding client: $(cat "$WORK/hold.txt")"
+grep -q '2 requests, 2 replayed, 0 unmatched' "$WORK/attach.log" || fail "attach summary: $(cat "$WORK/attach.log")"
 remove_cgroup "$TEST_CGROUP"
-log "attach mode: curl in $TEST_CGROUP replayed, SIGINT ends it with a summary"
+log "attach mode: curl in $TEST_CGROUP replayed, SIGINT ends it with a summary, a held connection closed"
 exit 0
