@@ -28,6 +28,7 @@ const volatile __u16 udp_port = 0;       /* mitmrec's UDP listener on loopback, 
 const volatile __u32 nrules = 0;         /* 0: every process (spawn mode) */
 const volatile __u32 exclude_mask = 0;   /* bit i set: rule i excludes */
 const volatile __u8 v6_via_v4mapped = 0; /* connect6: 127.0.0.1 v4-mapped instead of ::1 */
+const volatile __u8 loopback_listening = 0; /* TCP to a loopback port with no listener: untouched */
 /* Rule i matches the process with this tgid; 0: rule i matches by name. */
 const volatile __u32 rule_pid[RD_MAX_RULES] = {};
 
@@ -297,6 +298,39 @@ static __always_inline int addr_is_listener(const __u32 w[4])
 /* Whether a destination (v4-mapped or IPv6, port in network order) is selectable at all: not
    mitmrec's own listener (it would loop), not multicast or broadcast for UDP (those are not
    conversations), not in the ignore list. */
+/* 1 when addr (v4-mapped or IPv6) is a loopback address and port_be no TCP socket listens on
+   there, in the connecting socket's network namespace. Such a connect is left alone: the
+   application gets its ECONNREFUSED at once and tries its next address ("localhost" is ::1 and
+   127.0.0.1, and a server often listens on one of them only), where a redirected one would
+   connect to mitmrec and be reset once mitmrec's own connect was refused. A destination
+   elsewhere cannot be checked from here. */
+static __always_inline int loopback_unheard(struct bpf_sock_addr *ctx, const __u8 addr[16],
+                                            __u16 port_be)
+{
+    struct bpf_sock_tuple t = {};
+    struct bpf_sock *sk;
+    __u32 w[4];
+
+    __builtin_memcpy(w, addr, 16);
+    if (addr_is_mapped(w)) {
+        if (addr[12] != 127)
+            return 0;
+        t.ipv4.daddr = w[3];
+        t.ipv4.dport = port_be;
+        sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+    } else {
+        if (w[0] || w[1] || w[2] || w[3] != bpf_htonl(1))
+            return 0;
+        __builtin_memcpy(t.ipv6.daddr, w, 16);
+        t.ipv6.dport = port_be;
+        sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+    }
+    if (!sk)
+        return 1;
+    bpf_sk_release(sk);
+    return 0;
+}
+
 static __always_inline int dst_redirectable(const __u8 addr[16], __u16 port_be, __u16 lport,
                                             int udp)
 {
@@ -325,7 +359,8 @@ int rd_connect4(struct bpf_sock_addr *ctx)
     addr_set4(info.addr, ctx->user_ip4);
     info.port = (__u16)ctx->user_port;
     info.v4 = 1;
-    if (!dst_redirectable(info.addr, info.port, lport, udp) || !current_selected(&info)) {
+    if (!dst_redirectable(info.addr, info.port, lport, udp) || !current_selected(&info) ||
+        (loopback_listening && !udp && loopback_unheard(ctx, info.addr, info.port))) {
         sock_forget(ctx->sk);
         return 1;
     }
@@ -357,7 +392,8 @@ int rd_connect6(struct bpf_sock_addr *ctx)
     __builtin_memcpy(info.addr, w, 16);
     info.port = (__u16)ctx->user_port;
     info.v4 = addr_is_mapped(w);
-    if (!dst_redirectable(info.addr, info.port, lport, udp) || !current_selected(&info)) {
+    if (!dst_redirectable(info.addr, info.port, lport, udp) || !current_selected(&info) ||
+        (loopback_listening && !udp && loopback_unheard(ctx, info.addr, info.port))) {
         sock_forget(ctx->sk);
         return 1;
     }

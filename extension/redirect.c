@@ -291,6 +291,7 @@ static int load(redirect_t *r, const redirect_opts_t *o, struct bpf_log *log, ch
     skel->rodata->udp_port = o->udp_port;
     skel->rodata->nrules = (uint32_t)o->nrules;
     skel->rodata->v6_via_v4mapped = o->ipv6_via_v4mapped ? 1 : 0;
+    skel->rodata->loopback_listening = o->loopback_listening ? 1 : 0;
     redirect_select_settings(o->rules, o->nrules, &skel->rodata->exclude_mask,
                              skel->rodata->rule_pid);
     rc = redirect_bpf__load(skel);

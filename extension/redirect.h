@@ -43,6 +43,11 @@ typedef struct redirect_opts {
        mitmrec cannot listen on ::1. Such sockets then fail if they are IPV6_V6ONLY, and
        unconnected IPv6 UDP still goes to ::1 (the kernel refuses anything else there). */
     int ipv6_via_v4mapped;
+    /* Leave alone a TCP connect() to a loopback address and port on which nothing listens (in
+       the connecting socket's network namespace): the application gets ECONNREFUSED at once,
+       as without mitmrec, and can try its next address. For recording; a replayer, which
+       answers for servers that are gone, leaves this 0. */
+    int loopback_listening;
     /* mitmrec's own process id (getpid()): its sockets are never redirected. */
     uint32_t self_pid;
     /* Up to REDIRECT_MAX_RULES rules (borrowed, copied). nrules == 0: every process in the

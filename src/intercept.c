@@ -48,6 +48,7 @@ int intercept_attach(intercept_t *it, const intercept_opts_t *o, enum intercept_
     ro.tcp_port = o->tcp_port;
     ro.udp_port = o->udp_port;
     ro.ipv6_via_v4mapped = !o->v6;
+    ro.loopback_listening = o->loopback_listening;
     ro.self_pid = (uint32_t)getpid();
     ro.rules = o->rules;
     ro.nrules = o->nrules;

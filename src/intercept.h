@@ -25,6 +25,7 @@ typedef struct intercept_opts {
     size_t nignore;
     uint16_t tcp_port, udp_port;        /* our listeners on 127.0.0.1 (and ::1) */
     int v6;                             /* ::1 is listened on too */
+    int loopback_listening;             /* redirect_opts_t's: loopback ports must listen */
     char **command;                     /* spawn mode: the command; NULL in attach mode */
 } intercept_opts_t;
 

@@ -148,6 +148,8 @@ static int start_redirect(app_t *a, ca_t *ca)
     io.tcp_port = (uint16_t)tport;
     io.udp_port = (uint16_t)uport;
     io.v6 = v6;
+    /* Recording: a loopback port nothing listens on refuses the application itself. */
+    io.loopback_listening = 1;
     io.command = a->opts.mode == MODE_SPAWN ? a->opts.command : NULL;
     if ((rc = intercept_attach(&a->it, &io, &stage, err, sizeof(err))) < 0) {
         log_error("%s; without it, use --listen mode (an explicit proxy needs no privileges)",
