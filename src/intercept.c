@@ -80,45 +80,44 @@ int intercept_spawn(intercept_t *it, const intercept_opts_t *o, const char *ca_c
     return spawn_start(&so, &it->child, err, errlen);
 }
 
-int intercept_lookup_tcp(void *opaque, const struct sockaddr *peer,
-                         struct sockaddr_storage *orig, procinfo_t *pi)
+/* The redirector's record of peer's socket: where it was going, and its process (all of
+   procinfo with full, else only the pid and the kernel's comm, no /proc read). */
+static int lookup(int (*find)(redirect_t *, const struct sockaddr *, redirect_info_t *),
+                  void *opaque, const struct sockaddr *peer, struct sockaddr_storage *orig,
+                  procinfo_t *pi, int full)
 {
     redirect_info_t info;
-    int rc = redirect_lookup_tcp(opaque, peer, &info);
+    int rc = find(opaque, peer, &info);
 
     if (rc < 0)
         return rc;
     *orig = info.orig_dst;
-    procinfo_read(info.pid, info.comm, pi);
+    if (full) {
+        procinfo_read(info.pid, info.comm, pi);
+        return 0;
+    }
+    pi->pid = info.pid;
+    snprintf(pi->name, sizeof(pi->name), "%s", info.comm);
+    pi->exe[0] = pi->cmdline[0] = '\0';
     return 0;
+}
+
+int intercept_lookup_tcp(void *opaque, const struct sockaddr *peer,
+                         struct sockaddr_storage *orig, procinfo_t *pi)
+{
+    return lookup(redirect_lookup_tcp, opaque, peer, orig, pi, 1);
 }
 
 int intercept_lookup_udp(void *opaque, const struct sockaddr *peer,
                          struct sockaddr_storage *orig, procinfo_t *pi)
 {
-    redirect_info_t info;
-    int rc = redirect_lookup_udp(opaque, peer, &info);
-
-    if (rc < 0)
-        return rc;
-    *orig = info.orig_dst;
-    procinfo_read(info.pid, info.comm, pi);
-    return 0;
+    return lookup(redirect_lookup_udp, opaque, peer, orig, pi, 1);
 }
 
 int intercept_lookup_udp_dst(void *opaque, const struct sockaddr *peer,
                              struct sockaddr_storage *orig, procinfo_t *pi)
 {
-    redirect_info_t info;
-    int rc = redirect_lookup_udp(opaque, peer, &info);
-
-    if (rc < 0)
-        return rc;
-    *orig = info.orig_dst;
-    pi->pid = info.pid;
-    snprintf(pi->name, sizeof(pi->name), "%s", info.comm);
-    pi->exe[0] = pi->cmdline[0] = '\0';
-    return 0;
+    return lookup(redirect_lookup_udp, opaque, peer, orig, pi, 0);
 }
 
 void intercept_close(intercept_t *it)
