@@ -20,7 +20,8 @@ typedef struct session {
     udprelay_t *u;
     uv_udp_t up;                 /* ours, connected to orig */
     struct sockaddr_storage client, orig;
-    procinfo_t pi;
+    procinfo_t pi;                /* the sender's, read by session_who */
+    char comm[sizeof(((procinfo_t *)0)->name)];   /* the name (comm) pi was read for */
     uint64_t last;
     int closing;
 } session_t;
@@ -187,7 +188,7 @@ static uint32_t hash_addr(uint32_t h, const struct sockaddr_storage *a)
    table, so a datagram costs the same with 10 sessions or 4,096 (each new DNS query of a
    stub resolver is a socket, and so a session, of its own). */
 static session_t *session_get(udprelay_t *u, const struct sockaddr_storage *client,
-                              const struct sockaddr_storage *orig, const procinfo_t *pi)
+                              const struct sockaddr_storage *orig)
 {
     uint32_t h = hash_addr(hash_addr(2166136261u, client), orig);
     session_t *s;
@@ -204,7 +205,6 @@ static session_t *session_get(udprelay_t *u, const struct sockaddr_storage *clie
     s->hash = h;
     s->client = *client;
     s->orig = *orig;
-    procinfo_read(pi->pid, pi->name, &s->pi);   /* once a session, not once a datagram */
     if (uv_udp_init(u->loop, &s->up) < 0) {
         free(s);
         return NULL;
@@ -229,6 +229,18 @@ static session_t *session_get(udprelay_t *u, const struct sockaddr_storage *clie
     return s;
 }
 
+/* The session's process, from the lookup's pid and comm (pi): read from /proc (procinfo_read)
+   once a session, and again only when the sender is another (a port closed and bound again by
+   another process, a socket shared after fork). Compared with the comm it was read for, not
+   with pi.name, which procinfo_read lengthens for a name cut at 15 characters. */
+static void session_who(session_t *s, const procinfo_t *pi)
+{
+    if (s->comm[0] && s->pi.pid == pi->pid && strcmp(s->comm, pi->name) == 0)
+        return;
+    snprintf(s->comm, sizeof(s->comm), "%s", pi->name);
+    procinfo_read(pi->pid, pi->name, &s->pi);
+}
+
 /* A datagram from an application, redirected to us. */
 static void listener_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
                           unsigned flags)
@@ -248,11 +260,9 @@ static void listener_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const str
         log_debug("udp datagram from a socket that was not redirected: dropped");
         return;
     }
-    if (!(s = session_get(u, &client, &orig, &pi)))
+    if (!(s = session_get(u, &client, &orig)))
         return;
-    /* Another process on a reused port, or a socket shared after fork: this datagram's. */
-    if (s->pi.pid != pi.pid || strcmp(s->pi.name, pi.name) != 0)
-        procinfo_read(pi.pid, pi.name, &s->pi);
+    session_who(s, &pi);
     s->last = uv_now(u->loop);
     recorder_udp(u->rec, (struct sockaddr *)&client, (struct sockaddr *)&orig, REC_C2S, buf->base,
                  (size_t)n, rec_now(), &s->pi);
