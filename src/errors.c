@@ -25,6 +25,11 @@ const char *mr_strerror(int err)
 
 char *mr_hostport(char *buf, unsigned long len, const char *host, unsigned port)
 {
-    snprintf(buf, len, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+    int v6 = strchr(host, ':') != NULL;
+
+    if (port)
+        snprintf(buf, len, v6 ? "[%s]:%u" : "%s:%u", host, port);
+    else
+        snprintf(buf, len, v6 ? "[%s]" : "%s", host);
     return buf;
 }

@@ -15,7 +15,7 @@
 const char *mr_strerror(int err);
 
 /* "host:port" into buf, "[host]:port" for an IPv6 address, as messages and URLs write
-   them; returns buf. */
+   them ("host" and "[host]" for port 0); returns buf. */
 char *mr_hostport(char *buf, unsigned long len, const char *host, unsigned port);
 
 #endif

@@ -159,17 +159,14 @@ void flow_linger(flow_t *f, int ms)
 void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
 {
     va_list ap;
-    char url[300];
+    char url[300], hp[300];
+    int tls = f->mode == M_CONNECT || f->tls;
 
     va_start(ap, fmt);
     vsnprintf(f->error, sizeof(f->error), fmt, ap);
     va_end(ap);
-    if (f->mode == M_CONNECT || f->tls)
-        snprintf(url, sizeof(url), strchr(f->host, ':') ? "https://[%s]:%u/" : "https://%s:%u/",
-                 f->sni[0] ? f->sni : f->host, f->port);
-    else
-        snprintf(url, sizeof(url), strchr(f->host, ':') ? "http://[%s]:%u/" : "http://%s:%u/",
-                 f->host, f->port);
+    snprintf(url, sizeof(url), "%s://%s/", tls ? "https" : "http",
+             mr_hostport(hp, sizeof(hp), tls && f->sni[0] ? f->sni : f->host, f->port));
     if (f->rec)
         rec_flow_error(f->rec, f->error, method, method ? url : NULL);
     log_warn("flow %llu: %s", (unsigned long long)f->id, f->error);

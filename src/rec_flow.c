@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "har.h"
 #include "httpconv.h"
 #include "log.h"
@@ -299,6 +300,7 @@ static void format_url(const rec_flow_t *f, const http_exchange_t *ex, char *buf
 {
     const char *host = http_msg_header(&ex->req, ":authority");
     const char *target = ex->target ? ex->target : "";
+    char hp[300];
     size_t n = 0;
     int dflt;
 
@@ -317,16 +319,8 @@ static void format_url(const rec_flow_t *f, const http_exchange_t *ex, char *buf
     }
     dflt = (f->port == 443 && strcmp(f->scheme, "https") == 0) ||
            (f->port == 80 && strcmp(f->scheme, "http") == 0);
-    {
-        const char *h = f->host ? f->host : "";
-        int v6 = strchr(h, ':') != NULL;
-        if (dflt)
-            snprintf(buf, len, "%s://%s%s%s%s", f->scheme, v6 ? "[" : "", h, v6 ? "]" : "",
-                     target);
-        else
-            snprintf(buf, len, "%s://%s%s%s:%u%s", f->scheme, v6 ? "[" : "", h, v6 ? "]" : "",
-                     f->port, target);
-    }
+    snprintf(buf, len, "%s://%s%s", f->scheme,
+             mr_hostport(hp, sizeof(hp), f->host ? f->host : "", dflt ? 0 : f->port), target);
 }
 
 static void on_request_head(void *opaque, http_exchange_t *ex)

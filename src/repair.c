@@ -13,6 +13,11 @@
 #include "log.h"
 #include "repair.h"
 
+static const char *entries(uint64_t n)
+{
+    return n == 1 ? "entry" : "entries";
+}
+
 /* What the scan of path found: 0 when *keep bytes are to be kept and closed, 1 when the HAR
    is complete (said unless quiet), -1 when it is none we can repair (said). */
 static int verdict(const har_scan_t *s, const char *path, int quiet, uint64_t *keep)
@@ -22,7 +27,7 @@ static int verdict(const har_scan_t *s, const char *path, int quiet, uint64_t *k
     if (rc == 1) {
         if (!quiet)
             fprintf(stderr, "mitmrec: %s is complete (%llu %s): nothing to repair\n", path,
-                    (unsigned long long)s->entries, s->entries == 1 ? "entry" : "entries");
+                    (unsigned long long)s->entries, entries(s->entries));
         return 1;
     }
     if (rc < 0) {
@@ -90,8 +95,7 @@ static int repair_gz(const char *path, int quiet)
     ok = 1;
     if (!quiet)
         fprintf(stderr, "mitmrec: repaired %s: kept %llu complete %s (%llu bytes uncompressed)\n",
-                path, (unsigned long long)s.entries, s.entries == 1 ? "entry" : "entries",
-                (unsigned long long)keep);
+                path, (unsigned long long)s.entries, entries(s.entries), (unsigned long long)keep);
 done:
     if (out)
         gzclose_w(out);
@@ -141,7 +145,6 @@ int repair_har_file(const char *path, int quiet)
     close(fd);
     if (!quiet)
         fprintf(stderr, "mitmrec: repaired %s: kept %llu complete %s (%llu bytes)\n", path,
-                (unsigned long long)s.entries, s.entries == 1 ? "entry" : "entries",
-                (unsigned long long)keep);
+                (unsigned long long)s.entries, entries(s.entries), (unsigned long long)keep);
     return 0;
 }

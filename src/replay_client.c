@@ -271,11 +271,7 @@ static void send_h1(job_t *j)
     if (!host) {
         int def = (!strcmp(j->e->scheme, "https") && j->e->port == 443) ||
                   (!strcmp(j->e->scheme, "http") && j->e->port == 80);
-        if (def)
-            snprintf(authority, sizeof(authority), strchr(j->e->host, ':') ? "[%s]" : "%s",
-                     j->e->host);
-        else
-            mr_hostport(authority, sizeof(authority), j->e->host, (unsigned)j->e->port);
+        mr_hostport(authority, sizeof(authority), j->e->host, def ? 0 : (unsigned)j->e->port);
         host = http_msg_header(&ex->req, ":authority");
         if (!host)
             host = authority;

@@ -14,6 +14,7 @@
 
 #include "capture.h"
 #include "dnsmsg.h"
+#include "errors.h"
 #include "harread.h"
 #include "log.h"
 #include "replaydb.h"
@@ -108,7 +109,7 @@ static int finish_entry(replaydb_t *db, replay_entry_t *e)
     char scheme[16], host[256];
     uint16_t port;
     const char *path;
-    char url[4096];
+    char url[4096], hp[300];
     int def;
 
     if (!h)
@@ -128,12 +129,8 @@ static int finish_entry(replaydb_t *db, replay_entry_t *e)
     e->h2 = ex->req_major == 2;
     def = (!strcmp(e->scheme, "https") && e->port == 443) ||
           (!strcmp(e->scheme, "http") && e->port == 80);
-    if (!def)
-        snprintf(url, sizeof(url), strchr(e->host, ':') ? "%s://[%s]:%u%s" : "%s://%s:%u%s",
-                 e->scheme, e->host, (unsigned)e->port, e->target);
-    else
-        snprintf(url, sizeof(url), strchr(e->host, ':') ? "%s://[%s]%s" : "%s://%s%s", e->scheme,
-                 e->host, e->target);
+    snprintf(url, sizeof(url), "%s://%s%s", e->scheme,
+             mr_hostport(hp, sizeof(hp), e->host, def ? 0 : (unsigned)e->port), e->target);
     if (!(e->url = strdup(url)))
         return -ENOMEM;
     if (e->server_ip[0])
