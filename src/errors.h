@@ -18,4 +18,10 @@ const char *mr_strerror(int err);
    them ("host" and "[host]" for port 0); returns buf. */
 char *mr_hostport(char *buf, unsigned long len, const char *host, unsigned port);
 
+/* one or many, by n: "1 flow", "0 flows", "2 flows" (tcpdump's PLURAL_SUFFIX). */
+static inline const char *mr_plural(unsigned long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
 #endif

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "ca.h"
+#include "errors.h"
 #include "log.h"
 #include "options.h"
 #include "privs.h"
@@ -79,7 +80,9 @@ static void on_idle(proxy_t *p)
 static void grace_cb(uv_timer_t *t)
 {
     app_t *a = t->data;
-    log_info("cutting %llu flows still open", (unsigned long long)proxy_flows(&a->proxy));
+    unsigned long long n = proxy_flows(&a->proxy);
+
+    log_info("cutting %llu %s still open", n, mr_plural(n, "flow", "flows"));
     proxy_stop(&a->proxy, 1);
 }
 
@@ -175,9 +178,11 @@ static int start_redirect(app_t *a, ca_t *ca)
 
 static void print_proc(void *opaque, const rec_proc_stats_t *st)
 {
-    log_line(stderr, "mitmrec:   %-20s %8u %6llu flows %6llu requests %12llu bytes", st->name,
-             st->pid, (unsigned long long)st->flows, (unsigned long long)st->requests,
-             (unsigned long long)st->bytes);
+    unsigned long long f = st->flows, r = st->requests, b = st->bytes;
+
+    log_line(stderr, "mitmrec:   %-20s %8u %6llu %-5s %6llu %-8s %12llu %s", st->name, st->pid, f,
+             mr_plural(f, "flow", "flows"), r, mr_plural(r, "request", "requests"), b,
+             mr_plural(b, "byte", "bytes"));
 }
 
 static void spill_failed(int err, const char *dir, void *opaque)
@@ -322,11 +327,13 @@ int main(int argc, char **argv)
     recorder_get_stats(a.rec, &st);
     rc = recorder_close(a.rec);
     if (!a.opts.quiet || rc < 0) {
-        fprintf(stderr,
-                "mitmrec: %llu flows, %llu requests, %llu bytes; wrote %s (%llu packets) and %s%s\n",
-                (unsigned long long)st.flows, (unsigned long long)st.requests,
-                (unsigned long long)st.bytes, a.opts.out_path, (unsigned long long)st.packets,
-                a.opts.har_path, rc < 0 ? " (INCOMPLETE: write errors)" : "");
+        unsigned long long f = st.flows, r = st.requests, b = st.bytes, p = st.packets;
+
+        fprintf(stderr, "mitmrec: %llu %s, %llu %s, %llu %s; wrote %s (%llu %s) and %s%s\n", f,
+                mr_plural(f, "flow", "flows"), r, mr_plural(r, "request", "requests"), b,
+                mr_plural(b, "byte", "bytes"), a.opts.out_path, p,
+                mr_plural(p, "packet", "packets"), a.opts.har_path,
+                rc < 0 ? " (INCOMPLETE: write errors)" : "");
         if (a.opts.mode != MODE_LISTEN && !a.opts.quiet) {
             fprintf(stderr, "mitmrec:   %-20s %8s\n", "process", "pid");
             recorder_each_process(a.rec, print_proc, NULL);

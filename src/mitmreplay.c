@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "ca.h"
+#include "errors.h"
 #include "intercept.h"
 #include "log.h"
 #include "match.h"
@@ -283,8 +284,10 @@ static int server_replay(app_t *a, replaydb_t *db)
     if (o->mode == REPLAY_SPAWN && a->child_status >= 0)
         status = a->child_status ? a->child_status : status;
     if (o->strict && replay_report_unmatched(rep) && status == 0) {
-        log_error("--strict: %zu requests had no recorded response",
-                  replay_report_unmatched(rep));
+        size_t n = replay_report_unmatched(rep);
+
+        log_error("--strict: %zu %s no recorded response", n,
+                  mr_plural(n, "request had", "requests had"));
         status = 1;
     }
     goto out;
@@ -348,8 +351,11 @@ int main(int argc, char **argv)
         replay_options_free(&a.o);
         return 1;
     }
-    log_info("%s: %zu HTTP entries, %zu TCP conversations, %zu DNS answers, %zu names",
-             a.o.recording, db->nentries, db->nconvs, db->ndns, db->nnames);
+    log_info("%s: %zu HTTP %s, %zu TCP %s, %zu DNS %s, %zu %s", a.o.recording, db->nentries,
+             mr_plural(db->nentries, "entry", "entries"), db->nconvs,
+             mr_plural(db->nconvs, "conversation", "conversations"), db->ndns,
+             mr_plural(db->ndns, "answer", "answers"), db->nnames,
+             mr_plural(db->nnames, "name", "names"));
     if (a.o.mode == REPLAY_CLIENT)
         status = replay_client_run(&a.o, db);
     else

@@ -6,6 +6,7 @@
 
 #include "capture.h"
 #include "config.h"
+#include "errors.h"
 #include "har.h"
 #include "log.h"
 #include "outfile.h"
@@ -170,9 +171,10 @@ int readmode_run(const options_t *o)
         rd->failed = 1;
     rd->pcap_out = NULL;
     if (!o->quiet)
-        fprintf(stderr, "mitmrec: read %llu packets%s, wrote %llu HAR entries to %s\n",
-                (unsigned long long)st.packets, o->filter ? " matching the filter" : "",
-                (unsigned long long)rd->entries, o->har_path);
+        fprintf(stderr, "mitmrec: read %llu %s%s, wrote %llu HAR %s to %s\n",
+                (unsigned long long)st.packets, mr_plural(st.packets, "packet", "packets"),
+                o->filter ? " matching the filter" : "", (unsigned long long)rd->entries,
+                mr_plural(rd->entries, "entry", "entries"), o->har_path);
     status = rc < 0 || rd->failed ? 1 : 0;
 out:
     har_writer_free(rd->har);

@@ -39,6 +39,8 @@ typedef struct job {
     char err[256];
     int done, closing, connected;
     uv_timer_t timer;
+    uv_getaddrinfo_t gai;          /* resolving the host (no recorded address) */
+    int resolving;
     int handles;
 } job_t;
 
@@ -221,6 +223,8 @@ static void job_end(job_t *j, const char *err)
         j->done = 1;
         report(j);
     }
+    if (j->resolving)   /* gai_cb still runs, with UV_EAI_CANCELED if it was not started */
+        uv_cancel((uv_req_t *)&j->gai);
     uv_close((uv_handle_t *)&j->timer, timer_closed);
     conn_close(&j->c, 0);
 }
@@ -487,7 +491,14 @@ static void on_error(conn_t *c, int err)
 
 static void timeout_cb(uv_timer_t *t)
 {
-    job_end(t->data, "no response within 30 s");
+    job_t *j = t->data;
+
+    if (j->resolving)
+        snprintf(j->err, sizeof(j->err), "cannot resolve %.200s: no answer within 30 s",
+                 j->e->host);
+    else if (!j->connected)
+        snprintf(j->err, sizeof(j->err), "cannot connect: no answer within 30 s");
+    job_end(j, "no response within 30 s");
 }
 
 static const conn_cb_t conn_cbs = {
@@ -500,35 +511,76 @@ static const conn_cb_t conn_cbs = {
     .on_close = conn_closed,
 };
 
-/* Where entry e is sent: --to, else the recorded server address, else its host name. */
-static int destination(crun_t *r, const replay_entry_t *e, struct sockaddr_storage *ss)
+static void job_connect(job_t *j, const struct sockaddr *sa)
 {
-    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    if ((rc = conn_connect(&j->c, sa)) < 0) {
+        snprintf(j->err, sizeof(j->err), "cannot connect: %s", mr_strerror(rc));
+        job_end(j, NULL);
+    }
+}
+
+static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    job_t *j = req->data;
+    struct addrinfo *pick = NULL;
+
+    j->resolving = 0;
+    /* IPv4 first, as mitmrec does upstream: most local services listen there. */
+    for (struct addrinfo *ai = status < 0 ? NULL : res; ai; ai = ai->ai_next)
+        if (!pick || (ai->ai_family == AF_INET && pick->ai_family != AF_INET))
+            pick = ai;
+    if (!j->closing) {
+        if (!pick) {
+            snprintf(j->err, sizeof(j->err), "cannot resolve %.200s: %s", j->e->host,
+                     mr_strerror(status < 0 ? status : UV_EAI_NONAME));
+            job_end(j, NULL);
+        } else {
+            job_connect(j, pick->ai_addr);
+        }
+    }
+    uv_freeaddrinfo(res);
+    job_maybe_free(j);   /* the reference the lookup held */
+}
+
+/* Sends entry e to --to, else to its recorded server address, else to its host name, looked
+   up on libuv's thread pool so that a slow resolver holds up no other request. */
+static void job_start(crun_t *r, job_t *j)
+{
+    const replay_entry_t *e = j->e;
+    struct sockaddr_storage ss;
+    struct addrinfo hints;
     char port[8];
+    int rc;
 
     if (r->have_to) {
-        *ss = r->to;
-        return 0;
+        job_connect(j, (struct sockaddr *)&r->to);
+        return;
     }
-    memset(ss, 0, sizeof(*ss));
-    if (uv_ip4_addr(e->server_ip, e->port, (struct sockaddr_in *)ss) == 0 ||
-        uv_ip6_addr(e->server_ip, e->port, (struct sockaddr_in6 *)ss) == 0)
-        return 0;
+    memset(&ss, 0, sizeof(ss));
+    if (uv_ip4_addr(e->server_ip, e->port, (struct sockaddr_in *)&ss) == 0 ||
+        uv_ip6_addr(e->server_ip, e->port, (struct sockaddr_in6 *)&ss) == 0) {
+        job_connect(j, (struct sockaddr *)&ss);
+        return;
+    }
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_STREAM;
     snprintf(port, sizeof(port), "%u", (unsigned)e->port);
-    if (getaddrinfo(e->host, port, &hints, &res) != 0 || !res)
-        return -EHOSTUNREACH;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
+    j->gai.data = j;
+    if ((rc = uv_getaddrinfo(&r->loop, &j->gai, gai_cb, e->host, port, &hints)) < 0) {
+        snprintf(j->err, sizeof(j->err), "cannot resolve %.200s: %s", e->host, mr_strerror(rc));
+        job_end(j, NULL);
+        return;
+    }
+    j->resolving = 1;
+    j->handles++;
 }
 
 static void start_next(crun_t *r)
 {
     while (r->running < (size_t)r->o->concurrency && r->next < r->db->nentries) {
         const replay_entry_t *e = &r->db->entries[r->next++];
-        struct sockaddr_storage ss;
         job_t *j = calloc(1, sizeof(*j));
 
         if (!j || conn_init(&j->c, &r->env, &conn_cbs, j) < 0) {
@@ -543,15 +595,7 @@ static void start_next(crun_t *r)
         j->timer.data = j;
         uv_timer_start(&j->timer, timeout_cb, CLIENT_TIMEOUT_MS, 0);
         r->running++;
-        if (destination(r, e, &ss) < 0) {
-            snprintf(j->err, sizeof(j->err), "cannot resolve %.200s", e->host);
-            job_end(j, NULL);
-            continue;
-        }
-        if (conn_connect(&j->c, (struct sockaddr *)&ss) < 0) {
-            snprintf(j->err, sizeof(j->err), "cannot connect");
-            job_end(j, NULL);
-        }
+        job_start(r, j);
     }
 }
 
@@ -599,9 +643,9 @@ int replay_client_run(const replay_options_t *o, const replaydb_t *db)
         log_error("could not write the new recording completely");
         status = 1;
     }
-    fprintf(stderr, "mitmreplay: client replay of %zu requests: %zu same, %zu different, "
+    fprintf(stderr, "mitmreplay: client replay of %zu %s: %zu same, %zu different, "
             "%zu failed%s%s%s%s\n",
-            db->nentries, r.same, r.different, r.failed, r.rec ? "; wrote " : "",
+            db->nentries, mr_plural(db->nentries, "request", "requests"), r.same, r.different, r.failed, r.rec ? "; wrote " : "",
             r.rec ? o->out_path : "", r.rec ? " and " : "", r.rec ? o->out_har : "");
     if (o->strict && (r.different || r.failed))
         status = 1;

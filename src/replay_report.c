@@ -8,6 +8,8 @@
 
 #include "replay_report.h"
 
+#include "errors.h"
+
 #define REPORT_MAX (1u << 20)   /* requests kept; later ones are only counted */
 
 typedef struct item {
@@ -137,10 +139,12 @@ void replay_report_summary(const replay_report_t *r, FILE *f, int strict)
 {
     size_t total = r->n + r->dropped;
 
-    fprintf(f, "mitmreplay: %zu requests, %zu replayed, %zu unmatched; %zu TCP conversations; "
-            "%zu DNS answers (%zu names unknown)\n",
-            total, total - r->unmatched, r->unmatched, r->nconvs, r->dns_answered,
-            r->dns_unknown);
+    fprintf(f, "mitmreplay: %zu %s, %zu replayed, %zu unmatched; %zu TCP %s; %zu DNS %s "
+            "(%zu %s unknown)\n",
+            total, mr_plural(total, "request", "requests"), total - r->unmatched, r->unmatched,
+            r->nconvs, mr_plural(r->nconvs, "conversation", "conversations"), r->dns_answered,
+            mr_plural(r->dns_answered, "answer", "answers"), r->dns_unknown,
+            mr_plural(r->dns_unknown, "name", "names"));
     for (size_t i = 0; i < r->n; i++)
         if (r->items[i].entry < 0)
             fprintf(f, "mitmreplay: %s: %s %s: %s\n", strict ? "error: unmatched" : "unmatched",

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "log.h"
 #include "status.h"
 
@@ -87,9 +88,10 @@ static void draw(uv_timer_t *t)
     s->ntop = 0;
     recorder_each_process(s->rec, consider, s);
     human(bytes, sizeof(bytes), (unsigned long long)st.bytes);
-    n = snprintf(line, sizeof(line), "mitmrec: %llu flows (%llu open), %llu requests, %s",
-                 (unsigned long long)st.flows, (unsigned long long)proxy_flows(s->proxy),
-                 (unsigned long long)st.requests, bytes);
+    n = snprintf(line, sizeof(line), "mitmrec: %llu %s (%llu open), %llu %s, %s",
+                 (unsigned long long)st.flows, mr_plural(st.flows, "flow", "flows"),
+                 (unsigned long long)proxy_flows(s->proxy), (unsigned long long)st.requests,
+                 mr_plural(st.requests, "request", "requests"), bytes);
     /* (Process names are the processes' own choice: escaped, as in the log.) */
     for (int i = 0; i < s->ntop && n > 0 && (size_t)n < sizeof(line); i++)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s %llu", i ? ", " : " | ",

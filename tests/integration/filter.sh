@@ -58,7 +58,7 @@ n=$(tshark_fields "$MITM_PCAP" "tcp.srcport == $ORIGIN_TLSPORT && tcp.len > 0" f
 check_recording "$MITM_PCAP" "$MITM_HAR" /small.txt="$WWW/small.txt" /data.json="$WWW/data.json"
 check_same_entries "$MITM_PCAP" "$MITM_HAR"
 case $MITM_SUMMARY in
-"mitmrec: 1 flows, 2 requests,"*) ;;
+"mitmrec: 1 flow, 2 requests,"*) ;;
 *) fail "1: the summary counts what was not recorded: $MITM_SUMMARY" ;;
 esac
 log "1: -f 'tcp port $ORIGIN_TLSPORT': the HTTPS flow alone, whole, decrypted; $MITM_SUMMARY"

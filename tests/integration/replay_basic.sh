@@ -139,7 +139,7 @@ rm -rf "$WORK/out" && mkdir -p "$WORK/out"
 run_replay "$WORK/har.log" "$WORK/rec.har" -v -- "$WORK/client.sh" "$WORK/out"
 [ "$REPLAY_RC" = 3 ] || { cat "$WORK/har.log" >&2; fail "HAR replay: status $REPLAY_RC"; }
 n=$(grep -c '^mitmreplay: [A-Z]* https\?://[^ ]* -> entry [0-9]* ([0-9]*)$' "$WORK/har.log")
-replayed=$(sed -n 's/^mitmreplay: [0-9]* requests, \([0-9]*\) replayed,.*/\1/p' "$WORK/har.log")
+replayed=$(sed -n 's/^mitmreplay: [0-9]* requests\?, \([0-9]*\) replayed,.*/\1/p' "$WORK/har.log")
 [ -n "$replayed" ] && [ "$replayed" -gt 0 ] && [ "$n" = "$replayed" ] ||
     fail "-v: $n request lines for ${replayed:-?} requests replayed: $(cat "$WORK/har.log")"
 for f in "$WORK"/out.rec/*; do

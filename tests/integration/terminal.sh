@@ -75,7 +75,7 @@ if len({p for _, p in flows}) != 1:
     bad.append("flow lines name several pids: %s" % sorted({p for _, p in flows}))
 status = 0
 for seg in out.split(CLEAR):
-    m = re.match(rb"mitmrec: \d+ flows \(\d+ open\), \d+ requests, ", seg)
+    m = re.match(rb"mitmrec: \d+ flows? \(\d+ open\), \d+ requests?, ", seg)
     if not m:
         continue
     status += 1
