@@ -25,6 +25,7 @@ static void on_connection(uv_stream_t *server, int status)
 int proxy_start(proxy_t *p, const char *host, int port, int *bound, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
+    char hp[300];
     int len = sizeof(ss);
     int rc;
 
@@ -48,7 +49,8 @@ int proxy_start(proxy_t *p, const char *host, int port, int *bound, char *err, s
                                                 : ((struct sockaddr_in *)&ss)->sin_port);
     return 0;
 fail:
-    snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, mr_strerror(rc));
+    snprintf(err, errlen, "cannot listen on %s: %s", mr_hostport(hp, sizeof(hp), host, port),
+             mr_strerror(rc));
     return rc;
 }
 

@@ -69,6 +69,36 @@ usage_error "negative --max-body" --listen 0 -o "$WORK/a.pcapng" --max-body -5
 usage_says "invalid --max-body '-5': expected a size like 16M"
 [ ! -e "$WORK/a.pcapng" ] || fail "a usage error left $WORK/a.pcapng behind"
 
+# --listen on a port that is taken (IPv4 and IPv6): exit 1, one line naming the address as
+# curl would ("[::1]:PORT"), no output file.
+read -r P4 P6 < <(free_ports 2 | tr '\n' ' ')
+"$PY" - "$P4" "$P6" "$WORK/taken" <<'EOF' &
+import socket, sys, time
+a = socket.socket(); a.bind(("127.0.0.1", int(sys.argv[1]))); a.listen()
+try:
+    b = socket.socket(socket.AF_INET6); b.bind(("::1", int(sys.argv[2]))); b.listen()
+except OSError:
+    b = None
+open(sys.argv[3], "w").write("v6\n" if b else "v4\n")
+time.sleep(30)
+EOF
+TAKEN_PID=$!
+_LIB_PIDS+=("$TAKEN_PID")
+for _ in $(seq 50); do [ -s "$WORK/taken" ] && break; sleep 0.05; done
+listen_taken() {
+    timeout 10 "$MITMREC" --listen "$1" -o "$WORK/taken.pcapng" >/dev/null 2>"$WORK/taken.err"
+    rc=$?
+    [ $rc = 1 ] || fail "--listen $1 (taken) exited $rc: $(cat "$WORK/taken.err")"
+    [ "$(cat "$WORK/taken.err")" = "mitmrec: error: cannot listen on $1: address already in use" ] ||
+        fail "--listen $1 (taken): $(cat "$WORK/taken.err")"
+    [ ! -e "$WORK/taken.pcapng" ] || fail "--listen $1 (taken) left $WORK/taken.pcapng"
+}
+listen_taken "127.0.0.1:$P4"
+grep -q v6 "$WORK/taken" && listen_taken "[::1]:$P6"
+kill "$TAKEN_PID" 2>/dev/null
+wait "$TAKEN_PID" 2>/dev/null
+log "--listen on a taken port: one line, exit 1, no file ($(cat "$WORK/taken.err"))"
+
 # mitmreplay's usage errors, the same way.
 if [ -x "$MITMREPLAY" ]; then
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: -o without a value" "$WORK/a.pcapng" -o
