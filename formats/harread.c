@@ -243,8 +243,11 @@ static int read_entry(const cJSON *je, har_read_cb cb, void *opaque, har_read_st
     version(jstr(rq, "httpVersion"), &ex->req_major, &ex->req_minor);
     version(jstr(rs, "httpVersion"), &ex->resp_major, &ex->resp_minor);
     rc = 0;
+    /* HAR 1.2 gives postData no encoding: mitmrec's writer says "_encoding" (harmsg.c);
+       "encoding", as content has it, is taken too. */
     if ((pd = cJSON_GetObjectItemCaseSensitive(rq, "postData")))
-        rc = add_body(&ex->req, jstr(pd, "text"), jstr(pd, "encoding"));
+        rc = add_body(&ex->req, jstr(pd, "text"),
+                      jstr(pd, "_encoding") ? jstr(pd, "_encoding") : jstr(pd, "encoding"));
     if (rc == 0 && (ct = cJSON_GetObjectItemCaseSensitive(rs, "content")))
         rc = add_body(&ex->resp, jstr(ct, "text"), jstr(ct, "encoding"));
     if (rc < 0) {

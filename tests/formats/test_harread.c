@@ -94,6 +94,9 @@ static void test_entries(void)
         /* base64 with a line break and no padding: "hi!!!" */
         ENTRY("http://[::1]/p", ",\"postData\":{\"mimeType\":\"x\",\"text\":\"cG9z\\ndA\",\"encoding\":\"base64\"}",
               "201", "{\"size\":5,\"mimeType\":\"x\",\"text\":\"aGkh\\r\\nISE\",\"encoding\":\"base64\"}") ","
+        /* mitmrec's own postData: "_encoding" (HAR 1.2 has no encoding there) */
+        ENTRY("http://x/q", ",\"postData\":{\"mimeType\":\"x\",\"text\":\"AP8K\",\"_encoding\":\"base64\"}",
+              "200", "{\"size\":0,\"mimeType\":\"x\"}") ","
         /* no response: a browser's blocked request */
         ENTRY("https://x/", "", "0", "{\"size\":0,\"mimeType\":\"x\"}") ","
         /* not http(s), a bad port, a status out of range, bad base64 */
@@ -105,11 +108,11 @@ static void test_entries(void)
         ENTRY("http://x/", "", "200", "{\"size\":0,\"mimeType\":\"x\",\"text\":\"a\",\"encoding\":\"base64\"}"));
 
     CHECK_EQ_INT(read_text(t, &g, &st), 0);
-    CHECK_EQ_INT(st.entries, 2);
+    CHECK_EQ_INT(st.entries, 3);
     CHECK_EQ_INT(st.no_response, 1);
     CHECK_EQ_INT(st.unusable, 6);
-    CHECK_EQ_INT(g.n, 2);
-    if (g.n == 2) {
+    CHECK_EQ_INT(g.n, 3);
+    if (g.n == 3) {
         http_exchange_t *a = g.ex[0], *b = g.ex[1];
 
         CHECK_EQ_STR(g.scheme[0], "https");
@@ -140,6 +143,7 @@ static void test_entries(void)
         CHECK_EQ_INT(b->status, 201);
         body_is(&b->req, "post", 4);
         body_is(&b->resp, "hi!!!", 5);
+        body_is(&g.ex[2]->req, "\0\xff\n", 3);
     }
     release(&g);
     free(t);

@@ -25,6 +25,9 @@ curl -sS $T/small.txt $T/data.json >"\$o/curl-keepalive.txt" || exit 11
 curl -sS --compressed $T/data.json -o "\$o/gzip.json" -D "\$o/gzip.headers" || exit 12
 curl -sS -d 'name=replay&n=1' $T/small.txt -o "\$o/post.txt" -w '%{http_code}\n' >"\$o/post.code"
 curl -sS $H/binary.bin -o "\$o/binary.bin" || exit 13
+# A binary body (base64 in the HAR's postData, "_encoding": "base64"), matched on its bytes.
+curl -sS --data-binary @$WWW/binary.bin -H 'Content-Type: application/octet-stream' $T/post \
+    -o "\$o/binpost.txt" || exit 18
 curl -sS -o /dev/null -w '%{http_code}\n' $T/missing.txt >"\$o/missing.code"
 wget -q -O "\$o/wget.txt" $T/index.html || exit 14
 $PY -c 'import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' $T/small.txt >"\$o/python.txt" || exit 15
@@ -47,6 +50,7 @@ rc=$?
 [ $rc = 3 ] || { cat "$WORK/rec.log" >&2; fail "recording: exit status $rc, expected the script's 3"; }
 [ -s "$WORK/rec.pcapng" ] && [ -s "$WORK/rec.har" ] || fail "no recording"
 cmp -s "$WORK/out/binary.bin" "$WWW/binary.bin" || fail "recording run: binary.bin differs"
+[ "$(cat "$WORK/out/binpost.txt")" = posted ] || fail "recording run: the binary POST got $(cat "$WORK/out/binpost.txt")"
 mv "$WORK/out" "$WORK/out.rec"
 stop_origin
 
@@ -75,7 +79,7 @@ done
 diff <(grep -iv -e '^date:' -e '^connection:' -e '^last-modified:' "$WORK/out.rec/gzip.headers" | tr -d '\r' | sort) \
      <(grep -iv -e '^date:' -e '^connection:' -e '^last-modified:' "$WORK/out/gzip.headers" | tr -d '\r' | sort) >"$WORK/hdiff" ||
     fail "replay: response headers differ: $(cat "$WORK/hdiff")"
-grep -q '10 requests, 10 replayed, 0 unmatched' "$WORK/replay.log" ||
+grep -q '11 requests, 11 replayed, 0 unmatched' "$WORK/replay.log" ||
     fail "replay summary: $(cat "$WORK/replay.log")"
 log "replay from the pcapng: identical outputs, exit status 3"
 
@@ -102,10 +106,10 @@ import json, sys, xml.etree.ElementTree as ET
 t = ET.parse(sys.argv[1]).getroot()
 suite = t.find("testsuite")
 cases = suite.findall("testcase")
-assert len([c for c in cases if c.get("classname") != "tcp"]) == 10, len(cases)
+assert len([c for c in cases if c.get("classname") != "tcp"]) == 11, len(cases)
 assert suite.get("failures") == "0", suite.get("failures")
 j = json.load(open(sys.argv[2]))
-assert j["summary"]["requests"] == 10 and j["summary"]["unmatched"] == 0, j["summary"]
+assert j["summary"]["requests"] == 11 and j["summary"]["unmatched"] == 0, j["summary"]
 assert all(r["matched"] for r in j["requests"])
 assert {r["process"] for r in j["requests"]} >= {"curl", "wget", "python3"}, {r["process"] for r in j["requests"]}
 EOF2
