@@ -645,8 +645,9 @@ int replay_client_run(const replay_options_t *o, const replaydb_t *db)
     }
     fprintf(stderr, "mitmreplay: client replay of %zu %s: %zu same, %zu different, "
             "%zu failed%s%s%s%s\n",
-            db->nentries, mr_plural(db->nentries, "request", "requests"), r.same, r.different, r.failed, r.rec ? "; wrote " : "",
-            r.rec ? o->out_path : "", r.rec ? " and " : "", r.rec ? o->out_har : "");
+            db->nentries, mr_plural(db->nentries, "request", "requests"), r.same, r.different,
+            r.failed, r.rec ? "; wrote " : "", r.rec ? o->out_path : "", r.rec ? " and " : "",
+            r.rec ? o->out_har : "");
     if (o->strict && (r.different || r.failed))
         status = 1;
 out:
