@@ -447,6 +447,17 @@ static int dir_fail(struct http1_conn *c, h1_dir_t *d, enum http_errno e)
         snprintf(msg, sizeof(msg), "HTTP %s: %s", side, d->why);
     else
         snprintf(msg, sizeof(msg), "invalid HTTP %s: %s", side, http_errno_description(e));
+    if (n && d->dir == HTTP1_REQ && !n->ex->method && d->hs != HS_NONE) {
+        /* A head cut short (too big, or closed) past its request line: keep the line, so the
+           exchange says what was asked. The method is set last: without it, no line. */
+        const char *m = http_method_str((enum http_method)d->p.method);
+
+        if (http_strset(&n->ex->target, d->line.p ? d->line.p : "", d->line.len) == 0 &&
+            http_strset(&n->ex->method, m, strlen(m)) == 0) {
+            n->ex->req_major = d->p.http_major;
+            n->ex->req_minor = d->p.http_minor;
+        }
+    }
     if (!n) {
         if (d->dir == HTTP1_REQ) {
             /* Keep a record of the garbage so a response to it has a home. */

@@ -95,6 +95,10 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
     rconn_t *c = opaque;
     cap_t *cap = c->cap;
 
+    /* A head cut short past its request line is an exchange too, with its error (as
+       mitmrec records it live, rec_flow.c); other bytes that never made a head are not. */
+    if (!ex->user && ex->error && ex->method && ex->method[0] && ex->target)
+        ex->user = (void *)(uintptr_t)(++cap->next_index);
     if (!ex->user || !cap->cb->on_exchange) {
         http_exchange_free(ex);
         return;

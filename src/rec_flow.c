@@ -436,13 +436,20 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
 
     forget_exchange(f, ex);
     if (!ex->user) {
-        /* The bytes never formed a request head. With no method they were not
-           HTTP at all (raw TCP, the pcapng holds them); with one, a request
-           was refused by our decoder (too large, malformed): say so. */
-        /* A head over the limit was HTTP for sure: http-parser checked its
-           request line before counting header bytes. */
-        if (ex->error && ((ex->method && ex->method[0]) || strstr(ex->error, "larger than")))
+        /* The bytes never formed a whole request head. Past its request line (the
+           decoder kept method and target), the request is recorded as far as it got,
+           with its answer if any (a server refusing a head too big for it) and the
+           error. With no method they were not HTTP at all (raw TCP, the pcapng holds
+           them), or a head over our limit: say so. */
+        if (ex->error && ex->method && ex->method[0] && ex->target) {
+            if (decide(f) == 1) {
+                flow_note(f, "HTTP request head incomplete", ex->error);
+                f->exchanges++;
+                write_entry(f, ex, (int64_t)f->r->next_index++);
+            }
+        } else if (ex->error && strstr(ex->error, "larger than")) {
             flow_note(f, "HTTP request not decoded", ex->error);
+        }
         http_exchange_free(ex);
         return;
     }

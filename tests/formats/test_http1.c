@@ -745,6 +745,42 @@ static void test_big_headers(void)
     if (r.ngot == 1) {
         CHECK(r.got[0]->error && strstr(r.got[0]->error, "256 KiB"));
         CHECK_EQ_INT(r.got[0]->status, 0);
+        /* past the request line: what was asked is kept */
+        CHECK_EQ_STR(r.got[0]->method, "GET");
+        CHECK_EQ_STR(r.got[0]->target, "/big");
+    }
+    free(req);
+    http1_conn_free(c);
+    for (size_t k = 0; k < r.ngot; k++)
+        http_exchange_free(r.got[k]);
+}
+
+/* nginx answers a request whose head is too big for it (large_client_header_buffers) with a
+   400 and closes before the head has all arrived; the client stops sending. The exchange is
+   the request's start and that 400. */
+static void test_head_cut_by_answer(void)
+{
+    http1_callbacks_t cb = {.on_exchange = cb_exchange};
+    run_t r;
+    http1_conn_t *c;
+    char *req = big_request(100 * 1024);
+    const char *resp = "HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"
+                       "bad";
+
+    memset(&r, 0, sizeof(r));
+    c = http1_conn_new(&cb, &r, 0);
+    for (size_t off = 0; off < 64 * 1024; off += 16384)
+        CHECK_EQ_INT(http1_conn_feed(c, HTTP1_REQ, req + off, 16384, 1), 0);
+    CHECK_EQ_INT(http1_conn_feed(c, HTTP1_RESP, resp, strlen(resp), 2), 0);
+    http1_conn_eof(c, HTTP1_RESP, 3);
+    http1_conn_eof(c, HTTP1_REQ, 3);
+    http1_conn_finish(c, NULL, 4);
+    CHECK_EQ_INT(r.ngot, 1);
+    if (r.ngot == 1) {
+        CHECK_EQ_STR(r.got[0]->method, "GET");
+        CHECK_EQ_STR(r.got[0]->target, "/big");
+        CHECK_EQ_INT(r.got[0]->status, 400);
+        CHECK(r.got[0]->error != NULL);
     }
     free(req);
     http1_conn_free(c);
@@ -883,6 +919,7 @@ int main(void)
         for (int mode = 0; mode < MODE_COUNT; mode++)
             check_case(&cases[i], mode);
     test_big_headers();
+    test_head_cut_by_answer();
     test_bad_request();
     test_free_pending();
     test_msg_helpers();
