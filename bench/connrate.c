@@ -67,7 +67,7 @@ static double cpu_s(void)
 
 static void watch(cconn_t *c, uint32_t ev, int op)
 {
-    struct epoll_event e = { .events = ev, .data.ptr = c };
+    struct epoll_event e = {.events = ev, .data.ptr = c};
 
     if (epoll_ctl(epfd, op, c->fd, &e) < 0) {
         perror("connrate: epoll_ctl");
@@ -104,7 +104,7 @@ static void finish(cconn_t *c, int ok)
     if (c->ssl)
         SSL_free(c->ssl);
     c->ssl = NULL;
-    close(c->fd);   /* also leaves the epoll set */
+    close(c->fd); /* also leaves the epoll set */
     c->fd = -1;
     if (now_s() < deadline)
         start(c);
@@ -240,7 +240,8 @@ int main(int argc, char **argv)
         else
             goto usage;
     }
-    if (optind != argc - 1 || conns < 1 || secs <= 0 || parse_url(argv[optind], path, sizeof(path)) < 0)
+    if (optind != argc - 1 || conns < 1 || secs <= 0 ||
+        parse_url(argv[optind], path, sizeof(path)) < 0)
         goto usage;
     reqlen = (size_t)snprintf(req, sizeof(req),
                               "GET %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n\r\n", path,
@@ -280,7 +281,8 @@ int main(int argc, char **argv)
     if (errors)
         printf("  Socket errors: connect %lu, read 0, write 0, timeout 0\n", errors);
     printf("Requests/sec: %10.2f\n", (double)done_ok / (t1 - t0));
-    printf("CPU/conn of connrate: %.0f us\n", done_ok ? (cpu_s() - c0) * 1e6 / (double)done_ok : 0.0);
+    printf("CPU/conn of connrate: %.0f us\n",
+           done_ok ? (cpu_s() - c0) * 1e6 / (double)done_ok : 0.0);
     return done_ok ? 0 : 1;
 
 usage:

@@ -22,12 +22,12 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* Settings, written by the loader before load and constant afterwards, so the verifier prunes
    what they switch off. */
-const volatile __u32 self_tgid = 0;      /* mitmrec itself: never redirected */
-const volatile __u16 tcp_port = 0;       /* mitmrec's TCP listener on loopback, 0 = no TCP */
-const volatile __u16 udp_port = 0;       /* mitmrec's UDP listener on loopback, 0 = no UDP */
-const volatile __u32 nrules = 0;         /* 0: every process (spawn mode) */
-const volatile __u32 exclude_mask = 0;   /* bit i set: rule i excludes */
-const volatile __u8 v6_via_v4mapped = 0; /* connect6: 127.0.0.1 v4-mapped instead of ::1 */
+const volatile __u32 self_tgid = 0;         /* mitmrec itself: never redirected */
+const volatile __u16 tcp_port = 0;          /* mitmrec's TCP listener on loopback, 0 = no TCP */
+const volatile __u16 udp_port = 0;          /* mitmrec's UDP listener on loopback, 0 = no UDP */
+const volatile __u32 nrules = 0;            /* 0: every process (spawn mode) */
+const volatile __u32 exclude_mask = 0;      /* bit i set: rule i excludes */
+const volatile __u8 v6_via_v4mapped = 0;    /* connect6: 127.0.0.1 v4-mapped instead of ::1 */
 const volatile __u8 loopback_listening = 0; /* TCP to a loopback port with no listener: untouched */
 /* Rule i matches the process with this tgid; 0: rule i matches by name. */
 const volatile __u32 rule_pid[RD_MAX_RULES] = {};

@@ -22,20 +22,20 @@ typedef struct har_writer har_writer_t;
 /* Everything the writer needs beyond the exchange. Pointers are borrowed. */
 typedef struct har_entry {
     const http_exchange_t *ex;
-    const char *scheme;           /* "http" or "https" */
-    const char *host;             /* authority for origin-form targets (Host header wins) */
-    uint16_t port;                /* default port of the scheme is left out of the URL */
-    const char *server_ip;        /* serverIPAddress, without IPv6 brackets; NULL = absent */
-    const char *connection;       /* "connection" field, e.g. "3"; NULL = absent */
-    uint64_t started_usec;        /* startedDateTime (defaults to ex->t_req_start when 0) */
-    double blocked, dns, connect, ssl;   /* ms, -1 = not applicable */
+    const char *scheme;                /* "http" or "https" */
+    const char *host;                  /* authority for origin-form targets (Host header wins) */
+    uint16_t port;                     /* default port of the scheme is left out of the URL */
+    const char *server_ip;             /* serverIPAddress, without IPv6 brackets; NULL = absent */
+    const char *connection;            /* "connection" field, e.g. "3"; NULL = absent */
+    uint64_t started_usec;             /* startedDateTime (defaults to ex->t_req_start when 0) */
+    double blocked, dns, connect, ssl; /* ms, -1 = not applicable */
     /* send / wait / receive are computed from the exchange's timestamps */
-    int has_pcapng;               /* write the _pcapng object */
+    int has_pcapng; /* write the _pcapng object */
     int pcapng_interface;
-    int64_t pcapng_frame;         /* frame number of the request's first packet */
-    int64_t pcapng_stream;        /* tcp.stream index as Wireshark numbers it */
-    const char *error;            /* _error; NULL = take ex->error */
-    int64_t index;                /* _index: the number the pcapng comment names; -1 = absent */
+    int64_t pcapng_frame;  /* frame number of the request's first packet */
+    int64_t pcapng_stream; /* tcp.stream index as Wireshark numbers it */
+    const char *error;     /* _error; NULL = take ex->error */
+    int64_t index;         /* _index: the number the pcapng comment names; -1 = absent */
     /* process identity (local redirect mode); NULL / 0 = absent */
     int64_t pid;
     const char *process;

@@ -451,11 +451,9 @@ int harmsg_body_view(const http_msg_t *m, body_view_t *v)
     v->data = body;
     v->len = body_len;
     v->truncated |= m->body_truncated;
-    if (ce && body_len > 0 && strspn(ce, " \t") != strlen(ce) &&
-        strcasecmp(ce, "identity") != 0) {
+    if (ce && body_len > 0 && strspn(ce, " \t") != strlen(ce) && strcasecmp(ce, "identity") != 0) {
         size_t outlen;
-        int trunc,
-            r = content_decode(ce, body, body_len, HAR_MAX_TEXT, &v->dec, &outlen, &trunc);
+        int trunc, r = content_decode(ce, body, body_len, HAR_MAX_TEXT, &v->dec, &outlen, &trunc);
 
         if (r == -ENOMEM) {
             harmsg_body_view_free(v);

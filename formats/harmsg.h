@@ -30,9 +30,9 @@ typedef struct body_view {
     const uint8_t *data;
     size_t len;
     uint8_t *dec;
-    uint8_t *loaded;    /* the body read back from the spill file */
-    int undone; /* a Content-Encoding was removed */
-    int failed; /* a Content-Encoding could not be removed */
+    uint8_t *loaded; /* the body read back from the spill file */
+    int undone;      /* a Content-Encoding was removed */
+    int failed;      /* a Content-Encoding could not be removed */
     int truncated;
 } body_view_t;
 

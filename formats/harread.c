@@ -103,8 +103,8 @@ static uint64_t iso_usec(const char *s)
     const char *p;
 
     if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &n) < 6 ||
-        y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
-        mi > 59 || !(sec >= 0 && sec < 61))
+        y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+        !(sec >= 0 && sec < 61))
         return 0;
     p = s + n;
     if (*p == '+' || *p == '-') {
@@ -129,7 +129,8 @@ static int add_headers(http_msg_t *m, const cJSON *arr)
 {
     const cJSON *h;
 
-    cJSON_ArrayForEach(h, arr) {
+    cJSON_ArrayForEach(h, arr)
+    {
         const char *n = jstr(h, "name"), *v = jstr(h, "value");
         if (!n || !v || !*n)
             continue;
@@ -156,7 +157,7 @@ static int add_base64(http_msg_t *m, const char *text)
         n--;
         pad++;
     }
-    if (n % 4 == 1 || memchr(clean, '=', n)) {   /* no whole byte, or '=' inside */
+    if (n % 4 == 1 || memchr(clean, '=', n)) { /* no whole byte, or '=' inside */
         free(clean);
         return -EBADMSG;
     }
@@ -219,11 +220,10 @@ static int read_entry(const cJSON *je, har_read_cb cb, void *opaque, har_read_st
     int rc;
 
     if (!cJSON_IsNumber(status) || status->valuedouble <= 0) {
-        st->no_response++;   /* a browser's blocked or failed request */
+        st->no_response++; /* a browser's blocked or failed request */
         return 0;
     }
-    if (!url || !method || !*method || status->valuedouble < 100 ||
-        status->valuedouble > 999 ||
+    if (!url || !method || !*method || status->valuedouble < 100 || status->valuedouble > 999 ||
         har_url_split(url, scheme, sizeof(scheme), host, sizeof(host), &port, &path) < 0 ||
         (strcmp(scheme, "http") && strcmp(scheme, "https"))) {
         st->unusable++;
@@ -261,8 +261,10 @@ static int read_entry(const cJSON *je, har_read_cb cb, void *opaque, har_read_st
     start = iso_usec(jstr(je, "startedDateTime"));
     tm = cJSON_GetObjectItemCaseSensitive(je, "timings");
     ex->t_req_start = start;
-    ex->t_req_end = start + (uint64_t)((jms(tm, "blocked") + jms(tm, "dns") + jms(tm, "connect") +
-                                        jms(tm, "send")) * 1000);
+    ex->t_req_end =
+        start +
+        (uint64_t)((jms(tm, "blocked") + jms(tm, "dns") + jms(tm, "connect") + jms(tm, "send")) *
+                   1000);
     ex->t_resp_start = ex->t_req_end + (uint64_t)(jms(tm, "wait") * 1000);
     ex->t_resp_end = ex->t_resp_start + (uint64_t)(jms(tm, "receive") * 1000);
     e.ex = ex;
@@ -285,13 +287,14 @@ int har_read(const char *text, size_t len, har_read_cb cb, void *opaque, har_rea
     if (!st)
         st = &mine;
     memset(st, 0, sizeof(*st));
-    entries = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "log"),
-                                               "entries");
+    entries =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "log"), "entries");
     if (!root || !cJSON_IsArray(entries)) {
         cJSON_Delete(root);
         return -EBADMSG;
     }
-    cJSON_ArrayForEach(je, entries) {
+    cJSON_ArrayForEach(je, entries)
+    {
         if ((rc = read_entry(je, cb, opaque, st)) < 0)
             break;
     }

@@ -14,20 +14,20 @@
 
 /* An entry as har_read hands it over. */
 typedef struct har_read_entry {
-    http_exchange_t *ex;          /* method, origin-form target, versions, headers, bodies
-                                     (content.text as it is: decoded, base64 undone),
-                                     status, reason, times; the callee's to keep or free */
-    const char *scheme;           /* "http" or "https" */
-    const char *host;             /* from the URL, lower case, no brackets */
-    uint16_t port;                /* from the URL, else 80 / 443 */
-    const char *server_ip;        /* serverIPAddress, or NULL */
+    http_exchange_t *ex;   /* method, origin-form target, versions, headers, bodies
+                              (content.text as it is: decoded, base64 undone),
+                              status, reason, times; the callee's to keep or free */
+    const char *scheme;    /* "http" or "https" */
+    const char *host;      /* from the URL, lower case, no brackets */
+    uint16_t port;         /* from the URL, else 80 / 443 */
+    const char *server_ip; /* serverIPAddress, or NULL */
 } har_read_entry_t;
 
 typedef struct har_read_stats {
-    size_t entries;               /* handed over */
-    size_t no_response;           /* skipped: no status (a blocked or failed request) */
-    size_t unusable;              /* skipped: no request, a URL that is not http(s)://HOST,
-                                     or a body that is not valid base64 */
+    size_t entries;     /* handed over */
+    size_t no_response; /* skipped: no status (a blocked or failed request) */
+    size_t unusable;    /* skipped: no request, a URL that is not http(s)://HOST,
+                           or a body that is not valid base64 */
 } har_read_stats_t;
 
 /* Called for each usable entry, in file order; a negative return stops har_read with it. */

@@ -13,19 +13,19 @@
  */
 
 typedef struct har_scan {
-    uint64_t off;              /* bytes seen */
+    uint64_t off; /* bytes seen */
     int depth;
     int in_string, escape;
-    int entries_depth;         /* depth inside the entries array, 0 before it */
-    int64_t entries_start;     /* offset just after "entries":[ */
-    int64_t last_entry_end;    /* offset just after the last complete entry */
-    int64_t doc_end;           /* offset just after the closing brace, or -1 */
-    int after_entries_key;     /* 1: "entries" seen, 2: and its colon */
-    char key[16];              /* the string just closed at depth 2 (cut) */
+    int entries_depth;      /* depth inside the entries array, 0 before it */
+    int64_t entries_start;  /* offset just after "entries":[ */
+    int64_t last_entry_end; /* offset just after the last complete entry */
+    int64_t doc_end;        /* offset just after the closing brace, or -1 */
+    int after_entries_key;  /* 1: "entries" seen, 2: and its colon */
+    char key[16];           /* the string just closed at depth 2 (cut) */
     size_t key_len;
     int key_at_depth2;
-    int bad;                   /* not JSON as a HAR writer makes it */
-    uint64_t entries;          /* complete entries seen */
+    int bad;          /* not JSON as a HAR writer makes it */
+    uint64_t entries; /* complete entries seen */
 } har_scan_t;
 
 void har_scan_init(har_scan_t *s);

@@ -17,8 +17,8 @@
  * Callbacks run only from inside http1_conn_feed / _eof / _finish.
  */
 
-#define HTTP1_REQ 0   /* client to server */
-#define HTTP1_RESP 1  /* server to client */
+#define HTTP1_REQ 0  /* client to server */
+#define HTTP1_RESP 1 /* server to client */
 
 typedef struct http1_conn http1_conn_t;
 

@@ -20,10 +20,10 @@ struct httpconv {
     http1_conn_t *h1;
     http2_conn_t *h2;
     websocket_conn_t *ws;
-    http_exchange_t *ws_ex;      /* the upgrade exchange, ours while its messages come */
-    http_exchange_t *switching;  /* the exchange whose response switched protocols */
-    int drop_switching;          /* h2c: stream 1 of HTTP/2 stands for it */
-    uint8_t pre[PREFACE_LEN];    /* client bytes kept until HTTP/2 or not is known */
+    http_exchange_t *ws_ex;     /* the upgrade exchange, ours while its messages come */
+    http_exchange_t *switching; /* the exchange whose response switched protocols */
+    int drop_switching;         /* h2c: stream 1 of HTTP/2 stands for it */
+    uint8_t pre[PREFACE_LEN];   /* client bytes kept until HTTP/2 or not is known */
     size_t pre_len;
     uint64_t pre_ts;
 };
@@ -71,8 +71,8 @@ static int header_has_token(const char *value, const char *token)
     for (const char *p = value; p && *p;) {
         while (*p == ' ' || *p == '\t' || *p == ',')
             p++;
-        if (strncasecmp(p, token, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' ||
-                                             p[n] == '\t' || p[n] == ';'))
+        if (strncasecmp(p, token, n) == 0 &&
+            (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t' || p[n] == ';'))
             return 1;
         p = strchr(p, ',');
     }
@@ -115,8 +115,8 @@ static void h1_upgrade(void *opaque, http_exchange_t *ex)
     c->switching = ex;
     if (ex->status == 101 && up && header_has_token(up, "websocket")) {
         websocket_callbacks_t wcb = {NULL, ws_error};
-        c->ws = websocket_conn_new(http_msg_header(&ex->resp, "Sec-WebSocket-Extensions"), ex,
-                                   &wcb, c, c->max_body, 0);
+        c->ws = websocket_conn_new(http_msg_header(&ex->resp, "Sec-WebSocket-Extensions"), ex, &wcb,
+                                   c, c->max_body, 0);
         c->kind = c->ws ? HTTPCONV_WEBSOCKET : HTTPCONV_NOT_HTTP;
         return;
     }
@@ -218,7 +218,7 @@ static int decide(httpconv_t *c, int dir, const uint8_t **data, size_t *len, uin
     *len -= take;
     p = http2_is_preface(c->pre, c->pre_len);
     if (p == -EAGAIN && *len == 0)
-        return 1;   /* not enough yet */
+        return 1; /* not enough yet */
     return p == 1 ? start_h2(c) : start_h1(c);
 }
 

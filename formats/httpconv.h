@@ -25,11 +25,11 @@
 #define HTTPCONV_S2C 1
 
 enum httpconv_kind {
-    HTTPCONV_UNKNOWN = 0,  /* nothing decided yet */
+    HTTPCONV_UNKNOWN = 0, /* nothing decided yet */
     HTTPCONV_HTTP1,
     HTTPCONV_HTTP2,
-    HTTPCONV_WEBSOCKET,    /* after an upgrade */
-    HTTPCONV_NOT_HTTP,     /* gave up: raw TCP */
+    HTTPCONV_WEBSOCKET, /* after an upgrade */
+    HTTPCONV_NOT_HTTP,  /* gave up: raw TCP */
 };
 
 typedef struct httpconv httpconv_t;

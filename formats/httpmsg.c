@@ -22,7 +22,7 @@ http_exchange_t *http_exchange_new(void)
 void http_headers_free(http_header_t *h, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        free(h[i].name);        /* the value shares its block (http_header_set) */
+        free(h[i].name); /* the value shares its block (http_header_set) */
     free(h);
 }
 
@@ -73,8 +73,7 @@ static char *dup_len(const char *s, size_t len)
     return p;
 }
 
-int http_header_set(http_header_t *h, const char *name, size_t nlen, const char *value,
-                    size_t vlen)
+int http_header_set(http_header_t *h, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     char *p = malloc(nlen + vlen + 2);
 
@@ -185,12 +184,11 @@ static size_t spill_body(http_msg_t *m, const uint8_t *p, size_t n)
         }
     }
     if (m->body_len > HTTP_SPILL_TAIL)
-        return 0;   /* a write failed before: the rest stays in memory */
+        return 0; /* a write failed before: the rest stays in memory */
     while (done < n) {
         size_t k;
 
-        if (m->body_len == HTTP_SPILL_TAIL &&
-            spill_append(m->spill, m->body, m->body_len) < 0)
+        if (m->body_len == HTTP_SPILL_TAIL && spill_append(m->spill, m->body, m->body_len) < 0)
             break;
         if (m->body_len == HTTP_SPILL_TAIL)
             m->body_len = 0;

@@ -13,64 +13,64 @@
  */
 
 typedef struct http_header {
-    char *name;                 /* as on the wire, NUL-terminated */
-    char *value;                /* in name's allocation, after its NUL: free name only */
+    char *name;  /* as on the wire, NUL-terminated */
+    char *value; /* in name's allocation, after its NUL: free name only */
 } http_header_t;
 
 typedef struct http_msg {
-    http_header_t *headers;     /* wire order */
+    http_header_t *headers; /* wire order */
     size_t nheaders;
     size_t headers_cap;
-    int64_t headers_size;       /* bytes from the first byte of the start line through the
-                                   blank line; -1 if unknown */
-    uint8_t *body;              /* decoded from chunked transfer coding, NOT from
-                                   Content-Encoding; at most max_body bytes kept. When
-                                   spill is set, only the last body_len of them: read the
-                                   whole with http_msg_body() */
+    int64_t headers_size; /* bytes from the first byte of the start line through the
+                             blank line; -1 if unknown */
+    uint8_t *body;        /* decoded from chunked transfer coding, NOT from
+                             Content-Encoding; at most max_body bytes kept. When
+                             spill is set, only the last body_len of them: read the
+                             whole with http_msg_body() */
     size_t body_len;
     size_t body_cap;
-    struct spill_list *spill;   /* NULL, or the kept bytes before those in body, in the
-                                   spill file (spill.h) */
-    uint64_t body_total;        /* full body size, even past max_body */
-    int body_truncated;         /* body_total > http_msg_kept() */
-    uint64_t wire_body_size;    /* body bytes on the wire (chunk framing included) */
-    int complete;               /* the message ended normally */
-    http_header_t *trailers;    /* HTTP/2 trailers or chunked trailers, wire order */
+    struct spill_list *spill; /* NULL, or the kept bytes before those in body, in the
+                                 spill file (spill.h) */
+    uint64_t body_total;      /* full body size, even past max_body */
+    int body_truncated;       /* body_total > http_msg_kept() */
+    uint64_t wire_body_size;  /* body bytes on the wire (chunk framing included) */
+    int complete;             /* the message ended normally */
+    http_header_t *trailers;  /* HTTP/2 trailers or chunked trailers, wire order */
     size_t ntrailers;
     size_t trailers_cap;
 } http_msg_t;
 
 /* One WebSocket message, as Chrome's HAR writes it in _webSocketMessages. */
 typedef struct http_ws_message {
-    int send;                   /* 1: client to server ("send"), 0: "receive" */
-    uint64_t ts_usec;           /* when its last frame was seen */
-    int opcode;                 /* 1 text, 2 binary, 8 close, 9 ping, 10 pong */
-    uint8_t *data;              /* payload after unmasking and permessage-deflate */
+    int send;         /* 1: client to server ("send"), 0: "receive" */
+    uint64_t ts_usec; /* when its last frame was seen */
+    int opcode;       /* 1 text, 2 binary, 8 close, 9 ping, 10 pong */
+    uint8_t *data;    /* payload after unmasking and permessage-deflate */
     size_t len;
 } http_ws_message_t;
 
 typedef struct http_exchange {
-    uint64_t seq;               /* 0, 1, ... within its connection */
-    char *method;               /* e.g. "GET" */
-    char *target;               /* request target as sent: origin-form, absolute-form, ... */
-    int req_major, req_minor;   /* request HTTP version */
-    int status;                 /* 0 when there is no response */
-    char *reason;               /* status text, "" when none */
+    uint64_t seq;             /* 0, 1, ... within its connection */
+    char *method;             /* e.g. "GET" */
+    char *target;             /* request target as sent: origin-form, absolute-form, ... */
+    int req_major, req_minor; /* request HTTP version */
+    int status;               /* 0 when there is no response */
+    char *reason;             /* status text, "" when none */
     int resp_major, resp_minor;
     http_msg_t req;
     http_msg_t resp;
-    uint64_t t_req_start;       /* usec since the epoch: first byte of the request */
-    uint64_t t_req_end;         /* last byte of the request */
-    uint64_t t_resp_start;      /* first byte of the (final) response, 0 if none */
-    uint64_t t_resp_end;        /* last byte of the response */
-    char *error;                /* why the exchange is incomplete, or NULL */
-    uint32_t stream_id;         /* HTTP/2 stream, 0 for HTTP/1 */
-    int pushed;                 /* an HTTP/2 server push (PUSH_PROMISE) */
-    http_ws_message_t *ws;      /* WebSocket messages after an upgrade (RFC 6455 / 8441) */
+    uint64_t t_req_start;  /* usec since the epoch: first byte of the request */
+    uint64_t t_req_end;    /* last byte of the request */
+    uint64_t t_resp_start; /* first byte of the (final) response, 0 if none */
+    uint64_t t_resp_end;   /* last byte of the response */
+    char *error;           /* why the exchange is incomplete, or NULL */
+    uint32_t stream_id;    /* HTTP/2 stream, 0 for HTTP/1 */
+    int pushed;            /* an HTTP/2 server push (PUSH_PROMISE) */
+    http_ws_message_t *ws; /* WebSocket messages after an upgrade (RFC 6455 / 8441) */
     size_t nws;
     size_t ws_cap;
-    void *user;                 /* free for the consumer; never touched by formats/ */
-    int64_t user_frame;         /* free for the consumer (pcapng frame number) */
+    void *user;         /* free for the consumer; never touched by formats/ */
+    int64_t user_frame; /* free for the consumer (pcapng frame number) */
 } http_exchange_t;
 
 /* Allocates a zeroed exchange; NULL on ENOMEM. */

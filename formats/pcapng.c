@@ -40,12 +40,12 @@
 
 struct pcapng_writer {
     sink_t sink;
-    uint64_t packets;       /* EPBs written */
-    uint32_t interfaces;    /* IDBs written */
-    uint32_t processes;     /* Darwin process blocks written */
-    size_t used;            /* bytes pending in buf */
-    int err;                /* first sink error in the current block */
-    uint8_t buf[];          /* GATHER_CAP bytes */
+    uint64_t packets;    /* EPBs written */
+    uint32_t interfaces; /* IDBs written */
+    uint32_t processes;  /* Darwin process blocks written */
+    size_t used;         /* bytes pending in buf */
+    int err;             /* first sink error in the current block */
+    uint8_t buf[];       /* GATHER_CAP bytes */
 };
 
 static void put16(uint8_t *p, uint16_t v)
@@ -196,8 +196,7 @@ static void put_endofopt(pcapng_writer_t *w)
     gather_zeros(w, 4);
 }
 
-pcapng_writer_t *pcapng_writer_new(const sink_t *sink, const char *appl, const char *os,
-                                   int *err)
+pcapng_writer_t *pcapng_writer_new(const sink_t *sink, const char *appl, const char *os, int *err)
 {
     pcapng_writer_t *w;
     size_t opts, total;
@@ -224,9 +223,9 @@ pcapng_writer_t *pcapng_writer_new(const sink_t *sink, const char *appl, const c
     total = 8 + sizeof(body) + opts + 4;
 
     put32(body, BYTE_ORDER_MAGIC);
-    put16(body + 4, 1);                 /* major version */
-    put16(body + 6, 0);                 /* minor version */
-    put64(body + 8, UINT64_MAX);        /* section length: not known (-1) */
+    put16(body + 4, 1);          /* major version */
+    put16(body + 6, 0);          /* minor version */
+    put64(body + 8, UINT64_MAX); /* section length: not known (-1) */
     block_begin(w, BT_SHB, (uint32_t)total);
     gather(w, body, sizeof(body));
     if (opts) {
@@ -254,7 +253,7 @@ void pcapng_writer_free(pcapng_writer_t *w)
 int pcapng_writer_add_interface(pcapng_writer_t *w, uint16_t linktype, uint32_t snaplen,
                                 const char *name, const char *description)
 {
-    static const uint8_t tsresol[1] = {6};  /* 10^-6 s */
+    static const uint8_t tsresol[1] = {6}; /* 10^-6 s */
     size_t total;
     uint8_t body[8];
     int rc;

@@ -15,23 +15,23 @@
  * a negative errno on failure; a sink error is passed through unchanged.
  */
 
-#define PCAPNG_LINKTYPE_RAW 101          /* IPv4 or IPv6, no link header */
-#define PCAPNG_SECRETS_TLS 0x544c534bu   /* DSB type: NSS key log lines */
+#define PCAPNG_LINKTYPE_RAW 101        /* IPv4 or IPv6, no link header */
+#define PCAPNG_SECRETS_TLS 0x544c534bu /* DSB type: NSS key log lines */
 
 #define PCAPNG_DIR_UNKNOWN 0
-#define PCAPNG_DIR_INBOUND 1             /* epb_flags bits 0-1 */
+#define PCAPNG_DIR_INBOUND 1 /* epb_flags bits 0-1 */
 #define PCAPNG_DIR_OUTBOUND 2
 
 typedef struct pcapng_writer pcapng_writer_t;
 
 /* Per-packet options; every field is optional (NULL / 0 = absent). */
 typedef struct pcapng_pkt_opts {
-    const char *comment;          /* opt_comment (1), borrowed, UTF-8 */
-    const char *comment2;         /* a second opt_comment, borrowed */
-    int direction;                /* PCAPNG_DIR_*: epb_flags (2) */
-    uint64_t packet_id;           /* epb_packetid (5) when non-zero */
-    int32_t darwin_process;       /* Darwin process block index for option 32769,
-                                     or -1 for none */
+    const char *comment;    /* opt_comment (1), borrowed, UTF-8 */
+    const char *comment2;   /* a second opt_comment, borrowed */
+    int direction;          /* PCAPNG_DIR_*: epb_flags (2) */
+    uint64_t packet_id;     /* epb_packetid (5) when non-zero */
+    int32_t darwin_process; /* Darwin process block index for option 32769,
+                               or -1 for none */
 } pcapng_pkt_opts_t;
 
 /*
@@ -39,8 +39,7 @@ typedef struct pcapng_pkt_opts {
  * shb_os = os; either may be NULL). The sink is copied; sink->opaque is
  * borrowed and must outlive the writer. Returns NULL and sets *err on failure.
  */
-pcapng_writer_t *pcapng_writer_new(const sink_t *sink, const char *appl, const char *os,
-                                   int *err);
+pcapng_writer_t *pcapng_writer_new(const sink_t *sink, const char *appl, const char *os, int *err);
 
 /* Frees the writer; writes nothing. pcapng_writer_free(NULL) is a no-op. */
 void pcapng_writer_free(pcapng_writer_t *w);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* O_TMPFILE, fallocate, mkostemp */
+#define _GNU_SOURCE /* O_TMPFILE, fallocate, mkostemp */
 #endif
 #include "spill.h"
 
@@ -15,10 +15,10 @@
 
 static struct {
     char *dir;
-    size_t at;          /* 0: off */
-    int fd;             /* -1 until the first spill */
-    uint64_t end;       /* where the next extent goes (aligned) */
-    uint64_t live;      /* aligned bytes of live extents */
+    size_t at;     /* 0: off */
+    int fd;        /* -1 until the first spill */
+    uint64_t end;  /* where the next extent goes (aligned) */
+    uint64_t live; /* aligned bytes of live extents */
     void (*on_error)(int err, const char *dir, void *opaque);
     void *opaque;
 } st = {.fd = -1};
@@ -174,8 +174,8 @@ void spill_release(spill_list_t *l)
         uint64_t len = aligned(l->ext[i].len);
 
         /* Where holes cannot be punched, the blocks come back when the file is emptied. */
-        (void)fallocate(st.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                        (off_t)l->ext[i].off, (off_t)len);
+        (void)fallocate(st.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)l->ext[i].off,
+                        (off_t)len);
         st.live -= len < st.live ? len : st.live;
     }
     if (st.fd >= 0 && l->n && st.live == 0 && ftruncate(st.fd, 0) == 0)

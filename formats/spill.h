@@ -27,7 +27,7 @@ typedef struct spill_ext {
 typedef struct spill_list {
     spill_ext_t *ext;
     size_t n, cap;
-    uint64_t len;       /* bytes in all extents */
+    uint64_t len; /* bytes in all extents */
 } spill_list_t;
 
 /*

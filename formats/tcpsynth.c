@@ -8,7 +8,7 @@
 #define IP4_HDR 20
 #define IP6_HDR 40
 #define TCP_HDR 20
-#define TCP_HDR_SYN 24   /* with the 4-byte MSS option */
+#define TCP_HDR_SYN 24 /* with the 4-byte MSS option */
 #define HDR_MAX (IP6_HDR + TCP_HDR_SYN)
 
 #define TH_FIN 0x01
@@ -103,7 +103,7 @@ int tcpsynth_init(tcpsynth_t *t, const tcpsynth_endpoint_t *client,
     if (client->family == AF_INET)
         hdr = IP4_HDR + TCP_HDR;
     else if (client->family == AF_INET6)
-        hdr = TCP_HDR;   /* the IPv6 payload length excludes the IPv6 header */
+        hdr = TCP_HDR; /* the IPv6 payload length excludes the IPv6 header */
     else
         return -EINVAL;
     if (mss == 0)
@@ -145,11 +145,11 @@ static int segment(tcpsynth_t *t, int dir, uint32_t seq, uint32_t ack, uint8_t f
 
     if (src->family == AF_INET) {
         iphlen = IP4_HDR;
-        h[0] = 0x45;                        /* version 4, 5 words */
+        h[0] = 0x45; /* version 4, 5 words */
         h[1] = 0;
         put16be(h + 2, (uint16_t)(iphlen + tcplen));
         put16be(h + 4, t->ip_id[dir]);
-        put16be(h + 6, 0x4000);             /* DF, fragment offset 0 */
+        put16be(h + 6, 0x4000); /* DF, fragment offset 0 */
         h[8] = TTL;
         h[9] = IPPROTO_TCP_;
         h[10] = h[11] = 0;
@@ -163,10 +163,10 @@ static int segment(tcpsynth_t *t, int dir, uint32_t seq, uint32_t ack, uint8_t f
         sum = csum_add(csum_add(0, h + 12, 8), ph, sizeof(ph));
     } else {
         iphlen = IP6_HDR;
-        put32be(h, 0x60000000u);            /* version 6, class 0, flow 0 */
+        put32be(h, 0x60000000u); /* version 6, class 0, flow 0 */
         put16be(h + 4, (uint16_t)tcplen);
         h[6] = IPPROTO_TCP_;
-        h[7] = TTL;                         /* hop limit */
+        h[7] = TTL; /* hop limit */
         memcpy(h + 8, src->addr, 16);
         memcpy(h + 24, dst->addr, 16);
 
@@ -183,10 +183,10 @@ static int segment(tcpsynth_t *t, int dir, uint32_t seq, uint32_t ack, uint8_t f
     tcp[12] = (uint8_t)((tcphlen / 4) << 4);
     tcp[13] = flags;
     put16be(tcp + 14, WINDOW);
-    tcp[16] = tcp[17] = 0;                  /* checksum, filled below */
-    tcp[18] = tcp[19] = 0;                  /* urgent pointer */
+    tcp[16] = tcp[17] = 0; /* checksum, filled below */
+    tcp[18] = tcp[19] = 0; /* urgent pointer */
     if (flags & TH_SYN) {
-        tcp[20] = 2;                        /* kind MSS */
+        tcp[20] = 2; /* kind MSS */
         tcp[21] = 4;
         put16be(tcp + 22, (uint16_t)t->mss);
     }
@@ -288,7 +288,7 @@ int tcpsynth_fin(tcpsynth_t *t, int dir)
     rc = segment(t, dir, t->seq[dir], t->seq[!dir], TH_FIN | TH_ACK, NULL, 0);
     if (rc)
         return rc;
-    t->seq[dir]++;                          /* the FIN takes one number */
+    t->seq[dir]++; /* the FIN takes one number */
     t->fin[dir] = 1;
     return ack_from_peer(t, dir);
 }

@@ -19,25 +19,25 @@
  * A callback that returns non-zero stops the call, which returns that value.
  */
 
-#define TCPSYNTH_C2S 0   /* client to server */
-#define TCPSYNTH_S2C 1   /* server to client */
+#define TCPSYNTH_C2S 0 /* client to server */
+#define TCPSYNTH_S2C 1 /* server to client */
 
 typedef struct tcpsynth_endpoint {
-    int family;           /* AF_INET or AF_INET6 */
-    uint8_t addr[16];     /* network order; first 4 bytes for AF_INET */
-    uint16_t port;        /* host order */
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* network order; first 4 bytes for AF_INET */
+    uint16_t port;    /* host order */
 } tcpsynth_endpoint_t;
 
 typedef int (*tcpsynth_emit_fn)(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
                                 const uint8_t *payload, size_t plen);
 
 typedef struct tcpsynth {
-    tcpsynth_endpoint_t ep[2];   /* [C2S] client, [S2C] server */
-    uint32_t seq[2];             /* next sequence number sent by client / server */
+    tcpsynth_endpoint_t ep[2]; /* [C2S] client, [S2C] server */
+    uint32_t seq[2];           /* next sequence number sent by client / server */
     uint32_t mss;
     uint16_t ip_id[2];
-    int fin[2];                  /* a FIN was sent in that direction */
-    int open;                    /* handshake emitted */
+    int fin[2]; /* a FIN was sent in that direction */
+    int open;   /* handshake emitted */
     tcpsynth_emit_fn emit;
     void *opaque;
 } tcpsynth_t;

@@ -159,8 +159,8 @@ static void sync_dir_of(const char *path)
  * final name. exclusive: fail with -EEXIST instead of replacing a file that appeared
  * meanwhile, so two mitmrec starting at once can't end up with different CA keys.
  */
-static int write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                        bool exclusive, char *err, size_t errlen)
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool exclusive,
+                        char *err, size_t errlen)
 {
     char tmp[PATH_MAX];
     unsigned char rnd[6];
@@ -400,8 +400,9 @@ static int home_dir(char *buf, size_t len, char *err, size_t errlen)
     if (!home || !*home) {
         int e = getpwuid_r(getuid(), &pw, pwbuf, sizeof pwbuf, &res);
         if (e || !res || !res->pw_dir || !*res->pw_dir) {
-            set_err(err, errlen, "cannot find the home directory for the CA: $HOME is not set "
-                                 "and there is no passwd entry");
+            set_err(err, errlen,
+                    "cannot find the home directory for the CA: $HOME is not set "
+                    "and there is no passwd entry");
             return e ? -e : -ENOENT;
         }
         home = res->pw_dir;
@@ -425,8 +426,8 @@ static int ca_open_default(ca_t *ca, char *err, size_t errlen)
     int rc = home_dir(home, sizeof home, err, errlen);
     if (rc < 0)
         return rc;
-    if (path_join(dir, sizeof dir, home, CA_DIR) < 0 || path_join(file, sizeof file, dir,
-                                                                  CA_KEY_FILE) < 0 ||
+    if (path_join(dir, sizeof dir, home, CA_DIR) < 0 ||
+        path_join(file, sizeof file, dir, CA_KEY_FILE) < 0 ||
         path_join(pem, sizeof pem, dir, CA_CERT_PEM) < 0 ||
         path_join(der, sizeof der, dir, CA_CERT_DER) < 0)
         return ca_errno_error(-ENAMETOOLONG, err, errlen, home, "cannot use for the CA");
@@ -440,8 +441,9 @@ static int ca_open_default(ca_t *ca, char *err, size_t errlen)
         return ca_errno_error(-ENOTDIR, err, errlen, dir, "cannot use the CA directory");
     /* Whoever can write the directory can put their own CA there for users to install. */
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        set_err(err, errlen, "%s: the CA directory is writable by group or others (mode %04o); "
-                             "run chmod 700 %s",
+        set_err(err, errlen,
+                "%s: the CA directory is writable by group or others (mode %04o); "
+                "run chmod 700 %s",
                 dir, (unsigned)(st.st_mode & 07777), dir);
         return -EPERM;
     }

@@ -35,7 +35,7 @@ struct leaf {
     struct leaf *prev, *next; /* use order, most recent first */
     uint64_t hash;
     time_t born;
-    X509 *cert; /* one reference owned by the cache */
+    X509 *cert;               /* one reference owned by the cache */
     unsigned char digest[32]; /* SHA-256 of the upstream DER, zeros without one */
     bool has_upstream;
     size_t namelen;
@@ -71,9 +71,8 @@ int ca_prepare_leaves(ca_t *ca, char *err, size_t errlen)
     if (!(ca->buckets = calloc(CACHE_BUCKETS, sizeof *ca->buckets)))
         return ca_errno_error(-ENOMEM, err, errlen, ca->file, "cannot set up the CA");
     /* EdDSA signs the message itself; every other key type gets SHA-256. */
-    ca->sign_md = EVP_PKEY_is_a(ca->key, "ED25519") || EVP_PKEY_is_a(ca->key, "ED448")
-                      ? NULL
-                      : ca->sha256;
+    ca->sign_md =
+        EVP_PKEY_is_a(ca->key, "ED25519") || EVP_PKEY_is_a(ca->key, "ED448") ? NULL : ca->sha256;
     X509V3_set_ctx(&ctx, NULL, NULL, NULL, NULL, 0);
     const ASN1_OCTET_STRING *have = X509_get0_subject_key_id(ca->cert);
     const ASN1_BIT_STRING *cabits = X509_get0_pubkey_bitstr(ca->cert);
@@ -83,8 +82,9 @@ int ca_prepare_leaves(ca_t *ca, char *err, size_t errlen)
          X509_PUBKEY_get0_param(NULL, &bits, &bitslen, NULL, pub) &&
          (ski = key_id(bits, bitslen)) &&
          /* A CA without its own key identifier gets the one RFC 5280 would compute. */
-         (caski = have ? ASN1_OCTET_STRING_dup(have)
-                       : cabits ? key_id(cabits->data, cabits->length) : NULL) &&
+         (caski = have     ? ASN1_OCTET_STRING_dup(have)
+                  : cabits ? key_id(cabits->data, cabits->length)
+                           : NULL) &&
          (akid = AUTHORITY_KEYID_new()) &&
          (ca->leaf_ext[EXT_BC] =
               X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:FALSE")) &&
@@ -227,8 +227,7 @@ static int san_push(GENERAL_NAMES *gens, const char *name, const unsigned char *
 {
     GENERAL_NAME *g = GENERAL_NAME_new();
     ASN1_STRING *s = iplen ? ASN1_OCTET_STRING_new() : ASN1_IA5STRING_new();
-    int ok = g && s &&
-             (iplen ? ASN1_STRING_set(s, ip, (int)iplen) : ASN1_STRING_set(s, name, -1));
+    int ok = g && s && (iplen ? ASN1_STRING_set(s, ip, (int)iplen) : ASN1_STRING_set(s, name, -1));
     if (ok) {
         GENERAL_NAME_set0_value(g, iplen ? GEN_IPADD : GEN_DNS, s);
         s = NULL;
@@ -379,7 +378,7 @@ int ca_forge(ca_t *ca, const char *name, X509 *upstream, X509 **cert_out)
     if (!name && !upstream)
         return -EINVAL;
 
-    unsigned char digest[32] = { 0 };
+    unsigned char digest[32] = {0};
     unsigned int dlen = 0;
     if (upstream && (!X509_digest(upstream, ca->sha256, digest, &dlen) || dlen != sizeof digest))
         return ca_ossl_error(NULL, 0, NULL, "cannot hash the upstream certificate");

@@ -39,8 +39,8 @@ typedef struct cap {
     uint32_t cur_if;
     const char *cur_comment;
     size_t cur_comment_len;
-    int cur_pass;                  /* the packet passed the filter */
-    uint64_t kept;                 /* packets that passed, for renumbering */
+    int cur_pass;  /* the packet passed the filter */
+    uint64_t kept; /* packets that passed, for renumbering */
     uint64_t next_index;
     capture_stats_t st;
     int tls_errors;
@@ -61,7 +61,7 @@ typedef struct rchunk {
 typedef struct rconn {
     cap_t *cap;
     capture_conn_t info;
-    int pass;                      /* its first packet passed the filter: decode it */
+    int pass; /* its first packet passed the filter: decode it */
     int decided;
     tlsdec_t *dec;
     httpconv_t *http;
@@ -254,7 +254,7 @@ static int on_data(void *opaque, uint64_t conn, void *user, int dir, const uint8
     tlsdec_callbacks_t tcb = {on_plaintext, on_tls_info, on_tls_error};
 
     if (!c->pass)
-        return 0;   /* seen only so that stream numbers are the input file's */
+        return 0; /* seen only so that stream numbers are the input file's */
     c->cur_ts = ts_ns / 1000;
     c->cur_frame = frame;
     if (!c->info.pid)
@@ -310,7 +310,7 @@ static int on_close(void *opaque, uint64_t conn, void *user, int how)
             httpconv_eof(c->http, HTTPCONV_S2C, ts);
         }
         httpconv_finish(c->http,
-                        how == TCPREASM_CLOSE_RST ? "connection reset"
+                        how == TCPREASM_CLOSE_RST   ? "connection reset"
                         : how == TCPREASM_CLOSE_FIN ? NULL
                                                     : "capture ended before the connection",
                         ts);
@@ -356,11 +356,16 @@ static int passes(cap_t *cap, const pcapread_packet_t *pkt)
 static int dlt_of(uint16_t linktype)
 {
     switch (linktype) {
-    case 100: return DLT_ATM_RFC1483;
-    case 101: return DLT_RAW;
-    case 102: return DLT_SLIP_BSDOS;
-    case 103: return DLT_PPP_BSDOS;
-    default: return linktype;
+    case 100:
+        return DLT_ATM_RFC1483;
+    case 101:
+        return DLT_RAW;
+    case 102:
+        return DLT_SLIP_BSDOS;
+    case 103:
+        return DLT_PPP_BSDOS;
+    default:
+        return linktype;
     }
 }
 
@@ -395,8 +400,8 @@ static int add_iface(cap_t *cap, uint16_t linktype)
     iface_t *ifc;
 
     if (cap->nifaces == IFACES_MAX) {
-        log_error("%s: more than %d interfaces; %s what came before the next one",
-                  cap->o->path, IFACES_MAX, used(cap->o));
+        log_error("%s: more than %d interfaces; %s what came before the next one", cap->o->path,
+                  IFACES_MAX, used(cap->o));
         return -E2BIG;
     }
     ifc = &cap->ifaces[cap->nifaces++];
@@ -463,11 +468,11 @@ static void pr_error(void *opaque, uint64_t offset, const char *msg)
 {
     cap_t *cap = opaque;
 
-    if (offset == 0)   /* nothing came before it */
+    if (offset == 0) /* nothing came before it */
         log_error("%s: %s", cap->o->path, msg);
     else
-        log_error("%s: bad block at byte offset %llu: %s; %s what came before it",
-                  cap->o->path, (unsigned long long)offset, msg, used(cap->o));
+        log_error("%s: bad block at byte offset %llu: %s; %s what came before it", cap->o->path,
+                  (unsigned long long)offset, msg, used(cap->o));
 }
 
 /* Classic pcap goes through libpcap, which knows its variants. */
@@ -489,8 +494,8 @@ static int read_classic(cap_t *cap, pcap_t *p, const char *path)
         memset(&pkt, 0, sizeof(pkt));
         pkt.frame = ++frame;
         pkt.linktype = cap->ifaces[0].linktype;
-        pkt.ts_ns = (uint64_t)h->ts.tv_sec * 1000000000u +
-                    (uint64_t)h->ts.tv_usec * (nano ? 1u : 1000u);
+        pkt.ts_ns =
+            (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec * (nano ? 1u : 1000u);
         pkt.data = data;
         pkt.caplen = h->caplen;
         pkt.origlen = h->len;
@@ -650,7 +655,7 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
             goto out;
         }
         if (fd != STDIN_FILENO)
-            fd = -1;   /* gs->gz has it now */
+            fd = -1; /* gs->gz has it now */
         gzbuffer(gs->gz, 1 << 17);
         n = gzread(gs->gz, magic, 4);
         if (n < 0) {
@@ -668,10 +673,10 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
     }
     if (classic) {
         if (gs) {
-            FILE *f = fopencookie(gs, "r", (cookie_io_functions_t){gzsrc_read, NULL, NULL,
-                                                                  gzsrc_close});
+            FILE *f =
+                fopencookie(gs, "r", (cookie_io_functions_t){gzsrc_read, NULL, NULL, gzsrc_close});
             if (f) {
-                gs = NULL;   /* the FILE has it, and closes it */
+                gs = NULL; /* the FILE has it, and closes it */
                 if (!(pc = pcap_fopen_offline(f, errbuf)))
                     fclose(f);
             } else {

@@ -11,7 +11,7 @@
 #include "pcapread.h"
 #include "tcpreasm.h"
 
-struct bpf_program;   /* <pcap/pcap.h> */
+struct bpf_program; /* <pcap/pcap.h> */
 
 /*
  * Walks a capture file: a pcapng (ours or anyone's) or a classic pcap, with
@@ -24,23 +24,23 @@ struct bpf_program;   /* <pcap/pcap.h> */
 
 /* A TCP connection of the capture, as the callbacks see it (borrowed, valid during the call). */
 typedef struct capture_conn {
-    uint64_t id;                    /* tcp.stream as Wireshark numbers it */
-    uint32_t ifid;                  /* file-wide interface id of its first packet */
+    uint64_t id;   /* tcp.stream as Wireshark numbers it */
+    uint32_t ifid; /* file-wide interface id of its first packet */
     tcpreasm_endpoint_t client, server;
-    int tls;                        /* the client spoke TLS */
-    const char *host;               /* SNI, else the server address (never NULL) */
-    const char *server_ip;          /* the server address as text */
-    const char *sni;                /* NULL when absent */
-    const char *alpn;               /* the protocol TLS selected, or NULL */
-    const char *scheme;             /* "https" or "http" */
-    int64_t pid;                    /* from our own packet comments, 0 when unknown */
-    const char *process;            /* "" when unknown */
-    uint64_t ts_usec;               /* its first packet */
+    int tls;               /* the client spoke TLS */
+    const char *host;      /* SNI, else the server address (never NULL) */
+    const char *server_ip; /* the server address as text */
+    const char *sni;       /* NULL when absent */
+    const char *alpn;      /* the protocol TLS selected, or NULL */
+    const char *scheme;    /* "https" or "http" */
+    int64_t pid;           /* from our own packet comments, 0 when unknown */
+    const char *process;   /* "" when unknown */
+    uint64_t ts_usec;      /* its first packet */
 } capture_conn_t;
 
 /* One chunk of a raw conversation: bytes of one direction, in stream order. */
 typedef struct capture_chunk {
-    int dir;                        /* TCPREASM_C2S or TCPREASM_S2C */
+    int dir; /* TCPREASM_C2S or TCPREASM_S2C */
     uint64_t ts_usec;
     const uint8_t *data;
     size_t len;
@@ -74,22 +74,22 @@ typedef struct capture_callbacks {
 } capture_callbacks_t;
 
 typedef struct capture_opts {
-    const char *path;               /* the capture; "-" = stdin (pcapng only) */
-    const char *keylog_path;        /* NSS key log file, or NULL */
-    const char *filter;             /* a pcap filter expression, or NULL */
-    int renumber;                   /* with a filter: frame numbers and streams count only the
-                                       packets that pass (those of a copy holding just them);
-                                       else they are the input file's */
-    size_t max_body;                /* bytes kept per body (0 = 16 MiB) */
-    int want_raw;                   /* collect non-HTTP conversations for on_raw */
-    size_t max_raw;                 /* bytes kept per raw conversation (0 = 16 MiB) */
-    const char *used;               /* what a damaged file's error says was done with the
-                                       part before the damage (NULL = "converted") */
+    const char *path;        /* the capture; "-" = stdin (pcapng only) */
+    const char *keylog_path; /* NSS key log file, or NULL */
+    const char *filter;      /* a pcap filter expression, or NULL */
+    int renumber;            /* with a filter: frame numbers and streams count only the
+                                packets that pass (those of a copy holding just them);
+                                else they are the input file's */
+    size_t max_body;         /* bytes kept per body (0 = 16 MiB) */
+    int want_raw;            /* collect non-HTTP conversations for on_raw */
+    size_t max_raw;          /* bytes kept per raw conversation (0 = 16 MiB) */
+    const char *used;        /* what a damaged file's error says was done with the
+                                part before the damage (NULL = "converted") */
 } capture_opts_t;
 
 typedef struct capture_stats {
-    uint64_t packets;               /* passed the filter */
-    uint64_t filtered;              /* did not */
+    uint64_t packets;  /* passed the filter */
+    uint64_t filtered; /* did not */
     uint64_t exchanges;
 } capture_stats_t;
 

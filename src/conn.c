@@ -214,7 +214,7 @@ static int bio_read_cb(BIO *b, char *out, int len)
         got += n;
     }
     if (got == 0 && want) {
-        BIO_set_retry_read(b);   /* nothing yet: "try again", not end of file */
+        BIO_set_retry_read(b); /* nothing yet: "try again", not end of file */
         return -1;
     }
     return (int)got;
@@ -517,7 +517,7 @@ static int hs_offload(conn_t *c)
         return -1;
     flush_tls(c);
     c->_work.data = c;
-    c->busy = 1;   /* before the worker can start: it makes the BIO write to _out */
+    c->busy = 1; /* before the worker can start: it makes the BIO write to _out */
     if (uv_queue_work(c->env->loop, &c->_work, hs_work, hs_after) < 0) {
         c->busy = 0;
         return -1;
@@ -613,7 +613,7 @@ static void do_handshake(conn_t *c)
         return;
     t0 = c->env->offload == 2 ? uv_hrtime() : 0;
     rc = SSL_do_handshake(c->ssl);
-    if (t0)   /* (also steps that must stay on the loop count) */
+    if (t0) /* (also steps that must stay on the loop count) */
         *turn_spent(c->env) += (uv_hrtime() - t0) / 1000;
     handshake_step_done(c, rc, rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc));
 }
@@ -629,8 +629,7 @@ static void read_plain(conn_t *c)
                 return;
             /* Nothing left to decrypt, not even a partial record: the SSL_read that would
                only say so is skipped (one per record otherwise). */
-            if (!SSL_has_pending(c->ssl) && c->_in_len == 0 &&
-                c->_inbuf_off == c->_inbuf_len) {
+            if (!SSL_has_pending(c->ssl) && c->_in_len == 0 && c->_inbuf_off == c->_inbuf_len) {
                 flush_tls(c);
                 return;
             }
@@ -643,7 +642,7 @@ static void read_plain(conn_t *c)
             return;
         case SSL_ERROR_ZERO_RETURN:
             flush_tls(c);
-            SSL_free_buffers(c->ssl);   /* the peer's close_notify: nothing more to read */
+            SSL_free_buffers(c->ssl); /* the peer's close_notify: nothing more to read */
             if (!c->eof) {
                 c->eof = 1;
                 c->cb->on_eof(c);
@@ -775,7 +774,7 @@ int conn_start_tls(conn_t *c, SSL *ssl, int server, const uint8_t *initial, size
         SSL_free(ssl);
         return -ENOMEM;
     }
-    SSL_set_bio(ssl, c->bio, c->bio);   /* (one reference for both) */
+    SSL_set_bio(ssl, c->bio, c->bio); /* (one reference for both) */
     c->ssl = ssl;
     c->handshaking = 1;
     if (server)
@@ -801,7 +800,7 @@ int conn_write(conn_t *c, const void *buf, size_t len)
     if (!c->ssl)
         return send_bytes(c, buf, len);
     if (c->busy)
-        return MR_ETLS;   /* no application data before the handshake is over */
+        return MR_ETLS; /* no application data before the handshake is over */
     if (len == 0)
         return 0;
     tls_used(c);

@@ -25,22 +25,22 @@
  * A conn never calls back from inside conn_write/conn_shutdown except on_wire.
  */
 
-#define CONN_HIGH_WATER (512 * 1024)   /* bytes queued before the source should pause */
+#define CONN_HIGH_WATER (512 * 1024) /* bytes queued before the source should pause */
 #define CONN_LOW_WATER (128 * 1024)
-#define CONN_HS_INLINE_US 3000         /* offload 2: handshake work (us) per loop turn on the loop */
+#define CONN_HS_INLINE_US 3000 /* offload 2: handshake work (us) per loop turn on the loop */
 
 typedef struct conn conn_t;
 
 typedef struct conn_cb {
     void (*on_connect)(conn_t *c, int status);
-    void (*on_handshake)(conn_t *c, int status);   /* TLS finished (0) or failed (<0) */
+    void (*on_handshake)(conn_t *c, int status); /* TLS finished (0) or failed (<0) */
     void (*on_data)(conn_t *c, const uint8_t *buf, size_t len);
     void (*on_wire)(conn_t *c, int out, const uint8_t *buf, size_t len);
-    void (*on_eof)(conn_t *c);                     /* FIN or close_notify */
-    void (*on_error)(conn_t *c, int err);          /* reset, TLS error, ... */
-    void (*on_drain)(conn_t *c);                   /* queued bytes fell below low water */
-    void (*on_shut)(conn_t *c);                    /* our FIN left, after all queued bytes */
-    void (*on_close)(conn_t *c);                   /* handle closed */
+    void (*on_eof)(conn_t *c);            /* FIN or close_notify */
+    void (*on_error)(conn_t *c, int err); /* reset, TLS error, ... */
+    void (*on_drain)(conn_t *c);          /* queued bytes fell below low water */
+    void (*on_shut)(conn_t *c);           /* our FIN left, after all queued bytes */
+    void (*on_close)(conn_t *c);          /* handle closed */
 } conn_cb_t;
 
 /*
@@ -59,60 +59,60 @@ typedef struct conn_env {
     uint8_t rbuf[64 * 1024];
     uint8_t pbuf[64 * 1024];
     uint8_t wbuf[CONN_WBUF];
-    size_t _wlen;               /* bytes of records in wbuf ... */
-    struct conn *_wown;         /* ... and the conn they are for */
-    unsigned _keeping;          /* conns keeping their TLS buffers (see conn.c) */
-    int offload;                /* where the handshake steps of conns marked offload run:
-                                   0 on the loop's thread, 1 on libuv's thread pool, 2 on
-                                   the loop up to CONN_HS_INLINE_US of them per loop turn,
-                                   the rest on the pool */
-    uint64_t _hs_turn;          /* the loop time (ms) of the turn _hs_spent counts */
-    uint64_t _hs_spent;         /* us of handshake steps run on the loop in it */
+    size_t _wlen;       /* bytes of records in wbuf ... */
+    struct conn *_wown; /* ... and the conn they are for */
+    unsigned _keeping;  /* conns keeping their TLS buffers (see conn.c) */
+    int offload;        /* where the handshake steps of conns marked offload run:
+                           0 on the loop's thread, 1 on libuv's thread pool, 2 on
+                           the loop up to CONN_HS_INLINE_US of them per loop turn,
+                           the rest on the pool */
+    uint64_t _hs_turn;  /* the loop time (ms) of the turn _hs_spent counts */
+    uint64_t _hs_spent; /* us of handshake steps run on the loop in it */
 } conn_env_t;
 
 struct conn {
     uv_tcp_t tcp;
     conn_env_t *env;
     const conn_cb_t *cb;
-    void *data;                 /* the owner's */
-    SSL *ssl;                   /* owned, NULL for plain TCP */
-    BIO *bio;                   /* owned by ssl: reads _in, writes env->wbuf or _out */
-    const uint8_t *_in;         /* the TLS bytes of the read being handled (borrowed) */
+    void *data;         /* the owner's */
+    SSL *ssl;           /* owned, NULL for plain TCP */
+    BIO *bio;           /* owned by ssl: reads _in, writes env->wbuf or _out */
+    const uint8_t *_in; /* the TLS bytes of the read being handled (borrowed) */
     size_t _in_len;
-    uint8_t *_inbuf;            /* TLS bytes OpenSSL has not taken yet, kept past a read */
+    uint8_t *_inbuf; /* TLS bytes OpenSSL has not taken yet, kept past a read */
     size_t _inbuf_off, _inbuf_len;
-    uint8_t *_out;              /* records to send that could not wait in env->wbuf */
+    uint8_t *_out; /* records to send that could not wait in env->wbuf */
     size_t _out_len, _out_cap;
     int handshaking;
-    size_t queued;              /* bytes handed to uv_write and not yet written */
-    int paused;                 /* reads stopped by back-pressure */
+    size_t queued; /* bytes handed to uv_write and not yet written */
+    int paused;    /* reads stopped by back-pressure */
     int reading;
-    int eof;                    /* peer finished */
-    int shut;                   /* our FIN asked for (conn_shutdown) */
-    int shut_done;              /* ... and gone, or never to go (on_shut) */
+    int eof;       /* peer finished */
+    int shut;      /* our FIN asked for (conn_shutdown) */
+    int shut_done; /* ... and gone, or never to go (on_shut) */
     int closing;
-    int opened;                 /* tcp handle initialized */
-    int _nodelay;               /* TCP_NODELAY is set */
+    int opened;   /* tcp handle initialized */
+    int _nodelay; /* TCP_NODELAY is set */
     int above_high;
-    int in_read;                /* handling a read: our own writes are reported after it */
-    uint8_t *_defer;            /* bytes written during the read, reported after on_wire(in) */
+    int in_read;     /* handling a read: our own writes are reported after it */
+    uint8_t *_defer; /* bytes written during the read, reported after on_wire(in) */
     size_t _defer_len, _defer_cap;
-    int _handles;               /* open handles (tcp, _idle): on_close once none is left */
-    unsigned _uses;             /* TLS reads and writes since the buffers were last freed */
-    int _keep;                  /* busy: OpenSSL keeps its buffers between records */
-    int _used;                  /* used since the last tick of _idle */
-    int _idle_init;             /* _idle is a handle to close */
-    uv_timer_t _idle;           /* while _keep: frees the buffers once the conn is quiet */
+    int _handles;     /* open handles (tcp, _idle): on_close once none is left */
+    unsigned _uses;   /* TLS reads and writes since the buffers were last freed */
+    int _keep;        /* busy: OpenSSL keeps its buffers between records */
+    int _used;        /* used since the last tick of _idle */
+    int _idle_init;   /* _idle is a handle to close */
+    uv_timer_t _idle; /* while _keep: frees the buffers once the conn is quiet */
     /* Handshake steps on the thread pool (conn_set_offload). */
-    int offload;                /* allowed for this conn */
-    int busy;                   /* a step is running: ssl belongs to the worker */
-    int _hs_rc, _hs_err;        /* its SSL_do_handshake result and SSL_get_error */
-    int _hs_stopped;            /* reads were stopped for it */
+    int offload;         /* allowed for this conn */
+    int busy;            /* a step is running: ssl belongs to the worker */
+    int _hs_rc, _hs_err; /* its SSL_do_handshake result and SSL_get_error */
+    int _hs_stopped;     /* reads were stopped for it */
     int _nerrs;
-    unsigned long _errs[4];     /* its OpenSSL errors, raised again on the loop's thread */
+    unsigned long _errs[4]; /* its OpenSSL errors, raised again on the loop's thread */
     uv_work_t _work;
-    tls_keylog_buf_t _klog;     /* its keylog lines, reported on the loop's thread */
-    uint8_t *_inwire;           /* the read that started it, reported when it is back */
+    tls_keylog_buf_t _klog; /* its keylog lines, reported on the loop's thread */
+    uint8_t *_inwire;       /* the read that started it, reported when it is back */
     size_t _inwire_len;
 };
 

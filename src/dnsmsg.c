@@ -148,9 +148,9 @@ int dnsmsg_build_response(const uint8_t *query, size_t qlen, const dnsmsg_questi
             continue;
         if (off + 12 + alen > outlen)
             return -ENOSPC;
-        put16(out + off, 0xc00c);  /* the name of the question */
+        put16(out + off, 0xc00c); /* the name of the question */
         put16(out + off + 2, q->qtype);
-        put16(out + off + 4, 1);   /* IN */
+        put16(out + off + 4, 1); /* IN */
         put16(out + off + 6, (uint16_t)(addrs[i].ttl >> 16));
         put16(out + off + 8, (uint16_t)addrs[i].ttl);
         put16(out + off + 10, (uint16_t)alen);

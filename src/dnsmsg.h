@@ -21,11 +21,11 @@
 
 typedef struct dnsmsg_question {
     uint16_t id;
-    int response;                 /* QR bit */
-    uint16_t flags;               /* the whole flags word */
-    char name[DNSMSG_NAME_MAX];   /* lower case, no trailing dot */
+    int response;               /* QR bit */
+    uint16_t flags;             /* the whole flags word */
+    char name[DNSMSG_NAME_MAX]; /* lower case, no trailing dot */
     uint16_t qtype, qclass;
-    size_t end;                   /* offset just past the question */
+    size_t end; /* offset just past the question */
 } dnsmsg_question_t;
 
 /* An address answer: family AF_INET (4 bytes) or AF_INET6 (16). */

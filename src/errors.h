@@ -6,10 +6,10 @@
  * Functions return 0 or a negative errno; codes of our own, below -4096 so
  * they never collide with errno or libuv's UV_E* values, live here.
  */
-#define MR_ETLS (-5001)       /* TLS handshake or record failure */
-#define MR_EVERIFY (-5002)    /* upstream certificate verification failed */
-#define MR_EPROTO (-5003)     /* the client spoke neither HTTP nor TLS */
-#define MR_EUPSTREAM (-5004)  /* upstream connection failed */
+#define MR_ETLS (-5001)      /* TLS handshake or record failure */
+#define MR_EVERIFY (-5002)   /* upstream certificate verification failed */
+#define MR_EPROTO (-5003)    /* the client spoke neither HTTP nor TLS */
+#define MR_EUPSTREAM (-5004) /* upstream connection failed */
 
 /* A short description of a negative errno, libuv code or MR_E* code. */
 const char *mr_strerror(int err);

@@ -155,7 +155,6 @@ void flow_linger(flow_t *f, int ms)
 
 /* ---- errors ------------------------------------------------------------- */
 
-
 void flow_fail(flow_t *f, const char *method, const char *fmt, ...)
 {
     va_list ap;
@@ -274,9 +273,7 @@ int flow_relay_to_client(flow_t *f, const uint8_t *buf, size_t len)
     return rc;
 }
 
-
 /* ---- client side -------------------------------------------------------- */
-
 
 /* The proxy request head is complete: CONNECT or an absolute-form request. */
 static void handle_head(flow_t *f, size_t head_end)
@@ -330,7 +327,8 @@ bad_target:
     rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
     flow_fail(f, NULL, "not a proxy request (need CONNECT or an absolute http:// URL): %.100s",
               line);
-    flow_send_status(f, 400, "Bad Request", "mitmrec: this is a proxy; send CONNECT or absolute-form");
+    flow_send_status(f, 400, "Bad Request",
+                     "mitmrec: this is a proxy; send CONNECT or absolute-form");
     /* Answered: what the client still sends is ignored, and its FIN ends the flow (in F_HEAD,
        the head would be recorded a second time as a request cut short). */
     f->state = F_FAILED;
@@ -552,8 +550,8 @@ static int accept_transparent(flow_t *f)
     char hp[300];
     int rc;
 
-    if (!p->lookup || (rc = p->lookup(p->lookup_opaque, (struct sockaddr *)&f->client_addr,
-                                      &orig, &pi)) < 0) {
+    if (!p->lookup ||
+        (rc = p->lookup(p->lookup_opaque, (struct sockaddr *)&f->client_addr, &orig, &pi)) < 0) {
         flow_close(f, 1);
         return -ENOENT;
     }

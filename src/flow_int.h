@@ -25,13 +25,13 @@
 #define FINISH_TIMEOUT_MS 300000
 
 enum flow_state {
-    F_HEAD,          /* reading the proxy request */
+    F_HEAD, /* reading the proxy request */
     F_RESOLVING,
     F_CONNECTING,
-    F_SNIFF,         /* tunnel open, first bytes not seen yet */
-    F_TLS,           /* handshakes in progress */
+    F_SNIFF, /* tunnel open, first bytes not seen yet */
+    F_TLS,   /* handshakes in progress */
     F_RELAY,
-    F_FAILED,        /* answered with an error; what the client still sends is ignored */
+    F_FAILED, /* answered with an error; what the client still sends is ignored */
     F_CLOSING,
 };
 
@@ -42,7 +42,7 @@ typedef struct held_wire {
     struct held_wire *next;
     uint64_t ts;
     size_t len;
-    size_t cap;                  /* room in data */
+    size_t cap; /* room in data */
     uint8_t data[];
 } held_wire_t;
 
@@ -54,13 +54,13 @@ struct flow {
     enum flow_mode mode;
     conn_t client, up;
     int up_inited;
-    int handles;                 /* open handles; the flow is freed when 0 */
+    int handles; /* open handles; the flow is freed when 0 */
     rec_flow_t *rec;
-    int recording;               /* client-leg wire bytes go to the recorder */
-    int wire_in_done;            /* the read being handled was recorded already */
-    int hold_wire_out;           /* client_wire keeps what goes out in wire_held */
+    int recording;     /* client-leg wire bytes go to the recorder */
+    int wire_in_done;  /* the read being handled was recorded already */
+    int hold_wire_out; /* client_wire keeps what goes out in wire_held */
     held_wire_t *wire_held, **wire_held_tail;
-    int client_fin_done;         /* the client's FIN is recorded (up_eof found it waiting) */
+    int client_fin_done; /* the client's FIN is recorded (up_eof found it waiting) */
     int tls;
     uint8_t *head;
     size_t head_len;
@@ -70,11 +70,11 @@ struct flow {
     char sni[256];
     unsigned char client_alpn[256];
     size_t client_alpn_len;
-    int up_done;                 /* upstream handshake over */
+    int up_done; /* upstream handshake over */
     int up_failed;
-    int finishing;               /* both sides ended: closes once the queues are sent */
-    X509 *leaf;                  /* the forged certificate, made on the loop's thread */
-    unsigned char up_alpn[256];  /* the protocol the server chose (alpn_select's copy) */
+    int finishing;              /* both sides ended: closes once the queues are sent */
+    X509 *leaf;                 /* the forged certificate, made on the loop's thread */
+    unsigned char up_alpn[256]; /* the protocol the server chose (alpn_select's copy) */
     unsigned int up_alpn_len;
     int leaf_failed;
     char error[300];
@@ -86,12 +86,11 @@ struct flow {
     rewrite_t *rw;
     uint8_t *rwbuf;
     size_t rwcap;
-    uint8_t *early;              /* server bytes that came before the client handshake ended */
+    uint8_t *early; /* server bytes that came before the client handshake ended */
     size_t early_len;
-    uv_timer_t linger;           /* bounds the wait for a peer after a failure */
+    uv_timer_t linger; /* bounds the wait for a peer after a failure */
     int linger_on;
 };
-
 
 static inline double flow_ms_between(uint64_t a, uint64_t b)
 {

@@ -81,11 +81,12 @@ static int client_hello(void *opaque, SSL *ssl, int *al)
 
     if (!f->up_done && !f->up_failed) {
         if (f->t_tls0)
-            return SSL_CLIENT_HELLO_RETRY;   /* still waiting for the upstream */
+            return SSL_CLIENT_HELLO_RETRY; /* still waiting for the upstream */
         tls_client_hello_info(ssl, f->sni, sizeof(f->sni), &alpn, &alpn_len);
         if (tls_client_hello_bad_sni(ssl))
             log_warn("flow %llu: the ClientHello's server name is not a host name: ignored, "
-                     "%s is used", (unsigned long long)f->id, f->host);
+                     "%s is used",
+                     (unsigned long long)f->id, f->host);
         /* Transparent flows learn the name only now; URLs use it. */
         if (f->mode == M_TRANSPARENT)
             rec_flow_set_target(f->rec, "https", f->sni[0] ? f->sni : f->host, f->port);
@@ -97,8 +98,7 @@ static int client_hello(void *opaque, SSL *ssl, int *al)
             *al = SSL_AD_INTERNAL_ERROR;
             return SSL_CLIENT_HELLO_ERROR;
         }
-        return f->up_done || f->up_failed ? client_hello(opaque, ssl, al)
-                                          : SSL_CLIENT_HELLO_RETRY;
+        return f->up_done || f->up_failed ? client_hello(opaque, ssl, al) : SSL_CLIENT_HELLO_RETRY;
     }
     if (f->up_failed) {
         /* Never hide a failed verification behind a forged certificate. */
@@ -109,7 +109,7 @@ static int client_hello(void *opaque, SSL *ssl, int *al)
     if (!f->leaf || SSL_use_certificate(ssl, f->leaf) != 1 ||
         SSL_use_PrivateKey(ssl, ca_leaf_key(f->p->ca)) != 1) {
         ERR_clear_error();
-        f->leaf_failed = 1;   /* client_handshake says so */
+        f->leaf_failed = 1; /* client_handshake says so */
         *al = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
     }
@@ -201,4 +201,3 @@ int flow_start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t t
     conn_start(&f->up);
     return flow_relay_to_up(f, buf, len, ts);
 }
-

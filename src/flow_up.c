@@ -33,8 +33,8 @@ static void up_connected(conn_t *c, int status)
     if (status < 0 && f->mode == M_TRANSPARENT) {
         /* The application connected to us already: a reset is the nearest thing
            to the refusal it would have seen. */
-        flow_fail(f, NULL, "cannot connect to %s: %s", mr_hostport(hp, sizeof(hp), f->host, f->port),
-                  mr_strerror(status));
+        flow_fail(f, NULL, "cannot connect to %s: %s",
+                  mr_hostport(hp, sizeof(hp), f->host, f->port), mr_strerror(status));
         flow_close(f, 1);
         return;
     }
@@ -329,4 +329,3 @@ int flow_resolve_and_connect(flow_t *f)
     f->gai_pending = 1;
     return 0;
 }
-

@@ -67,8 +67,8 @@ int intercept_spawn(intercept_t *it, const intercept_opts_t *o, const char *ca_c
     spawn_opts_t so;
     int rc;
 
-    if (!it->workdir[0] && (rc = spawn_workdir(it->workdir, sizeof(it->workdir), err,
-                                               errlen)) < 0) {
+    if (!it->workdir[0] &&
+        (rc = spawn_workdir(it->workdir, sizeof(it->workdir), err, errlen)) < 0) {
         it->workdir[0] = '\0';
         return rc;
     }
@@ -102,14 +102,14 @@ static int lookup(int (*find)(redirect_t *, const struct sockaddr *, redirect_in
     return 0;
 }
 
-int intercept_lookup_tcp(void *opaque, const struct sockaddr *peer,
-                         struct sockaddr_storage *orig, procinfo_t *pi)
+int intercept_lookup_tcp(void *opaque, const struct sockaddr *peer, struct sockaddr_storage *orig,
+                         procinfo_t *pi)
 {
     return lookup(redirect_lookup_tcp, opaque, peer, orig, pi, 1);
 }
 
-int intercept_lookup_udp(void *opaque, const struct sockaddr *peer,
-                         struct sockaddr_storage *orig, procinfo_t *pi)
+int intercept_lookup_udp(void *opaque, const struct sockaddr *peer, struct sockaddr_storage *orig,
+                         procinfo_t *pi)
 {
     return lookup(redirect_lookup_udp, opaque, peer, orig, pi, 1);
 }

@@ -44,8 +44,8 @@ char *log_printable(char *out, size_t outlen, const char *s)
     for (; *p; p++) {
         /* Two bytes for a C1 control in UTF-8 (0xc2 0x80-0x9f), else one. */
         size_t n = *p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 2
-                   : (*p < 0x20 && *p != '\t') || *p == 0x7f ? 1
-                                                            : 0;
+                   : (*p < 0x20 && *p != '\t') || *p == 0x7f  ? 1
+                                                              : 0;
 
         if (n == 0) {
             if (o + 1 >= outlen)
@@ -76,7 +76,7 @@ static void log_v(int level, const char *kind, const char *fmt, va_list ap)
     vsnprintf(line, sizeof(line), fmt, ap);
     fprintf(stderr, "%s%s: %s%s\n", status_shown_ ? "\r\033[K" : "", log_name_, kind,
             log_printable(clean, sizeof(clean), line));
-    status_shown_ = 0;   /* (until status.c draws it again, under this line) */
+    status_shown_ = 0; /* (until status.c draws it again, under this line) */
 }
 
 void log_line(FILE *f, const char *fmt, ...)
@@ -90,13 +90,13 @@ void log_line(FILE *f, const char *fmt, ...)
     fprintf(f, "%s\n", log_printable(clean, sizeof(clean), line));
 }
 
-#define LOG_FN(fn, level, kind)                                                          \
-    void fn(const char *fmt, ...)                                                        \
-    {                                                                                    \
-        va_list ap;                                                                      \
-        va_start(ap, fmt);                                                               \
-        log_v(level, kind, fmt, ap);                                                     \
-        va_end(ap);                                                                      \
+#define LOG_FN(fn, level, kind)                                                                    \
+    void fn(const char *fmt, ...)                                                                  \
+    {                                                                                              \
+        va_list ap;                                                                                \
+        va_start(ap, fmt);                                                                         \
+        log_v(level, kind, fmt, ap);                                                               \
+        va_end(ap);                                                                                \
     }
 
 /* Errors show even with -q: quiet silences chatter, not failures. */

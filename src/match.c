@@ -13,15 +13,15 @@
 /* The parts of a key, each a string, so that a miss can say which part differed. */
 enum { P_SCHEME, P_METHOD, P_HOST, P_PORT, P_PATH, P_QUERY, P_BODY, P_HEADERS, P_COUNT };
 
-static const char *const part_names[P_COUNT] = {"scheme", "method", "host",  "port",
+static const char *const part_names[P_COUNT] = {"scheme", "method", "host", "port",
                                                 "path",   "query",  "body", "headers"};
 
 typedef struct rec {
     char *parts[P_COUNT];
     uint8_t digest[SHA256_DIGEST_LENGTH];
     size_t id;
-    size_t group;                 /* index of the first record with this digest */
-    size_t uses;                  /* on the group's first record: answers given */
+    size_t group; /* index of the first record with this digest */
+    size_t uses;  /* on the group's first record: answers given */
     char *desc;
 } rec_t;
 
@@ -191,7 +191,7 @@ static void digest_parts(char *const parts[P_COUNT], uint8_t out[SHA256_DIGEST_L
         return;
     EVP_DigestInit_ex(c, EVP_sha256(), NULL);
     for (int i = 0; i < P_COUNT; i++)
-        EVP_DigestUpdate(c, parts[i], strlen(parts[i]) + 1);  /* the NUL separates parts */
+        EVP_DigestUpdate(c, parts[i], strlen(parts[i]) + 1); /* the NUL separates parts */
     EVP_DigestFinal_ex(c, out, NULL);
     EVP_MD_CTX_free(c);
 }
@@ -226,7 +226,7 @@ void match_free(match_t *m)
 void match_describe(const match_req_t *r, char *buf, size_t len)
 {
     int def = r->port == 0 || (r->scheme && ((!strcmp(r->scheme, "https") && r->port == 443) ||
-                                            (!strcmp(r->scheme, "http") && r->port == 80)));
+                                             (!strcmp(r->scheme, "http") && r->port == 80)));
     char port[8] = "";
 
     if (!def)

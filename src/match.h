@@ -17,11 +17,11 @@
  */
 
 typedef struct match_opts {
-    const char *const *ignore_params;          /* query parameter names left out */
+    const char *const *ignore_params; /* query parameter names left out */
     size_t nignore_params;
-    const char *const *ignore_payload_params;  /* form body parameter names left out */
+    const char *const *ignore_payload_params; /* form body parameter names left out */
     size_t nignore_payload_params;
-    const char *const *use_headers;            /* header names that count */
+    const char *const *use_headers; /* header names that count */
     size_t nuse_headers;
     int ignore_body, ignore_host, ignore_port;
     int no_reuse;
@@ -29,9 +29,9 @@ typedef struct match_opts {
 
 /* A request as matching sees it. Everything is borrowed for the call. */
 typedef struct match_req {
-    const char *scheme;           /* "http" / "https" */
+    const char *scheme; /* "http" / "https" */
     const char *method;
-    const char *host;             /* without port; compared case-insensitively */
+    const char *host; /* without port; compared case-insensitively */
     uint16_t port;
     const char *target;           /* path and query, e.g. "/a/b?x=1" (origin-form) */
     const http_header_t *headers; /* for --use-header and the body's content type */

@@ -38,7 +38,7 @@ typedef struct app {
     options_t opts;
     proxy_t proxy;
     recorder_t *rec;
-    intercept_t it;              /* local redirect mode */
+    intercept_t it; /* local redirect mode */
     udprelay_t *udp;
     status_t *status;
     uv_signal_t sigint, sigterm, sigchld;
@@ -46,7 +46,7 @@ typedef struct app {
     int signals_on;
     int stopping;
     int done;
-    int child_status;            /* spawn mode: its exit status once it ended, else -1 */
+    int child_status; /* spawn mode: its exit status once it ended, else -1 */
 } app_t;
 
 static void close_all(app_t *a)
@@ -155,8 +155,7 @@ static int start_redirect(app_t *a, ca_t *ca)
     io.loopback_listening = 1;
     io.command = a->opts.mode == MODE_SPAWN ? a->opts.command : NULL;
     if ((rc = intercept_attach(&a->it, &io, &stage, err, sizeof(err))) < 0) {
-        log_error("%s; without it, use --listen mode (an explicit proxy needs no privileges)",
-                  err);
+        log_error("%s; without it, use --listen mode (an explicit proxy needs no privileges)", err);
         return 2;
     }
     a->proxy.lookup = intercept_lookup_tcp;
@@ -168,8 +167,7 @@ static int start_redirect(app_t *a, ca_t *ca)
             log_error("%s", err);
             return 1;
         }
-        log_debug("started %s (pid %d) in %s", a->opts.command[0], (int)a->it.child,
-                  a->it.cgroup);
+        log_debug("started %s (pid %d) in %s", a->opts.command[0], (int)a->it.child, a->it.cgroup);
     } else {
         log_info("recording processes matching the -p rules in %s", a->it.attached);
     }
@@ -228,8 +226,10 @@ int main(int argc, char **argv)
         options_free(&a.opts);
         return 2;
     }
-    log_set_level(a.opts.quiet ? LOG_QUIET : a.opts.verbose > 1 ? LOG_DEBUG
-                                           : a.opts.verbose ? LOG_VERBOSE : LOG_NORMAL);
+    log_set_level(a.opts.quiet         ? LOG_QUIET
+                  : a.opts.verbose > 1 ? LOG_DEBUG
+                  : a.opts.verbose     ? LOG_VERBOSE
+                                       : LOG_NORMAL);
     spill_start();
     if (a.opts.mode == MODE_READ || a.opts.mode == MODE_REPAIR) {
         status = a.opts.mode == MODE_READ ? readmode_run(&a.opts)
@@ -270,8 +270,8 @@ int main(int argc, char **argv)
     a.proxy.client_ctx = cctx;
     a.proxy.insecure = a.opts.insecure;
     if (a.opts.mode == MODE_LISTEN) {
-        if (proxy_start(&a.proxy, a.opts.listen_host, a.opts.listen_port, &port, err,
-                        sizeof(err)) < 0) {
+        if (proxy_start(&a.proxy, a.opts.listen_host, a.opts.listen_port, &port, err, sizeof(err)) <
+            0) {
             log_error("%s", err);
             goto stop_early;
         }
@@ -305,8 +305,8 @@ int main(int argc, char **argv)
     a.flush_timer.data = a.grace_timer.data = &a;
     a.signals_on = 1;
     uv_timer_start(&a.flush_timer, flush_cb, 1000, 1000);
-    if (!a.opts.quiet && (a.opts.status_line == 1 ||
-                          (a.opts.status_line == -1 && isatty(STDERR_FILENO))))
+    if (!a.opts.quiet &&
+        (a.opts.status_line == 1 || (a.opts.status_line == -1 && isatty(STDERR_FILENO))))
         a.status = status_start(&a.loop, a.rec, &a.proxy);
     if (a.opts.insecure)
         log_warn("--insecure: upstream certificates are not verified");
@@ -314,8 +314,9 @@ int main(int argc, char **argv)
         if (!is_loopback(a.opts.listen_host))
             log_warn("listening on %s: any host that reaches it can use this proxy",
                      a.opts.listen_host);
-        fprintf(stderr, strchr(a.opts.listen_host, ':') ? "mitmrec: proxy listening on [%s]:%d\n"
-                                                        : "mitmrec: proxy listening on %s:%d\n",
+        fprintf(stderr,
+                strchr(a.opts.listen_host, ':') ? "mitmrec: proxy listening on [%s]:%d\n"
+                                                : "mitmrec: proxy listening on %s:%d\n",
                 a.opts.listen_host, port);
         fflush(stderr);
     }

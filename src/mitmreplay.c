@@ -38,7 +38,7 @@ typedef struct app {
     int handles_on;
     int stopping;
     int child_status;
-    FILE *reports[2];            /* --report files, opened before anything else runs */
+    FILE *reports[2]; /* --report files, opened before anything else runs */
 } app_t;
 
 static void close_handles(app_t *a)
@@ -147,13 +147,13 @@ static int write_reports(const replay_options_t *o, replay_report_t *rep, FILE *
     char err[512];
     int failed = 0;
 
-    if (rf[0] && replay_report_write_junit(rep, rf[0], o->report_xml, o->recording, err,
-                                           sizeof(err)) < 0) {
+    if (rf[0] &&
+        replay_report_write_junit(rep, rf[0], o->report_xml, o->recording, err, sizeof(err)) < 0) {
         log_error("%s", err);
         failed = 1;
     }
-    if (rf[1] && replay_report_write_json(rep, rf[1], o->report_json, o->recording, err,
-                                          sizeof(err)) < 0) {
+    if (rf[1] &&
+        replay_report_write_json(rep, rf[1], o->report_json, o->recording, err, sizeof(err)) < 0) {
         log_error("%s", err);
         failed = 1;
     }
@@ -188,8 +188,7 @@ static int server_replay(app_t *a, replaydb_t *db)
     mo.ignore_host = o->ignore_host;
     mo.ignore_port = o->ignore_port;
     mo.no_reuse = o->no_reuse;
-    if (!(match = match_new(&mo)) || fill_match(match, db) < 0 ||
-        !(rep = replay_report_new())) {
+    if (!(match = match_new(&mo)) || fill_match(match, db) < 0 || !(rep = replay_report_new())) {
         log_error("out of memory");
         goto out;
     }
@@ -257,8 +256,10 @@ static int server_replay(app_t *a, replaydb_t *db)
         }
         log_debug("started %s (pid %d) in %s", o->command[0], (int)a->it.child, a->it.cgroup);
     } else if (!o->quiet) {
-        fprintf(stderr, "mitmreplay: replaying %s for processes matching the -p rules in %s "
-                "(SIGINT stops)\n", o->recording, a->it.attached);
+        fprintf(stderr,
+                "mitmreplay: replaying %s for processes matching the -p rules in %s "
+                "(SIGINT stops)\n",
+                o->recording, a->it.attached);
         fflush(stderr);
     }
     /* Start-up is over; reading /proc/PID/exe of clients is all that needs privileges. */
@@ -337,15 +338,17 @@ int main(int argc, char **argv)
         replay_options_free(&a.o);
         return 2;
     }
-    log_set_level(a.o.quiet ? LOG_QUIET : a.o.verbose > 1 ? LOG_DEBUG
-                                      : a.o.verbose ? LOG_VERBOSE : LOG_NORMAL);
+    log_set_level(a.o.quiet         ? LOG_QUIET
+                  : a.o.verbose > 1 ? LOG_DEBUG
+                  : a.o.verbose     ? LOG_VERBOSE
+                                    : LOG_NORMAL);
     if (open_reports(&a.o, a.reports) < 0) {
         drop_reports(&a.o, a.reports);
         replay_options_free(&a.o);
         return 1;
     }
     if ((rc = replaydb_load(a.o.recording, a.o.keylog_path, &db, err, sizeof(err))) < 0) {
-        if (err[0])   /* (else the reader has said it) */
+        if (err[0]) /* (else the reader has said it) */
             log_error("%s", err);
         drop_reports(&a.o, a.reports);
         replay_options_free(&a.o);

@@ -70,7 +70,8 @@ void options_usage(FILE *f)
           "                        as a HAR (--har, -o optional)\n"
           "  -f EXPR               a tcpdump filter: the flows recorded (whole, when one of\n"
           "                        their opening packets matches), or the packets read (-r)\n"
-          "      --repair-har FILE  close a HAR (or .har.gz) cut short by a crash, keeping its entries\n"
+          "      --repair-har FILE  close a HAR (or .har.gz) cut short by a crash, keeping its\n"
+          "                        entries\n"
           "  --listen [ADDR:]PORT  serve as an explicit HTTP proxy (CONNECT and absolute-form);\n"
           "                        ADDR defaults to 127.0.0.1, PORT 0 picks a free port\n"
           "  -o, --output FILE     pcapng to write ('-' for stdout, '.gz' for gzip)\n"
@@ -119,8 +120,10 @@ static int parse_listen(options_t *o, const char *arg, char *err, size_t errlen)
             unsigned char a[16];
             if (inet_pton(AF_INET, o->listen_host, a) != 1 &&
                 inet_pton(AF_INET6, o->listen_host, a) != 1) {
-                snprintf(err, errlen, "invalid --listen address '%s': give an IPv4 or IPv6 "
-                         "address", o->listen_host);
+                snprintf(err, errlen,
+                         "invalid --listen address '%s': give an IPv4 or IPv6 "
+                         "address",
+                         o->listen_host);
                 return -EINVAL;
             }
         }
@@ -144,17 +147,30 @@ static int parse_size(const char *arg, size_t *out)
     unsigned long long v;
     int shift = 0;
 
-    if (*arg < '0' || *arg > '9')   /* (strtoull would take " 5", "+5" and "-5") */
+    if (*arg < '0' || *arg > '9') /* (strtoull would take " 5", "+5" and "-5") */
         return -EINVAL;
     errno = 0;
     v = strtoull(arg, &end, 10);
     if (end == arg || errno)
         return -EINVAL;
     switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    default:
+        break;
     }
     if (*end != '\0' || v > (SIZE_MAX >> shift))
         return -EINVAL;
@@ -183,8 +199,8 @@ static int parse_process_specs(options_t *o, const char *arg, char *err, size_t 
             len--;
         }
         if (len == 0 || len >= sizeof(r.name) || memchr(s, '/', len)) {
-            snprintf(err, errlen, "invalid -p '%.*s': expected NAME, PID, !NAME or !PID",
-                     (int)n, p);
+            snprintf(err, errlen, "invalid -p '%.*s': expected NAME, PID, !NAME or !PID", (int)n,
+                     p);
             return -EINVAL;
         }
         memcpy(r.name, s, len);
@@ -268,7 +284,7 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
                 return rc;
             break;
         case 'o':
-        case 'w':   /* tcpdump's and mitmdump's name for it */
+        case 'w': /* tcpdump's and mitmdump's name for it */
             o->out_path = optarg;
             break;
         case OPT_HAR:
@@ -299,8 +315,7 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
             break;
         case OPT_MAX_BODY:
             if (parse_size(optarg, &o->max_body) < 0) {
-                snprintf(err, errlen, "invalid --max-body '%s': expected a size like 16M",
-                         optarg);
+                snprintf(err, errlen, "invalid --max-body '%s': expected a size like 16M", optarg);
                 return -EINVAL;
             }
             break;
@@ -320,8 +335,10 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
         case OPT_IGNORE_HOSTS: {
             const char **n;
             if (redirect_cidr_check(optarg) < 0) {
-                snprintf(err, errlen, "invalid --ignore-hosts '%s': expected an IPv4 or IPv6 "
-                         "address or CIDR (10.0.0.0/8, ::1)", optarg);
+                snprintf(err, errlen,
+                         "invalid --ignore-hosts '%s': expected an IPv4 or IPv6 "
+                         "address or CIDR (10.0.0.0/8, ::1)",
+                         optarg);
                 return -EINVAL;
             }
             n = realloc(o->ignore, (o->nignore + 1) * sizeof(*n));
@@ -349,7 +366,7 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
         case 'V':
             printf("mitmrec %s\n", PACKAGE_VERSION);
             return 1;
-        default:   /* ':' or '?' */
+        default: /* ':' or '?' */
             options_getopt_error(c, argv, err, errlen);
             return -EINVAL;
         }
@@ -396,7 +413,8 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
     } else if (o->nrules) {
         o->mode = MODE_ATTACH;
     } else {
-        snprintf(err, errlen, "nothing to record: give -p NAME, -- COMMAND or --listen PORT "
+        snprintf(err, errlen,
+                 "nothing to record: give -p NAME, -- COMMAND or --listen PORT "
                  "(see --help)");
         return -EINVAL;
     }

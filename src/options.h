@@ -8,41 +8,41 @@
 #include "redirect.h"
 
 enum options_mode {
-    MODE_LISTEN,   /* --listen: explicit proxy */
-    MODE_ATTACH,   /* -p SPEC: running processes, through the eBPF redirector */
-    MODE_SPAWN,    /* -- COMMAND: a command and its children */
-    MODE_READ,     /* -r FILE: a capture with secrets to a HAR */
-    MODE_REPAIR,   /* --repair-har FILE */
+    MODE_LISTEN, /* --listen: explicit proxy */
+    MODE_ATTACH, /* -p SPEC: running processes, through the eBPF redirector */
+    MODE_SPAWN,  /* -- COMMAND: a command and its children */
+    MODE_READ,   /* -r FILE: a capture with secrets to a HAR */
+    MODE_REPAIR, /* --repair-har FILE */
 };
 
 /* mitmrec's command line, parsed. Strings point into argv (borrowed) unless noted. */
 typedef struct options {
-    char listen_host[64];        /* "127.0.0.1" unless given */
-    int listen_port;             /* 0 = any free port */
-    int listen_given;            /* --listen was given */
-    int listen_host_given;       /* an address was given explicitly */
-    const char *out_path;        /* -o; "-" = stdout */
-    char *har_path;              /* --har or derived from -o; owned */
-    const char **cacerts;        /* --cacert, repeatable; array owned */
+    char listen_host[64];  /* "127.0.0.1" unless given */
+    int listen_port;       /* 0 = any free port */
+    int listen_given;      /* --listen was given */
+    int listen_host_given; /* an address was given explicitly */
+    const char *out_path;  /* -o; "-" = stdout */
+    char *har_path;        /* --har or derived from -o; owned */
+    const char **cacerts;  /* --cacert, repeatable; array owned */
     size_t ncacerts;
     int insecure;
-    const char *ca_file;         /* --ca */
-    const char *keylog_path;     /* --keylog */
-    int upstream;                /* --upstream: record the server-side session too */
+    const char *ca_file;     /* --ca */
+    const char *keylog_path; /* --keylog */
+    int upstream;            /* --upstream: record the server-side session too */
     int quiet;
     int verbose;
-    size_t max_body;             /* --max-body, bytes kept per HAR body */
+    size_t max_body; /* --max-body, bytes kept per HAR body */
     enum options_mode mode;
-    redirect_rule_t *rules;      /* -p, in order; owned */
+    redirect_rule_t *rules; /* -p, in order; owned */
     size_t nrules;
-    const char *cgroup;          /* --cgroup */
-    const char **ignore;         /* --ignore-hosts, CIDRs; array owned */
+    const char *cgroup;  /* --cgroup */
+    const char **ignore; /* --ignore-hosts, CIDRs; array owned */
     size_t nignore;
-    char **command;              /* after "--"; points into argv */
-    int status_line;             /* -1 auto (a terminal), 0 off, 1 on */
-    const char *read_path;       /* -r */
-    const char *filter;          /* -f: a pcap filter expression */
-    const char *repair_path;     /* --repair-har */
+    char **command;          /* after "--"; points into argv */
+    int status_line;         /* -1 auto (a terminal), 0 off, 1 on */
+    const char *read_path;   /* -r */
+    const char *filter;      /* -f: a pcap filter expression */
+    const char *repair_path; /* --repair-har */
 } options_t;
 
 /*

@@ -31,37 +31,37 @@
 
 typedef struct gzjob {
     struct gzjob *next;
-    unsigned char *data;          /* owned; NULL for a flush alone */
+    unsigned char *data; /* owned; NULL for a flush alone */
     size_t len;
-    int flush;                    /* a Z_SYNC_FLUSH after the data */
+    int flush; /* a Z_SYNC_FLUSH after the data */
 } gzjob_t;
 
 struct outfile {
     int fd;
     int is_stdout;
     int seekable;
-    int created;                  /* outfile_open made the file */
-    uint64_t pos;                 /* file offset of the next write */
-    uint64_t good;                /* the file is valid up to here (plus tail) */
-    int tail_mode;                /* write_tail in use: only it moves good */
-    unsigned char tail[16];       /* what makes the file valid at good */
+    int created;            /* outfile_open made the file */
+    uint64_t pos;           /* file offset of the next write */
+    uint64_t good;          /* the file is valid up to here (plus tail) */
+    int tail_mode;          /* write_tail in use: only it moves good */
+    unsigned char tail[16]; /* what makes the file valid at good */
     size_t tail_len;
-    int tail_pending;             /* written at the next flush, at the end of the data */
+    int tail_pending; /* written at the next flush, at the end of the data */
     gzFile gz;
     int err;
     unsigned long long bytes;
     size_t len;
     char *path;
-    unsigned char *buf;           /* OUTFILE_BUF bytes */
+    unsigned char *buf; /* OUTFILE_BUF bytes */
     /* the compressing thread (gz only); the fields under gz_mu are shared with it */
     int gz_thread_on;
     uv_thread_t gz_thread;
     uv_mutex_t gz_mu;
     uv_cond_t gz_work, gz_room;
-    gzjob_t *gz_head, *gz_tail;   /* under gz_mu */
-    size_t gz_queued;             /* under gz_mu: bytes handed over and not yet compressed */
-    int gz_stop;                  /* under gz_mu: no more jobs will come */
-    int gz_err;                   /* under gz_mu: the thread's first error */
+    gzjob_t *gz_head, *gz_tail; /* under gz_mu */
+    size_t gz_queued;           /* under gz_mu: bytes handed over and not yet compressed */
+    int gz_stop;                /* under gz_mu: no more jobs will come */
+    int gz_err;                 /* under gz_mu: the thread's first error */
 };
 
 /* Compresses len bytes (and flushes); 0 or a negative errno. On the compressing thread. */
@@ -247,7 +247,7 @@ int outfile_open(const char *path, outfile_t **out, char *err, size_t errlen)
         if (!f->gz) {
             snprintf(err, errlen, "%s: cannot start gzip stream", path);
             if (gzfd >= 0)
-                close(gzfd);   /* gzdopen leaves it open when it fails */
+                close(gzfd); /* gzdopen leaves it open when it fails */
             if (f->created)
                 unlink(path);
             if (!f->is_stdout)
@@ -401,7 +401,7 @@ int outfile_begin(outfile_t *f)
     if (f->is_stdout || f->created)
         return 0;
     if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode))
-        return 0;   /* a device or a pipe: written to, its mode left alone (/dev/null!) */
+        return 0; /* a device or a pipe: written to, its mode left alone (/dev/null!) */
     if (ftruncate(f->fd, 0) < 0)
         return -errno;
     /* An existing file keeps its mode: make it private, as a new one is. */

@@ -5,8 +5,8 @@
 
 #include "outleg.h"
 
-void outleg_connected(outleg_t *o, conn_t *c, recorder_t *rec, const char *scheme,
-                      const char *host, uint16_t port)
+void outleg_connected(outleg_t *o, conn_t *c, recorder_t *rec, const char *scheme, const char *host,
+                      uint16_t port)
 {
     struct sockaddr_storage local, peer;
     int len = sizeof(local);
@@ -14,8 +14,8 @@ void outleg_connected(outleg_t *o, conn_t *c, recorder_t *rec, const char *schem
     uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&local, &len);
     len = sizeof(peer);
     uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len);
-    if (rec && (o->flow = rec_flow_new(rec, (struct sockaddr *)&local,
-                                       (struct sockaddr *)&peer, rec_now())))
+    if (rec && (o->flow = rec_flow_new(rec, (struct sockaddr *)&local, (struct sockaddr *)&peer,
+                                       rec_now())))
         rec_flow_set_target(o->flow, scheme, host, port);
 }
 
@@ -69,8 +69,7 @@ void outleg_handshake_done(outleg_t *o, conn_t *c, char *alpn, size_t len)
     }
 }
 
-int outleg_decode(outleg_t *o, const httpconv_callbacks_t *cb, void *opaque,
-                  const char *protocol)
+int outleg_decode(outleg_t *o, const httpconv_callbacks_t *cb, void *opaque, const char *protocol)
 {
     o->conv = httpconv_new(cb, opaque, protocol, 64u << 20);
     return o->conv ? 0 : -ENOMEM;
@@ -116,7 +115,7 @@ void outleg_end(outleg_t *o, conn_t *c, const char *err)
     if (o->conv)
         httpconv_finish(o->conv, err, ts);
     if (o->flow) {
-        if (c->eof)   /* the server's FIN came first */
+        if (c->eof) /* the server's FIN came first */
             rec_flow_end(o->flow, REC_CLIENT, REC_S2C, 0, ts);
         rec_flow_end(o->flow, REC_CLIENT, REC_C2S, 0, ts);
         rec_flow_free(o->flow, ts);
@@ -134,6 +133,6 @@ int outleg_skip_header(const char *n)
 {
     return !strcasecmp(n, "connection") || !strcasecmp(n, "keep-alive") ||
            !strcasecmp(n, "proxy-connection") || !strcasecmp(n, "transfer-encoding") ||
-           !strcasecmp(n, "content-length") || !strcasecmp(n, "upgrade") ||
-           !strcasecmp(n, "te") || !strcasecmp(n, "host") || n[0] == ':';
+           !strcasecmp(n, "content-length") || !strcasecmp(n, "upgrade") || !strcasecmp(n, "te") ||
+           !strcasecmp(n, "host") || n[0] == ':';
 }

@@ -19,14 +19,14 @@
  * caller's job, whose conn callbacks call these; the conn's data stays the caller's.
  */
 typedef struct outleg {
-    rec_flow_t *flow;              /* NULL when not recording */
-    httpconv_t *conv;              /* set by outleg_decode */
+    rec_flow_t *flow; /* NULL when not recording */
+    httpconv_t *conv; /* set by outleg_decode */
     tls_hooks_t hooks;
 } outleg_t;
 
 /* From on_connect, connected: the flow to scheme://host:port starts (when rec). */
-void outleg_connected(outleg_t *o, conn_t *c, recorder_t *rec, const char *scheme,
-                      const char *host, uint16_t port);
+void outleg_connected(outleg_t *o, conn_t *c, recorder_t *rec, const char *scheme, const char *host,
+                      uint16_t port);
 
 /* Starts TLS on c: SNI host, the certificate checked for host when verify, ALPN alpn (wire
    format). 0, or -1 with *why. */
@@ -37,8 +37,7 @@ int outleg_start_tls(outleg_t *o, conn_t *c, SSL_CTX *ctx, const char *host, int
 void outleg_handshake_done(outleg_t *o, conn_t *c, char *alpn, size_t len);
 
 /* The decoder of the exchange (protocol "h2" or NULL), calling cb with opaque. -ENOMEM. */
-int outleg_decode(outleg_t *o, const httpconv_callbacks_t *cb, void *opaque,
-                  const char *protocol);
+int outleg_decode(outleg_t *o, const httpconv_callbacks_t *cb, void *opaque, const char *protocol);
 
 /* Plaintext we send: recorded and decoded first, then written. conn_write's result. */
 int outleg_send(outleg_t *o, conn_t *c, const uint8_t *p, size_t len);

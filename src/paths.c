@@ -54,8 +54,8 @@ int paths_check(const path_use_t *out, int nout, const path_use_t *in, int nin, 
                          out[j].flag);
                 return -EINVAL;
             } else if (same_file(out[i].path, out[j].path)) {
-                snprintf(err, errlen, "%s and %s name the same file (%s)", out[i].flag,
-                         out[j].flag, out[j].path);
+                snprintf(err, errlen, "%s and %s name the same file (%s)", out[i].flag, out[j].flag,
+                         out[j].path);
                 return -EINVAL;
             }
     }

@@ -7,7 +7,7 @@
 /* A file named on the command line, and the flag that named it. */
 typedef struct path_use {
     const char *flag;
-    const char *path;               /* "-": standard input or output, no file */
+    const char *path; /* "-": standard input or output, no file */
 } path_use_t;
 
 /*

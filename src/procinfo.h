@@ -8,9 +8,9 @@
 /* What a flow records of the process that made it, read from /proc/PID. */
 typedef struct procinfo {
     uint32_t pid;
-    char name[64];        /* /proc/PID/comm, or the executable's basename when longer */
-    char exe[512];        /* /proc/PID/exe target; "" when unreadable */
-    char cmdline[1024];   /* arguments joined by spaces, cut at the buffer size */
+    char name[64];      /* /proc/PID/comm, or the executable's basename when longer */
+    char exe[512];      /* /proc/PID/exe target; "" when unreadable */
+    char cmdline[1024]; /* arguments joined by spaces, cut at the buffer size */
 } procinfo_t;
 
 /*

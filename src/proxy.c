@@ -67,8 +67,7 @@ static void on_transparent(uv_stream_t *server, int status)
         log_warn("cannot start a flow: %s", mr_strerror(rc));
 }
 
-int proxy_start_transparent(proxy_t *p, int port, int *bound, int *v6, char *err,
-                            size_t errlen)
+int proxy_start_transparent(proxy_t *p, int port, int *bound, int *v6, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss), rc;

@@ -29,23 +29,23 @@ typedef int (*proxy_lookup_fn)(void *opaque, const struct sockaddr *peer,
 typedef struct flow flow_t;
 
 typedef struct proxy {
-    uv_loop_t *loop;              /* borrowed */
-    recorder_t *rec;              /* borrowed */
-    ca_t *ca;                     /* borrowed */
-    SSL_CTX *server_ctx;          /* borrowed: client-facing TLS */
-    SSL_CTX *client_ctx;          /* borrowed: upstream TLS */
+    uv_loop_t *loop;     /* borrowed */
+    recorder_t *rec;     /* borrowed */
+    ca_t *ca;            /* borrowed */
+    SSL_CTX *server_ctx; /* borrowed: client-facing TLS */
+    SSL_CTX *client_ctx; /* borrowed: upstream TLS */
     int insecure;
-    void (*on_idle)(struct proxy *p);   /* stopping and the last flow closed */
-    proxy_lookup_fn lookup;       /* transparent listeners only */
+    void (*on_idle)(struct proxy *p); /* stopping and the last flow closed */
+    proxy_lookup_fn lookup;           /* transparent listeners only */
     void *lookup_opaque;
     /* private */
     conn_env_t _env;
     uv_tcp_t _listener;
     int _listening;
-    uv_tcp_t _tlisteners[2];      /* transparent: 127.0.0.1 and ::1 */
+    uv_tcp_t _tlisteners[2]; /* transparent: 127.0.0.1 and ::1 */
     int _ntlisteners;
     int _stopping;
-    flow_t *_flows;               /* doubly linked list of live flows */
+    flow_t *_flows; /* doubly linked list of live flows */
     uint64_t _nflows;
     uint64_t _next_id;
     struct held_wire *_held_spare; /* one block for flow.c to reuse (freed with no flows) */
@@ -59,8 +59,7 @@ int proxy_start(proxy_t *p, const char *host, int port, int *bound, char *err, s
  * the redirector sends intercepted connections. *bound gets the port; *v6 is
  * set when ::1 is listened on too. Needs p->lookup.
  */
-int proxy_start_transparent(proxy_t *p, int port, int *bound, int *v6, char *err,
-                            size_t errlen);
+int proxy_start_transparent(proxy_t *p, int port, int *bound, int *v6, char *err, size_t errlen);
 
 /* Stops accepting. Flows finish on their own; force closes them now. */
 void proxy_stop(proxy_t *p, int force);

@@ -20,7 +20,7 @@ typedef struct rd {
     har_writer_t *har;
     outfile_t *har_out, *pcap_out;
     pcapng_writer_t *pcap;
-    int out_ids[IFACES_MAX];     /* interface id in the -o copy, -1 before it is written */
+    int out_ids[IFACES_MAX]; /* interface id in the -o copy, -1 before it is written */
     uint64_t entries;
     int failed;
 } rd_t;
@@ -87,8 +87,8 @@ static int on_packet(void *opaque, const pcapread_packet_t *pkt)
         comment[pkt->comment_len] = '\0';
         po.comment = comment;
     }
-    return (int)pcapng_writer_add_packet(rd->pcap, (uint32_t)*out_id, pkt->ts_ns / 1000,
-                                         pkt->data, pkt->caplen, pkt->origlen, &po);
+    return (int)pcapng_writer_add_packet(rd->pcap, (uint32_t)*out_id, pkt->ts_ns / 1000, pkt->data,
+                                         pkt->caplen, pkt->origlen, &po);
 }
 
 static void on_secrets(void *opaque, uint32_t type, const uint8_t *data, size_t len)
@@ -159,11 +159,11 @@ int readmode_run(const options_t *o)
     co.path = o->read_path;
     co.keylog_path = o->keylog_path;
     co.filter = o->filter;
-    co.renumber = o->out_path != NULL;   /* the HAR points into the -o copy */
+    co.renumber = o->out_path != NULL; /* the HAR points into the -o copy */
     co.max_body = o->max_body;
     rc = capture_read(&co, &cb, rd, &st);
     if (!rd->har)
-        goto out;       /* nothing was opened: the error is logged */
+        goto out; /* nothing was opened: the error is logged */
     if (har_writer_close(rd->har) < 0 || outfile_close(rd->har_out) < 0)
         rd->failed = 1;
     rd->har_out = NULL;

@@ -20,9 +20,9 @@
 #define HOLD_MAX (1u << 20)
 
 typedef struct rec_comment {
-    http_exchange_t *ex;          /* gets the frame number of the packet; may be NULL */
+    http_exchange_t *ex; /* gets the frame number of the packet; may be NULL */
     struct rec_comment *next;
-    char text[];                  /* NUL-terminated */
+    char text[]; /* NUL-terminated */
 } rec_comment_t;
 
 typedef struct held_pkt {
@@ -37,17 +37,17 @@ typedef struct held_pkt {
 typedef struct rec_leg {
     rec_flow_t *flow;
     int idx;
-    int ready;                    /* endpoints known */
-    int opened;                   /* handshake emitted */
-    int in_handshake;             /* emitting SYN, SYN/ACK, ACK: they carry no comments */
+    int ready;        /* endpoints known */
+    int opened;       /* handshake emitted */
+    int in_handshake; /* emitting SYN, SYN/ACK, ACK: they carry no comments */
     int ended[2];
     int held;
     held_pkt_t *held_head, *held_tail;
     size_t held_bytes;
-    char *secrets;                /* key log lines not yet written */
+    char *secrets; /* key log lines not yet written */
     size_t secrets_len;
     int64_t stream;
-    uint64_t ts;                  /* time of the packets being emitted */
+    uint64_t ts; /* time of the packets being emitted */
     uint64_t start_ts;
     tcpsynth_t tcp;
 } rec_leg_t;
@@ -57,7 +57,7 @@ struct rec_flow {
     uint64_t id;
     uint64_t start_ts;
     rec_leg_t leg[2];
-    httpconv_t *http;            /* made at the first plaintext, once the ALPN is known */
+    httpconv_t *http; /* made at the first plaintext, once the ALPN is known */
     int http_dead;
     char alpn[32];
     char scheme[8];
@@ -70,12 +70,12 @@ struct rec_flow {
     char *error;
     char *err_method, *err_url;
     uint64_t exchanges;
-    int64_t error_frame;          /* the packet that carries the error comment */
-    procinfo_t *proc;             /* NULL unless local redirect mode */
+    int64_t error_frame; /* the packet that carries the error comment */
+    procinfo_t *proc;    /* NULL unless local redirect mode */
     rec_proc_t *rproc;
     char *proc_comment;
-    int noted;                    /* a decoding note was given */
-    int sel;                      /* -f: 1 recorded, -1 not, 0 not decided yet */
+    int noted; /* a decoding note was given */
+    int sel;   /* -f: 1 recorded, -1 not, 0 not decided yet */
 };
 
 /* ---- -f ----------------------------------------------------------------- */
@@ -110,8 +110,8 @@ static int decide(rec_flow_t *f)
         return f->sel > 0;
     if (!leg->ready)
         return -1;
-    if (tcpsynth_init(&t, &leg->tcp.ep[TCPSYNTH_C2S], &leg->tcp.ep[TCPSYNTH_S2C],
-                      leg->tcp.seq[0], leg->tcp.seq[1], 0, sel_emit, f) == 0)
+    if (tcpsynth_init(&t, &leg->tcp.ep[TCPSYNTH_C2S], &leg->tcp.ep[TCPSYNTH_S2C], leg->tcp.seq[0],
+                      leg->tcp.seq[1], 0, sel_emit, f) == 0)
         tcpsynth_handshake(&t);
     if (f->sel == 0) {
         f->sel = -1;
@@ -148,7 +148,7 @@ static void write_packet(rec_leg_t *leg, int dir, uint64_t ts, const uint8_t *hd
     char *joined = NULL;
     int64_t frame;
 
-    if (rec_flow_selected(leg->flow) != 1) {   /* (-1 cannot be: the leg is open) */
+    if (rec_flow_selected(leg->flow) != 1) { /* (-1 cannot be: the leg is open) */
         comments_free(comments);
         return;
     }
@@ -369,7 +369,7 @@ static void write_entry(rec_flow_t *f, http_exchange_t *ex, int64_t index)
     size_t n = 0;
     int rc;
 
-    if (decide(f) != 1)   /* -f: not this flow (or, with no address, nothing to match) */
+    if (decide(f) != 1) /* -f: not this flow (or, with no address, nothing to match) */
         return;
 
     memset(&e, 0, sizeof(e));
@@ -517,8 +517,8 @@ void rec_flow_set_server(rec_flow_t *f, const struct sockaddr *server)
     if (leg->ready && !leg->opened) {
         tcpsynth_endpoint_t c = leg->tcp.ep[TCPSYNTH_C2S], s;
         rec_to_endpoint(server, &s);
-        if (c.family == AF_INET6 && s.family == AF_INET &&
-            c.addr[10] == 0xff && c.addr[11] == 0xff) {
+        if (c.family == AF_INET6 && s.family == AF_INET && c.addr[10] == 0xff &&
+            c.addr[11] == 0xff) {
             memmove(c.addr, c.addr + 12, 4);
             c.family = AF_INET;
         }
@@ -561,7 +561,7 @@ static void write_secrets(rec_leg_t *leg)
     int sel = rec_flow_selected(leg->flow);
 
     if (sel < 0)
-        return;   /* kept until the flow is decided */
+        return; /* kept until the flow is decided */
     if (sel == 0) {
         free(leg->secrets);
         leg->secrets = NULL;
@@ -701,7 +701,8 @@ static void write_error_entry(rec_flow_t *f, uint64_t ts)
         http_strset(&ex->target, f->err_url ? f->err_url : "",
                     f->err_url ? strlen(f->err_url) : 0) < 0 ||
         http_strset(&ex->reason, "", 0) < 0 ||
-        http_strset(&ex->error, f->error ? f->error : "failed", f->error ? strlen(f->error) : 6) < 0) {
+        http_strset(&ex->error, f->error ? f->error : "failed", f->error ? strlen(f->error) : 6) <
+            0) {
         http_exchange_free(ex);
         return;
     }

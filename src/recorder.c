@@ -115,9 +115,9 @@ int recorder_start(recorder_t *r, char *err, size_t errlen)
         goto fail_write;
     }
     if (o->upstream) {
-        r->ifid[REC_UPSTREAM] = pcapng_writer_add_interface(
-            r->pcap, PCAPNG_LINKTYPE_RAW, 262144, "mitmrec-upstream",
-            "mitmrec's own sessions with the servers");
+        r->ifid[REC_UPSTREAM] =
+            pcapng_writer_add_interface(r->pcap, PCAPNG_LINKTYPE_RAW, 262144, "mitmrec-upstream",
+                                        "mitmrec's own sessions with the servers");
         if (r->ifid[REC_UPSTREAM] < 0) {
             rc = r->ifid[REC_UPSTREAM];
             goto fail_write;
@@ -185,8 +185,8 @@ void recorder_free(recorder_t *r)
     free(r);
 }
 
-int rec_filter_match(const recorder_t *r, const uint8_t *hdr, size_t hdrlen,
-                     const uint8_t *payload, size_t plen)
+int rec_filter_match(const recorder_t *r, const uint8_t *hdr, size_t hdrlen, const uint8_t *payload,
+                     size_t plen)
 {
     struct pcap_pkthdr h;
     uint8_t small[2048], *pkt = small;
@@ -195,7 +195,7 @@ int rec_filter_match(const recorder_t *r, const uint8_t *hdr, size_t hdrlen,
     if (!r->has_filter)
         return 1;
     if (hdrlen + plen > sizeof(small) && !(pkt = malloc(hdrlen + plen)))
-        return 1;   /* (record rather than lose it) */
+        return 1; /* (record rather than lose it) */
     memcpy(pkt, hdr, hdrlen);
     if (plen)
         memcpy(pkt + hdrlen, payload, plen);

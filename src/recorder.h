@@ -33,21 +33,21 @@ typedef struct recorder recorder_t;
 typedef struct rec_flow rec_flow_t;
 
 typedef struct recorder_opts {
-    const char *pcapng_path;      /* "-" = stdout */
+    const char *pcapng_path; /* "-" = stdout */
     const char *har_path;
-    const char *keylog_path;      /* NULL = none */
-    int upstream;                 /* record REC_UPSTREAM legs */
+    const char *keylog_path; /* NULL = none */
+    int upstream;            /* record REC_UPSTREAM legs */
     size_t max_body;
-    const char *filter;           /* -f: a pcap filter expression, or NULL. A flow is
-                                     recorded (packets, secrets, HAR entries) when one of
-                                     its client leg's synthesized handshake packets matches;
-                                     a UDP datagram when it matches */
+    const char *filter; /* -f: a pcap filter expression, or NULL. A flow is
+                           recorded (packets, secrets, HAR entries) when one of
+                           its client leg's synthesized handshake packets matches;
+                           a UDP datagram when it matches */
 } recorder_opts_t;
 
 typedef struct recorder_stats {
     uint64_t flows;
-    uint64_t requests;            /* HAR entries written */
-    uint64_t bytes;               /* bytes relayed, both directions, client side */
+    uint64_t requests; /* HAR entries written */
+    uint64_t bytes;    /* bytes relayed, both directions, client side */
     uint64_t packets;
 } recorder_stats_t;
 

@@ -23,8 +23,8 @@
 /* A process seen in the recording: its Darwin block and its totals. */
 typedef struct rec_proc {
     uint32_t pid;
-    int32_t dpeb;                 /* Darwin process block index, -1 if none */
-    unsigned flows_open;          /* flows that point at it: it is not dropped meanwhile */
+    int32_t dpeb;        /* Darwin process block index, -1 if none */
+    unsigned flows_open; /* flows that point at it: it is not dropped meanwhile */
     rec_proc_stats_t st;
 } rec_proc_t;
 
@@ -41,16 +41,16 @@ struct recorder {
     uint64_t live_flows;
     recorder_stats_t st;
     int har_err_logged;
-    struct bpf_program filter;    /* -f, compiled for raw IP, when has_filter */
+    struct bpf_program filter; /* -f, compiled for raw IP, when has_filter */
     int has_filter;
-    rec_proc_t **procs;           /* oldest first; each entry stays where it was made */
+    rec_proc_t **procs; /* oldest first; each entry stays where it was made */
     size_t nprocs;
     uint16_t udp_ip_id;
 };
 
 /* recorder.c: 1 when the raw IP packet hdr + payload matches -f (always without one). */
-int rec_filter_match(const recorder_t *r, const uint8_t *hdr, size_t hdrlen,
-                     const uint8_t *payload, size_t plen);
+int rec_filter_match(const recorder_t *r, const uint8_t *hdr, size_t hdrlen, const uint8_t *payload,
+                     size_t plen);
 
 /* rec_flow.c: whether -f records flow f: 1 yes, 0 no, -1 not decided yet (its client leg's
    addresses are not known). Decided once. */

@@ -49,8 +49,8 @@ int refresh_parse_date(const char *s, time_t *out)
                     mon = i;
         }
     }
-    if (day < 1 || day > 31 || mon < 0 || year < 1970 || hh < 0 || hh > 23 || mm < 0 ||
-        mm > 59 || ss < 0 || ss > 60)
+    if (day < 1 || day > 31 || mon < 0 || year < 1970 || hh < 0 || hh > 23 || mm < 0 || mm > 59 ||
+        ss < 0 || ss > 60)
         return -EINVAL;
     memset(&tm, 0, sizeof(tm));
     tm.tm_year = year - 1900;
@@ -108,8 +108,7 @@ int refresh_header(const char *name, const char *value, int64_t delta, char *out
             date[end - a] = '\0';
             if (!shift(date, delta, nd, sizeof(nd)))
                 return 0;
-            if (snprintf(out, outlen, "%.*s%s%s", (int)(a - value), value, nd, end) >=
-                (int)outlen)
+            if (snprintf(out, outlen, "%.*s%s%s", (int)(a - value), value, nd, end) >= (int)outlen)
                 return 0;
             return 1;
         }

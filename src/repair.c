@@ -72,7 +72,7 @@ static int repair_gz(const char *path, int quiet)
         log_error("repairing %s: cannot write %s: %s", path, tmp, strerror(errno));
         goto done;
     }
-    fd = -1;   /* out has it */
+    fd = -1; /* out has it */
     gzrewind(in);
     for (left = keep; left > 0;) {
         n = gzread(in, buf, left < sizeof(buf) ? (unsigned)left : (unsigned)sizeof(buf));
@@ -136,8 +136,9 @@ int repair_har_file(const char *path, int quiet)
         close(fd);
         return rc > 0 ? 0 : 1;
     }
-    if (ftruncate(fd, (off_t)keep) < 0 || pwrite(fd, tail, sizeof(tail) - 1, (off_t)keep) !=
-                                              (ssize_t)(sizeof(tail) - 1) || fsync(fd) < 0) {
+    if (ftruncate(fd, (off_t)keep) < 0 ||
+        pwrite(fd, tail, sizeof(tail) - 1, (off_t)keep) != (ssize_t)(sizeof(tail) - 1) ||
+        fsync(fd) < 0) {
         log_error("repairing %s: %s", path, strerror(errno));
         close(fd);
         return 1;

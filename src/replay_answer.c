@@ -12,7 +12,7 @@
 #include "replay_server.h"
 #include "replay_server_int.h"
 
-#define DELAY_MAX_MS 60000         /* --realtime never waits longer than this */
+#define DELAY_MAX_MS 60000 /* --realtime never waits longer than this */
 
 /* ---- the send queue (--realtime keeps recorded delays) ---------------------------------- */
 
@@ -310,8 +310,7 @@ static void raw_advance(rconn_t *c)
         }
         memcpy(p->bytes, ch->data, ch->len);
         p->len = ch->len;
-        if (c->srv->cfg.o->realtime && c->idx > 0 &&
-            ch->ts_usec > cv->chunks[c->idx - 1].ts_usec)
+        if (c->srv->cfg.o->realtime && c->idx > 0 && ch->ts_usec > cv->chunks[c->idx - 1].ts_usec)
             delay = (ch->ts_usec - cv->chunks[c->idx - 1].ts_usec) / 1000;
         c->idx++;
         rconn_pq_add(c, p, delay);

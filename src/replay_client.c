@@ -32,14 +32,14 @@ typedef struct job {
     crun_t *run;
     const replay_entry_t *e;
     conn_t c;
-    outleg_t leg;                  /* its recording and decoding */
+    outleg_t leg; /* its recording and decoding */
     nghttp2_session *h2;
     size_t body_sent;
-    http_exchange_t *got;          /* the new exchange (owned) */
+    http_exchange_t *got; /* the new exchange (owned) */
     char err[256];
     int done, closing, connected;
     uv_timer_t timer;
-    uv_getaddrinfo_t gai;          /* resolving the host (no recorded address) */
+    uv_getaddrinfo_t gai; /* resolving the host (no recorded address) */
     int resolving;
     int handles;
 } job_t;
@@ -51,7 +51,7 @@ struct crun {
     conn_env_t env;
     SSL_CTX *ctx;
     recorder_t *rec;
-    struct sockaddr_storage to;    /* --to */
+    struct sockaddr_storage to; /* --to */
     int have_to;
     size_t next, running, finished;
     size_t same, different, failed;
@@ -75,9 +75,8 @@ static void body_hash(const http_msg_t *m, char out[24])
 /* Headers that change on every response or belong to the connection. */
 static int volatile_header(const char *n)
 {
-    return !strcasecmp(n, "date") || !strcasecmp(n, "connection") ||
-           !strcasecmp(n, "keep-alive") || !strcasecmp(n, "transfer-encoding") ||
-           !strcasecmp(n, "age") || n[0] == ':';
+    return !strcasecmp(n, "date") || !strcasecmp(n, "connection") || !strcasecmp(n, "keep-alive") ||
+           !strcasecmp(n, "transfer-encoding") || !strcasecmp(n, "age") || n[0] == ':';
 }
 
 static int appendf(char *buf, size_t len, size_t *off, const char *fmt, ...)
@@ -106,7 +105,8 @@ static void now_hash(const replay_entry_t *e, const http_exchange_t *now, char o
     http_msg_t m;
 
     if (e->body_decoded && ce &&
-        content_decode(ce, now->resp.body, now->resp.body_len, 64u << 20, &dec, &dlen, &trunc) == 0) {
+        content_decode(ce, now->resp.body, now->resp.body_len, 64u << 20, &dec, &dlen, &trunc) ==
+            0) {
         memset(&m, 0, sizeof(m));
         m.body = dec;
         m.body_len = dlen;
@@ -127,8 +127,7 @@ static int compare(const replay_entry_t *e, const http_exchange_t *now, char *ou
 
     out[0] = '\0';
     if (was->status != now->status) {
-        appendf(out, len, &off, "%sstatus %d -> %d", diffs++ ? "; " : "", was->status,
-                now->status);
+        appendf(out, len, &off, "%sstatus %d -> %d", diffs++ ? "; " : "", was->status, now->status);
     }
     for (size_t i = 0; i < was->resp.nheaders; i++) {
         const char *n = was->resp.headers[i].name, *v2;
@@ -168,7 +167,9 @@ static void report(job_t *j)
     if (!j->got || !j->got->status) {
         r->failed++;
         log_line(stdout, "[%zu] %s %s: FAILED: %s", e->index, e->ex->method, e->url,
-                 j->err[0] ? j->err : j->got && j->got->error ? j->got->error : "no response");
+                 j->err[0]                 ? j->err
+                 : j->got && j->got->error ? j->got->error
+                                           : "no response");
     } else if (compare(e, j->got, diff, sizeof(diff))) {
         r->different++;
         log_line(stdout, "[%zu] %s %s: DIFFERENT: %s", e->index, e->ex->method, e->url, diff);
@@ -223,7 +224,7 @@ static void job_end(job_t *j, const char *err)
         j->done = 1;
         report(j);
     }
-    if (j->resolving)   /* gai_cb still runs, with UV_EAI_CANCELED if it was not started */
+    if (j->resolving) /* gai_cb still runs, with UV_EAI_CANCELED if it was not started */
         uv_cancel((uv_req_t *)&j->gai);
     uv_close((uv_handle_t *)&j->timer, timer_closed);
     conn_close(&j->c, 0);
@@ -289,8 +290,7 @@ static void send_h1(job_t *j)
     appendf(b, cap, &off, "%s %s HTTP/1.1\r\nHost: %s\r\n", ex->method, j->e->target, host);
     for (size_t i = 0; i < ex->req.nheaders; i++)
         if (!outleg_skip_header(ex->req.headers[i].name))
-            appendf(b, cap, &off, "%s: %s\r\n", ex->req.headers[i].name,
-                    ex->req.headers[i].value);
+            appendf(b, cap, &off, "%s: %s\r\n", ex->req.headers[i].name, ex->req.headers[i].value);
     if (ex->req.body_len || !strcmp(ex->method, "POST") || !strcmp(ex->method, "PUT"))
         appendf(b, cap, &off, "Content-Length: %zu\r\n", ex->req.body_len);
     appendf(b, cap, &off, "Connection: close\r\n\r\n");
@@ -302,7 +302,8 @@ static void send_h1(job_t *j)
     free(b);
 }
 
-/* ---- HTTP/2 client ---------------------------------------------------------------------------- */
+/* ---- HTTP/2 client ----------------------------------------------------------------------------
+ */
 
 static void h2_flush(job_t *j)
 {
@@ -392,7 +393,8 @@ static void send_h2(job_t *j)
     h2_flush(j);
 }
 
-/* ---- connection callbacks ---------------------------------------------------------------------- */
+/* ---- connection callbacks ----------------------------------------------------------------------
+ */
 
 static void start_request(job_t *j, const char *alpn)
 {
@@ -417,9 +419,9 @@ static void on_handshake(conn_t *c, int status)
     if (status < 0) {
         char buf[256];
         long v = SSL_get_verify_result(c->ssl);
-        snprintf(j->err, sizeof(j->err), "TLS handshake failed%s%s",
-                 v != X509_V_OK ? ": " : "", v != X509_V_OK ? X509_verify_cert_error_string(v)
-                                                             : log_ssl_errors(buf, sizeof(buf)));
+        snprintf(j->err, sizeof(j->err), "TLS handshake failed%s%s", v != X509_V_OK ? ": " : "",
+                 v != X509_V_OK ? X509_verify_cert_error_string(v)
+                                : log_ssl_errors(buf, sizeof(buf)));
         job_end(j, NULL);
         return;
     }
@@ -541,7 +543,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         }
     }
     uv_freeaddrinfo(res);
-    job_maybe_free(j);   /* the reference the lookup held */
+    job_maybe_free(j); /* the reference the lookup held */
 }
 
 /* Sends entry e to --to, else to its recorded server address, else to its host name, looked
@@ -608,7 +610,7 @@ int replay_client_run(const replay_options_t *o, const replaydb_t *db)
     memset(&r, 0, sizeof(r));
     r.o = o;
     r.db = db;
-    if (o->to) {   /* (replay_options_parse checked it) */
+    if (o->to) { /* (replay_options_parse checked it) */
         replay_parse_to(o->to, &r.to);
         r.have_to = 1;
     }
@@ -643,7 +645,8 @@ int replay_client_run(const replay_options_t *o, const replaydb_t *db)
         log_error("could not write the new recording completely");
         status = 1;
     }
-    fprintf(stderr, "mitmreplay: client replay of %zu %s: %zu same, %zu different, "
+    fprintf(stderr,
+            "mitmreplay: client replay of %zu %s: %zu same, %zu different, "
             "%zu failed%s%s%s%s\n",
             db->nentries, mr_plural(db->nentries, "request", "requests"), r.same, r.different,
             r.failed, r.rec ? "; wrote " : "", r.rec ? o->out_path : "", r.rec ? " and " : "",

@@ -18,9 +18,9 @@ typedef struct rconn rconn_t;
 /* A request as a protocol decoded it; everything borrowed for the call. */
 typedef struct rreq {
     const char *method;
-    const char *target;            /* origin-form */
-    const char *authority;         /* Host or :authority, NULL when absent */
-    const http_msg_t *msg;         /* headers (no pseudo-headers) and body */
+    const char *target;    /* origin-form */
+    const char *authority; /* Host or :authority, NULL when absent */
+    const http_msg_t *msg; /* headers (no pseudo-headers) and body */
     int http2;
 } rreq_t;
 
@@ -30,11 +30,11 @@ typedef struct rresp {
     char reason[64];
     http_header_t *headers;
     size_t nheaders, cap;
-    const uint8_t *body;           /* borrowed from the recording, or owned_body */
+    const uint8_t *body; /* borrowed from the recording, or owned_body */
     size_t len;
     uint8_t *owned_body;
-    int no_body;                   /* HEAD, 204, 304 */
-    int chunked;                   /* HTTP/1: recorded with chunked transfer coding */
+    int no_body; /* HEAD, 204, 304 */
+    int chunked; /* HTTP/1: recorded with chunked transfer coding */
 } rresp_t;
 
 void rresp_free(rresp_t *r);

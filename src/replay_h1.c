@@ -11,8 +11,8 @@
 
 /* The server side of HTTP/1.x on a replayed connection, over http-parser. */
 
-#define REQ_BODY_MAX (16u << 20)   /* request bodies kept for matching */
-#define HDR_PART_MAX (64u * 1024)  /* one header name or value, or the target */
+#define REQ_BODY_MAX (16u << 20)  /* request bodies kept for matching */
+#define HDR_PART_MAX (64u * 1024) /* one header name or value, or the target */
 
 struct rh1 {
     rconn_t *c;
@@ -23,7 +23,7 @@ struct rh1 {
     char *hf, *hv;
     size_t hf_len, hv_len;
     int in_value;
-    int close;                     /* the last request asked for the connection to end */
+    int close; /* the last request asked for the connection to end */
 };
 
 static void req_clear(http_msg_t *m)
@@ -116,8 +116,8 @@ static int h1_complete(http_parser *hp)
     rq.method = http_method_str((enum http_method)hp->method);
     rq.authority = http_msg_header(&c->req, "host");
     /* absolute-form: its path, and its host when there is no Host header */
-    if (c->url && har_url_split(c->url, scheme, sizeof(scheme), host, sizeof(host), &port,
-                                &path) == 0 &&
+    if (c->url &&
+        har_url_split(c->url, scheme, sizeof(scheme), host, sizeof(host), &port, &path) == 0 &&
         !rq.authority)
         rq.authority = host;
     rq.target = path;
@@ -158,7 +158,7 @@ int rh1_feed(rh1_t *h, const uint8_t *data, size_t len)
     size_t n = http_parser_execute(&h->hp, h1_settings(), (const char *)data, len);
 
     if (h->hp.upgrade)
-        return 0;   /* the bytes after an upgrade are not ours to answer */
+        return 0; /* the bytes after an upgrade are not ours to answer */
     if (n != len || HTTP_PARSER_ERRNO(&h->hp) != HPE_OK)
         return -EBADMSG;
     return 0;

@@ -230,9 +230,9 @@ void rh2_respond(rh2_t *h, int32_t id, rresp_t *resp)
         for (char *p = resp->headers[i].name; *p; p++)
             if (*p >= 'A' && *p <= 'Z')
                 *p = (char)(*p + 32);
-        nv[n++] = (nghttp2_nv){(uint8_t *)resp->headers[i].name,
-                               (uint8_t *)resp->headers[i].value, strlen(resp->headers[i].name),
-                               strlen(resp->headers[i].value), NGHTTP2_NV_FLAG_NONE};
+        nv[n++] = (nghttp2_nv){(uint8_t *)resp->headers[i].name, (uint8_t *)resp->headers[i].value,
+                               strlen(resp->headers[i].name), strlen(resp->headers[i].value),
+                               NGHTTP2_NV_FLAG_NONE};
     }
     dp.source.ptr = s;
     dp.read_callback = read_body;
@@ -249,8 +249,7 @@ void rh2_reset(rh2_t *h, int32_t id)
 
 int rh2_done(const rh2_t *h)
 {
-    return h->failed ||
-           (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s));
+    return h->failed || (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s));
 }
 
 void rh2_free(rh2_t *h)

@@ -71,47 +71,48 @@ static const struct option long_opts[] = {
 
 void replay_options_usage(FILE *f)
 {
-    fputs("Usage: mitmreplay RECORDING [options] -- COMMAND [ARGS...]   (server replay for a command)\n"
-          "       mitmreplay RECORDING -p SPEC [--cgroup PATH] [options] (running processes)\n"
-          "       mitmreplay --client RECORDING [-o NEW.pcapng] [--har NEW.har] [--to HOST:PORT]\n"
-          "Serves what RECORDING (a pcapng or pcap with TLS secrets, or a HAR) recorded to the\n"
-          "programs that connect, with no network: TLS is answered with forged certificates,\n"
-          "HTTP/1.1 and HTTP/2 from the recorded responses, DNS from the recorded answers,\n"
-          "other TCP as the recorded conversation. Exits with COMMAND's status.\n"
-          "\n"
-          "  -p, --process SPEC        replay for processes by NAME, PID, !NAME or !PID (until\n"
-          "                            SIGINT; needs root and eBPF)\n"
-          "      --cgroup PATH         only processes in this cgroup v2 subtree\n"
-          "      --strict              exit non-zero when a request had no recorded response\n"
-          "      --ignore-param NAME   leave the query parameter NAME out of matching (repeatable)\n"
-          "      --ignore-payload-param NAME  the same for a form body's parameter\n"
-          "      --ignore-body         bodies do not count when matching\n"
-          "      --ignore-host         the host does not count\n"
-          "      --ignore-port         the port does not count\n"
-          "      --use-header NAME     the header NAME counts (repeatable; others do not)\n"
-          "      --no-reuse            each recorded response answers once\n"
-          "      --unmatched WHAT      404 (default; the body says what failed to match), 502,\n"
-          "                            kill (reset the connection) or passthrough (go upstream)\n"
-          "      --record-new FILE     with passthrough: record those flows to FILE.pcapng (+.har)\n"
-          "      --no-refresh          keep Date, Expires, Last-Modified, cookie expiry as recorded\n"
-          "      --realtime            keep the recorded delays (default: as fast as possible)\n"
-          "      --report FILE         FILE.xml: JUnit XML, FILE.json: JSON (repeatable)\n"
-          "      --keylog FILE         TLS secrets for a capture that has none inside\n"
-          "      --ca FILE             CA key and certificate (default ~/.mitmrec/mitmrec-ca.pem)\n"
-          "      --cacert FILE         trust FILE for upstream servers (client, passthrough)\n"
-          "  -k, --insecure            do not verify upstream certificates\n"
-          "Client replay:\n"
-          "      --client              send RECORDING's requests again and compare the responses\n"
-          "  -o, --output FILE         record the new run to FILE.pcapng (and FILE.har)\n"
-          "  -w FILE                   the same as -o\n"
-          "      --har FILE            the new run's HAR\n"
-          "      --to HOST:PORT        send every request there instead of its server\n"
-          "      --concurrency N       requests in flight at once (default 1)\n"
-          "  -q, --quiet               only errors and differences on stderr\n"
-          "  -v, --verbose             log every request (-vv: and every connection)\n"
-          "  -h, --help                this text\n"
-          "  -V, --version             print the version\n",
-          f);
+    fputs(
+        "Usage: mitmreplay RECORDING [options] -- COMMAND [ARGS...]  (replay for a command)\n"
+        "       mitmreplay RECORDING -p SPEC [--cgroup PATH] [options] (running processes)\n"
+        "       mitmreplay --client RECORDING [-o NEW.pcapng] [--har NEW.har] [--to HOST:PORT]\n"
+        "Serves what RECORDING (a pcapng or pcap with TLS secrets, or a HAR) recorded to the\n"
+        "programs that connect, with no network: TLS is answered with forged certificates,\n"
+        "HTTP/1.1 and HTTP/2 from the recorded responses, DNS from the recorded answers,\n"
+        "other TCP as the recorded conversation. Exits with COMMAND's status.\n"
+        "\n"
+        "  -p, --process SPEC        replay for processes by NAME, PID, !NAME or !PID (until\n"
+        "                            SIGINT; needs root and eBPF)\n"
+        "      --cgroup PATH         only processes in this cgroup v2 subtree\n"
+        "      --strict              exit non-zero when a request had no recorded response\n"
+        "      --ignore-param NAME   leave the query parameter NAME out of matching (repeatable)\n"
+        "      --ignore-payload-param NAME  the same for a form body's parameter\n"
+        "      --ignore-body         bodies do not count when matching\n"
+        "      --ignore-host         the host does not count\n"
+        "      --ignore-port         the port does not count\n"
+        "      --use-header NAME     the header NAME counts (repeatable; others do not)\n"
+        "      --no-reuse            each recorded response answers once\n"
+        "      --unmatched WHAT      404 (default; the body says what failed to match), 502,\n"
+        "                            kill (reset the connection) or passthrough (go upstream)\n"
+        "      --record-new FILE     with passthrough: record those flows to FILE.pcapng (+.har)\n"
+        "      --no-refresh          keep Date, Expires, Last-Modified, cookie expiry as recorded\n"
+        "      --realtime            keep the recorded delays (default: as fast as possible)\n"
+        "      --report FILE         FILE.xml: JUnit XML, FILE.json: JSON (repeatable)\n"
+        "      --keylog FILE         TLS secrets for a capture that has none inside\n"
+        "      --ca FILE             CA key and certificate (default ~/.mitmrec/mitmrec-ca.pem)\n"
+        "      --cacert FILE         trust FILE for upstream servers (client, passthrough)\n"
+        "  -k, --insecure            do not verify upstream certificates\n"
+        "Client replay:\n"
+        "      --client              send RECORDING's requests again and compare the responses\n"
+        "  -o, --output FILE         record the new run to FILE.pcapng (and FILE.har)\n"
+        "  -w FILE                   the same as -o\n"
+        "      --har FILE            the new run's HAR\n"
+        "      --to HOST:PORT        send every request there instead of its server\n"
+        "      --concurrency N       requests in flight at once (default 1)\n"
+        "  -q, --quiet               only errors and differences on stderr\n"
+        "  -v, --verbose             log every request (-vv: and every connection)\n"
+        "  -h, --help                this text\n"
+        "  -V, --version             print the version\n",
+        f);
 }
 
 static int add_list(const char **list, size_t *n, const char *v, const char *opt, char *err,
@@ -144,8 +145,8 @@ static int parse_process_specs(replay_options_t *o, const char *arg, char *err, 
             len--;
         }
         if (len == 0 || len >= sizeof(r.name) || memchr(s, '/', len)) {
-            snprintf(err, errlen, "invalid -p '%.*s': expected NAME, PID, !NAME or !PID",
-                     (int)n, p);
+            snprintf(err, errlen, "invalid -p '%.*s': expected NAME, PID, !NAME or !PID", (int)n,
+                     p);
             return -EINVAL;
         }
         memcpy(r.name, s, len);
@@ -253,11 +254,19 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
     while ((c = getopt_long(nargs, argv, ":o:w:p:kqvhV", long_opts, NULL)) != -1) {
         rc = 0;
         switch (c) {
-        case OPT_CLIENT: o->mode = REPLAY_CLIENT; break;
+        case OPT_CLIENT:
+            o->mode = REPLAY_CLIENT;
+            break;
         case 'o':
-        case 'w': o->out_path = optarg; break;   /* -w: tcpdump's and mitmdump's name */
-        case OPT_HAR: o->har_path = optarg; break;
-        case OPT_TO: o->to = optarg; break;
+        case 'w':
+            o->out_path = optarg;
+            break; /* -w: tcpdump's and mitmdump's name */
+        case OPT_HAR:
+            o->har_path = optarg;
+            break;
+        case OPT_TO:
+            o->to = optarg;
+            break;
         case OPT_CONCURRENCY:
             v = strtol(optarg, &end, 10);
             if (*end || v < 1 || v > 1024) {
@@ -266,9 +275,15 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
             }
             o->concurrency = (int)v;
             break;
-        case 'p': rc = parse_process_specs(o, optarg, err, errlen); break;
-        case OPT_CGROUP: o->cgroup = optarg; break;
-        case OPT_STRICT: o->strict = 1; break;
+        case 'p':
+            rc = parse_process_specs(o, optarg, err, errlen);
+            break;
+        case OPT_CGROUP:
+            o->cgroup = optarg;
+            break;
+        case OPT_STRICT:
+            o->strict = 1;
+            break;
         case OPT_IGNORE_PARAM:
             rc = add_list(o->ignore_params, &o->nignore_params, optarg, "--ignore-param", err,
                           errlen);
@@ -280,10 +295,18 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
         case OPT_USE_HEADER:
             rc = add_list(o->use_headers, &o->nuse_headers, optarg, "--use-header", err, errlen);
             break;
-        case OPT_IGNORE_BODY: o->ignore_body = 1; break;
-        case OPT_IGNORE_HOST: o->ignore_host = 1; break;
-        case OPT_IGNORE_PORT: o->ignore_port = 1; break;
-        case OPT_NO_REUSE: o->no_reuse = 1; break;
+        case OPT_IGNORE_BODY:
+            o->ignore_body = 1;
+            break;
+        case OPT_IGNORE_HOST:
+            o->ignore_host = 1;
+            break;
+        case OPT_IGNORE_PORT:
+            o->ignore_port = 1;
+            break;
+        case OPT_NO_REUSE:
+            o->no_reuse = 1;
+            break;
         case OPT_UNMATCHED:
             if (!strcmp(optarg, "404"))
                 o->unmatched = UNMATCHED_404;
@@ -294,37 +317,61 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
             else if (!strcmp(optarg, "passthrough"))
                 o->unmatched = UNMATCHED_PASSTHROUGH;
             else {
-                snprintf(err, errlen, "invalid --unmatched '%s': expected 404, 502, kill or "
-                         "passthrough", optarg);
+                snprintf(err, errlen,
+                         "invalid --unmatched '%s': expected 404, 502, kill or "
+                         "passthrough",
+                         optarg);
                 return -EINVAL;
             }
             break;
-        case OPT_RECORD_NEW: o->record_new = optarg; break;
-        case OPT_NO_REFRESH: o->no_refresh = 1; break;
-        case OPT_REALTIME: o->realtime = 1; break;
+        case OPT_RECORD_NEW:
+            o->record_new = optarg;
+            break;
+        case OPT_NO_REFRESH:
+            o->no_refresh = 1;
+            break;
+        case OPT_REALTIME:
+            o->realtime = 1;
+            break;
         case OPT_REPORT:
             if (ends_with(optarg, ".xml")) {
                 o->report_xml = optarg;
             } else if (ends_with(optarg, ".json")) {
                 o->report_json = optarg;
             } else {
-                snprintf(err, errlen, "invalid --report '%s': the name must end in .xml (JUnit) "
-                         "or .json", optarg);
+                snprintf(err, errlen,
+                         "invalid --report '%s': the name must end in .xml (JUnit) "
+                         "or .json",
+                         optarg);
                 return -EINVAL;
             }
             break;
-        case OPT_KEYLOG: o->keylog_path = optarg; break;
-        case OPT_CA: o->ca_file = optarg; break;
+        case OPT_KEYLOG:
+            o->keylog_path = optarg;
+            break;
+        case OPT_CA:
+            o->ca_file = optarg;
+            break;
         case OPT_CACERT:
             rc = add_list(o->cacerts, &o->ncacerts, optarg, "--cacert", err, errlen);
             break;
         case 'k':
-        case OPT_INSECURE: o->insecure = 1; break;
-        case 'q': o->quiet = 1; break;
-        case 'v': o->verbose++; break;
-        case 'h': replay_options_usage(stdout); return 1;
-        case 'V': printf("mitmreplay %s\n", PACKAGE_VERSION); return 1;
-        default:   /* ':' or '?' */
+        case OPT_INSECURE:
+            o->insecure = 1;
+            break;
+        case 'q':
+            o->quiet = 1;
+            break;
+        case 'v':
+            o->verbose++;
+            break;
+        case 'h':
+            replay_options_usage(stdout);
+            return 1;
+        case 'V':
+            printf("mitmreplay %s\n", PACKAGE_VERSION);
+            return 1;
+        default: /* ':' or '?' */
             options_getopt_error(c, argv, err, errlen);
             return -EINVAL;
         }
@@ -354,8 +401,10 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
         if (o->to) {
             struct sockaddr_storage ss;
             if (replay_parse_to(o->to, &ss) < 0) {
-                snprintf(err, errlen, "invalid --to '%s': expected ADDRESS:PORT (127.0.0.1:8443, "
-                         "[::1]:8443, localhost:8443)", o->to);
+                snprintf(err, errlen,
+                         "invalid --to '%s': expected ADDRESS:PORT (127.0.0.1:8443, "
+                         "[::1]:8443, localhost:8443)",
+                         o->to);
                 return -EINVAL;
             }
         }
@@ -379,12 +428,14 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
     else if (o->nrules)
         o->mode = REPLAY_ATTACH;
     else {
-        snprintf(err, errlen, "nothing to replay for: give -- COMMAND, -p NAME or --client "
+        snprintf(err, errlen,
+                 "nothing to replay for: give -- COMMAND, -p NAME or --client "
                  "(see --help)");
         return -EINVAL;
     }
     if (o->record_new && o->unmatched != UNMATCHED_PASSTHROUGH) {
-        snprintf(err, errlen, "--record-new records passthrough flows: give --unmatched "
+        snprintf(err, errlen,
+                 "--record-new records passthrough flows: give --unmatched "
                  "passthrough too");
         return -EINVAL;
     }

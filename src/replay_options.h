@@ -9,9 +9,9 @@
 #include "redirect.h"
 
 enum replay_mode {
-    REPLAY_SPAWN,      /* RECORDING -- COMMAND: server replay for a command */
-    REPLAY_ATTACH,     /* RECORDING -p SPEC: server replay for running processes */
-    REPLAY_CLIENT,     /* --client RECORDING: send the recorded requests again */
+    REPLAY_SPAWN,  /* RECORDING -- COMMAND: server replay for a command */
+    REPLAY_ATTACH, /* RECORDING -p SPEC: server replay for running processes */
+    REPLAY_CLIENT, /* --client RECORDING: send the recorded requests again */
 };
 
 enum replay_unmatched {
@@ -21,15 +21,15 @@ enum replay_unmatched {
     UNMATCHED_PASSTHROUGH,
 };
 
-#define REPLAY_MAX_LIST 64   /* names per repeatable option */
+#define REPLAY_MAX_LIST 64 /* names per repeatable option */
 
 /* mitmreplay's command line. Strings point into argv (borrowed) unless noted. */
 typedef struct replay_options {
     enum replay_mode mode;
     const char *recording;
-    const char *keylog_path;              /* --keylog: secrets for a foreign capture */
-    char **command;                       /* after "--" */
-    redirect_rule_t *rules;               /* -p; owned */
+    const char *keylog_path; /* --keylog: secrets for a foreign capture */
+    char **command;          /* after "--" */
+    redirect_rule_t *rules;  /* -p; owned */
     size_t nrules;
     const char *cgroup;
     /* matching */
@@ -41,8 +41,8 @@ typedef struct replay_options {
     size_t nuse_headers;
     int ignore_body, ignore_host, ignore_port, no_reuse;
     enum replay_unmatched unmatched;
-    const char *record_new;               /* --record-new FILE.pcapng (passthrough flows) */
-    char *record_new_har;                 /* and the HAR beside it (paths_har_for) */
+    const char *record_new; /* --record-new FILE.pcapng (passthrough flows) */
+    char *record_new_har;   /* and the HAR beside it (paths_har_for) */
     int no_refresh;
     int realtime;
     int strict;
@@ -53,10 +53,10 @@ typedef struct replay_options {
     size_t ncacerts;
     int insecure;
     /* client replay */
-    const char *out_path;                 /* -o NEW.pcapng */
-    const char *har_path;                 /* --har NEW.har */
-    char *out_har;                        /* the HAR -o writes: har_path, or one beside it */
-    const char *to;                       /* --to HOST:PORT */
+    const char *out_path; /* -o NEW.pcapng */
+    const char *har_path; /* --har NEW.har */
+    char *out_har;        /* the HAR -o writes: har_path, or one beside it */
+    const char *to;       /* --to HOST:PORT */
     int concurrency;
     int quiet, verbose;
 } replay_options_t;

@@ -17,20 +17,20 @@
 
 typedef struct pass {
     struct pass *next;
-    rconn_t *rc;                   /* NULL once the client connection went away */
+    rconn_t *rc; /* NULL once the client connection went away */
     int32_t stream;
     char method[32];
     char host[256];
     char scheme[8];
     uint16_t port;
     int tls;
-    uint8_t *req;                  /* the request, serialized */
+    uint8_t *req; /* the request, serialized */
     size_t req_len;
     SSL_CTX *ctx;
     recorder_t *rec;
     conn_t c;
     conn_env_t *env;
-    outleg_t leg;                  /* its recording and decoding */
+    outleg_t leg; /* its recording and decoding */
     http_exchange_t *got;
     uv_timer_t timer;
     int handles, closing;
@@ -139,7 +139,8 @@ static void on_handshake(conn_t *c, int status)
     if (status < 0) {
         long v = SSL_get_verify_result(c->ssl);
         snprintf(p->err, sizeof(p->err), "TLS handshake with the upstream server failed%s%s",
-                 v != X509_V_OK ? ": " : "", v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+                 v != X509_V_OK ? ": " : "",
+                 v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
         end_soon(p, NULL);
         return;
     }
@@ -160,8 +161,8 @@ static void on_connect(conn_t *c, int status)
     conn_start(c);
     if (p->tls) {
         const char *why;
-        if (outleg_start_tls(&p->leg, c, p->ctx, p->host, 1,
-                             (const unsigned char *)"\x08http/1.1", 9, &why) < 0)
+        if (outleg_start_tls(&p->leg, c, p->ctx, p->host, 1, (const unsigned char *)"\x08http/1.1",
+                             9, &why) < 0)
             end_soon(p, why);
         return;
     }

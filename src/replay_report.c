@@ -10,7 +10,7 @@
 
 #include "errors.h"
 
-#define REPORT_MAX (1u << 20)   /* requests kept; later ones are only counted */
+#define REPORT_MAX (1u << 20) /* requests kept; later ones are only counted */
 
 typedef struct item {
     char *method, *url, *process, *why, *action;
@@ -139,7 +139,8 @@ void replay_report_summary(const replay_report_t *r, FILE *f, int strict)
 {
     size_t total = r->n + r->dropped;
 
-    fprintf(f, "mitmreplay: %zu %s, %zu replayed, %zu unmatched; %zu TCP %s; %zu DNS %s "
+    fprintf(f,
+            "mitmreplay: %zu %s, %zu replayed, %zu unmatched; %zu TCP %s; %zu DNS %s "
             "(%zu %s unknown)\n",
             total, mr_plural(total, "request", "requests"), total - r->unmatched, r->unmatched,
             r->nconvs, mr_plural(r->nconvs, "conversation", "conversations"), r->dns_answered,
@@ -160,10 +161,18 @@ static void xml_escape(FILE *f, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
         default:
             if ((unsigned char)*s >= 0x20 || *s == '\t' || *s == '\n')
                 fputc(*s, f);
@@ -198,8 +207,8 @@ int replay_report_write_junit(const replay_report_t *r, FILE *f, const char *pat
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     fprintf(f, "  <testsuite name=\"mitmreplay ");
     xml_escape(f, recording);
-    fprintf(f, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"0\">\n",
-            r->n + r->nconvs, failures);
+    fprintf(f, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"0\">\n", r->n + r->nconvs,
+            failures);
     for (size_t i = 0; i < r->n; i++) {
         const item_t *it = &r->items[i];
         fprintf(f, "    <testcase classname=\"%s\" name=\"", it->http2 ? "http2" : "http");

@@ -18,14 +18,14 @@ typedef struct replay_report replay_report_t;
 typedef struct report_request {
     const char *method;
     const char *url;
-    const char *process;          /* "" when unknown */
+    const char *process; /* "" when unknown */
     uint32_t pid;
     int http2;
-    long entry;                   /* the recorded entry that answered, -1 when unmatched */
-    int status;                   /* what was sent (0: the connection was reset) */
-    const char *why;              /* unmatched: what failed to match; else NULL */
-    const char *action;           /* "replayed", "404", "502", "kill", "passthrough" */
-    double ms;                    /* from the request's end to the response */
+    long entry;         /* the recorded entry that answered, -1 when unmatched */
+    int status;         /* what was sent (0: the connection was reset) */
+    const char *why;    /* unmatched: what failed to match; else NULL */
+    const char *action; /* "replayed", "404", "502", "kill", "passthrough" */
+    double ms;          /* from the request's end to the response */
 } report_request_t;
 
 replay_report_t *replay_report_new(void);

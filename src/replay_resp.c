@@ -40,21 +40,36 @@ static int resp_add(rresp_t *r, const char *name, const char *value)
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "";
     }
 }
 
@@ -81,8 +96,8 @@ rresp_t *rresp_from_entry(const replay_entry_t *e, const char *method, int refre
              ex->reason && *ex->reason ? ex->reason : reason_of(ex->status));
     r->body = ex->resp.body;
     r->len = ex->resp.body_len;
-    r->no_body = !strcmp(method, "HEAD") || ex->status == 204 || ex->status == 304 ||
-                 ex->status < 200;
+    r->no_body =
+        !strcmp(method, "HEAD") || ex->status == 204 || ex->status == 304 || ex->status < 200;
     if (refresh) {
         uint64_t rec = ex->t_resp_start ? ex->t_resp_start : ex->t_req_start;
         if (rec)
@@ -172,4 +187,3 @@ uint8_t *rresp_h1(const rresp_t *r, int close, size_t *len)
     *len = off;
     return b;
 }
-

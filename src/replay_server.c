@@ -21,7 +21,7 @@
 
 static int looks_http1(const uint8_t *d, size_t len)
 {
-    static const char *const methods[] = {"GET ", "POST ", "PUT ", "HEAD ", "DELETE ",
+    static const char *const methods[] = {"GET ",     "POST ",  "PUT ",   "HEAD ",   "DELETE ",
                                           "OPTIONS ", "PATCH ", "TRACE ", "CONNECT "};
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         size_t n = strlen(methods[i]);
@@ -108,8 +108,7 @@ static void on_handshake(conn_t *cn, int status)
     unsigned int alen = 0;
 
     if (status < 0) {
-        log_info("TLS handshake with a client of %s failed (does it trust the CA?)",
-                 c->orig_at);
+        log_info("TLS handshake with a client of %s failed (does it trust the CA?)", c->orig_at);
         rconn_finish(c);
         conn_close(&c->c, 0);
         return;
@@ -463,7 +462,7 @@ fail:
         uv_close((uv_handle_t *)&s->tl[i], listener_closed);
     for (int i = 0; i < s->nul; i++)
         uv_close((uv_handle_t *)&s->ul[i], listener_closed);
-    *out = s;   /* freed by the caller after the loop ran the close callbacks */
+    *out = s; /* freed by the caller after the loop ran the close callbacks */
     return rc;
 }
 

@@ -31,12 +31,12 @@ typedef int (*replay_lookup_fn)(void *opaque, const struct sockaddr *peer,
 typedef struct replay_server_cfg {
     uv_loop_t *loop;
     const replay_options_t *o;
-    replaydb_t *db;                /* the conversations' use marks change */
+    replaydb_t *db; /* the conversations' use marks change */
     match_t *match;
     ca_t *ca;
-    SSL_CTX *server_ctx;           /* client-facing TLS */
-    SSL_CTX *client_ctx;           /* passthrough upstream TLS, NULL without passthrough */
-    recorder_t *rec_new;           /* --record-new, or NULL */
+    SSL_CTX *server_ctx; /* client-facing TLS */
+    SSL_CTX *client_ctx; /* passthrough upstream TLS, NULL without passthrough */
+    recorder_t *rec_new; /* --record-new, or NULL */
     replay_report_t *report;
     replay_lookup_fn lookup_tcp, lookup_udp;
     void *lookup_opaque;           /* may be set later with replay_server_set_lookup */

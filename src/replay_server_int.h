@@ -27,13 +27,13 @@ enum { P_DETECT, P_TLS, P_H1, P_H2, P_RAW, P_DONE };
 /* Something to send once its time has come (--realtime), in order. */
 typedef struct pending {
     struct pending *next;
-    uint64_t due;                  /* uv_now() milliseconds */
-    uint8_t *bytes;                /* HTTP/1 or raw bytes */
+    uint64_t due;   /* uv_now() milliseconds */
+    uint8_t *bytes; /* HTTP/1 or raw bytes */
     size_t len;
-    int32_t stream;                /* HTTP/2: respond on it with resp */
+    int32_t stream; /* HTTP/2: respond on it with resp */
     rresp_t *resp;
-    int shut;                      /* then send our FIN */
-    int reset;                     /* then reset the connection */
+    int shut;  /* then send our FIN */
+    int reset; /* then reset the connection */
 } pending_t;
 
 struct rconn {
@@ -43,7 +43,7 @@ struct rconn {
     struct sockaddr_storage orig;
     char orig_ip[64];
     uint16_t orig_port;
-    char orig_at[80];   /* "ip:port", "[ip]:port" for IPv6, for messages */
+    char orig_at[80]; /* "ip:port", "[ip]:port" for IPv6, for messages */
     procinfo_t pi;
     int proto;
     int tls;
@@ -56,7 +56,7 @@ struct rconn {
     rh1_t *h1;
     /* HTTP/2 */
     rh2_t *h2;
-    struct pass *passes;           /* --unmatched passthrough fetches (replay_pass.c) */
+    struct pass *passes; /* --unmatched passthrough fetches (replay_pass.c) */
     /* raw */
     replay_conv_t *conv;
     size_t idx, got;

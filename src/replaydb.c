@@ -19,8 +19,8 @@
 #include "log.h"
 #include "replaydb.h"
 
-#define HAR_MAX (512u << 20)       /* a larger HAR is refused */
-#define DB_MAX_ITEMS (1u << 20)    /* entries, conversations, DNS answers, names */
+#define HAR_MAX (512u << 20)    /* a larger HAR is refused */
+#define DB_MAX_ITEMS (1u << 20) /* entries, conversations, DNS answers, names */
 
 /* Appends one zeroed element to a growable array; NULL on ENOMEM or past the bound. */
 static void *grow(void **arr, size_t *n, size_t size)
@@ -29,7 +29,7 @@ static void *grow(void **arr, size_t *n, size_t size)
 
     if (*n >= DB_MAX_ITEMS)
         return NULL;
-    if ((*n & (*n - 1)) == 0) {   /* capacity doubles at powers of two */
+    if ((*n & (*n - 1)) == 0) { /* capacity doubles at powers of two */
         size_t cap = *n ? *n * 2 : 16;
         if (cap < 16)
             cap = 16;
@@ -69,7 +69,7 @@ static void add_name(replaydb_t *db, const char *name, int family, const void *a
     unsigned char tmp[16];
 
     if (!name[0] || inet_pton(AF_INET, name, tmp) == 1 || inet_pton(AF_INET6, name, tmp) == 1)
-        return;   /* an address literal needs no name */
+        return; /* an address literal needs no name */
     for (size_t i = 0; i < db->nnames; i++)
         if (!strcasecmp(db->names[i].name, name) && db->names[i].family == family &&
             !memcmp(db->names[i].addr, addr, family == AF_INET ? 4 : 16))
@@ -158,7 +158,7 @@ static void cap_exchange(void *opaque, const capture_conn_t *c, http_exchange_t 
         return;
     }
     e->ex = ex;
-    e->index = (size_t)(uintptr_t)ex->user;   /* sorted into request order below */
+    e->index = (size_t)(uintptr_t)ex->user; /* sorted into request order below */
     snprintf(e->scheme, sizeof(e->scheme), "%s", c->scheme);
     snprintf(e->host, sizeof(e->host), "%s", c->host);
     e->port = c->server.port;
@@ -364,8 +364,7 @@ static int load_har(replaydb_t *db, const char *path, char *err, size_t errlen)
 
 /* ---- the rest --------------------------------------------------------------------------- */
 
-int replaydb_load(const char *path, const char *keylog, replaydb_t **out, char *err,
-                  size_t errlen)
+int replaydb_load(const char *path, const char *keylog, replaydb_t **out, char *err, size_t errlen)
 {
     replaydb_t *db = calloc(1, sizeof(*db));
     char first = 0;

@@ -16,22 +16,22 @@
  */
 
 typedef struct replay_entry {
-    size_t index;                 /* 0, 1, ... in recording order */
-    http_exchange_t *ex;          /* request and response; owned */
-    char scheme[8];               /* "http" / "https" */
-    char host[256];               /* Host / :authority without port, else SNI, else address */
+    size_t index;        /* 0, 1, ... in recording order */
+    http_exchange_t *ex; /* request and response; owned */
+    char scheme[8];      /* "http" / "https" */
+    char host[256];      /* Host / :authority without port, else SNI, else address */
     uint16_t port;
-    char server_ip[64];           /* "" when unknown */
-    char *target;                 /* origin-form path and query; owned */
-    char *url;                    /* for reports; owned */
-    int h2;                       /* it went over HTTP/2 */
-    int body_decoded;             /* the body had its Content-Encoding undone (HAR) */
+    char server_ip[64]; /* "" when unknown */
+    char *target;       /* origin-form path and query; owned */
+    char *url;          /* for reports; owned */
+    int h2;             /* it went over HTTP/2 */
+    int body_decoded;   /* the body had its Content-Encoding undone (HAR) */
 } replay_entry_t;
 
 typedef struct replay_chunk {
-    int dir;                      /* 0: client to server, 1: server to client */
+    int dir; /* 0: client to server, 1: server to client */
     uint64_t ts_usec;
-    uint8_t *data;                /* owned */
+    uint8_t *data; /* owned */
     size_t len;
 } replay_chunk_t;
 
@@ -40,17 +40,17 @@ typedef struct replay_conv {
     char server_ip[64];
     uint16_t port;
     int tls;
-    char sni[256];                /* "" when none */
-    replay_chunk_t *chunks;       /* owned */
+    char sni[256];          /* "" when none */
+    replay_chunk_t *chunks; /* owned */
     size_t nchunks;
-    int used;                     /* set by the server once a connection took it */
+    int used; /* set by the server once a connection took it */
 } replay_conv_t;
 
 /* A recorded DNS response (whole message). */
 typedef struct replay_dns {
     char name[256];
     uint16_t qtype;
-    uint8_t *msg;                 /* owned */
+    uint8_t *msg; /* owned */
     size_t len;
 } replay_dns_t;
 
@@ -70,7 +70,7 @@ typedef struct replaydb {
     size_t ndns;
     replay_name_t *names;
     size_t nnames;
-    int har;                      /* loaded from a HAR */
+    int har; /* loaded from a HAR */
 } replaydb_t;
 
 /*
@@ -80,8 +80,7 @@ typedef struct replaydb {
  * negative errno with a one-line reason in err, or an empty err when the
  * capture reader has logged it. *out is the caller's (replaydb_free).
  */
-int replaydb_load(const char *path, const char *keylog, replaydb_t **out, char *err,
-                  size_t errlen);
+int replaydb_load(const char *path, const char *keylog, replaydb_t **out, char *err, size_t errlen);
 
 void replaydb_free(replaydb_t *db);
 

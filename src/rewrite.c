@@ -146,8 +146,8 @@ int rewrite_feed(rewrite_t *rw, const uint8_t *in, size_t len, uint8_t **out, si
     if (HTTP_PARSER_ERRNO(&rw->parser) != HPE_OK || (n < len && !rw->parser.upgrade)) {
         /* Not HTTP after all: from here on, relay bytes unchanged. */
         rw->dead = 1;
-        if (rw->in_url && (append(rw, rw->url, rw->url_len) < 0 ||
-                           append(rw, rw->tail, rw->tail_len) < 0))
+        if (rw->in_url &&
+            (append(rw, rw->url, rw->url_len) < 0 || append(rw, rw->tail, rw->tail_len) < 0))
             return rw->err;
         rw->in_url = 0;
         if (append(rw, rw->copy_from, (size_t)(in + len - rw->copy_from)) < 0)

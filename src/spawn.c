@@ -198,8 +198,8 @@ static void drop_to_sudo_user(void)
         return;
     if ((user ? initgroups(user, gid) : setgroups(0, NULL)) != 0 || setgid(gid) != 0 ||
         setuid(uid) != 0) {
-        fprintf(stderr, "mitmrec: cannot switch to user %s (uid %u): %s\n",
-                user ? user : "?", (unsigned)uid, strerror(errno));
+        fprintf(stderr, "mitmrec: cannot switch to user %s (uid %u): %s\n", user ? user : "?",
+                (unsigned)uid, strerror(errno));
         _exit(126);
     }
 }

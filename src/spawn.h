@@ -16,10 +16,10 @@
 #define SPAWN_SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 
 typedef struct spawn_opts {
-    char *const *argv;            /* the command; borrowed */
-    const char *cgroup_dir;       /* cgroup v2 directory to start it in (must exist) */
-    const char *ca_cert;          /* our CA certificate, PEM */
-    const char *workdir;          /* a private directory for the bundle (made by spawn_workdir) */
+    char *const *argv;      /* the command; borrowed */
+    const char *cgroup_dir; /* cgroup v2 directory to start it in (must exist) */
+    const char *ca_cert;    /* our CA certificate, PEM */
+    const char *workdir;    /* a private directory for the bundle (made by spawn_workdir) */
 } spawn_opts_t;
 
 /* Makes a directory for the run's files (0755, under $TMPDIR or /tmp) into dir. */

@@ -184,14 +184,14 @@ static int verify_cb(X509_STORE_CTX *xs, void *arg)
  * tickets are used once (RFC 8446, C.4), TLS 1.2 sessions until they expire.
  */
 #define SCACHE_SLOTS 64
-#define SCACHE_PER_KEY 16   /* flows start in bursts; each TLS 1.3 ticket is used once */
-#define SCACHE_BACKOFF 60   /* seconds without offering sessions to an origin that refused one */
+#define SCACHE_PER_KEY 16 /* flows start in bursts; each TLS 1.3 ticket is used once */
+#define SCACHE_BACKOFF 60 /* seconds without offering sessions to an origin that refused one */
 
 typedef struct scache_slot {
     char *key;
-    SSL_SESSION *sess[SCACHE_PER_KEY];   /* oldest first */
+    SSL_SESSION *sess[SCACHE_PER_KEY]; /* oldest first */
     int n;
-    time_t refused_until;                /* mono_sec() */
+    time_t refused_until; /* mono_sec() */
 } scache_slot_t;
 
 /* An SSL's ex_data: the key its sessions go under, and whether it offered one. */
@@ -202,7 +202,7 @@ typedef struct scache_ref {
 
 static scache_slot_t scache[SCACHE_SLOTS];
 static pthread_mutex_t scache_lock = PTHREAD_MUTEX_INITIALIZER;
-static int scache_idx = -1;   /* the SSL's ex_data index (a scache_ref_t, malloc'd) */
+static int scache_idx = -1; /* the SSL's ex_data index (a scache_ref_t, malloc'd) */
 
 static void scache_key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                             void *argp)
@@ -213,7 +213,7 @@ static void scache_key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 
 static scache_slot_t *scache_slot(const char *key)
 {
-    uint32_t h = 2166136261u;   /* FNV-1a */
+    uint32_t h = 2166136261u; /* FNV-1a */
     for (const char *k = key; *k; k++)
         h = (h ^ (unsigned char)*k) * 16777619u;
     return &scache[h % SCACHE_SLOTS];
@@ -248,8 +248,8 @@ static int scache_add(SSL *ssl, SSL_SESSION *sess)
     const char *key = ref ? ref->key : NULL;
     scache_slot_t *sl;
 
-    if (!key || (SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE &&
-                 SSL_get_verify_result(ssl) != X509_V_OK))
+    if (!key ||
+        (SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE && SSL_get_verify_result(ssl) != X509_V_OK))
         return 0;
     sl = scache_slot(key);
     pthread_mutex_lock(&scache_lock);
@@ -303,17 +303,17 @@ int tls_client_session_use(SSL *ssl, const char *key)
     pthread_mutex_lock(&scache_lock);
     if (sl->key && strcmp(sl->key, key) == 0) {
         while (sl->n && !s) {
-            SSL_SESSION *c = sl->sess[--sl->n];   /* the newest */
+            SSL_SESSION *c = sl->sess[--sl->n]; /* the newest */
             if (!session_fresh(c)) {
                 SSL_SESSION_free(c);
                 continue;
             }
             if (SSL_SESSION_get_protocol_version(c) == TLS1_3_VERSION) {
-                s = c;                              /* taken: used once */
+                s = c; /* taken: used once */
             } else {
                 SSL_SESSION_up_ref(c);
                 s = c;
-                sl->n++;                            /* kept */
+                sl->n++; /* kept */
             }
         }
     }
@@ -325,7 +325,7 @@ int tls_client_session_use(SSL *ssl, const char *key)
         SSL_SESSION_free(s);
         return 0;
     }
-    SSL_SESSION_free(s);   /* the SSL holds its own reference */
+    SSL_SESSION_free(s); /* the SSL holds its own reference */
     ref->offered = 1;
     return 1;
 }
@@ -419,8 +419,8 @@ int tls_server_ctx_new(SSL_CTX **out, char *err, size_t errlen)
     return 0;
 }
 
-int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure,
-                       SSL_CTX **out, char *err, size_t errlen)
+int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure, SSL_CTX **out,
+                       char *err, size_t errlen)
 {
     SSL_CTX *ctx;
     char buf[256];
@@ -430,8 +430,7 @@ int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure
         return rc;
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (scache_idx < 0)
-        scache_idx = SSL_get_ex_new_index(0, "mitmrec session key", NULL, NULL,
-                                          scache_key_free);
+        scache_idx = SSL_get_ex_new_index(0, "mitmrec session key", NULL, NULL, scache_key_free);
     /* Sessions are kept only by tls_client_session_use's cache. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, scache_add);

@@ -49,14 +49,15 @@ int tls_server_ctx_new(SSL_CTX **out, char *err, size_t errlen);
 
 /* The upstream context (mitmrec is the client): verifies against the system
    store plus cacerts, unless insecure. */
-int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure,
-                       SSL_CTX **out, char *err, size_t errlen);
+int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure, SSL_CTX **out,
+                       char *err, size_t errlen);
 
 /*
  * Upstream session resumption: names ssl's session key (the origin and the name it
  * is checked against) and, if a session under that key is cached, sets it. Returns
  * 1 when a session was set. The sessions ssl then receives are cached under key
- * once its handshake verified (TLS 1.3 tickets are taken by one SSL each). tls_client_sessions_free empties the cache (exit).
+ * once its handshake verified (TLS 1.3 tickets are taken by one SSL each). tls_client_sessions_free
+ * empties the cache (exit).
  */
 int tls_client_session_use(SSL *ssl, const char *key);
 /* After ssl's handshake succeeded: if it offered a session the server did not take,

@@ -10,18 +10,18 @@
 #include "udprelay.h"
 
 #define SESSIONS_MAX 4096
-#define BUCKETS 8192   /* a power of 2, twice SESSIONS_MAX: chains of one or two */
+#define BUCKETS 8192 /* a power of 2, twice SESSIONS_MAX: chains of one or two */
 #define IDLE_MS 30000
 
 typedef struct session {
-    struct session *next, *prev;   /* newest first */
-    struct session *hnext;         /* the next in its bucket */
+    struct session *next, *prev; /* newest first */
+    struct session *hnext;       /* the next in its bucket */
     uint32_t hash;
     udprelay_t *u;
-    uv_udp_t up;                 /* ours, connected to orig */
+    uv_udp_t up; /* ours, connected to orig */
     struct sockaddr_storage client, orig;
-    procinfo_t pi;                /* the sender's, read by session_who */
-    char comm[sizeof(((procinfo_t *)0)->name)];   /* the name (comm) pi was read for */
+    procinfo_t pi;                              /* the sender's, read by session_who */
+    char comm[sizeof(((procinfo_t *)0)->name)]; /* the name (comm) pi was read for */
     uint64_t last;
     int closing;
 } session_t;
@@ -36,7 +36,7 @@ struct udprelay {
     uv_timer_t sweep;
     session_t *sessions, *oldest;
     size_t nsessions;
-    session_t *bucket[BUCKETS];   /* by client and original destination */
+    session_t *bucket[BUCKETS]; /* by client and original destination */
     int handles;
     int stopping;
     uint8_t buf[65536];
@@ -254,8 +254,8 @@ static void listener_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const str
     if (n < 0 || !from || u->stopping)
         return;
     memset(&client, 0, sizeof(client));
-    memcpy(&client, from, from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                      : sizeof(struct sockaddr_in));
+    memcpy(&client, from,
+           from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     if (u->lookup(u->opaque, from, &orig, &pi) < 0) {
         log_debug("udp datagram from a socket that was not redirected: dropped");
         return;
@@ -337,8 +337,7 @@ int udprelay_start(uv_loop_t *loop, recorder_t *rec, udprelay_lookup_fn lookup, 
     *out = u;
     return 0;
 fail:
-    snprintf(err, errlen, "cannot listen for UDP on loopback port %d: %s", port,
-             mr_strerror(rc));
+    snprintf(err, errlen, "cannot listen for UDP on loopback port %d: %s", port, mr_strerror(rc));
     u->stopping = 1;
     for (int i = 0; i < u->nlisteners; i++)
         uv_close((uv_handle_t *)&u->listener[i], handle_closed);

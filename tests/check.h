@@ -10,38 +10,38 @@
 
 static int check_passed_, check_failed_;
 
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            check_passed_++;                                                             \
-        } else {                                                                         \
-            check_failed_++;                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);    \
-        }                                                                                \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            check_passed_++;                                                                       \
+        } else {                                                                                   \
+            check_failed_++;                                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                               \
-    do {                                                                                 \
-        long long a_ = (long long)(a), b_ = (long long)(b);                              \
-        if (a_ == b_) {                                                                  \
-            check_passed_++;                                                             \
-        } else {                                                                         \
-            check_failed_++;                                                             \
-            fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", __FILE__,        \
-                    __LINE__, #a, a_, #b, b_);                                           \
-        }                                                                                \
+#define CHECK_EQ_INT(a, b)                                                                         \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ == b_) {                                                                            \
+            check_passed_++;                                                                       \
+        } else {                                                                                   \
+            check_failed_++;                                                                       \
+            fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__, #a,    \
+                    a_, #b, b_);                                                                   \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_EQ_STR(a, b)                                                               \
-    do {                                                                                 \
-        const char *a_ = (a), *b_ = (b);                                                 \
-        if (a_ && b_ && strcmp(a_, b_) == 0) {                                           \
-            check_passed_++;                                                             \
-        } else {                                                                         \
-            check_failed_++;                                                             \
-            fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__,          \
-                    __LINE__, #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");               \
-        }                                                                                \
+#define CHECK_EQ_STR(a, b)                                                                         \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        if (a_ && b_ && strcmp(a_, b_) == 0) {                                                     \
+            check_passed_++;                                                                       \
+        } else {                                                                                   \
+            check_failed_++;                                                                       \
+            fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__, __LINE__, #a,      \
+                    a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                       \
+        }                                                                                          \
     } while (0)
 
 static inline int check_done(void)

@@ -367,9 +367,9 @@ static void test_content(void)
     /* br and zstd are undone too (tests/formats/test_content.c); LZW is not. */
     CHECK_EQ_INT(content_decode("compress", (const uint8_t *)"x", 1, 100, &out, &outlen, &trunc),
                  -ENOTSUP);
-    CHECK_EQ_INT(content_decode("gzip, compress", (const uint8_t *)"x", 1, 100, &out, &outlen,
-                                &trunc),
-                 -ENOTSUP);
+    CHECK_EQ_INT(
+        content_decode("gzip, compress", (const uint8_t *)"x", 1, 100, &out, &outlen, &trunc),
+        -ENOTSUP);
 
     /* A bomb stays within max_out. */
     {

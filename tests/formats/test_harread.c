@@ -15,7 +15,7 @@ typedef struct got {
     uint16_t port[16];
     char ip[16][64];
     size_t n;
-    int fail_at;                  /* the callback fails on this entry (1-based), 0: never */
+    int fail_at; /* the callback fails on this entry (1-based), 0: never */
 } got_t;
 
 static int take(void *opaque, har_read_entry_t *e)
@@ -62,14 +62,14 @@ static char *har(const char *entries)
     return s;
 }
 
-#define ENTRY(url, extra_rq, resp_status, content)                                         \
-    "{\"startedDateTime\":\"2024-06-01T12:00:00.250+02:00\",\"time\":3,"                   \
-    "\"request\":{\"method\":\"GET\",\"url\":\"" url "\",\"httpVersion\":\"HTTP/1.1\","    \
-    "\"headers\":[{\"name\":\"Host\",\"value\":\"h\"}]" extra_rq "},"                      \
-    "\"response\":{\"status\":" resp_status ",\"statusText\":\"OK\","                     \
-    "\"httpVersion\":\"h2\",\"headers\":[{\"name\":\"a\",\"value\":\"b\"}],"               \
-    "\"content\":" content "},"                                                          \
-    "\"timings\":{\"blocked\":-1,\"dns\":-1,\"connect\":-1,\"send\":1,\"wait\":2,"          \
+#define ENTRY(url, extra_rq, resp_status, content)                                                 \
+    "{\"startedDateTime\":\"2024-06-01T12:00:00.250+02:00\",\"time\":3,"                           \
+    "\"request\":{\"method\":\"GET\",\"url\":\"" url "\",\"httpVersion\":\"HTTP/1.1\","            \
+    "\"headers\":[{\"name\":\"Host\",\"value\":\"h\"}]" extra_rq "},"                              \
+    "\"response\":{\"status\":" resp_status ",\"statusText\":\"OK\","                              \
+    "\"httpVersion\":\"h2\",\"headers\":[{\"name\":\"a\",\"value\":\"b\"}],"                       \
+    "\"content\":" content "},"                                                                    \
+    "\"timings\":{\"blocked\":-1,\"dns\":-1,\"connect\":-1,\"send\":1,\"wait\":2,"                 \
     "\"receive\":1e300},\"serverIPAddress\":\"::1\"}"
 
 static void body_is(const http_msg_t *m, const char *want, size_t wlen)
@@ -92,20 +92,49 @@ static void test_entries(void)
         ENTRY("https://Example.ORG:8443/a/b?x=1", "", "200",
               "{\"size\":5,\"mimeType\":\"text/plain\",\"text\":\"hello\"}") ","
         /* base64 with a line break and no padding: "hi!!!" */
-        ENTRY("http://[::1]/p", ",\"postData\":{\"mimeType\":\"x\",\"text\":\"cG9z\\ndA\",\"encoding\":\"base64\"}",
-              "201", "{\"size\":5,\"mimeType\":\"x\",\"text\":\"aGkh\\r\\nISE\",\"encoding\":\"base64\"}") ","
+        ENTRY(
+            "http://[::1]/p",
+            ",\"postData\":{\"mimeType\":\"x\",\"text\":\"cG9z\\ndA\",\"encoding\":\"base64\"}",
+            "201",
+            "{\"size\":5,\"mimeType\":\"x\",\"text\":\"aGkh\\r\\nISE\",\"encoding\":\"base64\"}") ","
         /* mitmrec's own postData: "_encoding" (HAR 1.2 has no encoding there) */
-        ENTRY("http://x/q", ",\"postData\":{\"mimeType\":\"x\",\"text\":\"AP8K\",\"_encoding\":\"base64\"}",
+        ENTRY("http://x/q",
+              ",\"postData\":{\"mimeType\":\"x\",\"text\":\"AP8K\",\"_encoding\":\"base64\"}",
               "200", "{\"size\":0,\"mimeType\":\"x\"}") ","
         /* no response: a browser's blocked request */
         ENTRY("https://x/", "", "0", "{\"size\":0,\"mimeType\":\"x\"}") ","
         /* not http(s), a bad port, a status out of range, bad base64 */
-        ENTRY("ftp://x/", "", "200", "{\"size\":0,\"mimeType\":\"x\"}") ","
-        ENTRY("http://x:99999/", "", "200", "{\"size\":0,\"mimeType\":\"x\"}") ","
-        ENTRY("http://x:8a/", "", "200", "{\"size\":0,\"mimeType\":\"x\"}") ","
-        ENTRY("http://x/", "", "1000", "{\"size\":0,\"mimeType\":\"x\"}") ","
-        ENTRY("http://x/", "", "200", "{\"size\":0,\"mimeType\":\"x\",\"text\":\"a=b\",\"encoding\":\"base64\"}") ","
-        ENTRY("http://x/", "", "200", "{\"size\":0,\"mimeType\":\"x\",\"text\":\"a\",\"encoding\":\"base64\"}"));
+        ENTRY("ftp://x/", "", "200", "{\"size\":0,\"mimeType\":\"x\"}") "," ENTRY("http://x:99999/", "", "200", "{\"size\":0,\"mimeType\":\"x\"}") "," ENTRY(
+            "http://x:8a/", "", "200",
+            "{\"size\":0,\"mimeType\":\"x\"}") "," ENTRY("http://x/", "", "1000",
+                                                         "{\"size\":0,\"mimeType\":"
+                                                         "\"x\"}") "," ENTRY("http://x/", "", "200",
+                                                                             "{\"size\":"
+                                                                             "0,"
+                                                                             "\"mimeType"
+                                                                             "\":\"x\","
+                                                                             "\"text\":"
+                                                                             "\"a=b\","
+                                                                             "\"encoding"
+                                                                             "\":"
+                                                                             "\"base64\""
+                                                                             "}") "," ENTRY("http:/"
+                                                                                            "/x/",
+                                                                                            "",
+                                                                                            "200",
+                                                                                            "{\"siz"
+                                                                                            "e\":0,"
+                                                                                            "\"mime"
+                                                                                            "Type\""
+                                                                                            ":\"x\""
+                                                                                            ",\"tex"
+                                                                                            "t\":"
+                                                                                            "\"a\","
+                                                                                            "\"enco"
+                                                                                            "ding\""
+                                                                                            ":\"bas"
+                                                                                            "e64\""
+                                                                                            "}"));
 
     CHECK_EQ_INT(read_text(t, &g, &st), 0);
     CHECK_EQ_INT(st.entries, 3);
@@ -188,8 +217,13 @@ static void test_dates(void)
 
 static void test_not_har(void)
 {
-    static const char *const bad[] = {"", "{", "[]", "{\"log\":{}}", "{\"log\":{\"entries\":{}}}",
-                                      "null", "{\"log\":{\"entries\":[1,\"x\",null,{}]"};
+    static const char *const bad[] = {"",
+                                      "{",
+                                      "[]",
+                                      "{\"log\":{}}",
+                                      "{\"log\":{\"entries\":{}}}",
+                                      "null",
+                                      "{\"log\":{\"entries\":[1,\"x\",null,{}]"};
     got_t g = {0};
     har_read_stats_t st;
 
@@ -206,9 +240,10 @@ static void test_callback_error(void)
 {
     got_t g = {0};
     har_read_stats_t st;
-    char *t = har(ENTRY("http://a/", "", "200", "{\"size\":0,\"mimeType\":\"x\"}") ","
-                  ENTRY("http://b/", "", "200", "{\"size\":0,\"mimeType\":\"x\"}") ","
-                  ENTRY("http://c/", "", "200", "{\"size\":0,\"mimeType\":\"x\"}"));
+    char *t = har(ENTRY("http://a/", "", "200", "{\"size\":0,\"mimeType\":\"x\"}") "," ENTRY(
+        "http://b/", "", "200",
+        "{\"size\":0,\"mimeType\":\"x\"}") "," ENTRY("http://c/", "", "200",
+                                                     "{\"size\":0,\"mimeType\":\"x\"}"));
 
     g.fail_at = 2;
     CHECK_EQ_INT(read_text(t, &g, &st), -EIO);
@@ -245,8 +280,8 @@ static void test_url_split(void)
         char scheme[16], host[64];
         uint16_t port = 0;
         const char *path = NULL;
-        int rc = har_url_split(cases[i].url, scheme, sizeof(scheme), host, sizeof(host), &port,
-                               &path);
+        int rc =
+            har_url_split(cases[i].url, scheme, sizeof(scheme), host, sizeof(host), &port, &path);
 
         if (rc != cases[i].rc)
             fprintf(stderr, "url %s: rc %d\n", cases[i].url, rc);
@@ -262,10 +297,12 @@ static void test_url_split(void)
         char scheme[4], host[4];
         uint16_t port;
         const char *path;
-        CHECK_EQ_INT(har_url_split("https://a/", scheme, sizeof(scheme), host, sizeof(host),
-                                   &port, &path), -EINVAL);
-        CHECK_EQ_INT(har_url_split("http://abcd/", scheme, sizeof(scheme), host, sizeof(host),
-                                   &port, &path), -EINVAL);
+        CHECK_EQ_INT(
+            har_url_split("https://a/", scheme, sizeof(scheme), host, sizeof(host), &port, &path),
+            -EINVAL);
+        CHECK_EQ_INT(
+            har_url_split("http://abcd/", scheme, sizeof(scheme), host, sizeof(host), &port, &path),
+            -EINVAL);
     }
 }
 
@@ -300,7 +337,9 @@ int main(int argc, char **argv)
     char fixture[4096];
 
     snprintf(fixture, sizeof(fixture), "%s/fixtures/replay/chrome-export.har",
-             argc > 1 ? argv[1] : src ? src : ".");
+             argc > 1 ? argv[1]
+             : src    ? src
+                      : ".");
     test_entries();
     test_dates();
     test_not_har();

@@ -59,8 +59,7 @@ int main(void)
             cJSON *j = cJSON_Parse(buf);
             CHECK(j != NULL);
             cJSON *e = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "log"), "entries");
-            CHECK_EQ_INT(cJSON_GetArraySize(e),
-                         cut >= second_end ? 2 : cut >= first_end ? 1 : 0);
+            CHECK_EQ_INT(cJSON_GetArraySize(e), cut >= second_end ? 2 : cut >= first_end ? 1 : 0);
             cJSON_Delete(j);
         }
     }

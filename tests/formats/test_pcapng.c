@@ -73,7 +73,7 @@ static uint64_t get64(const uint8_t *p)
 
 typedef struct blk {
     uint32_t type, len;
-    const uint8_t *p;   /* the whole block */
+    const uint8_t *p; /* the whole block */
 } blk_t;
 
 /*
@@ -133,8 +133,7 @@ static int opts_check(const uint8_t *p, size_t len)
 }
 
 /* The nth (0-based) option with this code, or NULL; *olen gets its length. */
-static const uint8_t *opt_find(const uint8_t *p, size_t len, uint16_t code, int nth,
-                               uint16_t *olen)
+static const uint8_t *opt_find(const uint8_t *p, size_t len, uint16_t code, int nth, uint16_t *olen)
 {
     size_t off = 0;
 
@@ -175,7 +174,7 @@ static void test_shb(void)
     /* Linux (5 -> 8), mitmrec 0.1.0 (13 -> 16), each plus a 4-byte header. */
     CHECK_EQ_INT(b[0].len, 28 + 12 + 20 + 4);
     CHECK_EQ_INT(get32(b[0].p + 8), 0x1a2b3c4d);
-    CHECK(memcmp(b[0].p + 8, "\x4d\x3c\x2b\x1a", 4) == 0);   /* little endian */
+    CHECK(memcmp(b[0].p + 8, "\x4d\x3c\x2b\x1a", 4) == 0); /* little endian */
     CHECK_EQ_INT(get16(b[0].p + 12), 1);
     CHECK_EQ_INT(get16(b[0].p + 14), 0);
     CHECK(get64(b[0].p + 16) == UINT64_MAX);
@@ -192,7 +191,7 @@ static void test_shb(void)
     CHECK(w != NULL);
     CHECK_EQ_INT(walk(m.buf, m.len, b, 4), 1);
     CHECK_EQ_INT(b[0].len, 28);
-    CHECK_EQ_INT(m.calls, 1);   /* a block reaches the sink in one write */
+    CHECK_EQ_INT(m.calls, 1); /* a block reaches the sink in one write */
     pcapng_writer_free(w);
     free(m.buf);
 }
@@ -206,8 +205,8 @@ static void test_idb(void)
     uint16_t l = 0;
     const uint8_t *v, *o;
 
-    CHECK_EQ_INT(pcapng_writer_add_interface(w, PCAPNG_LINKTYPE_RAW, 262144, "mitm0",
-                                             "decrypted TLS"), 0);
+    CHECK_EQ_INT(
+        pcapng_writer_add_interface(w, PCAPNG_LINKTYPE_RAW, 262144, "mitm0", "decrypted TLS"), 0);
     CHECK_EQ_INT(pcapng_writer_add_interface(w, 1, 65535, NULL, NULL), 1);
     CHECK_EQ_INT(walk(m.buf, m.len, b, 4), 3);
 
@@ -236,17 +235,16 @@ static void test_idb(void)
 
 static void test_dsb(void)
 {
-    static const char keys[] =
-        "CLIENT_TRAFFIC_SECRET_0 "
-        "0011223344556677889900112233445566778899001122334455667788990011 "
-        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+    static const char keys[] = "CLIENT_TRAFFIC_SECRET_0 "
+                               "0011223344556677889900112233445566778899001122334455667788990011 "
+                               "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
     size_t n = strlen(keys);
     memsink_t m;
     sink_t s = mem_sink(&m);
     blk_t b[4];
     pcapng_writer_t *w = pcapng_writer_new(&s, NULL, NULL, NULL);
 
-    CHECK(n % 4 != 0);   /* so the padding is exercised */
+    CHECK(n % 4 != 0); /* so the padding is exercised */
     CHECK_EQ_INT(pcapng_writer_add_secrets(w, PCAPNG_SECRETS_TLS, keys, n), 0);
     CHECK_EQ_INT(pcapng_writer_add_secrets(w, PCAPNG_SECRETS_TLS, NULL, 0), 0);
     CHECK_EQ_INT(walk(m.buf, m.len, b, 4), 3);
@@ -431,8 +429,7 @@ static void test_big(void)
     o.packet_id = 9;
 
     pcapng_writer_add_interface(w, PCAPNG_LINKTYPE_RAW, 0, NULL, NULL);
-    CHECK_EQ_INT(pcapng_writer_add_packet2(w, 0, 1, pkt, 40, pkt + 40, (uint32_t)plen - 40, &o),
-                 1);
+    CHECK_EQ_INT(pcapng_writer_add_packet2(w, 0, 1, pkt, 40, pkt + 40, (uint32_t)plen - 40, &o), 1);
     CHECK_EQ_INT(walk(m.buf, m.len, b, 8), 3);
     CHECK_EQ_INT(get32(b[2].p + 20), plen);
     CHECK(memcmp(b[2].p + 28, pkt, plen) == 0);
@@ -484,7 +481,7 @@ static void test_errors(void)
 
     s = mem_sink(&m);
     w = pcapng_writer_new(&s, NULL, NULL, NULL);
-    CHECK_EQ_INT(pcapng_writer_add_packet(w, 0, 0, pkt, 4, 4, NULL), -EINVAL);  /* no IDB */
+    CHECK_EQ_INT(pcapng_writer_add_packet(w, 0, 0, pkt, 4, 4, NULL), -EINVAL); /* no IDB */
     pcapng_writer_add_interface(w, PCAPNG_LINKTYPE_RAW, 0, NULL, NULL);
     len = m.len;
     CHECK_EQ_INT(pcapng_writer_add_packet(w, 1, 0, pkt, 4, 4, NULL), -EINVAL);
@@ -493,7 +490,7 @@ static void test_errors(void)
     CHECK_EQ_INT(pcapng_writer_add_packet(w, 0, 0, pkt, 4, 4, &o), -EINVAL);
     CHECK_EQ_INT(pcapng_writer_add_packet2(w, 0, 0, pkt, 4, NULL, 1, NULL), -EINVAL);
     CHECK_EQ_INT(pcapng_writer_add_secrets(w, PCAPNG_SECRETS_TLS, NULL, 1), -EINVAL);
-    CHECK_EQ_INT(m.len, len);   /* refused calls write nothing */
+    CHECK_EQ_INT(m.len, len); /* refused calls write nothing */
     CHECK_EQ_INT(pcapng_writer_packets(w), 0);
 
     /* A sink error is passed through and the packet is not counted. */
@@ -545,7 +542,7 @@ static void test_valid_after_each_call(void)
         }
         n++;
         CHECK_EQ_INT(walk(m.buf, m.len, b, 64), n);
-        CHECK_EQ_INT(m.calls, n);   /* one sink write per block */
+        CHECK_EQ_INT(m.calls, n); /* one sink write per block */
     }
     CHECK_EQ_INT(pcapng_writer_packets(w), 10);
     pcapng_writer_free(w);
@@ -624,8 +621,10 @@ static void test_tshark(void)
     tcpsynth_t t;
     tcpsynth_endpoint_t cli = {AF_INET, {127, 0, 0, 1}, 40000};
     tcpsynth_endpoint_t srv = {AF_INET, {127, 0, 0, 2}, 40001};
-    pcapng_pkt_opts_t o = {.comment = "pid=4242 comm=curl", .comment2 = "second",
-                           .direction = PCAPNG_DIR_OUTBOUND, .packet_id = 77,
+    pcapng_pkt_opts_t o = {.comment = "pid=4242 comm=curl",
+                           .comment2 = "second",
+                           .direction = PCAPNG_DIR_OUTBOUND,
+                           .packet_id = 77,
                            .darwin_process = 0};
     synth_ctx_t ctx = {NULL, 1700000000000000ull, &o};
     char *out;
@@ -638,8 +637,7 @@ static void test_tshark(void)
     }
     w = pcapng_writer_new(&s, "test_pcapng", "Linux", NULL);
     ctx.w = w;
-    CHECK_EQ_INT(pcapng_writer_add_interface(w, PCAPNG_LINKTYPE_RAW, 262144, "mitm0",
-                                             "test"), 0);
+    CHECK_EQ_INT(pcapng_writer_add_interface(w, PCAPNG_LINKTYPE_RAW, 262144, "mitm0", "test"), 0);
     CHECK_EQ_INT(pcapng_writer_add_secrets(w, PCAPNG_SECRETS_TLS, keys, strlen(keys)), 0);
     CHECK_EQ_INT(pcapng_writer_add_darwin_process(w, 4242, "curl"), 0);
     CHECK_EQ_INT(tcpsynth_init(&t, &cli, &srv, 1000, 2000, 0, to_pcapng, &ctx), 0);
@@ -672,22 +670,22 @@ static void test_tshark(void)
     out = run(cmd, &st);
     CHECK_EQ_INT(st, 0);
     /* Direction 2 is outbound; the two comments are listed comma-separated. */
-    CHECK_EQ_STR(out,
-                 "1|mitm0|1700000000.001000000|0x00000002|77|pid=4242 comm=curl,second\n"
-                 "2|mitm0|1700000000.002000000|0x00000002|77|pid=4242 comm=curl,second\n"
-                 "3|mitm0|1700000000.003000000|0x00000002|77|pid=4242 comm=curl,second\n");
+    CHECK_EQ_STR(out, "1|mitm0|1700000000.001000000|0x00000002|77|pid=4242 comm=curl,second\n"
+                      "2|mitm0|1700000000.002000000|0x00000002|77|pid=4242 comm=curl,second\n"
+                      "3|mitm0|1700000000.003000000|0x00000002|77|pid=4242 comm=curl,second\n");
     free(out);
 
     /* Reading gives no errors or warnings (the Darwin block and option 32769
        are unknown to 4.0 and must be skipped silently). */
-    snprintf(cmd, sizeof(cmd), "tshark -r %s 2>&1 >/dev/null | grep -v '^Running as user'",
-             path);
+    snprintf(cmd, sizeof(cmd), "tshark -r %s 2>&1 >/dev/null | grep -v '^Running as user'", path);
     out = run(cmd, &st);
     CHECK_EQ_STR(out, "");
     free(out);
 
-    snprintf(cmd, sizeof(cmd), "tshark -r %s -Y 'frame.comment contains \"curl\"' 2>/dev/null "
-             "| wc -l", path);
+    snprintf(cmd, sizeof(cmd),
+             "tshark -r %s -Y 'frame.comment contains \"curl\"' 2>/dev/null "
+             "| wc -l",
+             path);
     out = run(cmd, &st);
     CHECK_EQ_STR(out, "3\n");
     free(out);

@@ -241,7 +241,7 @@ int main(void)
     test_write_fails(dir);
     spill_disable();
     CHECK_EQ_INT(spill_threshold(), 0);
-    rmdir(dir);   /* empty: the file never had a name there */
+    rmdir(dir); /* empty: the file never had a name there */
     CHECK(access(dir, F_OK) != 0);
     return check_done();
 }

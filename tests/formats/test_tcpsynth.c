@@ -30,9 +30,9 @@ typedef struct cap {
         int dir;
         uint8_t *b;
         size_t len, hdrlen, plen;
-        const uint8_t *payload;   /* the pointer the callback got */
+        const uint8_t *payload; /* the pointer the callback got */
     } p[MAXPKT];
-    int fail_at;   /* 1-based emission that returns fail_rc */
+    int fail_at; /* 1-based emission that returns fail_rc */
     int fail_rc;
     int calls;
 } cap_t;
@@ -119,11 +119,11 @@ static int parse(const uint8_t *b, size_t len, seg_t *s)
     uint8_t ph[8];
 
     memset(s, 0, sizeof(*s));
-#define P(cond)              \
-    do {                     \
-        CHECK(cond);         \
-        if (!(cond))         \
-            return __LINE__; \
+#define P(cond)                                                                                    \
+    do {                                                                                           \
+        CHECK(cond);                                                                               \
+        if (!(cond))                                                                               \
+            return __LINE__;                                                                       \
     } while (0)
     P(len >= 20);
     if ((b[0] >> 4) == 4) {
@@ -289,7 +289,7 @@ static void test_init(void)
     CHECK_EQ_INT(t.mss, 32768);
     CHECK_EQ_INT(tcpsynth_header_len(&t), 40);
     CHECK_EQ_INT(t.open, 0);
-    CHECK_EQ_INT(c->n, 0);   /* init emits nothing */
+    CHECK_EQ_INT(c->n, 0); /* init emits nothing */
     free(c);
 }
 
@@ -302,7 +302,7 @@ static void test_handshake(void)
     tcpsynth_init(&t, &cli4, &srv4, 1000, 5000, 1400, cap_emit, c);
     CHECK_EQ_INT(tcpsynth_handshake(&t), 0);
     CHECK_EQ_INT(c->n, 3);
-    CHECK_EQ_INT(tcpsynth_handshake(&t), 0);   /* once only */
+    CHECK_EQ_INT(tcpsynth_handshake(&t), 0); /* once only */
     CHECK_EQ_INT(c->n, 3);
 
     CHECK_EQ_INT(c->p[0].dir, TCPSYNTH_C2S);
@@ -345,9 +345,9 @@ static void test_golden(void)
 {
     static const uint8_t syn[44] = {
         0x45, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00,
-        10,   0,    0,    1,    10,   0,    0,    2,                               /* IPv4 */
+        10,   0,    0,    1,    10,   0,    0,    2, /* IPv4 */
         0x30, 0x39, 0x01, 0xbb, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
-        0x60, 0x02, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4,    /* TCP */
+        0x60, 0x02, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, /* TCP */
     };
     tcpsynth_endpoint_t a = {AF_INET, {10, 0, 0, 1}, 12345}, b = {AF_INET, {10, 0, 0, 2}, 443};
     cap_t *c = calloc(1, sizeof(*c));
@@ -412,7 +412,7 @@ static void test_data(void)
     CHECK_EQ_INT(s.plen, 0);
 
     CHECK_EQ_INT(tcpsynth_data(&t, TCPSYNTH_S2C, resp, sizeof(resp)), 0);
-    CHECK_EQ_INT(c->n, 9);   /* exactly mss: one segment */
+    CHECK_EQ_INT(c->n, 9); /* exactly mss: one segment */
     CHECK_EQ_INT(parse(c->p[7].b, c->p[7].len, &s), 0);
     CHECK_EQ_INT(s.seq, 0x20000001);
     CHECK_EQ_INT(s.ack, 0x10000001 + 2500);
@@ -452,7 +452,7 @@ static void test_window(void)
     got[0] = NULL;
     got[1] = malloc(len);
     /* 30000: two segments fit below 65535, a third would not. */
-    tcpsynth_init(&t, &cli4, &srv4, 1, 0xfffff000u, 30000, cap_emit, c);   /* seq wraps */
+    tcpsynth_init(&t, &cli4, &srv4, 1, 0xfffff000u, 30000, cap_emit, c); /* seq wraps */
     CHECK_EQ_INT(tcpsynth_data(&t, TCPSYNTH_S2C, data, len), 0);
     for (int i = 3; i < c->n; i++) {
         if (c->p[i].dir == TCPSYNTH_S2C)
@@ -493,10 +493,10 @@ static void test_fin_rst(void)
     CHECK_EQ_INT(c->p[6].dir, TCPSYNTH_S2C);
     CHECK_EQ_INT(s.flags, ACK);
     CHECK_EQ_INT(s.seq, 201);
-    CHECK_EQ_INT(s.ack, 105);   /* the FIN takes a sequence number */
+    CHECK_EQ_INT(s.ack, 105); /* the FIN takes a sequence number */
     CHECK_EQ_INT(t.fin[0], 1);
 
-    CHECK_EQ_INT(tcpsynth_fin(&t, TCPSYNTH_C2S), 0);   /* once only */
+    CHECK_EQ_INT(tcpsynth_fin(&t, TCPSYNTH_C2S), 0); /* once only */
     CHECK_EQ_INT(c->n, 7);
     CHECK_EQ_INT(tcpsynth_data(&t, TCPSYNTH_C2S, "x", 1), -EPIPE);
     CHECK_EQ_INT(c->n, 7);
@@ -595,7 +595,7 @@ static void test_ipv6(void)
     CHECK_EQ_INT(parse(c->p[3].b, c->p[3].len, &s), 0);
     CHECK_EQ_INT(s.seq, 0xffffffff);
     CHECK_EQ_INT(parse(c->p[4].b, c->p[4].len, &s), 0);
-    CHECK_EQ_INT(s.seq, 1220 - 1);   /* wrapped */
+    CHECK_EQ_INT(s.seq, 1220 - 1); /* wrapped */
     CHECK_EQ_INT(tcpsynth_fin(&t, TCPSYNTH_S2C), 0);
     CHECK_EQ_INT(tcpsynth_fin(&t, TCPSYNTH_C2S), 0);
     replay(c, &t, got, gotlen);
@@ -619,7 +619,7 @@ static void test_checksums(void)
     int bad = 0, n = 0;
 
     fill(buf, sizeof(buf), 5);
-    buf[0] = buf[1] = 0xff;   /* words of all ones and zeros are edge cases */
+    buf[0] = buf[1] = 0xff; /* words of all ones and zeros are edge cases */
     buf[2] = buf[3] = 0;
     for (int fam = 0; fam < 2; fam++) {
         for (size_t off = 0; off < 4; off++) {
@@ -669,7 +669,7 @@ static void test_emit_error(void)
 
     tcpsynth_init(&t, &cli4, &srv4, 1, 1, 1000, cap_emit, c);
     tcpsynth_handshake(&t);
-    c->fail_at = c->calls + 3;   /* the third segment */
+    c->fail_at = c->calls + 3; /* the third segment */
     c->fail_rc = 7;
     CHECK_EQ_INT(tcpsynth_data(&t, 0, data, sizeof(data)), 7);
     CHECK_EQ_INT(c->n, 5);
@@ -734,11 +734,11 @@ static int count_lines(const char *s)
 
 typedef struct rec {
     pcapng_writer_t *w;
-    uint64_t *ts;   /* shared by the conversations of one file */
+    uint64_t *ts; /* shared by the conversations of one file */
     pcapng_pkt_opts_t o;
     int packets;
-    int corrupt;   /* 1: flip a payload byte, 2: change the TTL, after checksumming;
-                      3: drop the next data segment */
+    int corrupt; /* 1: flip a payload byte, 2: change the TTL, after checksumming;
+                    3: drop the next data segment */
 } rec_t;
 
 static int rec_emit(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
@@ -758,8 +758,8 @@ static int rec_emit(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
     if (r->corrupt == 1 && plen && plen <= sizeof(p)) {
         memcpy(p, payload, plen);
         p[0] ^= 0x01;
-        fr = pcapng_writer_add_packet2(r->w, 0, *r->ts, hdr, (uint32_t)hdrlen, p,
-                                       (uint32_t)plen, &o);
+        fr = pcapng_writer_add_packet2(r->w, 0, *r->ts, hdr, (uint32_t)hdrlen, p, (uint32_t)plen,
+                                       &o);
         r->corrupt = 0;
     } else if (r->corrupt == 2 && hdrlen <= sizeof(h) && hdr[0] == 0x45) {
         memcpy(h, hdr, hdrlen);
@@ -874,8 +874,7 @@ static void test_tshark(void)
         goto out;
     r4.w = pcapng_writer_new(&sink, "test_tcpsynth", NULL, NULL);
     CHECK(r4.w != NULL);
-    CHECK_EQ_INT(pcapng_writer_add_interface(r4.w, PCAPNG_LINKTYPE_RAW, 262144, "mitm", NULL),
-                 0);
+    CHECK_EQ_INT(pcapng_writer_add_interface(r4.w, PCAPNG_LINKTYPE_RAW, 262144, "mitm", NULL), 0);
     CHECK_EQ_INT(pcapng_writer_add_darwin_process(r4.w, 1234, "curl"), 0);
     CHECK_EQ_INT(pcapng_writer_add_darwin_process(r4.w, 99, "wget"), 1);
     r6.w = r4.w;
@@ -934,8 +933,7 @@ static void test_tshark(void)
     CHECK_EQ_STR(out, "");
     free(out);
     snprintf(cmd, sizeof(cmd),
-             "tshark -r %s -Y '_ws.expert.severity >= warning || _ws.malformed' 2>/dev/null",
-             path);
+             "tshark -r %s -Y '_ws.expert.severity >= warning || _ws.malformed' 2>/dev/null", path);
     out = run(cmd, &st);
     CHECK_EQ_INT(st, 0);
     CHECK_EQ_STR(out, "");
@@ -982,8 +980,7 @@ static void test_tshark(void)
     for (int sn = 0; sn < 2; sn++) {
         size_t want0 = sn ? c2s6 : c2s4, want1 = sn ? s2c6 : s2c4;
 
-        snprintf(cmd, sizeof(cmd), "tshark -r %s -q -z follow,tcp,raw,%d 2>/dev/null", path,
-                 sn);
+        snprintf(cmd, sizeof(cmd), "tshark -r %s -q -z follow,tcp,raw,%d 2>/dev/null", path, sn);
         out = run(cmd, &st);
         gotlen[0] = gotlen[1] = 0;
         CHECK_EQ_INT(parse_follow(out, got, gotlen, max), 0);
@@ -1007,11 +1004,11 @@ static void test_tshark(void)
     r4.w = pcapng_writer_new(&sink, NULL, NULL, NULL);
     pcapng_writer_add_interface(r4.w, PCAPNG_LINKTYPE_RAW, 0, NULL, NULL);
     tcpsynth_init(&t4, &cli4, &srv4, 1, 1, 0, rec_emit, &r4);
-    r4.corrupt = 2;                             /* the SYN */
+    r4.corrupt = 2; /* the SYN */
     tcpsynth_handshake(&t4);
-    r4.corrupt = 1;                             /* the data segment */
+    r4.corrupt = 1; /* the data segment */
     tcpsynth_data(&t4, TCPSYNTH_C2S, "abc", 3);
-    r4.corrupt = 3;                             /* frame 6 would be "def" */
+    r4.corrupt = 3; /* frame 6 would be "def" */
     tcpsynth_data(&t4, TCPSYNTH_C2S, "def", 3);
     tcpsynth_data(&t4, TCPSYNTH_C2S, "ghi", 3);
     pcapng_writer_free(r4.w);
@@ -1079,7 +1076,8 @@ static void test_udp(void)
 {
     tcpsynth_endpoint_t a = {AF_INET, {127, 0, 0, 1}, 40000}, b = {AF_INET, {127, 0, 0, 53}, 53};
     tcpsynth_endpoint_t a6 = {AF_INET6, {0}, 40001}, b6 = {AF_INET6, {0}, 53};
-    uint8_t dns[33] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
+    uint8_t dns[33] = {0x12, 0x34, 1,   0,   0,   1,   0, 0, 0, 0, 0,
+                       0,    4,    't', 'e', 's', 't', 0, 0, 1, 0, 1};
     uint8_t ph[40];
     int dir = -1;
 

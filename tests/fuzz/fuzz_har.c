@@ -114,12 +114,16 @@ static char *opt_str(rd_t *r, int may_be_null)
     return s;
 }
 
-static const char *const ENCODINGS[8] = {"gzip", "deflate", "br", "zstd", "identity",
-                                         "gzip, br", "x-unknown", "GZIP"};
-static const char *const TYPES[8] = {"text/plain", "application/json; charset=utf-8",
-                                     "application/x-www-form-urlencoded", "text/html; charset=latin1",
-                                     "multipart/form-data; boundary=x", "image/png",
-                                     "application/octet-stream", ""};
+static const char *const ENCODINGS[8] = {"gzip",     "deflate",  "br",        "zstd",
+                                         "identity", "gzip, br", "x-unknown", "GZIP"};
+static const char *const TYPES[8] = {"text/plain",
+                                     "application/json; charset=utf-8",
+                                     "application/x-www-form-urlencoded",
+                                     "text/html; charset=latin1",
+                                     "multipart/form-data; boundary=x",
+                                     "image/png",
+                                     "application/octet-stream",
+                                     ""};
 
 static void add_headers(rd_t *r, http_msg_t *m, int trailers)
 {
@@ -134,9 +138,12 @@ static void add_headers(rd_t *r, http_msg_t *m, int trailers)
 
         if (kind < 0x20) { /* one of the headers the writer looks at */
             name = (kind & 8) ? "Content-Type" : (kind & 16) ? "Cookie" : "Content-Encoding";
-            value = (kind & 8) ? TYPES[kind & 7] : (kind & 16) ? "a=1; b=2; c" : ENCODINGS[kind & 7];
+            value = (kind & 8)    ? TYPES[kind & 7]
+                    : (kind & 16) ? "a=1; b=2; c"
+                                  : ENCODINGS[kind & 7];
             if (!trailers && !(kind & 16) && kind >= 0x18)
-                name = "Set-Cookie", value = "id=x; Path=/; HttpOnly; Expires=Wed, 21 Oct 2015 07:28:00 GMT";
+                name = "Set-Cookie",
+                value = "id=x; Path=/; HttpOnly; Expires=Wed, 21 Oct 2015 07:28:00 GMT";
             rc = trailers ? http_msg_add_trailer(m, name, strlen(name), value, strlen(value))
                           : http_msg_add_header(m, name, strlen(name), value, strlen(value));
         } else {
@@ -165,8 +172,8 @@ static void add_body(rd_t *r, http_msg_t *m)
 
 typedef struct mem {
     char *buf;
-    size_t len, cap;   /* len: where the next write goes */
-    size_t end;        /* bytes valid in buf (len, or more after a tail) */
+    size_t len, cap; /* len: where the next write goes */
+    size_t end;      /* bytes valid in buf (len, or more after a tail) */
 } mem_t;
 
 static int mem_write(void *o, const void *b, size_t n)

@@ -77,8 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cJSON *root = cJSON_ParseWithLength(text, size);
         const cJSON *entries = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(root, "log"), "entries");
-        if (root && (size_t)cJSON_GetArraySize(entries) !=
-                        st.entries + st.no_response + st.unusable)
+        if (root &&
+            (size_t)cJSON_GetArraySize(entries) != st.entries + st.no_response + st.unusable)
             abort();
         cJSON_Delete(root);
     }

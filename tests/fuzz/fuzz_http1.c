@@ -72,7 +72,8 @@ static void check_msg(state_t *st, const http_msg_t *m)
     uint8_t *owned;
 
     if (kept > st->max_body || m->body_total < kept || (m->body_len && !m->body) ||
-        (m->body_truncated && m->body_total <= kept) || (!m->body_truncated && m->body_total != kept) ||
+        (m->body_truncated && m->body_total <= kept) ||
+        (!m->body_truncated && m->body_total != kept) ||
         (m->spill && m->body_len > HTTP_SPILL_TAIL))
         abort();
     if (http_msg_body(m, &body, &len, &owned) < 0)
@@ -159,8 +160,8 @@ static void on_upgrade_data(void *opaque, int dir, const uint8_t *data, size_t l
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const http1_callbacks_t cb = {on_request_begin, on_request_head, on_exchange,
-                                         on_upgrade, on_upgrade_data};
+    static const http1_callbacks_t cb = {on_request_begin, on_request_head, on_exchange, on_upgrade,
+                                         on_upgrade_data};
     state_t st;
     http1_conn_t *c;
     uint8_t flags;

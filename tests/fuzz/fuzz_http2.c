@@ -7,9 +7,10 @@
  * uses); bit 1, bodies keep at most 100 bytes; bit 2, the client preface is
  * fed first (so mutations need not keep it); bit 3, finish with an error
  * text; bit 4, bodies past 40 bytes go to the spill file (formats/spill.h),
- * and the upgrade request of bit 0 has a body of 40,000 bytes. A record is a byte with the direction in bit 7 (1: server to client)
- * and a length in bits 0-6 (127: a 16-bit big-endian length follows), then
- * that many bytes (fewer at the end of the input). Seeds: fixtures/fuzz/http2/.
+ * and the upgrade request of bit 0 has a body of 40,000 bytes. A record is a byte with the
+ * direction in bit 7 (1: server to client) and a length in bits 0-6 (127: a 16-bit big-endian
+ * length follows), then that many bytes (fewer at the end of the input). Seeds:
+ * fixtures/fuzz/http2/.
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iformats
  *        formats/http2.c formats/http2_frame.c formats/http2_stream.c

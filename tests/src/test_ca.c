@@ -94,10 +94,10 @@ static int write_pem(const char *path, EVP_PKEY *key, X509 *cert, bool key_first
     for (int i = 0; i < 2; i++) {
         bool do_key = (i == 0) == key_first;
         if (do_key && key)
-            ok = ok && (pass ? PEM_write_bio_PrivateKey(bio, key, EVP_aes_128_cbc(), NULL, 0,
-                                                        NULL, (void *)pass)
-                             : PEM_write_bio_PrivateKey_traditional(bio, key, NULL, NULL, 0,
-                                                                    NULL, NULL));
+            ok = ok &&
+                 (pass ? PEM_write_bio_PrivateKey(bio, key, EVP_aes_128_cbc(), NULL, 0, NULL,
+                                                  (void *)pass)
+                       : PEM_write_bio_PrivateKey_traditional(bio, key, NULL, NULL, 0, NULL, NULL));
         if (!do_key && cert)
             ok = ok && PEM_write_bio_X509(bio, cert);
     }
@@ -147,8 +147,7 @@ static void check_leaf(ca_t *ca, X509 *leaf)
         return;
     CHECK(verifies(ca_cert(ca), leaf));
     CHECK_EQ_INT(X509_get_version(leaf), X509_VERSION_3);
-    CHECK_EQ_INT(X509_NAME_cmp(X509_get_issuer_name(leaf), X509_get_subject_name(ca_cert(ca))),
-                 0);
+    CHECK_EQ_INT(X509_NAME_cmp(X509_get_issuer_name(leaf), X509_get_subject_name(ca_cert(ca))), 0);
     CHECK_EQ_INT(X509_check_private_key(leaf, ca_leaf_key(ca)), 1);
     CHECK_EQ_INT(X509_check_ca(leaf), 0);
     CHECK_EQ_INT(X509_check_purpose(leaf, X509_PURPOSE_SSL_SERVER, 0), 1);
@@ -156,9 +155,9 @@ static void check_leaf(ca_t *ca, X509 *leaf)
     CHECK(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE);
     CHECK(X509_get0_subject_key_id(leaf) != NULL);
     CHECK(X509_get0_authority_key_id(leaf) != NULL);
-    CHECK_EQ_INT(ASN1_STRING_cmp(X509_get0_authority_key_id(leaf),
-                                 X509_get0_subject_key_id(ca_cert(ca))),
-                 0);
+    CHECK_EQ_INT(
+        ASN1_STRING_cmp(X509_get0_authority_key_id(leaf), X509_get0_subject_key_id(ca_cert(ca))),
+        0);
     CHECK(ASN1_STRING_length(X509_get0_serialNumber(leaf)) >= 16);
     CHECK_EQ_INT(X509_get_signature_nid(leaf) == NID_ecdsa_with_SHA256 ||
                      X509_get_signature_nid(leaf) == NID_sha256WithRSAEncryption,
@@ -237,8 +236,8 @@ static void test_default_ca(void)
     CHECK(X509_get_key_usage(cert) & KU_CRL_SIGN);
     CHECK(X509_get0_subject_key_id(cert) != NULL);
     CHECK_EQ_INT(X509_get_ext_by_NID(cert, NID_basic_constraints, -1) >= 0 &&
-                     X509_EXTENSION_get_critical(X509_get_ext(
-                         cert, X509_get_ext_by_NID(cert, NID_basic_constraints, -1))),
+                     X509_EXTENSION_get_critical(
+                         X509_get_ext(cert, X509_get_ext_by_NID(cert, NID_basic_constraints, -1))),
                  1);
     CHECK(ASN1_STRING_length(X509_get0_serialNumber(cert)) >= 16);
     int days = 0, secs = 0;
@@ -329,7 +328,7 @@ static void test_default_ca(void)
     X509_free(same);
     X509_free(leaf);
 
-    const char *ips[] = { "127.0.0.1", "::1" };
+    const char *ips[] = {"127.0.0.1", "::1"};
     for (size_t i = 0; i < 2; i++) {
         leaf = NULL;
         CHECK_EQ_INT(ca_forge(ca, ips[i], NULL, &leaf), 0);
@@ -371,7 +370,7 @@ static void test_default_ca(void)
     CHECK_EQ_STR(subject_cn(leaf, cn, sizeof cn), "a.example");
     CHECK_EQ_INT(count_sans(leaf, -1, NULL), 4); /* the wildcard covers x.c.example */
     CHECK_EQ_INT(count_sans(leaf, GEN_EMAIL, NULL), 0);
-    const char *hosts[] = { "a.example", "b.example", "x.c.example", "y.c.example" };
+    const char *hosts[] = {"a.example", "b.example", "x.c.example", "y.c.example"};
     for (size_t i = 0; i < 4; i++)
         CHECK_EQ_INT(X509_check_host(leaf, hosts[i], 0, 0, NULL), 1);
     CHECK_EQ_INT(X509_check_ip_asc(leaf, "10.1.2.3", 0), 1);

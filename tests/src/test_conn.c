@@ -24,25 +24,25 @@
 typedef struct end {
     conn_t c;
     int server;
-    int offload;                /* conn_set_offload for its handshake */
-    int raw;                    /* no TLS in the conn: the test drives an SSL of its own */
-    int handshake;              /* 1 done, -1 failed */
+    int offload;   /* conn_set_offload for its handshake */
+    int raw;       /* no TLS in the conn: the test drives an SSL of its own */
+    int handshake; /* 1 done, -1 failed */
     int closed;
     uint8_t *got;
     size_t got_len, got_cap;
-    int echo;                   /* write back what arrives */
-    struct end *forward;        /* write what arrives on that end instead */
-    int wbuf_was_ours;          /* when data arrived, its own records were in the wbuf */
-    SSL *own;                   /* raw: the test's SSL, through memory BIOs */
+    int echo;            /* write back what arrives */
+    struct end *forward; /* write what arrives on that end instead */
+    int wbuf_was_ours;   /* when data arrived, its own records were in the wbuf */
+    SSL *own;            /* raw: the test's SSL, through memory BIOs */
 } end_t;
 
 static uv_loop_t loop;
-static conn_env_t env;          /* large; zeroed as conn.h asks */
+static conn_env_t env; /* large; zeroed as conn.h asks */
 static uv_tcp_t listener;
 static int listen_port;
 static SSL_CTX *sctx, *cctx;
-static end_t *accept_into;      /* the server end the next connection goes to */
-static int pause_hello;         /* the server's client_hello hook says retry this many times */
+static end_t *accept_into; /* the server end the next connection goes to */
+static int pause_hello;    /* the server's client_hello hook says retry this many times */
 
 static void got(end_t *e, const uint8_t *p, size_t n)
 {
@@ -101,8 +101,11 @@ static void on_data(conn_t *c, const uint8_t *buf, size_t len)
     }
 }
 
-static void on_eof(conn_t *c) { (void)c; }
-static int conn_errors;          /* none is expected in any case */
+static void on_eof(conn_t *c)
+{
+    (void)c;
+}
+static int conn_errors; /* none is expected in any case */
 
 static void on_error(conn_t *c, int err)
 {
@@ -136,7 +139,7 @@ static void on_connect(conn_t *c, int status)
         return;
     if (e->raw) {
         conn_start(c);
-        SSL_do_handshake(e->own);   /* its ClientHello, and a CCS after it (see paused_hello) */
+        SSL_do_handshake(e->own); /* its ClientHello, and a CCS after it (see paused_hello) */
         BIO_write(SSL_get_wbio(e->own), "\x14\x03\x03\x00\x01\x01", 6);
         raw_flush(e);
         return;
@@ -171,7 +174,10 @@ static int hello_cb(SSL *ssl, int *al, void *arg)
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
-static void tick(uv_timer_t *t) { (void)t; }
+static void tick(uv_timer_t *t)
+{
+    (void)t;
+}
 
 /* Runs the loop until *flag (or a 10 s limit); 0 when it came. */
 static int run_until(const int *flag)
@@ -286,7 +292,7 @@ static void test_wbuf_taken(void)
     CHECK_EQ_INT(conn_write(&s1.c, "ping", 4), 0);
     CHECK_EQ_INT(run_until_len(&s2, 4), 0);
     CHECK(s2.got_len == 4 && memcmp(s2.got, "ping", 4) == 0);
-    CHECK_EQ_INT(c1.wbuf_was_ours, 1);   /* the case happened */
+    CHECK_EQ_INT(c1.wbuf_was_ours, 1); /* the case happened */
     CHECK(c2.c._out == NULL);
     CHECK_EQ_INT(run_until_len(&s1, 1), 0);
     CHECK(s1.got_len == 1 && s1.got[0] == 'x');

@@ -14,15 +14,27 @@ static void test_printable(void)
     CHECK_EQ_STR(log_printable(out, sizeof(out), ""), "");
     /* C0 controls (ESC, BEL, CR, LF) and DEL; a tab stays. */
     CHECK_EQ_STR(log_printable(out, sizeof(out), "ev\x1b[31mil\x07"), "ev\\x1b[31mil\\x07");
-    CHECK_EQ_STR(log_printable(out, sizeof(out), "a\r\nb\x7f" "c\td"), "a\\x0d\\x0ab\\x7fc\td");
+    CHECK_EQ_STR(log_printable(out, sizeof(out),
+                               "a\r\nb\x7f"
+                               "c\td"),
+                 "a\\x0d\\x0ab\\x7fc\td");
     /* C1 controls in UTF-8 (U+009B, CSI) go as their two bytes; other UTF-8 stays. */
-    CHECK_EQ_STR(log_printable(out, sizeof(out), "x\xc2\x9b" "1m"), "x\\xc2\\x9b1m");
+    CHECK_EQ_STR(log_printable(out, sizeof(out),
+                               "x\xc2\x9b"
+                               "1m"),
+                 "x\\xc2\\x9b1m");
     CHECK_EQ_STR(log_printable(out, sizeof(out), "caf\xc3\xa9 \xe6\x97\xa5 \xc2\xa0"),
                  "caf\xc3\xa9 \xe6\x97\xa5 \xc2\xa0");
     /* Cut to fit, never inside an escape. */
     CHECK_EQ_STR(log_printable(out, 6, "abcdefgh"), "abcde");
-    CHECK_EQ_STR(log_printable(out, 6, "ab\x1b" "cd"), "ab");
-    CHECK_EQ_STR(log_printable(out, 7, "ab\x1b" "cd"), "ab\\x1b");
+    CHECK_EQ_STR(log_printable(out, 6,
+                               "ab\x1b"
+                               "cd"),
+                 "ab");
+    CHECK_EQ_STR(log_printable(out, 7,
+                               "ab\x1b"
+                               "cd"),
+                 "ab\\x1b");
     CHECK_EQ_STR(log_printable(out, 1, "abc"), "");
 }
 
@@ -36,7 +48,10 @@ static void test_line(void)
     CHECK(f != NULL);
     if (!f)
         return;
-    log_line(f, "[%d] %s %s", 3, "G\x1b" "ET", "http://x/\x07");
+    log_line(f, "[%d] %s %s", 3,
+             "G\x1b"
+             "ET",
+             "http://x/\x07");
     log_line(f, "second");
     rewind(f);
     n = fread(buf, 1, sizeof(buf) - 1, f);

@@ -135,7 +135,7 @@ static void test_options(void)
     r.nheaders = 2;
     match_add(m, &r, 5);
     CHECK_EQ_INT(find(m, r, why, 512), 5);
-    r.nheaders = 1;   /* no X-Api-Key */
+    r.nheaders = 1; /* no X-Api-Key */
     CHECK_EQ_INT(find(m, r, why, 512), -ENOENT);
     CHECK(strstr(why, "headers") != NULL);
     match_free(m);
@@ -167,8 +167,8 @@ static void test_refresh(void)
     CHECK_EQ_INT(refresh_header("expires", "0", 86400, out, sizeof(out)), 0);
     CHECK_EQ_INT(refresh_header("Content-Type", "Sun, 06 Nov 1994 08:49:37 GMT", 1, out, 256), 0);
     CHECK_EQ_INT(refresh_header("Set-Cookie",
-                                "id=1; Path=/; expires=Wed, 21-Oct-2015 07:28:00 GMT; Secure",
-                                3600, out, sizeof(out)),
+                                "id=1; Path=/; expires=Wed, 21-Oct-2015 07:28:00 GMT; Secure", 3600,
+                                out, sizeof(out)),
                  1);
     CHECK_EQ_STR(out, "id=1; Path=/; expires=Wed, 21 Oct 2015 08:28:00 GMT; Secure");
     CHECK_EQ_INT(refresh_header("Set-Cookie", "id=1; Path=/", 3600, out, sizeof(out)), 0);

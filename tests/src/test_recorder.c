@@ -15,7 +15,7 @@
  * moved or dropped entry is a heap-use-after-free.
  */
 
-#define NPROC 4100          /* past the recorder's bound of 4,096 processes */
+#define NPROC 4100 /* past the recorder's bound of 4,096 processes */
 
 typedef struct seen {
     uint64_t bytes[NPROC + 2];
@@ -90,7 +90,7 @@ static void test_processes_while_flows_are_open(void)
         rec_flow_wire(f[i], REC_CLIENT, REC_S2C, data, 2, rec_now());
 
     recorder_each_process(r, collect, s);
-    CHECK_EQ_INT((long)s->n, 4097);           /* 4,098 seen, process 0 dropped */
+    CHECK_EQ_INT((long)s->n, 4097); /* 4,098 seen, process 0 dropped */
     CHECK_EQ_INT((long)s->flows[0], 0);
     for (unsigned i = 1; i < 4098; i++) {
         uint64_t want = (i < 4096 ? 1 + i % 60 : 0) + 2;
