@@ -329,7 +329,7 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof(a));
     a.child_status = -1;
     log_set_name("mitmreplay");
-    signal(SIGPIPE, SIG_IGN);
+    spawn_ignore_sigpipe();
     rc = replay_options_parse(&a.o, argc, argv, err, sizeof(err));
     if (rc == 1)
         return 0;

@@ -15,6 +15,24 @@
 
 #include "spawn.h"
 
+/* SIGPIPE's disposition and the signal mask when the program started (spawn_ignore_sigpipe). */
+static int sigpipe_was_ignored;
+static sigset_t start_mask;
+static int start_saved;
+
+void spawn_ignore_sigpipe(void)
+{
+    struct sigaction ign, old;
+
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    if (sigaction(SIGPIPE, &ign, &old) == 0)
+        sigpipe_was_ignored = old.sa_handler == SIG_IGN;
+    if (sigprocmask(SIG_SETMASK, NULL, &start_mask) == 0)
+        start_saved = 1;
+}
+
 int spawn_workdir(char *dir, size_t len, char *err, size_t errlen)
 {
     const char *tmp = getenv("TMPDIR");
@@ -225,6 +243,11 @@ static void child(const spawn_opts_t *o, const char *bundle, const char *ca, con
     setenv("NODE_EXTRA_CA_CERTS", ca, 1);
     setenv("MITMREC", "1", 1);
     drop_to_sudo_user();
+    /* Handlers are reset by exec, but an ignored signal stays ignored: SIGPIPE as it was. */
+    if (!sigpipe_was_ignored)
+        signal(SIGPIPE, SIG_DFL);
+    if (start_saved)
+        sigprocmask(SIG_SETMASK, &start_mask, NULL);
     execvp(o->argv[0], o->argv);
     fprintf(stderr, "mitmrec: cannot run '%s': %s\n", o->argv[0], strerror(errno));
     _exit(127);

@@ -25,6 +25,14 @@ typedef struct spawn_opts {
 /* Makes a directory for the run's files (0755, under $TMPDIR or /tmp) into dir. */
 int spawn_workdir(char *dir, size_t len, char *err, size_t errlen);
 
+/*
+ * Ignores SIGPIPE in this process (a peer gone is an error return, not death), first keeping
+ * its disposition and the signal mask as they were, which the command spawn_start runs gets
+ * back: it must see the signals it would have seen without us (SIGPIPE ignored only when it
+ * was so for us, as under nohup-like wrappers). Call it once, early in main.
+ */
+void spawn_ignore_sigpipe(void);
+
 /* Removes what spawn_workdir and spawn_start left in dir, then dir. */
 void spawn_workdir_remove(const char *dir);
 
