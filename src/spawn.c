@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "spawn.h"
 
 /* SIGPIPE's disposition and the signal mask when the program started (spawn_ignore_sigpipe). */
@@ -216,18 +217,18 @@ static void drop_to_sudo_user(void)
         return;
     if ((user ? initgroups(user, gid) : setgroups(0, NULL)) != 0 || setgid(gid) != 0 ||
         setuid(uid) != 0) {
-        fprintf(stderr, "mitmrec: cannot switch to user %s (uid %u): %s\n", user ? user : "?",
-                (unsigned)uid, strerror(errno));
+        log_error("cannot switch to user %s (uid %u): %s", user ? user : "?", (unsigned)uid,
+                  strerror(errno));
         _exit(126);
     }
 }
 
 static void child(const spawn_opts_t *o, const char *bundle, const char *ca, const char *procs)
 {
-    int fd = open(procs, O_WRONLY | O_CLOEXEC);
+    int fd = open(procs, O_WRONLY | O_CLOEXEC), rc;
 
     if (fd < 0 || write(fd, "0", 1) != 1) {
-        fprintf(stderr, "mitmrec: cannot join cgroup %s: %s\n", o->cgroup_dir, strerror(errno));
+        log_error("cannot join cgroup %s: %s", o->cgroup_dir, strerror(errno));
         _exit(126);
     }
     close(fd);
@@ -249,8 +250,10 @@ static void child(const spawn_opts_t *o, const char *bundle, const char *ca, con
     if (start_saved)
         sigprocmask(SIG_SETMASK, &start_mask, NULL);
     execvp(o->argv[0], o->argv);
-    fprintf(stderr, "mitmrec: cannot run '%s': %s\n", o->argv[0], strerror(errno));
-    _exit(127);
+    /* As a shell, env(1) and timeout(1) say it: 127 not found, 126 found but not run. */
+    rc = errno;
+    log_error("cannot run '%s': %s", o->argv[0], strerror(rc));
+    _exit(rc == ENOENT || rc == ENOTDIR ? 127 : 126);
 }
 
 int spawn_start(const spawn_opts_t *o, pid_t *pid, char *err, size_t errlen)

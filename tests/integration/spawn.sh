@@ -13,7 +13,7 @@
 # decrypts the HTTPS requests; process comments and HAR fields name each client's real pid; the
 # HAR validates; the spawn cgroup is gone afterwards (also with a leftover background process,
 # and after kill -9 of mitmrec); -r of the pcapng gives the same HAR entries. Then exit statuses
-# 0, 127 (no such command) and 128+signal, --cgroup PARENT, --ignore-hosts and -f. Last, with
+# 0, 127 (no such command), 126 (not executable) and 128+signal, --cgroup PARENT, --ignore-hosts and -f. Last, with
 # dnsmasq and nginx stopped, mitmreplay runs the same command from the pcapng: names from the
 # recorded DNS answers, the served bytes, the same exit status.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
@@ -330,6 +330,13 @@ spawn_run zero -q -o "$WORK/zero.pcapng" -- sh -c 'exit 0'
 [ $RUN_RC -eq 0 ] || fail "mitmrec -- sh -c 'exit 0' exited $RUN_RC: $(cat "$RUN_LOG")"
 spawn_run missing -q -o "$WORK/missing.pcapng" -- "$WORK/no-such-command"
 [ $RUN_RC -eq 127 ] || fail "mitmrec -- no-such-command exited $RUN_RC, expected 127: $(cat "$RUN_LOG")"
+grep -qx "mitmrec: error: cannot run '$WORK/no-such-command': No such file or directory" "$RUN_LOG" ||
+    fail "mitmrec -- no-such-command: $(cat "$RUN_LOG")"
+# Found but not executable: 126, as from a shell, env(1) or timeout(1).
+printf 'not a program\n' >"$WORK/not-executable"
+chmod 644 "$WORK/not-executable"
+spawn_run noexec -q -o "$WORK/noexec.pcapng" -- "$WORK/not-executable"
+[ $RUN_RC -eq 126 ] || fail "mitmrec -- a file that is not executable exited $RUN_RC, expected 126: $(cat "$RUN_LOG")"
 spawn_run signal -q -o "$WORK/signal.pcapng" -- sh -c 'kill -TERM $$'
 [ $RUN_RC -eq 143 ] || fail "mitmrec -- (a command killed by SIGTERM) exited $RUN_RC, expected 143: $(cat "$RUN_LOG")"
 
