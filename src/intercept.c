@@ -77,6 +77,7 @@ int intercept_spawn(intercept_t *it, const intercept_opts_t *o, const char *ca_c
     so.cgroup_dir = it->cgroup;
     so.ca_cert = ca_cert;
     so.workdir = it->workdir;
+    so.stdout_to_stderr = o->stdout_taken;
     return spawn_start(&so, &it->child, err, errlen);
 }
 

@@ -27,6 +27,7 @@ typedef struct intercept_opts {
     int v6;                      /* ::1 is listened on too */
     int loopback_listening;      /* redirect_opts_t's: loopback ports must listen */
     char **command;              /* spawn mode: the command; NULL in attach mode */
+    int stdout_taken;            /* a recording goes to our stdout: the command's to stderr */
 } intercept_opts_t;
 
 typedef struct intercept {

@@ -154,6 +154,8 @@ static int start_redirect(app_t *a, ca_t *ca)
     /* Recording: a loopback port nothing listens on refuses the application itself. */
     io.loopback_listening = 1;
     io.command = a->opts.mode == MODE_SPAWN ? a->opts.command : NULL;
+    /* -o - (or --har -): the pcapng on stdout must not take the command's output in. */
+    io.stdout_taken = !strcmp(a->opts.out_path, "-") || !strcmp(a->opts.har_path, "-");
     if ((rc = intercept_attach(&a->it, &io, &stage, err, sizeof(err))) < 0) {
         log_error("%s; without it, use --listen mode (an explicit proxy needs no privileges)", err);
         return 2;

@@ -243,6 +243,9 @@ static int server_replay(app_t *a, replaydb_t *db)
     io.udp_port = (uint16_t)uport;
     io.v6 = v6;
     io.command = o->mode == REPLAY_SPAWN ? o->command : NULL;
+    /* --record-new - : the recording on stdout must not take the command's output in. */
+    io.stdout_taken = (o->record_new && !strcmp(o->record_new, "-")) ||
+                      (o->record_new_har && !strcmp(o->record_new_har, "-"));
     if (intercept_attach(&a->it, &io, &stage, err, sizeof(err)) < 0) {
         log_error("%s; mitmreplay needs root and eBPF (local redirect mode)", err);
         status = 2;

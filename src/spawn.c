@@ -249,6 +249,10 @@ static void child(const spawn_opts_t *o, const char *bundle, const char *ca, con
         signal(SIGPIPE, SIG_DFL);
     if (start_saved)
         sigprocmask(SIG_SETMASK, &start_mask, NULL);
+    if (o->stdout_to_stderr && dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+        log_error("cannot point the command's output at stderr: %s", strerror(errno));
+        _exit(126);
+    }
     execvp(o->argv[0], o->argv);
     /* As a shell, env(1) and timeout(1) say it: 127 not found, 126 found but not run. */
     rc = errno;

@@ -20,6 +20,7 @@ typedef struct spawn_opts {
     const char *cgroup_dir; /* cgroup v2 directory to start it in (must exist) */
     const char *ca_cert;    /* our CA certificate, PEM */
     const char *workdir;    /* a private directory for the bundle (made by spawn_workdir) */
+    int stdout_to_stderr;   /* the command's stdout is our stderr (ours carries a recording) */
 } spawn_opts_t;
 
 /* Makes a directory for the run's files (0755, under $TMPDIR or /tmp) into dir. */

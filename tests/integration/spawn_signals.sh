@@ -6,7 +6,8 @@
 # output: Broken pipe" and failed instead of dying quietly. Checked: the command's SigIgn and
 # SigBlk (/proc/self/status) are those of the same command started by this shell, with
 # SIGPIPE at its default and, under `trap '' PIPE`, ignored (as nohup-like wrappers leave
-# it); and the pipeline says nothing.
+# it); and the pipeline says nothing. One difference is made on purpose: with the recording
+# on stdout (-o -), the command's stdout is our stderr.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 spawn_available || skip "spawn mode unavailable here ($SPAWN_WHY)"
@@ -51,4 +52,23 @@ log "SIGPIPE at its default in the command, as here: $(grep SigIgn "$WORK/got" |
     grep -Eq '^SigIgn:[[:space:]]*[0-9a-f]*[13579bdf][0-9a-f]{3}$' "$WORK/got" || fail "under trap '' PIPE, SIGPIPE is not ignored: $(cat "$WORK/got")"
 ) || exit 1
 log "under trap '' PIPE, ignored in the command too"
+
+# With the recording on stdout (-o -, --har -, mitmreplay's --record-new -), the command's
+# own output goes to stderr: before, it went into the pcapng and broke it.
+out_check() {
+    local what=$1 file=$2
+    shift 2
+    "$@" -- sh -c 'echo OUTPUT-OF-THE-COMMAND' >"$WORK/$file" 2>"$WORK/$file.err" ||
+        fail "$what: exit $?: $(tail -n 3 "$WORK/$file.err")"
+    grep -q OUTPUT-OF-THE-COMMAND "$WORK/$file" && fail "$what: the command's output is in the recording"
+    grep -qx OUTPUT-OF-THE-COMMAND "$WORK/$file.err" || fail "$what: the command's output is not on stderr: $(cat "$WORK/$file.err")"
+}
+out_check "mitmrec -o -" stdout.pcapng "$MITMREC" -q -o - --har "$WORK/stdout.har"
+tshark_readable "$WORK/stdout.pcapng" >/dev/null
+out_check "mitmrec --har -" stdout.har "$MITMREC" -q -o "$WORK/x2.pcapng" --har -
+har_validate "$WORK/stdout.har"
+out_check "mitmreplay --record-new -" new.pcapng "$MITMREPLAY" -q "$WORK/x.pcapng" \
+    --unmatched passthrough --record-new -
+tshark_readable "$WORK/new.pcapng" >/dev/null
+log "-o -, --har -, --record-new -: the command's output on stderr, the recording whole"
 exit 0
