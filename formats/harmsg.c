@@ -477,6 +477,17 @@ int harmsg_body_view(const http_msg_t *m, body_view_t *v)
 
 /* ---- request and response ---- */
 
+/* A body the HAR holds only the start of (--max-body, or a spill file that could not be read
+   back): "_truncated" for readers (harread.c, mitmreplay), a comment for people. */
+static void mark_truncated(jctx_t *j, jnode_t o, size_t kept)
+{
+    char c[96];
+
+    jbool(j, o, "_truncated", 1);
+    snprintf(c, sizeof(c), "cut short: the first %zu bytes; the pcapng has all of it", kept);
+    jstr(j, o, "comment", c);
+}
+
 static void add_version(jctx_t *j, jnode_t o, int major, int minor)
 {
     char v[32];
@@ -532,6 +543,8 @@ void harmsg_request(jctx_t *j, jnode_t entry, const har_entry_t *e, const char *
             if (ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0 &&
                 !text->base64)
                 add_form_pairs(j, jarr(j, pd, "params"), (const char *)bv->data, bv->len);
+            if (bv->truncated)
+                mark_truncated(j, pd, bv->len);
         } else {
             jstr(j, pd, "comment", "Content-Encoding not decoded");
         }
@@ -601,6 +614,8 @@ void harmsg_response(jctx_t *j, jnode_t entry, const har_entry_t *e, const body_
         if (text->base64)
             jstr(j, content, "encoding", "base64");
     }
+    if (!bv->failed && bv->truncated)
+        mark_truncated(j, content, bv->len);
     loc = http_msg_header(m, "Location");
     jstr(j, resp, "redirectURL", loc ? loc : "");
     jnum(j, resp, "headersSize", m->headers_size >= 0 ? (double)m->headers_size : -1);

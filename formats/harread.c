@@ -203,13 +203,26 @@ static void version(const char *v, int *major, int *minor)
     }
 }
 
+/* Whether a postData or content (o) holds only the start of its body: it says so
+   ("_truncated", mitmrec's writer), or its text is shorter than its size (content; m is
+   the message the text went into). */
+static int cut_short(const cJSON *o, const http_msg_t *m)
+{
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(o, "size");
+
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "_truncated")))
+        return 1;
+    return m && jstr(o, "text") && cJSON_IsNumber(size) &&
+           size->valuedouble > (double)m->body_total;
+}
+
 /* One entry: 1 handed over, 0 skipped (counted in st), or a negative errno. */
 static int read_entry(const cJSON *je, har_read_cb cb, void *opaque, har_read_stats_t *st)
 {
     const cJSON *rq = cJSON_GetObjectItemCaseSensitive(je, "request");
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(je, "response");
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(rs, "status");
-    const cJSON *pd, *ct, *tm;
+    const cJSON *pd = NULL, *ct = NULL, *tm;
     const char *url = jstr(rq, "url"), *method = jstr(rq, "method");
     const char *reason = jstr(rs, "statusText"), *path;
     char scheme[16], host[256];
@@ -258,6 +271,10 @@ static int read_entry(const cJSON *je, har_read_cb cb, void *opaque, har_read_st
         return 0;
     }
     ex->req.complete = ex->resp.complete = 1;
+    if (cut_short(pd, NULL) || cut_short(ct, &ex->resp)) {
+        if (!st->truncated++)
+            snprintf(st->truncated_example, sizeof(st->truncated_example), "%s %s", method, url);
+    }
     start = iso_usec(jstr(je, "startedDateTime"));
     tm = cJSON_GetObjectItemCaseSensitive(je, "timings");
     ex->t_req_start = start;

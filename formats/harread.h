@@ -24,10 +24,13 @@ typedef struct har_read_entry {
 } har_read_entry_t;
 
 typedef struct har_read_stats {
-    size_t entries;     /* handed over */
-    size_t no_response; /* skipped: no status (a blocked or failed request) */
-    size_t unusable;    /* skipped: no request, a URL that is not http(s)://HOST,
-                           or a body that is not valid base64 */
+    size_t entries;              /* handed over */
+    size_t no_response;          /* skipped: no status (a blocked or failed request) */
+    size_t unusable;             /* skipped: no request, a URL that is not http(s)://HOST,
+                                    or a body that is not valid base64 */
+    size_t truncated;            /* handed over with a body the HAR has only the start of
+                                    ("_truncated", or content.text shorter than content.size) */
+    char truncated_example[300]; /* the first of those: "METHOD URL" */
 } har_read_stats_t;
 
 /* Called for each usable entry, in file order; a negative return stops har_read with it. */

@@ -358,6 +358,11 @@ static int load_har(replaydb_t *db, const char *path, char *err, size_t errlen)
         log_warn("%s: %zu of its entries cannot be replayed (not an http(s) URL, a status "
                  "outside 100-999, or a body that is not base64) and were left out",
                  path, st.unusable);
+    if (st.truncated)
+        log_warn("%s: %zu of its entries hold only the start of a body (recorded with "
+                 "--max-body, or cut by its writer), e.g. %s; they are replayed cut short "
+                 "(mitmrec's pcapng of the run has them whole)",
+                 path, st.truncated, st.truncated_example);
     db->har = 1;
     return 0;
 }

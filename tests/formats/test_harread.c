@@ -331,6 +331,35 @@ static void test_fixture(const char *path)
     free(text);
 }
 
+/* Bodies the HAR holds only the start of: "_truncated" (mitmrec's writer), or a content
+   text shorter than content.size; counted, the first named. */
+#define CONTENT(size, extra) "{\"size\":" size ",\"mimeType\":\"x\",\"text\":\"hello\"" extra "}"
+static const char whole[] = ENTRY("http://x/whole", "", "200", CONTENT("5", ""));
+static const char short_text[] = ENTRY("http://x/short", "", "200", CONTENT("9", ""));
+static const char marked[] =
+    ENTRY("http://x/marked", "", "200", CONTENT("5", ",\"_truncated\":true"));
+static const char post[] =
+    ENTRY("http://x/post", ",\"postData\":{\"text\":\"ab\",\"_truncated\":true}", "200",
+          CONTENT("5", ""));
+/* no text: nothing says it is short */
+static const char no_text[] = ENTRY("http://x/notext", "", "200", "{\"size\":9}");
+
+static void test_truncated(void)
+{
+    got_t g = {0};
+    har_read_stats_t st;
+    char list[4096], *t;
+
+    snprintf(list, sizeof(list), "%s,%s,%s,%s,%s", whole, short_text, marked, post, no_text);
+    t = har(list);
+    CHECK_EQ_INT(read_text(t, &g, &st), 0);
+    CHECK_EQ_INT(st.entries, 5);
+    CHECK_EQ_INT(st.truncated, 3);
+    CHECK_EQ_STR(st.truncated_example, "GET http://x/short");
+    release(&g);
+    free(t);
+}
+
 int main(int argc, char **argv)
 {
     const char *src = getenv("top_srcdir");
@@ -341,6 +370,7 @@ int main(int argc, char **argv)
              : src    ? src
                       : ".");
     test_entries();
+    test_truncated();
     test_dates();
     test_not_har();
     test_callback_error();
