@@ -125,7 +125,9 @@ static uint64_t iso_usec(const char *s)
     return (uint64_t)t * 1000000u + (uint64_t)(sec * 1e6);
 }
 
-static int add_headers(http_msg_t *m, const cJSON *arr)
+/* Headers, or with trailers set, trailers ("_trailers", mitmrec's writer: chunked and
+   HTTP/2 trailers, which HAR 1.2 has no place for). */
+static int add_fields(http_msg_t *m, const cJSON *arr, int trailers)
 {
     const cJSON *h;
 
@@ -134,10 +136,16 @@ static int add_headers(http_msg_t *m, const cJSON *arr)
         const char *n = jstr(h, "name"), *v = jstr(h, "value");
         if (!n || !v || !*n)
             continue;
-        if (http_msg_add_header(m, n, strlen(n), v, strlen(v)) < 0)
+        if ((trailers ? http_msg_add_trailer : http_msg_add_header)(m, n, strlen(n), v, strlen(v)) <
+            0)
             return -ENOMEM;
     }
     return 0;
+}
+
+static int add_headers(http_msg_t *m, const cJSON *arr)
+{
+    return add_fields(m, arr, 0);
 }
 
 /* Base64 as HAR writers emit it: with or without padding, line breaks allowed. */
@@ -248,7 +256,8 @@ static int read_entry(const cJSON *je, har_read_cb cb, void *opaque, har_read_st
         http_strset(&ex->target, path, strlen(path)) < 0 ||
         http_strset(&ex->reason, reason ? reason : "", reason ? strlen(reason) : 0) < 0 ||
         add_headers(&ex->req, cJSON_GetObjectItemCaseSensitive(rq, "headers")) < 0 ||
-        add_headers(&ex->resp, cJSON_GetObjectItemCaseSensitive(rs, "headers")) < 0) {
+        add_headers(&ex->resp, cJSON_GetObjectItemCaseSensitive(rs, "headers")) < 0 ||
+        add_fields(&ex->resp, cJSON_GetObjectItemCaseSensitive(rs, "_trailers"), 1) < 0) {
         http_exchange_free(ex);
         return -ENOMEM;
     }

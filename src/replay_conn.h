@@ -34,7 +34,9 @@ typedef struct rresp {
     size_t len;
     uint8_t *owned_body;
     int no_body; /* HEAD, 204, 304 */
-    int chunked; /* HTTP/1: recorded with chunked transfer coding */
+    int chunked; /* HTTP/1: recorded with chunked transfer coding, or with trailers */
+    const http_header_t *trailers; /* recorded trailers (borrowed), sent after the body */
+    size_t ntrailers;
 } rresp_t;
 
 void rresp_free(rresp_t *r);

@@ -192,6 +192,39 @@ int rh2_feed(rh2_t *h, const uint8_t *data, size_t len)
     return flush(h);
 }
 
+/* The recorded trailers as a HEADERS frame that ends the stream (names in lower case, as
+   HTTP/2 wants them; a recorded HTTP/1.1 trailer may have capitals). 0, or -1 when they could
+   not be submitted (the body then ends the stream). */
+static int submit_trailers(nghttp2_session *session, int32_t id, const rresp_t *r)
+{
+    nghttp2_nv *nv = calloc(r->ntrailers, sizeof(*nv));
+    char **names = calloc(r->ntrailers, sizeof(*names));
+    size_t n = 0;
+    int rc = -1;
+
+    if (nv && names) {
+        for (size_t i = 0; i < r->ntrailers; i++) {
+            const http_header_t *t = &r->trailers[i];
+            if (t->name[0] == ':' || !(names[n] = strdup(t->name)))
+                continue;
+            for (char *p = names[n]; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                    *p = (char)(*p + 32);
+            nv[n] = (nghttp2_nv){(uint8_t *)names[n], (uint8_t *)t->value, strlen(names[n]),
+                                 strlen(t->value), NGHTTP2_NV_FLAG_NONE};
+            n++;
+        }
+        /* (nghttp2 copies the fields) */
+        if (n && nghttp2_submit_trailer(session, id, nv, n) == 0)
+            rc = 0;
+    }
+    for (size_t i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+    free(nv);
+    return rc;
+}
+
 static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
@@ -199,10 +232,15 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
     size_t left = s->resp->len - s->sent;
     size_t n = left < len ? left : len;
 
-    memcpy(buf, s->resp->body + s->sent, n);
+    (void)ud;
+    if (n)
+        memcpy(buf, s->resp->body + s->sent, n);
     s->sent += n;
-    if (s->sent == s->resp->len)
+    if (s->sent == s->resp->len) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (s->resp->ntrailers && submit_trailers(session, id, s->resp) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
     return (ssize_t)n;
 }
 
@@ -236,7 +274,8 @@ void rh2_respond(rh2_t *h, int32_t id, rresp_t *resp)
     }
     dp.source.ptr = s;
     dp.read_callback = read_body;
-    nghttp2_submit_response(h->s, id, nv, n, resp->no_body || !resp->len ? NULL : &dp);
+    nghttp2_submit_response(h->s, id, nv, n,
+                            resp->no_body || (!resp->len && !resp->ntrailers) ? NULL : &dp);
     free(nv);
     flush(h);
 }

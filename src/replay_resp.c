@@ -113,9 +113,15 @@ rresp_t *rresp_from_entry(const replay_entry_t *e, const char *method, int refre
         if (resp_add(r, h->name, v) < 0)
             goto oom;
     }
+    /* Trailers (gRPC's grpc-status, for one) follow the body, over HTTP/2 or, for an
+       HTTP/1.1 client, in the chunked coding. */
+    if (!r->no_body) {
+        r->trailers = ex->resp.trailers;
+        r->ntrailers = ex->resp.ntrailers;
+    }
     /* HTTP/1 keeps the recorded framing: chunked stays chunked (one chunk). */
     const char *te = http_msg_header(&ex->resp, "transfer-encoding");
-    r->chunked = te && strcasestr(te, "chunked") && !r->no_body && !e->h2;
+    r->chunked = (te && strcasestr(te, "chunked") && !r->no_body && !e->h2) || r->ntrailers;
     if (r->chunked)
         return r;
     if (!strcmp(method, "HEAD") && cl) {
@@ -164,6 +170,8 @@ uint8_t *rresp_h1(const rresp_t *r, int close, size_t *len)
 
     for (size_t i = 0; i < r->nheaders; i++)
         cap += strlen(r->headers[i].name) + strlen(r->headers[i].value) + 4;
+    for (size_t i = 0; i < r->ntrailers; i++)
+        cap += strlen(r->trailers[i].name) + strlen(r->trailers[i].value) + 4;
     cap += 96;
     if (!(b = malloc(cap)))
         return NULL;
@@ -182,8 +190,13 @@ uint8_t *rresp_h1(const rresp_t *r, int close, size_t *len)
         memcpy(b + off, r->body, r->len);
         off += r->len;
     }
-    if (r->chunked)
-        off += (size_t)snprintf((char *)b + off, cap - off, "%s0\r\n\r\n", r->len ? "\r\n" : "");
+    if (r->chunked) {
+        off += (size_t)snprintf((char *)b + off, cap - off, "%s0\r\n", r->len ? "\r\n" : "");
+        for (size_t i = 0; i < r->ntrailers; i++)
+            off += (size_t)snprintf((char *)b + off, cap - off, "%s: %s\r\n", r->trailers[i].name,
+                                    r->trailers[i].value);
+        off += (size_t)snprintf((char *)b + off, cap - off, "\r\n");
+    }
     *len = off;
     return b;
 }
