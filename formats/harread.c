@@ -148,13 +148,14 @@ static int add_headers(http_msg_t *m, const cJSON *arr)
     return add_fields(m, arr, 0);
 }
 
-/* Base64 as HAR writers emit it: with or without padding, line breaks allowed. */
-static int add_base64(http_msg_t *m, const char *text)
+/* Base64 as HAR writers emit it: with or without padding, line breaks allowed. The bytes
+   (malloc'd, *olen long) into *out; 0, -EBADMSG or -ENOMEM. */
+static int decode_base64(const char *text, uint8_t **out_, size_t *olen)
 {
     size_t len = strlen(text), n = 0, pad = 0;
     char *clean = malloc(len + 4);
     uint8_t *out;
-    int got, rc;
+    int got;
 
     if (!clean)
         return -ENOMEM;
@@ -183,9 +184,59 @@ static int add_base64(http_msg_t *m, const char *text)
         return -EBADMSG;
     }
     /* EVP_DecodeBlock counts the padding as zero bytes. */
-    rc = http_msg_add_body(m, out, (size_t)got - pad, HARREAD_MAX_BODY);
+    *out_ = out;
+    *olen = (size_t)got - pad;
+    return 0;
+}
+
+static int add_base64(http_msg_t *m, const char *text)
+{
+    uint8_t *out;
+    size_t n;
+    int rc = decode_base64(text, &out, &n);
+
+    if (rc < 0)
+        return rc;
+    rc = http_msg_add_body(m, out, n, HARREAD_MAX_BODY);
     free(out);
     return rc;
+}
+
+/* Chrome's _webSocketMessages (mitmrec writes them too): type send / receive, time in
+   seconds, opcode, data as text for opcode 1 and base64 for the others. */
+static int add_ws_messages(http_exchange_t *ex, const cJSON *arr)
+{
+    const cJSON *m;
+
+    cJSON_ArrayForEach(m, arr)
+    {
+        const char *type = jstr(m, "type"), *data = jstr(m, "data");
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(m, "opcode");
+        const cJSON *tm = cJSON_GetObjectItemCaseSensitive(m, "time");
+        int opcode = cJSON_IsNumber(op) ? op->valueint : 1;
+        uint64_t ts = cJSON_IsNumber(tm) && tm->valuedouble > 0 && tm->valuedouble < 1e11
+                          ? (uint64_t)(tm->valuedouble * 1e6)
+                          : 0;
+        uint8_t *bytes = NULL;
+        size_t n = 0;
+        int rc;
+
+        if (!type || (strcmp(type, "send") && strcmp(type, "receive")) || opcode < 0 || opcode > 15)
+            continue;
+        if (data && opcode != 1) {
+            if ((rc = decode_base64(data, &bytes, &n)) == -ENOMEM)
+                return rc;
+            if (rc < 0)
+                continue;
+        }
+        rc = http_exchange_add_ws(ex, !strcmp(type, "send"), ts, opcode,
+                                  bytes ? (const void *)bytes : (const void *)(data ? data : ""),
+                                  bytes ? n : (data ? strlen(data) : 0));
+        free(bytes);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 static int add_body(http_msg_t *m, const char *text, const char *encoding)
@@ -257,7 +308,8 @@ static int read_entry(const cJSON *je, har_read_cb cb, void *opaque, har_read_st
         http_strset(&ex->reason, reason ? reason : "", reason ? strlen(reason) : 0) < 0 ||
         add_headers(&ex->req, cJSON_GetObjectItemCaseSensitive(rq, "headers")) < 0 ||
         add_headers(&ex->resp, cJSON_GetObjectItemCaseSensitive(rs, "headers")) < 0 ||
-        add_fields(&ex->resp, cJSON_GetObjectItemCaseSensitive(rs, "_trailers"), 1) < 0) {
+        add_fields(&ex->resp, cJSON_GetObjectItemCaseSensitive(rs, "_trailers"), 1) < 0 ||
+        add_ws_messages(ex, cJSON_GetObjectItemCaseSensitive(je, "_webSocketMessages")) < 0) {
         http_exchange_free(ex);
         return -ENOMEM;
     }

@@ -11,6 +11,7 @@
 #include "websocket.h"
 
 #define PREFACE_LEN 24
+#define HELD_MAX (64u * 1024) /* server bytes kept until the client's first decide */
 
 struct httpconv {
     httpconv_callbacks_t cb;
@@ -26,6 +27,9 @@ struct httpconv {
     uint8_t pre[PREFACE_LEN];   /* client bytes kept until HTTP/2 or not is known */
     size_t pre_len;
     uint64_t pre_ts;
+    uint8_t *held;   /* server bytes that came before the client's first (an HTTP/2 server */
+    size_t held_len; /* may send its SETTINGS on accept) */
+    uint64_t held_ts;
 };
 
 /* ---- decoders' callbacks -------------------------------------------------- */
@@ -198,17 +202,31 @@ void httpconv_free(httpconv_t *c)
     http2_conn_free(c->h2);
     websocket_conn_free(c->ws);
     http_exchange_free(c->ws_ex);
+    free(c->held);
     free(c);
 }
 
-/* Before the first bytes decide: HTTP/2 with prior knowledge starts with the preface. */
+/* Before the first bytes decide: HTTP/2 with prior knowledge starts with the preface. The
+   client's first bytes decide: the server's that come first are kept meanwhile (up to
+   HELD_MAX, past which HTTP/1 decides, as for any server that speaks first). */
 static int decide(httpconv_t *c, int dir, const uint8_t **data, size_t *len, uint64_t ts)
 {
     size_t take;
     int p;
 
-    if (dir != HTTPCONV_C2S)
-        return start_h1(c);
+    if (dir != HTTPCONV_C2S) {
+        uint8_t *n;
+
+        if (c->held_len + *len > HELD_MAX || !(n = realloc(c->held, c->held_len + *len)))
+            return start_h1(c);
+        memcpy(n + c->held_len, *data, *len);
+        if (!c->held_len)
+            c->held_ts = ts;
+        c->held = n;
+        c->held_len += *len;
+        *len = 0;
+        return 1;
+    }
     take = PREFACE_LEN - c->pre_len < *len ? PREFACE_LEN - c->pre_len : *len;
     memcpy(c->pre + c->pre_len, *data, take);
     if (c->pre_len == 0)
@@ -240,6 +258,14 @@ int httpconv_feed(httpconv_t *c, int dir, const void *data, size_t len, uint64_t
             c->pre_len = 0;
             httpconv_feed(c, HTTPCONV_C2S, c->pre, n, c->pre_ts);
         }
+        if (c->held_len) {
+            uint8_t *h = c->held;
+            size_t n = c->held_len;
+            c->held = NULL;
+            c->held_len = 0;
+            httpconv_feed(c, HTTPCONV_S2C, h, n, c->held_ts);
+            free(h);
+        }
         if (len == 0)
             return 0;
     }
@@ -265,12 +291,20 @@ int httpconv_eof(httpconv_t *c, int dir, uint64_t ts_usec)
 
 void httpconv_finish(httpconv_t *c, const char *error, uint64_t ts_usec)
 {
-    if (c->kind == HTTPCONV_UNKNOWN && c->pre_len) {
-        /* A short conversation that never reached 24 bytes: HTTP/1 decides. */
+    if (c->kind == HTTPCONV_UNKNOWN && (c->pre_len || c->held_len)) {
+        /* A short conversation that never reached 24 bytes, or where only the server
+           spoke: HTTP/1 decides. */
         size_t n = c->pre_len;
         c->pre_len = 0;
-        if (start_h1(c) == 0)
-            http1_conn_feed(c->h1, HTTPCONV_C2S, c->pre, n, c->pre_ts);
+        if (start_h1(c) == 0) {
+            if (n)
+                http1_conn_feed(c->h1, HTTPCONV_C2S, c->pre, n, c->pre_ts);
+            if (c->held_len)
+                http1_conn_feed(c->h1, HTTPCONV_S2C, c->held, c->held_len, c->held_ts);
+        }
+        free(c->held);
+        c->held = NULL;
+        c->held_len = 0;
     }
     if (c->h1)
         http1_conn_finish(c->h1, error, ts_usec);

@@ -125,6 +125,39 @@ static void pending_set(rconn_t *c, pending_t *p, rresp_t *resp)
     }
 }
 
+/* A WebSocket upgrade (HTTP/1.1) that entry e's 101 answered: our own 101 for the client's
+   key (with the recorded subprotocol, without the extensions: the recorded messages are
+   replayed uncompressed) into p, and the connection turns to WebSocket. 0 when it is not
+   one (the entry is then answered as any other). */
+static int ws_upgrade(rconn_t *c, const replay_entry_t *e, const rreq_t *rq, pending_t *p)
+{
+    const char *up = http_msg_header(&e->ex->resp, "upgrade");
+    const char *cup = http_msg_header(rq->msg, "upgrade");
+    const char *key = http_msg_header(rq->msg, "sec-websocket-key");
+    const char *proto = http_msg_header(&e->ex->resp, "sec-websocket-protocol");
+    char accept[RWS_ACCEPT_LEN + 1], head[1024];
+    int n;
+
+    if (c->proto != P_H1 || !up || !strcasestr(up, "websocket") || !cup ||
+        !strcasestr(cup, "websocket") || !key || rws_accept_key(key, accept) < 0)
+        return 0;
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%.500s%s\r\n",
+                 accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
+                 proto ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof(head) || !(p->bytes = malloc((size_t)n)) ||
+        !(c->ws = rws_new(c, e->ex))) {
+        free(p->bytes);
+        p->bytes = NULL;
+        return 0;
+    }
+    memcpy(p->bytes, head, (size_t)n);
+    p->len = (size_t)n;
+    c->proto = P_WS;
+    return 1;
+}
+
 void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
 {
     replay_server_t *s = c->srv;
@@ -162,9 +195,18 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
     p->stream = stream;
     if (rc == 0) {
         const replay_entry_t *e = &s->cfg.db->entries[id];
-        resp = rresp_from_entry(e, rq->method, !o->no_refresh);
         rr.entry = (long)e->index;
         rr.action = "replayed";
+        if (!stream && e->ex->status == 101 && ws_upgrade(c, e, rq, p)) {
+            log_verbose("%s -> entry %zu (101, WebSocket: %zu messages)", desc, e->index,
+                        e->ex->nws);
+            rr.status = 101;
+            replay_report_request(s->cfg.report, &rr);
+            rconn_pq_add(c, p, 0);
+            rws_start(c->ws);
+            return;
+        }
+        resp = rresp_from_entry(e, rq->method, !o->no_refresh);
         if (o->realtime && e->ex->t_resp_start > e->ex->t_req_end)
             delay = (e->ex->t_resp_start - e->ex->t_req_end) / 1000;
         log_verbose("%s -> entry %zu (%d)", desc, e->index, e->ex->status);

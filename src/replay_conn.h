@@ -84,6 +84,8 @@ void rh2_free(rh2_t *h);
 
 /* From replay_h2.c into the server: a complete request on stream, bytes to write. */
 void rconn_request(rconn_t *c, const rreq_t *req, int32_t stream);
+/* From replay_h1.c: the bytes that followed an upgrade request in the same read. */
+void rconn_upgraded(rconn_t *c, const uint8_t *data, size_t len);
 int rconn_write(rconn_t *c, const uint8_t *data, size_t len);
 
 #endif

@@ -157,8 +157,13 @@ int rh1_feed(rh1_t *h, const uint8_t *data, size_t len)
 {
     size_t n = http_parser_execute(&h->hp, h1_settings(), (const char *)data, len);
 
-    if (h->hp.upgrade)
-        return 0; /* the bytes after an upgrade are not ours to answer */
+    if (h->hp.upgrade) {
+        /* The bytes after an upgrade request: WebSocket frames, when it was answered with a
+           recorded 101; otherwise not ours to answer. */
+        if (n < len)
+            rconn_upgraded(h->c, data + n, len - n);
+        return 0;
+    }
     if (n != len || HTTP_PARSER_ERRNO(&h->hp) != HPE_OK)
         return -EBADMSG;
     return 0;

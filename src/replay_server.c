@@ -133,6 +133,7 @@ static void rconn_free_mem(rconn_t *c)
     }
     rh2_free(c->h2);
     rh1_free(c->h1);
+    rws_free(c->ws);
     free(c);
 }
 
@@ -233,8 +234,32 @@ static void on_data(conn_t *cn, const uint8_t *data, size_t len)
     case P_RAW:
         rconn_raw_feed(c, data, len);
         break;
+    case P_WS:
+        rconn_ws_feed(c, data, len);
+        break;
     default:
         break;
+    }
+}
+
+/* The client's bytes after its upgrade request (replay_h1.c): WebSocket frames when the
+   upgrade was answered with a recorded 101, otherwise not ours to answer. */
+void rconn_upgraded(rconn_t *c, const uint8_t *data, size_t len)
+{
+    if (c->proto == P_WS && len)
+        rconn_ws_feed(c, data, len);
+}
+
+void rconn_ws_feed(rconn_t *c, const uint8_t *data, size_t len)
+{
+    if (rws_feed(c->ws, data, len) < 0) {
+        /* A close (ours went back), or frames we cannot take: end after what is queued. */
+        pending_t *p = calloc(1, sizeof(*p));
+        c->proto = P_DONE;
+        if (p) {
+            p->shut = 1;
+            rconn_pq_add(c, p, 0);
+        }
     }
 }
 

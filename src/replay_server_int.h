@@ -19,10 +19,11 @@
 #include "procinfo.h"
 #include "replay_conn.h"
 #include "replay_server.h"
+#include "replay_ws.h"
 #include "replaydb.h"
 #include "tls.h"
 
-enum { P_DETECT, P_TLS, P_H1, P_H2, P_RAW, P_DONE };
+enum { P_DETECT, P_TLS, P_H1, P_H2, P_RAW, P_WS, P_DONE };
 
 /* Something to send once its time has come (--realtime), in order. */
 typedef struct pending {
@@ -56,6 +57,8 @@ struct rconn {
     rh1_t *h1;
     /* HTTP/2 */
     rh2_t *h2;
+    /* WebSocket, after a recorded 101 (replay_ws.c) */
+    rws_t *ws;
     struct pass *passes; /* --unmatched passthrough fetches (replay_pass.c) */
     /* raw */
     replay_conv_t *conv;
@@ -76,6 +79,9 @@ struct replay_server {
     rconn_t *conns;
     uint8_t ubuf[65536];
 };
+
+/* replay_server.c: client bytes of a WebSocket conversation. */
+void rconn_ws_feed(rconn_t *c, const uint8_t *data, size_t len);
 
 /* replay_server.c: unlinks the connection and closes its timer; conn_close follows by the
    caller. */
