@@ -119,7 +119,7 @@ static void pending_set(rconn_t *c, pending_t *p, rresp_t *resp)
     if (p->stream) {
         p->resp = resp;
     } else if (resp) {
-        p->bytes = rresp_h1(resp, rh1_close(c->h1), &p->len);
+        p->bytes = rresp_h1(resp, rh1_close(c->h1), rh1_http10(c->h1), &p->len);
         p->shut = rh1_close(c->h1);
         rresp_free(resp);
     }

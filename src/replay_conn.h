@@ -52,8 +52,10 @@ rresp_t *rresp_from_entry(const replay_entry_t *e, const char *method, int refre
 /* A text/plain response of our own (status 404, 502...). NULL on ENOMEM. */
 rresp_t *rresp_text(int status, const char *text, int head);
 
-/* The response as HTTP/1.1 bytes (malloc'd, *len long); close adds Connection: close. */
-uint8_t *rresp_h1(const rresp_t *r, int close, size_t *len);
+/* The response as HTTP/1.1 bytes (malloc'd, *len long); close adds Connection: close. To an
+   HTTP/1.0 request (http10) a body goes with Content-Length, never chunked, and trailers are
+   left out (RFC 9112 6.1: no transfer coding unless the request is HTTP/1.1). */
+uint8_t *rresp_h1(const rresp_t *r, int close, int http10, size_t *len);
 
 /* The server side of HTTP/1.x on a connection (replay_h1.c). */
 typedef struct rh1 rh1_t;
@@ -65,6 +67,8 @@ rh1_t *rh1_new(rconn_t *c);
 int rh1_feed(rh1_t *h, const uint8_t *data, size_t len);
 /* The last request asked for the connection to end after its response. */
 int rh1_close(const rh1_t *h);
+/* The last request was HTTP/1.0. */
+int rh1_http10(const rh1_t *h);
 void rh1_free(rh1_t *h);
 
 /* The server side of HTTP/2 on a connection (replay_h2.c). */

@@ -169,6 +169,11 @@ int rh1_feed(rh1_t *h, const uint8_t *data, size_t len)
     return 0;
 }
 
+int rh1_http10(const rh1_t *h)
+{
+    return h && h->hp.http_major == 1 && h->hp.http_minor == 0;
+}
+
 int rh1_close(const rh1_t *h)
 {
     return h ? h->close : 0;

@@ -162,9 +162,10 @@ rresp_t *rresp_text(int status, const char *text, int head)
     return r;
 }
 
-uint8_t *rresp_h1(const rresp_t *r, int close, size_t *len)
+uint8_t *rresp_h1(const rresp_t *r, int close, int http10, size_t *len)
 {
     size_t cap = 64 + sizeof(r->reason) + (r->no_body ? 0 : r->len);
+    int chunked = r->chunked && !http10;
     uint8_t *b;
     size_t off;
 
@@ -181,16 +182,18 @@ uint8_t *rresp_h1(const rresp_t *r, int close, size_t *len)
                                 r->headers[i].value);
     if (close)
         off += (size_t)snprintf((char *)b + off, cap - off, "Connection: close\r\n");
-    if (r->chunked)
+    if (chunked)
         off += (size_t)snprintf((char *)b + off, cap - off, "Transfer-Encoding: chunked\r\n");
+    else if (r->chunked) /* recorded chunked, asked in HTTP/1.0: the length instead */
+        off += (size_t)snprintf((char *)b + off, cap - off, "Content-Length: %zu\r\n", r->len);
     off += (size_t)snprintf((char *)b + off, cap - off, "\r\n");
-    if (r->chunked && r->len)
+    if (chunked && r->len)
         off += (size_t)snprintf((char *)b + off, cap - off, "%zx\r\n", r->len);
     if (!r->no_body && r->len) {
         memcpy(b + off, r->body, r->len);
         off += r->len;
     }
-    if (r->chunked) {
+    if (chunked) {
         off += (size_t)snprintf((char *)b + off, cap - off, "%s0\r\n", r->len ? "\r\n" : "");
         for (size_t i = 0; i < r->ntrailers; i++)
             off += (size_t)snprintf((char *)b + off, cap - off, "%s: %s\r\n", r->trailers[i].name,

@@ -5,7 +5,7 @@
 # last HEADERS frame to nghttp over HTTP/2. Recorded in spawn mode: both are in the HAR's
 # "_trailers". Replayed with nginx stopped, from the pcapng and from the HAR: curl's raw
 # bytes (--raw: chunk sizes, the trailer) are the recorded ones, and nghttp receives the
-# trailer. mitmreplay sent neither before.
+# trailer. mitmreplay sent neither before. An HTTP/1.0 client gets the body with its length.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 . "$top_srcdir/tests/integration/replay_lib.sh" || exit 99
 
@@ -43,4 +43,16 @@ for from in t.pcapng t.har; do
         fail "replay from $from: nghttp got no trailer: $(grep -i 'recv' "$WORK/$from.nghttp" | tail -n 5)"
 done
 log "trailers replayed from the pcapng and from the HAR: chunked to curl, HEADERS to nghttp"
+
+# An HTTP/1.0 request gets no transfer coding (RFC 9112 6.1): the body with its length, no
+# trailer. curl --raw would show the chunk framing.
+run_replay "$WORK/h10.log" "$WORK/t.pcapng" -- \
+    curl -0 -sS --raw -D "$WORK/h10.head" -o "$WORK/h10.body" "$T/trailer/small.txt"
+[ "$REPLAY_RC" = 0 ] || fail "HTTP/1.0 replay: status $REPLAY_RC: $(cat "$WORK/h10.log")"
+cmp -s "$WORK/h10.body" "$WWW/small.txt" ||
+    fail "HTTP/1.0 replay: the body is not the file: $(od -c "$WORK/h10.body" | head -n 3)"
+grep -qi '^transfer-encoding' "$WORK/h10.head" && fail "HTTP/1.0 replay: chunked: $(cat "$WORK/h10.head")"
+grep -qi "^content-length: $(stat -c %s "$WWW/small.txt")"$'\r'"\$" "$WORK/h10.head" ||
+    fail "HTTP/1.0 replay: no Content-Length: $(cat "$WORK/h10.head")"
+log "HTTP/1.0: the body with Content-Length, not chunked"
 exit 0
