@@ -46,7 +46,8 @@ struct websocket_conn {
     http_exchange_t *ex;
     size_t max_message, max_kept, kept;
     int deflate;
-    int no_context[2]; /* the sender of that direction resets its compressor per message */
+    int no_context[2];  /* the sender of that direction resets its compressor per message */
+    int masks_required; /* websocket_conn_require_masks: an unmasked client frame is an error */
     websocket_stats_t st;
     ws_dir_t d[2];
 };
@@ -306,6 +307,8 @@ static int frame_begin(struct websocket_conn *c, int dir)
     d->masked = (h[1] & 0x80) != 0;
     if (h[0] & 0x30)
         return dir_fail(c, dir, -EBADMSG, "WebSocket frame with reserved bits RSV2/RSV3 set");
+    if (c->masks_required && dir == WEBSOCKET_CLIENT && !d->masked)
+        return dir_fail(c, dir, -EBADMSG, "WebSocket client frame not masked");
     if (len7 == 126) {
         d->plen = (uint64_t)h[2] << 8 | h[3];
         at = 4;
@@ -520,6 +523,11 @@ int websocket_conn_pending(const websocket_conn_t *c, int dir)
 int websocket_conn_closed(const websocket_conn_t *c, int dir)
 {
     return (dir == WEBSOCKET_CLIENT || dir == WEBSOCKET_SERVER) && c->d[dir].closed;
+}
+
+void websocket_conn_require_masks(websocket_conn_t *c)
+{
+    c->masks_required = 1;
 }
 
 int websocket_conn_deflate(const websocket_conn_t *c)

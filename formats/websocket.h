@@ -94,6 +94,10 @@ int websocket_conn_pending(const websocket_conn_t *c, int dir);
 /* True once direction dir sent a close frame. */
 int websocket_conn_closed(const websocket_conn_t *c, int dir);
 
+/* From now on an unmasked client frame stops the client direction, as a server must take
+   it (RFC 6455 5.1); a recorder takes what was sent, and does not call this. */
+void websocket_conn_require_masks(websocket_conn_t *c);
+
 /* True when permessage-deflate was negotiated. */
 int websocket_conn_deflate(const websocket_conn_t *c);
 

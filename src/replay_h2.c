@@ -192,6 +192,14 @@ int rh2_feed(rh2_t *h, const uint8_t *data, size_t len)
     return flush(h);
 }
 
+/* HTTP/2 field names are lower case; nghttp2 sends them as given. */
+static void lower_name(char *name)
+{
+    for (char *p = name; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p + 32);
+}
+
 /* The recorded trailers as a HEADERS frame that ends the stream (names in lower case, as
    HTTP/2 wants them; a recorded HTTP/1.1 trailer may have capitals). 0, or -1 when they could
    not be submitted (the body then ends the stream). */
@@ -207,9 +215,7 @@ static int submit_trailers(nghttp2_session *session, int32_t id, const rresp_t *
             const http_header_t *t = &r->trailers[i];
             if (t->name[0] == ':' || !(names[n] = strdup(t->name)))
                 continue;
-            for (char *p = names[n]; *p; p++)
-                if (*p >= 'A' && *p <= 'Z')
-                    *p = (char)(*p + 32);
+            lower_name(names[n]);
             nv[n] = (nghttp2_nv){(uint8_t *)names[n], (uint8_t *)t->value, strlen(names[n]),
                                  strlen(t->value), NGHTTP2_NV_FLAG_NONE};
             n++;
@@ -263,11 +269,8 @@ void rh2_respond(rh2_t *h, int32_t id, rresp_t *resp)
     snprintf(status, sizeof(status), "%d", resp->status);
     nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, strlen(status),
                            NGHTTP2_NV_FLAG_NONE};
-    /* HTTP/2 field names are lower case; nghttp2 sends them as given. */
     for (size_t i = 0; i < resp->nheaders; i++) {
-        for (char *p = resp->headers[i].name; *p; p++)
-            if (*p >= 'A' && *p <= 'Z')
-                *p = (char)(*p + 32);
+        lower_name(resp->headers[i].name);
         nv[n++] = (nghttp2_nv){(uint8_t *)resp->headers[i].name, (uint8_t *)resp->headers[i].value,
                                strlen(resp->headers[i].name), strlen(resp->headers[i].value),
                                NGHTTP2_NV_FLAG_NONE};

@@ -6,9 +6,9 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include "log.h"
 #include "replay_server_int.h"
 #include "replay_ws.h"
+#include "websocket.h"
 
 /*
  * A WebSocket conversation of the replay server (RFC 6455 over an HTTP/1.1 upgrade): the
@@ -16,20 +16,20 @@
  * first go out at once; each data message from the client then brings the server's
  * messages that followed the client's next recorded one. Pings get pongs, a close gets its
  * close back and ends the connection; the recording's own control frames are not replayed.
+ * The client's frames are read by the recorder's decoder (formats/websocket.c), which here
+ * also requires them masked.
  */
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS_MSG_MAX (16u << 20) /* a client message we assemble, at most */
+#define WS_MSG_MAX (16u << 20) /* a client message, at most */
 
 struct rws {
     rconn_t *c;
     const http_exchange_t *ex; /* borrowed from the recording */
     size_t next;               /* the first recorded message not yet played */
-    uint8_t *buf;              /* client bytes not yet a whole frame */
-    size_t len, cap;
-    size_t msg_len; /* a fragmented message being received (its bytes are not kept) */
-    int msg_op;
-    int closed; /* we sent our close */
+    websocket_conn_t *dec;     /* the client's frames (formats/websocket.c) */
+    int closed;                /* we sent our close */
+    int end;                   /* the client closed, or sent what we do not take */
 };
 
 int rws_accept_key(const char *key, char out[RWS_ACCEPT_LEN + 1])
@@ -107,31 +107,12 @@ static void play_server_turn(rws_t *w)
     }
 }
 
-rws_t *rws_new(rconn_t *c, const http_exchange_t *ex)
-{
-    rws_t *w = calloc(1, sizeof(*w));
-
-    if (!w)
-        return NULL;
-    w->c = c;
-    w->ex = ex;
-    w->msg_op = -1;
-    return w;
-}
-
-void rws_start(rws_t *w)
-{
-    play_server_turn(w);
-}
-
-/* A whole message from the client. */
-static void client_message(rws_t *w, int opcode)
+/* A whole message from the client: its recorded counterpart is the next data message the
+   client sent (not past its close: more messages than recorded get no answer). */
+static void client_message(rws_t *w)
 {
     const http_exchange_t *ex = w->ex;
 
-    (void)opcode;
-    /* Its recorded counterpart: the next data message the client sent (not past its close:
-       more messages than recorded get no answer). */
     while (w->next < ex->nws && !(ex->ws[w->next].send && is_data(ex->ws[w->next].opcode))) {
         if (ex->ws[w->next].send && ex->ws[w->next].opcode == 8)
             return;
@@ -142,97 +123,66 @@ static void client_message(rws_t *w, int opcode)
     play_server_turn(w);
 }
 
-/* One frame from the client (unmasked in place). 0, or -1 to end the connection. */
-static int client_frame(rws_t *w, int fin, int opcode, const uint8_t *data, size_t len)
+/* The decoder's message (control frames are messages too; the data is kept only up to 125
+   bytes, all a ping's or a close's can have). */
+static void on_message(void *opaque, int dir, int opcode, const uint8_t *data, size_t len,
+                       uint64_t total, uint64_t ts_usec)
 {
-    if (opcode >= 8) {
-        if (opcode == 9)
-            return send_frame(w, 10, data, len) < 0 ? -1 : 0;
-        if (opcode == 8) {
-            if (!w->closed)
-                send_frame(w, 8, data, len >= 2 ? 2 : 0);
-            w->closed = 1;
-            return -1;
-        }
-        return 0; /* pong */
+    rws_t *w = opaque;
+
+    (void)ts_usec;
+    if (dir != WEBSOCKET_CLIENT || w->end)
+        return;
+    switch (opcode) {
+    case 1:
+    case 2:
+        if (total > WS_MSG_MAX)
+            w->end = 1;
+        else
+            client_message(w);
+        break;
+    case 8:
+        if (!w->closed)
+            send_frame(w, 8, data, len >= 2 ? 2 : 0);
+        w->closed = 1;
+        w->end = 1;
+        break;
+    case 9:
+        if (send_frame(w, 10, data, len) < 0)
+            w->end = 1;
+        break;
+    default: /* a pong */
+        break;
     }
-    if (opcode != 0) {
-        if (w->msg_op >= 0)
-            return -1; /* a new message inside a fragmented one */
-        w->msg_op = opcode;
-        w->msg_len = 0;
-    } else if (w->msg_op < 0) {
-        return -1; /* a continuation of nothing */
+}
+
+rws_t *rws_new(rconn_t *c, const http_exchange_t *ex)
+{
+    static const websocket_callbacks_t cb = {on_message, NULL};
+    rws_t *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return NULL;
+    /* No extension was taken up: a compressed frame is an error, as it should be. */
+    if (!(w->dec = websocket_conn_new(NULL, NULL, &cb, w, 125, 0))) {
+        free(w);
+        return NULL;
     }
-    if (w->msg_len + len > WS_MSG_MAX)
-        return -1;
-    w->msg_len += len;
-    if (!fin)
-        return 0;
-    client_message(w, w->msg_op);
-    w->msg_op = -1;
-    w->msg_len = 0;
-    return 0;
+    websocket_conn_require_masks(w->dec);
+    w->c = c;
+    w->ex = ex;
+    return w;
+}
+
+void rws_start(rws_t *w)
+{
+    play_server_turn(w);
 }
 
 int rws_feed(rws_t *w, const uint8_t *data, size_t len)
 {
-    size_t off = 0;
-
-    if (w->len + len > WS_MSG_MAX + 14)
+    if (websocket_conn_feed(w->dec, WEBSOCKET_CLIENT, data, len, 0) < 0 || w->end)
         return -1;
-    if (w->len + len > w->cap) {
-        size_t cap = w->cap ? w->cap : 4096;
-        uint8_t *n;
-        while (cap < w->len + len)
-            cap *= 2;
-        if (!(n = realloc(w->buf, cap)))
-            return -1;
-        w->buf = n;
-        w->cap = cap;
-    }
-    memcpy(w->buf + w->len, data, len);
-    w->len += len;
-    for (;;) {
-        uint8_t *b = w->buf + off;
-        size_t have = w->len - off, h = 2;
-        uint64_t plen;
-
-        if (have < 2)
-            break;
-        plen = b[1] & 0x7f;
-        if (plen == 126)
-            h = 4;
-        else if (plen == 127)
-            h = 10;
-        if (!(b[1] & 0x80))
-            return -1; /* a client's frames are masked (RFC 6455 5.1) */
-        if (have < h + 4)
-            break;
-        if (plen == 126) {
-            plen = ((uint64_t)b[2] << 8) | b[3];
-        } else if (plen == 127) {
-            plen = 0;
-            for (int i = 0; i < 8; i++)
-                plen = (plen << 8) | b[2 + i];
-        }
-        if (plen > WS_MSG_MAX)
-            return -1;
-        if (have < h + 4 + plen)
-            break;
-        {
-            const uint8_t *mask = b + h;
-            uint8_t *p = b + h + 4;
-
-            for (uint64_t i = 0; i < plen; i++)
-                p[i] ^= mask[i & 3];
-            if (client_frame(w, b[0] & 0x80, b[0] & 0x0f, p, (size_t)plen) < 0)
-                return -1;
-        }
-        off += h + 4 + (size_t)plen;
-    }
-    memmove(w->buf, w->buf + off, w->len - off);
-    w->len -= off;
     return 0;
 }
 
@@ -245,6 +195,6 @@ void rws_free(rws_t *w)
 {
     if (!w)
         return;
-    free(w->buf);
+    websocket_conn_free(w->dec);
     free(w);
 }

@@ -788,6 +788,29 @@ static void test_api(void)
     free(b.p);
 }
 
+/* websocket_conn_require_masks (mitmreplay's server side): a masked client frame passes, an
+   unmasked one stops the client direction; server frames are not concerned. Without it an
+   unmasked client frame is taken (the recorder's case). */
+static void test_require_masks(void)
+{
+    websocket_conn_t *c = websocket_conn_new(NULL, NULL, NULL, NULL, 0, 0);
+    buf_t b = {0};
+
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK_EQ_INT(websocket_conn_feed(c, C, "\x81\x01x", 3, 1), 0);
+    websocket_conn_require_masks(c);
+    wsf(&b, C, 1, 0, 1, "hi", 2);
+    CHECK_EQ_INT(websocket_conn_feed(c, C, b.p, b.len, 2), 0);
+    CHECK_EQ_INT(websocket_conn_feed(c, S, "\x81\x01y", 3, 3), 0);
+    CHECK_EQ_INT(websocket_conn_feed(c, C, "\x81\x01x", 3, 4), -EBADMSG);
+    CHECK_EQ_INT(websocket_conn_failed(c, C), 1);
+    CHECK_EQ_INT(websocket_conn_failed(c, S), 0);
+    websocket_conn_free(c);
+    free(b.p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0)
@@ -801,5 +824,6 @@ int main(int argc, char **argv)
     test_bad_frames();
     test_extensions();
     test_api();
+    test_require_masks();
     return check_done();
 }
