@@ -252,6 +252,9 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
+    /* The upstream leg's secrets go only to --upstream's interface and to --keylog. */
+    if (!a.opts.upstream && !a.opts.keylog_path)
+        tls_ctx_keylog_off(cctx);
     memset(&ro, 0, sizeof(ro));
     ro.pcapng_path = a.opts.out_path;
     ro.har_path = a.opts.har_path;

@@ -395,6 +395,11 @@ static int ctx_new(const SSL_METHOD *method, SSL_CTX **out, char *err, size_t er
     return 0;
 }
 
+void tls_ctx_keylog_off(SSL_CTX *ctx)
+{
+    SSL_CTX_set_keylog_callback(ctx, NULL);
+}
+
 int tls_server_ctx_new(SSL_CTX **out, char *err, size_t errlen)
 {
     SSL_CTX *ctx;
