@@ -45,10 +45,7 @@ except grpc.RpcError as e:
 print("stream %r" % list(ch.unary_stream("/test.Svc/Stream")(b"s", timeout=10)))
 PY
 GP=$(free_port)
-"$PY" "$WORK/server.py" "$GP" >"$WORK/server.log" 2>&1 &
-SPID=$!
-_LIB_PIDS+=("$SPID")
-wait_port "$GP" 20 || fail "the gRPC server did not start: $(cat "$WORK/server.log")"
+start_server "the gRPC server" "$GP" 20 "$WORK/server.log" "$PY" "$WORK/server.py" "$GP"
 
 "$PY" "$WORK/client.py" "$GP" >"$WORK/direct.txt" 2>&1 || fail "direct: $(cat "$WORK/direct.txt")"
 cat >"$WORK/want.txt" <<'TXT'
@@ -64,9 +61,7 @@ cmp -s "$WORK/rec.txt" "$WORK/want.txt" || fail "through mitmrec, the client pri
 [ "$(har_query "$WORK/g.har" '" ".join("%s:%s:%s" % (e["request"]["url"].rsplit("/", 1)[1], where, f["value"]) for e in h["log"]["entries"] for where in ("headers", "_trailers") for f in e["response"].get(where) or [] if f["name"] == "grpc-status")')" = \
   "Echo:_trailers:0 Fail:headers:5 Stream:_trailers:0" ] ||
     fail "the HAR's grpc-status: $(har_query "$WORK/g.har" '[(e["response"]["headers"], e["response"].get("_trailers")) for e in h["log"]["entries"]]')"
-kill "$SPID"
-wait "$SPID" 2>/dev/null
-port_closed "$GP" || fail "the gRPC server's port is still open"
+stop_server "the gRPC server" "$GP"
 
 for from in g.pcapng g.har; do
     run_replay "$WORK/$from.log" "$WORK/$from" --strict -- "$PY" "$WORK/client.py" "$GP" >"$WORK/$from.txt"

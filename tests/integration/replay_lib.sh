@@ -7,6 +7,10 @@
 #                          that its ports are closed
 #   run_replay LOG ARGS... mitmreplay ARGS, stderr into LOG; sets REPLAY_RC
 #   port_closed PORT       true when nothing accepts on 127.0.0.1:PORT
+#   start_server NAME PORT SECONDS LOG CMD...
+#                          CMD in the background (its output into LOG, stopped at exit);
+#                          fails unless PORT accepts within SECONDS. Sets SERVER_PID
+#   stop_server NAME PORT  SIGTERM to SERVER_PID, reaped; fails if PORT still accepts
 
 MITMREPLAY=${MITMREPLAY:-$top_builddir/mitmreplay}
 
@@ -17,6 +21,21 @@ need_replay() {
 
 port_closed() {
     ! "$PY" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' "$1" 2>/dev/null
+}
+
+start_server() {
+    local name=$1 port=$2 secs=$3 logf=$4
+    shift 4
+    "$@" >"$logf" 2>&1 &
+    SERVER_PID=$!
+    _LIB_PIDS+=("$SERVER_PID")
+    wait_port "$port" "$secs" || fail "$name did not start: $(cat "$logf")"
+}
+
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+    port_closed "$2" || fail "$1's port is still open"
 }
 
 stop_origin() {

@@ -10,11 +10,8 @@
 need redis-server redis-cli "$PY"
 need_replay
 RPORT=$(free_port)
-redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --dir "$WORK" \
-    --daemonize no >"$WORK/redis.log" 2>&1 &
-RPID=$!
-_LIB_PIDS+=("$RPID")
-wait_port "$RPORT" 10 || fail "redis-server did not start: $(cat "$WORK/redis.log")"
+start_server redis-server "$RPORT" 10 "$WORK/redis.log" redis-server --bind 127.0.0.1 \
+    --port "$RPORT" --save '' --appendonly no --dir "$WORK" --daemonize no
 
 cat >"$WORK/client.sh" <<SH
 #!/bin/sh
@@ -30,9 +27,7 @@ mkdir -p "$WORK/out.rec" "$WORK/out"
 "$MITMREC" -q -o "$WORK/rec.pcapng" -- "$WORK/client.sh" "$WORK/out.rec" 2>"$WORK/rec.log" ||
     { cat "$WORK/rec.log" >&2; fail "recording failed"; }
 grep -q 'hello from redis' "$WORK/out.rec/get.txt" || fail "recording run: GET gave $(cat "$WORK/out.rec/get.txt")"
-kill -TERM "$RPID"
-wait "$RPID" 2>/dev/null
-port_closed "$RPORT" || fail "redis-server's port still open"
+stop_server redis-server "$RPORT"
 
 run_replay "$WORK/replay.log" "$WORK/rec.pcapng" --report "$WORK/r.json" -v -- "$WORK/client.sh" "$WORK/out"
 [ "$REPLAY_RC" = 0 ] || { cat "$WORK/replay.log" >&2; fail "replay: status $REPLAY_RC"; }

@@ -44,10 +44,7 @@ async def main():
 asyncio.run(main())
 PY
 WP=$(free_port)
-"$PY" "$WORK/server.py" "$WP" >"$WORK/server.log" 2>&1 &
-SPID=$!
-_LIB_PIDS+=("$SPID")
-wait_port "$WP" 20 || fail "the WebSocket server did not start: $(cat "$WORK/server.log")"
+start_server "the WebSocket server" "$WP" 20 "$WORK/server.log" "$PY" "$WORK/server.py" "$WP"
 "$PY" "$WORK/client.py" "$WP" >"$WORK/direct.txt" 2>&1 || fail "direct: $(cat "$WORK/direct.txt")"
 [ "$(wc -l <"$WORK/direct.txt")" = 14 ] || fail "direct, the client printed: $(cat "$WORK/direct.txt")"
 "$MITMREC" -q -o "$WORK/w.pcapng" -- "$PY" "$WORK/client.py" "$WP" >"$WORK/rec.txt" 2>"$WORK/rec.log" ||
@@ -55,9 +52,7 @@ wait_port "$WP" 20 || fail "the WebSocket server did not start: $(cat "$WORK/ser
 cmp -s "$WORK/direct.txt" "$WORK/rec.txt" || fail "through mitmrec, the client printed: $(cat "$WORK/rec.txt")"
 [ "$(har_query "$WORK/w.har" '" ".join("%d:%d" % (e["response"]["status"], len([m for m in e.get("_webSocketMessages", []) if m["opcode"] in (1, 2)])) for e in h["log"]["entries"])')" = "101:9 101:9" ] ||
     fail "the HAR: $(har_query "$WORK/w.har" '[(e["response"]["status"], len(e.get("_webSocketMessages", []))) for e in h["log"]["entries"]]')"
-kill "$SPID"
-wait "$SPID" 2>/dev/null
-port_closed "$WP" || fail "the WebSocket server's port is still open"
+stop_server "the WebSocket server" "$WP"
 
 for from in w.pcapng w.har; do
     run_replay "$WORK/$from.log" "$WORK/$from" --strict -- "$PY" "$WORK/client.py" "$WP" >"$WORK/$from.txt"

@@ -30,10 +30,7 @@ class Keep(smtpd.SMTPServer):
 Keep(("127.0.0.1", int(sys.argv[1])), None, decode_data=False)
 asyncore.loop()
 EOF
-"$PY" "$WORK/mailsink.py" "$SPORT" "$WORK/received.eml" >"$WORK/smtpd.log" 2>&1 &
-SPID=$!
-_LIB_PIDS+=("$SPID")
-wait_port "$SPORT" 10 || fail "smtpd did not start: $(cat "$WORK/smtpd.log")"
+start_server smtpd "$SPORT" 10 "$WORK/smtpd.log" "$PY" "$WORK/mailsink.py" "$SPORT" "$WORK/received.eml"
 
 printf 'From: a@example.test\r\nTo: b@example.test\r\nSubject: recorded\r\n\r\nhello over SMTP,\r\nsecond line\r\n' \
     >"$WORK/mail.eml"
@@ -66,9 +63,7 @@ body=$(tshark_fields "$WORK/smtp.pcapng" imf imf.subject)
 log "recorded: the server's 220 relayed before curl spoke; commands $cmds; the mail byte for byte"
 
 # Replay with the server gone: curl gets the recorded answers, greeting first.
-kill -TERM "$SPID"
-wait "$SPID" 2>/dev/null
-port_closed "$SPORT" || fail "smtpd's port still open"
+stop_server smtpd "$SPORT"
 rm -f "$WORK/received.eml"
 run_replay "$WORK/replay.log" "$WORK/smtp.pcapng" --report "$WORK/r.json" -- \
     bash -c "$(declare -f send); SPORT=$SPORT WORK=$WORK; send"
