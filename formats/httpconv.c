@@ -68,21 +68,6 @@ static void h1_exchange(void *opaque, http_exchange_t *ex)
     deliver(c, ex);
 }
 
-static int header_has_token(const char *value, const char *token)
-{
-    size_t n = strlen(token);
-
-    for (const char *p = value; p && *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (strncasecmp(p, token, n) == 0 &&
-            (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t' || p[n] == ';'))
-            return 1;
-        p = strchr(p, ',');
-    }
-    return 0;
-}
-
 static void h2_exchange(void *opaque, http_exchange_t *ex)
 {
     deliver(opaque, ex);
@@ -117,14 +102,14 @@ static void h1_upgrade(void *opaque, http_exchange_t *ex)
     const char *up = http_msg_header(&ex->resp, "Upgrade");
 
     c->switching = ex;
-    if (ex->status == 101 && up && header_has_token(up, "websocket")) {
+    if (http_exchange_websocket(ex)) {
         websocket_callbacks_t wcb = {NULL, ws_error};
         c->ws = websocket_conn_new(http_msg_header(&ex->resp, "Sec-WebSocket-Extensions"), ex, &wcb,
                                    c, c->max_body, 0);
         c->kind = c->ws ? HTTPCONV_WEBSOCKET : HTTPCONV_NOT_HTTP;
         return;
     }
-    if (ex->status == 101 && up && header_has_token(up, "h2c")) {
+    if (ex->status == 101 && http_header_has_token(up, "h2c")) {
         http2_callbacks_t cb = {NULL, on_request_head, h2_exchange, h2_error};
         c->h2 = http2_conn_new_upgrade(&cb, c, c->max_body, ex);
         c->kind = c->h2 ? HTTPCONV_HTTP2 : HTTPCONV_NOT_HTTP;

@@ -284,6 +284,27 @@ const char *http_msg_header(const http_msg_t *m, const char *name)
     return NULL;
 }
 
+int http_header_has_token(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+
+    for (const char *p = value; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (strncasecmp(p, token, n) == 0 &&
+            (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t' || p[n] == ';'))
+            return 1;
+        p = strchr(p, ',');
+    }
+    return 0;
+}
+
+int http_exchange_websocket(const http_exchange_t *ex)
+{
+    return ex->status == 101 &&
+           http_header_has_token(http_msg_header(&ex->resp, "Upgrade"), "websocket");
+}
+
 int http_strset(char **dst, const char *src, size_t len)
 {
     char *p = dup_len(src, len);

@@ -131,6 +131,12 @@ static inline int http_name_is(const char *a, const char *b)
 /* First header with that name (case-insensitive), or NULL. */
 const char *http_msg_header(const http_msg_t *m, const char *name);
 
+/* Whether a comma-separated header value (Upgrade, Connection) lists token (any case). */
+int http_header_has_token(const char *value, const char *token);
+
+/* Whether ex's 101 switched to WebSocket (its Upgrade lists "websocket"). */
+int http_exchange_websocket(const http_exchange_t *ex);
+
 /* Sets *dst to a NUL-terminated copy of len bytes of src (replacing any old value). */
 int http_strset(char **dst, const char *src, size_t len);
 

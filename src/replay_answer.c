@@ -131,15 +131,14 @@ static void pending_set(rconn_t *c, pending_t *p, rresp_t *resp)
    one (the entry is then answered as any other). */
 static int ws_upgrade(rconn_t *c, const replay_entry_t *e, const rreq_t *rq, pending_t *p)
 {
-    const char *up = http_msg_header(&e->ex->resp, "upgrade");
-    const char *cup = http_msg_header(rq->msg, "upgrade");
     const char *key = http_msg_header(rq->msg, "sec-websocket-key");
     const char *proto = http_msg_header(&e->ex->resp, "sec-websocket-protocol");
     char accept[RWS_ACCEPT_LEN + 1], head[1024];
     int n;
 
-    if (c->proto != P_H1 || !up || !strcasestr(up, "websocket") || !cup ||
-        !strcasestr(cup, "websocket") || !key || rws_accept_key(key, accept) < 0)
+    if (c->proto != P_H1 || !http_exchange_websocket(e->ex) ||
+        !http_header_has_token(http_msg_header(rq->msg, "upgrade"), "websocket") || !key ||
+        rws_accept_key(key, accept) < 0)
         return 0;
     n = snprintf(head, sizeof(head),
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -197,7 +196,7 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
         const replay_entry_t *e = &s->cfg.db->entries[id];
         rr.entry = (long)e->index;
         rr.action = "replayed";
-        if (!stream && e->ex->status == 101 && ws_upgrade(c, e, rq, p)) {
+        if (!stream && ws_upgrade(c, e, rq, p)) {
             log_verbose("%s -> entry %zu (101, WebSocket: %zu messages)", desc, e->index,
                         e->ex->nws);
             rr.status = 101;

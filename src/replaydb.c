@@ -146,22 +146,14 @@ typedef struct load {
     /* entries arrive at the end of their exchange; the request order is in ex->user */
 } load_t;
 
-/* A 101 that switched to WebSocket (replay_ws.c replays it); other switches are not
-   replayed. */
-static int is_websocket(const http_exchange_t *ex)
-{
-    const char *u = http_msg_header(&ex->resp, "upgrade");
-
-    return u && strcasestr(u, "websocket");
-}
-
 static void cap_exchange(void *opaque, const capture_conn_t *c, http_exchange_t *ex)
 {
     load_t *l = opaque;
     replay_entry_t *e;
 
+    /* (Of the 101s, only WebSocket's is replayed: replay_ws.c.) */
     if (!ex->method || !*ex->method || ex->status == 0 ||
-        (ex->status == 101 && !is_websocket(ex)) || !strcmp(ex->method, "CONNECT") ||
+        (ex->status == 101 && !http_exchange_websocket(ex)) || !strcmp(ex->method, "CONNECT") ||
         !(e = grow((void **)&l->db->entries, &l->db->nentries, sizeof(*e)))) {
         http_exchange_free(ex);
         return;

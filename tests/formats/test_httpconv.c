@@ -4,6 +4,7 @@
 
 #include "check.h"
 #include "httpconv.h"
+#include "httpmsg.h"
 
 /* The conversation decoder's choice of protocol when the server speaks first. */
 
@@ -120,8 +121,33 @@ static void test_smtp(void)
     httpconv_free(c);
 }
 
+/* The one test of "switched to WebSocket", which the recorder (here) and mitmreplay's
+   loader and server all use: a token of Upgrade, any case, not a substring. */
+static void test_websocket_token(void)
+{
+    http_exchange_t *ex = http_exchange_new();
+
+    CHECK(http_header_has_token("websocket", "websocket"));
+    CHECK(http_header_has_token("h2c, WebSocket", "websocket"));
+    CHECK(http_header_has_token("websocket;q=1", "websocket"));
+    CHECK(!http_header_has_token("websockets", "websocket"));
+    CHECK(!http_header_has_token("x-websocket", "websocket"));
+    CHECK(!http_header_has_token(NULL, "websocket"));
+    CHECK(ex != NULL);
+    if (!ex)
+        return;
+    ex->status = 101;
+    CHECK(!http_exchange_websocket(ex)); /* no Upgrade */
+    CHECK_EQ_INT(http_msg_add_header(&ex->resp, "upgrade", 7, "WebSocket", 9), 0);
+    CHECK(http_exchange_websocket(ex));
+    ex->status = 200;
+    CHECK(!http_exchange_websocket(ex));
+    http_exchange_free(ex);
+}
+
 int main(void)
 {
+    test_websocket_token();
     test_h2c_server_first();
     test_smtp();
     return check_done();
