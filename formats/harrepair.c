@@ -30,6 +30,14 @@ void har_scan_feed(har_scan_t *s, const uint8_t *buf, size_t len)
             }
             continue;
         }
+        /* A HAR is one object: outside it, only white space. ("]}}" closes nothing else:
+           fuzz_harrepair had a cut [{"entries":[... and a "0,{..." "repaired" into text
+           that is not JSON.) */
+        if (s->depth == 0 && c != ' ' && c != '\n' && c != '\r' && c != '\t' &&
+            (c != '{' || s->doc_end >= 0)) {
+            s->bad = 1;
+            continue;
+        }
         switch (c) {
         case '"':
             s->in_string = 1;
@@ -45,6 +53,8 @@ void har_scan_feed(har_scan_t *s, const uint8_t *buf, size_t len)
             break;
         case '{':
         case '[':
+            /* A HAR is an object: "]}}" closes nothing else (fuzz_harrepair: a cut
+               [{"entries":[... was "repaired" into text that is not JSON). */
             s->depth++;
             if (c == '[' && s->after_entries_key == 2 && s->depth == 3) {
                 s->entries_depth = 3;

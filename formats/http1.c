@@ -535,8 +535,11 @@ static void handle_event(struct http1_conn *c, h1_dir_t *d)
         /* It paused on the blank line's LF, which it reads again on resume. */
         d->body_start = d->off + 1;
         m->headers_size = (int64_t)(d->body_start - d->head_start);
-        if (d->dir == HTTP1_REQ && c->cb.on_request_head)
-            c->cb.on_request_head(c->opaque, ex);
+        if (d->dir == HTTP1_REQ) {
+            ex->announced = 1;
+            if (c->cb.on_request_head)
+                c->cb.on_request_head(c->opaque, ex);
+        }
         break;
     case EV_COMPLETE:
         m->wire_body_size = d->off - d->body_start;

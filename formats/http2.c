@@ -230,7 +230,15 @@ http2_conn_t *http2_conn_new_upgrade(const http2_callbacks_t *cb, void *opaque, 
     }
     if (cb)
         c->cb = *cb;
-    c->announce = 1;
+    /* Stream 1 is the request req was: once announced, it keeps what the consumer gave it
+       then (its HAR index, its frame) and is not announced a second time. */
+    if (req->announced) {
+        ex->announced = 1;
+        ex->user = req->user;
+        ex->user_frame = req->user_frame;
+    } else {
+        c->announce = 1;
+    }
     return c;
 }
 
@@ -265,6 +273,7 @@ static void announce(struct http2_conn *c)
         return;
     if (c->cb.on_request_begin)
         c->cb.on_request_begin(c->opaque, s->ex);
+    s->ex->announced = 1;
     if (c->cb.on_request_head)
         c->cb.on_request_head(c->opaque, s->ex);
 }

@@ -89,8 +89,11 @@ http2_conn_t *http2_conn_new(const http2_callbacks_t *cb, void *opaque, size_t m
  * a copy of its request side becomes stream 1's request, whose response comes
  * in HTTP/2; its HTTP2-Settings header counts as the client's first SETTINGS.
  * The exchange numbers (seq) continue after req->seq. Feed the bytes after the
- * request (client: the preface) and after the 101 (server: SETTINGS). The first
- * feed or finish calls on_request_begin and on_request_head for stream 1.
+ * request (client: the preface) and after the 101 (server: SETTINGS). When req
+ * was announced (req->announced: its decoder called on_request_head), stream 1
+ * stands for it: it takes req's user and user_frame and is not announced again;
+ * otherwise the first feed or finish calls on_request_begin and on_request_head
+ * for stream 1.
  * NULL on ENOMEM.
  */
 http2_conn_t *http2_conn_new_upgrade(const http2_callbacks_t *cb, void *opaque, size_t max_body,

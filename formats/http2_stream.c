@@ -325,6 +325,7 @@ static int headers_done(struct http2_conn *c, h2_dir_t *d, size_t bytes)
         s->head_bytes += bytes;
         c->head_kept += bytes;
         s->req_state = ST_OPEN;
+        ex->announced = 1;
         if (c->cb.on_request_head)
             c->cb.on_request_head(c->opaque, ex);
     } else if (response_head(c, s, bytes) < 0) {
@@ -358,6 +359,7 @@ static int promise_done(struct http2_conn *c, h2_dir_t *d, size_t bytes)
     c->head_kept += bytes;
     if (c->cb.on_request_begin)
         c->cb.on_request_begin(c->opaque, s->ex);
+    s->ex->announced = 1;
     if (c->cb.on_request_head)
         c->cb.on_request_head(c->opaque, s->ex);
     return 0;

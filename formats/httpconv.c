@@ -23,7 +23,9 @@ struct httpconv {
     websocket_conn_t *ws;
     http_exchange_t *ws_ex;     /* the upgrade exchange, ours while its messages come */
     http_exchange_t *switching; /* the exchange whose response switched protocols */
-    int drop_switching;         /* h2c: stream 1 of HTTP/2 stands for it */
+    int drop_switching;         /* h2c: stream 1 of HTTP/2 stands for it ... */
+    http_exchange_t *dropped;   /* ... so it is not delivered; kept until the end, as the
+                                   consumer may still hold it (a packet's note) */
     uint8_t pre[PREFACE_LEN];   /* client bytes kept until HTTP/2 or not is known */
     size_t pre_len;
     uint64_t pre_ts;
@@ -61,7 +63,8 @@ static void h1_exchange(void *opaque, http_exchange_t *ex)
             return;
         }
         if (c->drop_switching) {
-            http_exchange_free(ex);
+            http_exchange_free(c->dropped);
+            c->dropped = ex;
             return;
         }
     }
@@ -187,6 +190,7 @@ void httpconv_free(httpconv_t *c)
     http2_conn_free(c->h2);
     websocket_conn_free(c->ws);
     http_exchange_free(c->ws_ex);
+    http_exchange_free(c->dropped);
     free(c->held);
     free(c);
 }

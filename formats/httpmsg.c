@@ -305,6 +305,11 @@ int http_exchange_websocket(const http_exchange_t *ex)
            http_header_has_token(http_msg_header(&ex->resp, "Upgrade"), "websocket");
 }
 
+int http_exchange_head_cut(const http_exchange_t *ex)
+{
+    return !ex->announced && ex->error && ex->method && ex->method[0] && ex->target;
+}
+
 int http_strset(char **dst, const char *src, size_t len)
 {
     char *p = dup_len(src, len);

@@ -69,7 +69,8 @@ typedef struct http_exchange {
     http_ws_message_t *ws; /* WebSocket messages after an upgrade (RFC 6455 / 8441) */
     size_t nws;
     size_t ws_cap;
-    void *user;         /* free for the consumer; never touched by formats/ */
+    int announced;      /* on_request_head was called for it (the decoders set it) */
+    void *user;         /* free for the consumer; formats/ only moves it (h2c upgrade) */
     int64_t user_frame; /* free for the consumer (pcapng frame number) */
 } http_exchange_t;
 
@@ -136,6 +137,13 @@ int http_header_has_token(const char *value, const char *token);
 
 /* Whether ex's 101 switched to WebSocket (its Upgrade lists "websocket"). */
 int http_exchange_websocket(const http_exchange_t *ex);
+
+/*
+ * Whether ex is a request whose head was cut short past its request line (the decoder kept
+ * its method and target, and says why in error): never announced, but a request all the
+ * same, which the recorder and read mode both record as far as it got.
+ */
+int http_exchange_head_cut(const http_exchange_t *ex);
 
 /* Sets *dst to a NUL-terminated copy of len bytes of src (replacing any old value). */
 int http_strset(char **dst, const char *src, size_t len);

@@ -97,7 +97,7 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
 
     /* A head cut short past its request line is an exchange too, with its error (as
        mitmrec records it live, rec_flow.c); other bytes that never made a head are not. */
-    if (!ex->user && ex->error && ex->method && ex->method[0] && ex->target)
+    if (!ex->user && http_exchange_head_cut(ex))
         ex->user = (void *)(uintptr_t)(++cap->next_index);
     if (!ex->user || !cap->cb->on_exchange) {
         http_exchange_free(ex);

@@ -502,6 +502,13 @@ static void client_eof(conn_t *c)
     }
     if (f->recording && !f->client_fin_done)
         rec_flow_end(f->rec, REC_CLIENT, REC_C2S, 0, ts);
+    /* What the rewriting held back (a request line the FIN cut) goes out before the FIN. */
+    if (f->mode == M_PLAIN && f->rw) {
+        size_t outlen = 0;
+
+        if (rewrite_finish(f->rw, &f->rwbuf, &outlen, &f->rwcap) == 0 && outlen)
+            conn_write(&f->up, f->rwbuf, outlen);
+    }
     rec_flow_end(f->rec, REC_UPSTREAM, REC_C2S, 0, ts);
     conn_shutdown(&f->up);
     if (f->up.eof || f->up.closing)

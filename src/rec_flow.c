@@ -441,7 +441,7 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
            with its answer if any (a server refusing a head too big for it) and the
            error. With no method they were not HTTP at all (raw TCP, the pcapng holds
            them), or a head over our limit: say so. */
-        if (ex->error && ex->method && ex->method[0] && ex->target) {
+        if (http_exchange_head_cut(ex)) {
             if (decide(f) == 1) {
                 flow_note(f, "HTTP request head incomplete", ex->error);
                 f->exchanges++;

@@ -63,5 +63,22 @@ int main(void)
             cJSON_Delete(j);
         }
     }
+    /* Not an object at the top: no HAR, nothing to repair (fuzz_harrepair found that "]}}"
+       made a cut array of this shape into text that is not JSON). */
+    {
+        static const char *const notobj[] = {
+            "[{\"entries\":[{\"a\":1},{\"b\":",
+            "0,{\"log\":{\"entries\":[{\"a\":1},{\"b\":",
+            "\"x\" {\"log\":{\"entries\":[{\"a\":1},{",
+        };
+
+        for (size_t i = 0; i < sizeof(notobj) / sizeof(notobj[0]); i++) {
+            har_scan_t s;
+
+            har_scan_init(&s);
+            har_scan_feed(&s, (const uint8_t *)notobj[i], strlen(notobj[i]));
+            CHECK_EQ_INT(har_scan_result(&s, &keep), -EBADMSG);
+        }
+    }
     return check_done();
 }

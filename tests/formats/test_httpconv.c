@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +80,102 @@ static void test_h2c_server_first(void)
     httpconv_free(c);
 }
 
+/* Names each request as the recorder does (its HAR index in ex->user), once. */
+static int announced;
+static void on_request_head(void *opaque, http_exchange_t *ex)
+{
+    (void)opaque;
+    CHECK(ex->announced);
+    CHECK(ex->user == NULL);
+    ex->user = (void *)(uintptr_t)++announced;
+    ex->user_frame = 40 + announced;
+}
+
+/* Upgrade: h2c. Stream 1 of HTTP/2 carries the answer to the HTTP/1.1 request: it is the
+   same request, under the name and frame the consumer gave it, not announced again (found
+   by fuzz_httpconv: the recorder gave it a second HAR index, and the first led nowhere). */
+static void test_h2c_upgrade(void)
+{
+    static const char req[] = "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, "
+                              "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: "
+                              "AAMAAABkAAQAAP__\r\n\r\n";
+    static const char resp101[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: "
+                                  "Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    static const uint8_t resp[] = {0x88};
+    httpconv_callbacks_t cb = {on_request_head, on_exchange, NULL};
+    got_t g = {0};
+    httpconv_t *c = httpconv_new(&cb, &g, NULL, 0);
+    uint8_t buf[256];
+    size_t n;
+
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    announced = 0;
+    CHECK_EQ_INT(httpconv_feed(c, HTTPCONV_C2S, req, strlen(req), 1), 0);
+    CHECK_EQ_INT(announced, 1);
+    memcpy(buf, resp101, strlen(resp101));
+    n = strlen(resp101) + frame(buf + strlen(resp101), 4, 0, 0, "", 0);
+    n += frame(buf + n, 1, 0x04, 1, resp, sizeof(resp)); /* HEADERS :status 200 */
+    n += frame(buf + n, 0, 0x01, 1, "ok", 2);            /* DATA, END_STREAM */
+    CHECK_EQ_INT(httpconv_feed(c, HTTPCONV_S2C, buf, n, 2), 0);
+    CHECK_EQ_INT(httpconv_kind(c), HTTPCONV_HTTP2);
+    memcpy(buf, preface, 24);
+    n = 24 + frame(buf + 24, 4, 0, 0, "", 0);
+    CHECK_EQ_INT(httpconv_feed(c, HTTPCONV_C2S, buf, n, 3), 0);
+    httpconv_finish(c, NULL, 4);
+    CHECK_EQ_INT(announced, 1);
+    CHECK_EQ_INT(g.n, 1);
+    if (g.n == 1) {
+        CHECK_EQ_STR(g.ex[0]->method, "GET");
+        CHECK_EQ_STR(g.ex[0]->target, "/up");
+        CHECK_EQ_INT(g.ex[0]->status, 200);
+        CHECK_EQ_INT(g.ex[0]->resp_major, 2);
+        CHECK_EQ_INT(g.ex[0]->stream_id, 1);
+        CHECK(g.ex[0]->user == (void *)(uintptr_t)1);
+        CHECK_EQ_INT(g.ex[0]->user_frame, 41);
+    }
+    for (int i = 0; i < g.n; i++)
+        http_exchange_free(g.ex[i]);
+    httpconv_free(c);
+}
+
+/* A head cut short past its request line is an exchange the consumers record; a whole one
+   is announced instead, and bytes with no request line are not one. */
+static void test_head_cut(void)
+{
+    static const struct {
+        const char *bytes;
+        int cut;
+    } t[] = {
+        {"GET /x HTTP/1.1\r\nHost: a\r\nX-Long: aaaa", 1},      /* the client's FIN, here */
+        {"POST /y HTTP/1.1\r\nHost: a\r\nNo colon\r\n\r\n", 1}, /* a parse error */
+        {"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 0},
+        {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 0},
+    };
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        httpconv_callbacks_t cb = {on_request_head, on_exchange, NULL};
+        got_t g = {0};
+        httpconv_t *c = httpconv_new(&cb, &g, NULL, 0);
+        int cut = 0;
+
+        CHECK(c != NULL);
+        if (!c)
+            return;
+        httpconv_feed(c, HTTPCONV_C2S, t[i].bytes, strlen(t[i].bytes), 1);
+        httpconv_eof(c, HTTPCONV_C2S, 2);
+        httpconv_finish(c, "connection reset", 3);
+        for (int k = 0; k < g.n; k++) {
+            cut += http_exchange_head_cut(g.ex[k]);
+            http_exchange_free(g.ex[k]);
+        }
+        CHECK_EQ_INT(cut, t[i].cut);
+        httpconv_free(c);
+    }
+}
+
 /* No request in it: what the decoder hands over has no method (the consumers drop it). */
 static void no_request(got_t *g)
 {
@@ -149,6 +246,8 @@ int main(void)
 {
     test_websocket_token();
     test_h2c_server_first();
+    test_h2c_upgrade();
+    test_head_cut();
     test_smtp();
     return check_done();
 }

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_common.h"
 #include "http1.h"
 #include "spill.h"
 
@@ -49,42 +50,6 @@ static int is_live(const state_t *st, const http_exchange_t *ex)
     return 0;
 }
 
-static void sum_str(state_t *st, const char *s)
-{
-    if (s)
-        st->sum += (unsigned)strlen(s);
-}
-
-static void check_msg(state_t *st, const http_msg_t *m)
-{
-    for (size_t j = 0; j < m->nheaders; j++) {
-        if (!m->headers[j].name || !m->headers[j].value)
-            abort();
-        sum_str(st, m->headers[j].name);
-        sum_str(st, m->headers[j].value);
-    }
-    for (size_t j = 0; j < m->ntrailers; j++) {
-        sum_str(st, m->trailers[j].name);
-        sum_str(st, m->trailers[j].value);
-    }
-    size_t kept = http_msg_kept(m), len;
-    const uint8_t *body;
-    uint8_t *owned;
-
-    if (kept > st->max_body || m->body_total < kept || (m->body_len && !m->body) ||
-        (m->body_truncated && m->body_total <= kept) ||
-        (!m->body_truncated && m->body_total != kept) ||
-        (m->spill && m->body_len > HTTP_SPILL_TAIL))
-        abort();
-    if (http_msg_body(m, &body, &len, &owned) < 0)
-        abort();
-    if (len != kept)
-        abort();
-    for (size_t j = 0; j < len; j++)
-        st->sum += body[j];
-    free(owned);
-}
-
 static void on_request_begin(void *opaque, http_exchange_t *ex)
 {
     state_t *st = opaque;
@@ -102,9 +67,9 @@ static void on_request_head(void *opaque, http_exchange_t *ex)
 
     if (!ex)
         abort();
-    sum_str(st, ex->method);
-    sum_str(st, ex->target);
-    check_msg(st, &ex->req);
+    fuzz_sum_str(&st->sum, ex->method);
+    fuzz_sum_str(&st->sum, ex->target);
+    fuzz_check_msg(&ex->req, st->max_body, &st->sum);
 }
 
 static void on_exchange(void *opaque, http_exchange_t *ex)
@@ -123,14 +88,7 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
         memmove(&st->live[i], &st->live[i + 1], (st->nlive - i - 1) * sizeof(st->live[0]));
         st->nlive--;
     }
-    sum_str(st, ex->method);
-    sum_str(st, ex->target);
-    sum_str(st, ex->reason);
-    sum_str(st, ex->error);
-    check_msg(st, &ex->req);
-    check_msg(st, &ex->resp);
-    if (ex->status < 0 || ex->status > 999)
-        abort();
+    fuzz_check_exchange(ex, st->max_body, &st->sum);
     st->delivered++;
     http_exchange_free(ex);
 }
@@ -143,7 +101,7 @@ static void on_upgrade(void *opaque, http_exchange_t *ex)
 
     if (!ex)
         abort();
-    sum_str(st, ex->method);
+    fuzz_sum_str(&st->sum, ex->method);
     st->upgraded++;
 }
 
@@ -165,12 +123,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     state_t st;
     http1_conn_t *c;
     uint8_t flags;
-    size_t pos = 1;
+    const uint8_t *p;
+    size_t len;
+    int server;
     uint64_t ts = 1700000000000000ull;
 
     if (size < 1)
         return 0;
     flags = data[0];
+    data++;
+    size--;
     memset(&st, 0, sizeof(st));
     st.max_body = flags & 1 ? 100 : 16 * 1024 * 1024;
     if ((flags & 16) && spill_enable(getenv("TMPDIR"), 40, NULL, NULL) < 0)
@@ -180,24 +142,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         spill_disable();
         return 0;
     }
-    while (pos < size) {
-        int dir = data[pos] & 0x80 ? HTTP1_RESP : HTTP1_REQ;
-        size_t len = data[pos] & 0x7f;
-        int rc;
+    while (fuzz_record(&data, &size, &server, &p, &len)) {
+        int rc = http1_conn_feed(c, server ? HTTP1_RESP : HTTP1_REQ, p, len, ts);
 
-        pos++;
-        if (len == 127) {
-            if (pos + 2 > size)
-                break;
-            len = (size_t)data[pos] << 8 | data[pos + 1];
-            pos += 2;
-        }
-        if (len > size - pos)
-            len = size - pos;
-        rc = http1_conn_feed(c, dir, data + pos, len, ts);
         if (rc != 0 && rc != -EBADMSG)
             abort();
-        pos += len;
         ts += 1000;
     }
     if (flags & 2) {

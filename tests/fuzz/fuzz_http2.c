@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_common.h"
 #include "http2.h"
 #include "spill.h"
 
@@ -123,6 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     http_exchange_t *req = NULL;
     http2_conn_t *c;
     uint8_t flags;
+    const uint8_t *p;
+    size_t len;
+    int server;
     uint64_t ts = 1000;
 
     if (size < 1)
@@ -146,24 +150,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (flags & 4)
         http2_conn_feed(c, HTTP2_REQ, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24, ts);
-    while (size > 0) {
-        int dir = data[0] & 0x80 ? HTTP2_RESP : HTTP2_REQ;
-        size_t len = data[0] & 0x7f, hdr = 1;
-
-        if (len == 127) {
-            if (size < 3)
-                break;
-            len = (size_t)data[1] << 8 | data[2];
-            hdr = 3;
-        }
-        data += hdr;
-        size -= hdr;
-        if (len > size)
-            len = size;
-        http2_conn_feed(c, dir, data, len, ts++);
-        data += len;
-        size -= len;
-    }
+    while (fuzz_record(&data, &size, &server, &p, &len))
+        http2_conn_feed(c, server ? HTTP2_RESP : HTTP2_REQ, p, len, ts++);
     http2_conn_finish(c, flags & 8 ? "fuzz: connection reset" : NULL, ts);
     if (!http2_conn_stopped(c))
         abort();

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_common.h"
 #include "websocket.h"
 
 static const char *const EXT[8] = {
@@ -63,31 +64,6 @@ static void on_error(void *opaque, int dir, const char *message)
         abort();
 }
 
-/* Reads one record: its direction and bytes; 0 at the end of the input. */
-static int record(const uint8_t **data, size_t *size, int *dir, const uint8_t **p, size_t *len)
-{
-    size_t hdr = 1;
-
-    if (*size == 0)
-        return 0;
-    *dir = (*data)[0] & 0x80 ? WEBSOCKET_SERVER : WEBSOCKET_CLIENT;
-    *len = (*data)[0] & 0x7f;
-    if (*len == 127) {
-        if (*size < 3)
-            return 0;
-        *len = (size_t)(*data)[1] << 8 | (*data)[2];
-        hdr = 3;
-    }
-    *data += hdr;
-    *size -= hdr;
-    if (*len > *size)
-        *len = *size;
-    *p = *data;
-    *data += *len;
-    *size -= *len;
-    return 1;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -102,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len;
     uint8_t flags;
     uint64_t ts = 1;
-    int dir;
+    int server;
 
     if (size < 1)
         return 0;
@@ -117,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     ext = EXT[flags & 7];
     if (flags & 32) {
-        if (!record(&data, &size, &dir, &p, &len))
+        if (!fuzz_record(&data, &size, &server, &p, &len))
             len = 0;
         if (len >= sizeof(ext_buf))
             len = sizeof(ext_buf) - 1;
@@ -131,7 +107,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         http_exchange_free(ex);
         return 0;
     }
-    while (record(&data, &size, &dir, &p, &len)) {
+    while (fuzz_record(&data, &size, &server, &p, &len)) {
+        int dir = server ? WEBSOCKET_SERVER : WEBSOCKET_CLIENT;
         int r = websocket_conn_feed(c, dir, p, len, ts++);
 
         if (r < 0 && (r != -EBADMSG || !websocket_conn_failed(c, dir)))

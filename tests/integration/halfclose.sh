@@ -9,6 +9,7 @@
 # 32 MiB, is more than the sockets between hold, so part of it is queued in mitmrec when the
 # origin's FIN comes): it gets all of it, byte for byte, with plain
 # HTTP and inside a CONNECT + TLS tunnel, and the recording ends with a FIN from each side.
+# Last, a plain-HTTP client whose FIN cuts its second request line: the origin gets the line.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need tshark "$PY"
@@ -190,6 +191,56 @@ for lport in $(awk '/^plain: port/ { sub(/,/, "", $3); print $3 }' "$WORK/late.o
         awk -v p="$lport" '{ printf "%s%s:%s", (NR > 1 ? " " : ""), ($1 == p ? "c" : "s"), (($2 == "1" || $2 == "True") ? "R" : "F") }')
     [ "$got" = "c:F s:F" ] || problem "the late reader on port $lport is recorded as '${got:-nothing}', expected 'c:F s:F'"
 done
+
+# A plain-HTTP client whose FIN cuts its second request line (keep-alive through the proxy):
+# the server gets that line, rewritten to origin form, then the FIN. (The rewriting held the
+# line back until it ended, and the FIN left it there: the server got "GET ", found by
+# fuzz_rewrite.)
+start_mitmrec -o "$WORK/cut.pcapng"
+"$PY" - "$MITM_PORT" >"$WORK/cut.out" 2>"$WORK/cut.err" <<'EOF' || fail "cut request line: $(cat "$WORK/cut.err")"
+import socket, sys, threading
+proxy = int(sys.argv[1])
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(1)
+port = ls.getsockname()[1]
+got = []
+
+
+def origin():
+    c, _ = ls.accept()
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += c.recv(4096)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        data += d
+    got.append(data)
+    c.close()
+
+
+t = threading.Thread(target=origin)
+t.start()
+s = socket.create_connection(("127.0.0.1", proxy))
+s.settimeout(10)
+u = "http://127.0.0.1:%d/a" % port
+s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % u).encode())
+answer = b""
+while not answer.endswith(b"ok"):
+    answer += s.recv(4096)
+s.sendall(("GET %s2 HTTP/1.1\r\n" % u).encode())
+s.shutdown(socket.SHUT_WR)
+t.join(10)
+want = b"GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /a2 HTTP/1.1\r\n"
+if not got or got[0] != want:
+    sys.exit("the origin got %r, want %r" % (got[0] if got else None, want))
+print("the origin got both request lines, the second cut by the FIN")
+EOF
+stop_mitmrec
+log "$(cat "$WORK/cut.out")"
 
 finish_problems
 log "ok"
