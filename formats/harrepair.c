@@ -53,8 +53,6 @@ void har_scan_feed(har_scan_t *s, const uint8_t *buf, size_t len)
             break;
         case '{':
         case '[':
-            /* A HAR is an object: "]}}" closes nothing else (fuzz_harrepair: a cut
-               [{"entries":[... was "repaired" into text that is not JSON). */
             s->depth++;
             if (c == '[' && s->after_entries_key == 2 && s->depth == 3) {
                 s->entries_depth = 3;

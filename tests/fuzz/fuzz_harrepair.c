@@ -84,7 +84,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ra == 0 && ka > cut)
         abort();
 
-    /* The whole document is one JSON value, with nothing but white space after it. */
+    /* The whole document is one JSON value, with nothing but white space after it. (cJSON
+       takes any control character for white space, and in strings: JSON takes neither.) */
+    for (size_t i = 0; i < len; i++)
+        if (doc[i] < 0x20 && doc[i] != '\t' && doc[i] != '\n' && doc[i] != '\r')
+            return 0;
     {
         const char *end = NULL;
 
