@@ -29,24 +29,35 @@ struct rewrite {
     int err;
 };
 
-static int append(rewrite_t *rw, const void *p, size_t n)
+/* Appends n bytes to the buffer *buf (*len of *cap used), growing it from first_cap on by
+   doubling. 0 or -ENOMEM. */
+static int put(uint8_t **buf, size_t *len, size_t *cap, size_t first_cap, const void *p, size_t n)
 {
     if (n == 0)
         return 0;
-    if (*rw->outlen + n > *rw->outcap) {
-        size_t cap = *rw->outcap ? *rw->outcap : 4096;
-        uint8_t *o;
-        while (cap < *rw->outlen + n)
-            cap *= 2;
-        if (!(o = realloc(*rw->out, cap))) {
-            rw->err = -ENOMEM;
-            return -1;
-        }
-        *rw->out = o;
-        *rw->outcap = cap;
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap : first_cap;
+        uint8_t *b;
+
+        while (c < *len + n)
+            c *= 2;
+        if (!(b = realloc(*buf, c)))
+            return -ENOMEM;
+        *buf = b;
+        *cap = c;
     }
-    memcpy(*rw->out + *rw->outlen, p, n);
-    *rw->outlen += n;
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    return 0;
+}
+
+/* Appends to the output of the feed in progress; -1 (rw->err set) on ENOMEM. */
+static int append(rewrite_t *rw, const void *p, size_t n)
+{
+    if (put(rw->out, rw->outlen, rw->outcap, 4096, p, n) < 0) {
+        rw->err = -ENOMEM;
+        return -1;
+    }
     return 0;
 }
 
@@ -98,6 +109,21 @@ static int end_url(http_parser *p)
     }
     if (append(rw, path, strlen(path)) < 0 || append(rw, rw->tail, rw->tail_len) < 0)
         return -1;
+    rw->tail_len = 0;
+    return 0;
+}
+
+/* Sends the target held since its line began: rewritten when it is known whole, else as it
+   came, with what followed it. 0 or -1 (rw->err set). */
+static int flush_target(rewrite_t *rw, int whole)
+{
+    if (!rw->in_url)
+        return 0;
+    if (whole)
+        return end_url(&rw->parser);
+    if (append(rw, rw->url, rw->url_len) < 0 || append(rw, rw->tail, rw->tail_len) < 0)
+        return -1;
+    rw->in_url = 0;
     rw->tail_len = 0;
     return 0;
 }
@@ -161,45 +187,19 @@ int rewrite_feed(rewrite_t *rw, const uint8_t *in, size_t len, uint8_t **out, si
            it was when the stream was split right after those bytes (fuzz_rewrite:
            what went out depended on how the client's bytes were split). */
         rw->dead = 1;
-        if (rw->in_url &&
-            (rw->url_here || rw->tail_len ||
-             (rw->url_len && n > 0 && (in[0] == ' ' || in[0] == '\r' || in[0] == '\n')))) {
-            if (end_url(&rw->parser) < 0)
-                return rw->err;
-        } else if (rw->in_url && (append(rw, rw->url, rw->url_len) < 0 ||
-                                  append(rw, rw->tail, rw->tail_len) < 0)) {
-            return rw->err;
-        }
-        rw->in_url = 0;
-        if (append(rw, rw->copy_from, (size_t)(in + len - rw->copy_from)) < 0)
+        if (flush_target(rw, rw->url_here || rw->tail_len ||
+                                 (rw->url_len && n > 0 &&
+                                  (in[0] == ' ' || in[0] == '\r' || in[0] == '\n'))) < 0 ||
+            append(rw, rw->copy_from, (size_t)(in + len - rw->copy_from)) < 0)
             return rw->err;
         return -EBADMSG;
     }
-    if (!rw->in_url) {
-        if (append(rw, rw->copy_from, (size_t)(in + len - rw->copy_from)) < 0)
-            return rw->err;
-    } else {
-        /* The parser has not seen the end of the target's line yet; what
-           follows the target waits for it (in the tail). */
-        size_t n = (size_t)(in + len - rw->copy_from);
-
-        if (rw->tail_len + n > rw->tail_cap) {
-            size_t cap = rw->tail_cap ? rw->tail_cap : 64;
-            uint8_t *t;
-
-            while (cap < rw->tail_len + n)
-                cap *= 2;
-            if (!(t = realloc(rw->tail, cap)))
-                return -ENOMEM;
-            rw->tail = t;
-            rw->tail_cap = cap;
-        }
-        if (n) {
-            memcpy(rw->tail + rw->tail_len, rw->copy_from, n);
-            rw->tail_len += n;
-        }
-    }
-    return 0;
+    /* While the parser has not seen the end of the target's line, what follows the
+       target waits for it (in the tail). */
+    if (rw->in_url)
+        return put(&rw->tail, &rw->tail_len, &rw->tail_cap, 64, rw->copy_from,
+                   (size_t)(in + len - rw->copy_from));
+    return append(rw, rw->copy_from, (size_t)(in + len - rw->copy_from)) < 0 ? rw->err : 0;
 }
 
 int rewrite_finish(rewrite_t *rw, uint8_t **out, size_t *outlen, size_t *outcap)
@@ -209,16 +209,8 @@ int rewrite_finish(rewrite_t *rw, uint8_t **out, size_t *outlen, size_t *outcap)
     rw->outcap = outcap;
     rw->err = 0;
     rw->dead = 1;
-    if (!rw->in_url)
-        return 0;
-    if (rw->tail_len) {
-        if (end_url(&rw->parser) < 0)
-            return rw->err;
-    } else if (append(rw, rw->url, rw->url_len) < 0) {
-        return rw->err;
-    }
-    rw->in_url = 0;
-    return 0;
+    /* Bytes after the target say it ended. */
+    return flush_target(rw, rw->tail_len > 0) < 0 ? rw->err : 0;
 }
 
 int rewrite_parse_authority(const char *auth, char *host, size_t hostlen, uint16_t *port)
