@@ -5,6 +5,8 @@
 # scripts, a synchronous XMLHttpRequest for the gzip JSON, a PNG, an SVG, a 200 kB binary
 # image) from nginx over HTTP/2 at https://localhost:PORT/. Chromium trusts the mitmrec CA
 # through an NSS database made with certutil in $HOME/.pki/nssdb (no --ignore-certificate-errors).
+# The page names an inline icon: Chromium then asks for no /favicon.ico, which it cancelled
+# (RST_STREAM, an "_error" entry) when --dump-dom finished first, as under ASan it could.
 # Checks: Chromium ran the page's script (--dump-dom), the HAR holds the page and every
 # subresource, each HTTP/2 with status 200 and the served bytes; tshark decodes the same
 # requests from the pcapng's HTTP/2 (HEADERS frames, :path, bodies); check_recording;
@@ -41,6 +43,7 @@ def png(w, h, rgb):
 files = {
     "index.html": """<!doctype html>
 <html><head><meta charset="utf-8"><title>mitmrec browser test</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="style.css">
 <script src="app.js"></script>
 <script src="lib/util.js"></script>
