@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -424,6 +428,77 @@ int tls_server_ctx_new(SSL_CTX **out, char *err, size_t errlen)
     return 0;
 }
 
+/* Whether one of the directories in list (separated by ':') holds an OpenSSL hash link
+   (8 hex digits, '.', a number), as c_rehash and update-ca-certificates write them. */
+static int has_hash_links(const char *list)
+{
+    char path[4096];
+    const char *p = list;
+
+    while (*p) {
+        size_t n = strcspn(p, ":");
+        DIR *d;
+
+        if (n > 0 && n < sizeof(path)) {
+            memcpy(path, p, n);
+            path[n] = '\0';
+            if ((d = opendir(path))) {
+                struct dirent *e;
+                int found = 0;
+
+                while (!found && (e = readdir(d))) {
+                    const char *nm = e->d_name;
+                    size_t i = 0;
+
+                    while (i < 8 && isxdigit((unsigned char)nm[i]))
+                        i++;
+                    found = i == 8 && nm[8] == '.' && isdigit((unsigned char)nm[9]);
+                }
+                closedir(d);
+                if (found)
+                    return 1;
+            }
+        }
+        p += n;
+        if (*p == ':')
+            p++;
+    }
+    return 0;
+}
+
+/*
+ * The system's trust store. OpenSSL's default paths load the whole bundle file
+ * (/usr/lib/ssl/cert.pem, about 140 certificates: 235 million instructions
+ * under OpenSSL 3.0's decoders, some 50 ms at every start) and add the hashed
+ * directory, which holds the same certificates on Debian (update-ca-certificates
+ * writes both). The directory alone is read per issuer, when a chain needs it,
+ * and what it gives stays in the store. A bundle named by SSL_CERT_FILE other
+ * than the system's own, or a directory without hash links, is loaded the
+ * default way.
+ */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+static void load_system_trust(SSL_CTX *ctx)
+{
+    const char *dir = getenv(X509_get_default_cert_dir_env());
+    const char *file = getenv(X509_get_default_cert_file_env());
+
+    if (!dir || !*dir)
+        dir = X509_get_default_cert_dir();
+    if ((!file || !*file || same_file(file, X509_get_default_cert_file())) && has_hash_links(dir) &&
+        SSL_CTX_load_verify_dir(ctx, dir))
+        return;
+    ERR_clear_error();
+    if (!SSL_CTX_set_default_verify_paths(ctx))
+        ERR_clear_error();
+}
+
 int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure, SSL_CTX **out,
                        char *err, size_t errlen)
 {
@@ -439,8 +514,7 @@ int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure
     /* Sessions are kept only by tls_client_session_use's cache. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, scache_add);
-    if (!SSL_CTX_set_default_verify_paths(ctx))
-        ERR_clear_error();
+    load_system_trust(ctx);
     for (size_t i = 0; i < ncacerts; i++) {
         if (!SSL_CTX_load_verify_locations(ctx, cacerts[i], NULL)) {
             snprintf(err, errlen, "cannot load --cacert %s: %s", cacerts[i],

@@ -11,6 +11,10 @@
 #   4. Upstream certificates are verified by default (no --cacert: the test origin fails), and
 #      a failed verification reaches the client as a TLS alert, never as a forged certificate
 #      (openssl s_client sees no peer certificate at all).
+#      The system trust store: with SSL_CERT_FILE unset or naming the system's own bundle,
+#      mitmrec reads the hashed directory (SSL_CERT_DIR) per issuer and does not parse the
+#      bundle at start-up (strace: the bundle is never opened); a CA found only there is
+#      trusted. SSL_CERT_FILE naming another bundle is loaded as it is.
 #   5. Spawn mode (root, eBPF): the command runs as the invoking sudo user (SUDO_UID/GID/USER
 #      of nobody in mitmrec's environment), not root.
 #   6. After start-up mitmrec holds no capability it no longer needs: CapEff and CapPrm from
@@ -245,6 +249,51 @@ sclient_through "$ORIGIN_TLSPORT" "$WORK/sc3.out" || fail "s_client via the prox
 grep -q 'Verify return code: 0 (ok)' "$WORK/sc3.out" || fail "trusted origin: s_client did not verify the forged certificate against mitmrec's CA"
 stop_mitmrec
 log "verification: failures end in an alert with no certificate shown; trusted origins work"
+
+# 4c. The system trust store, with no --cacert. TRUST holds the test CA under its hash
+#     name, as update-ca-certificates writes /etc/ssl/certs; NOHASH holds it under another.
+mkdir -p "$WORK/trust" "$WORK/nohash"
+cp "$TEST_CA" "$WORK/trust/$(openssl x509 -hash -noout -in "$TEST_CA").0"
+cp "$TEST_CA" "$WORK/nohash/test-ca.pem"
+SYSBUNDLE=$(openssl version -d | sed -n 's/^OPENSSLDIR: "\(.*\)"$/\1/p')/cert.pem
+_saved_file=${SSL_CERT_FILE-unset} _saved_dir=${SSL_CERT_DIR-unset}
+trust_case() {
+    # trust_case WHAT EXPECT(ok|fail) SSL_CERT_FILE SSL_CERT_DIR ("-": unset)
+    local code
+    if [ "$3" = - ]; then unset SSL_CERT_FILE; else export SSL_CERT_FILE=$3; fi
+    if [ "$4" = - ]; then unset SSL_CERT_DIR; else export SSL_CERT_DIR=$4; fi
+    start_mitmrec -o "$WORK/trust.pcapng"
+    code=$(pcurl -o "$WORK/t.txt" -w '%{http_code}' "$T/small.txt" 2>"$WORK/t.err")
+    stop_mitmrec
+    if [ "$2" = ok ]; then
+        [ "$code" = 200 ] || fail "$1: curl through the proxy got '$code', expected 200: $(cat "$WORK/t.err")"
+        same_file "$WORK/t.txt" "$WWW/small.txt" "$1"
+    else
+        [ "$code" != 200 ] || fail "$1: the origin was trusted, expected a failed verification"
+    fi
+}
+trust_case "CA in the hashed directory, SSL_CERT_FILE unset" ok - "$WORK/trust"
+trust_case "CA in the hashed directory, SSL_CERT_FILE the system's bundle" ok "$SYSBUNDLE" "$WORK/trust"
+trust_case "CA in a directory without hash links" fail - "$WORK/nohash"
+trust_case "CA in a bundle named by SSL_CERT_FILE" ok "$WORK/nohash/test-ca.pem" "$WORK/nohash"
+if command -v strace >/dev/null; then
+    # Start-up only: mitmrec opens no bundle unless SSL_CERT_FILE names one of its own.
+    bundle=$(readlink -f "$SYSBUNDLE")
+    SSL_CERT_FILE=$SYSBUNDLE SSL_CERT_DIR=$WORK/trust strace -f -qq -e trace=open,openat \
+        -o "$WORK/open.trace" timeout -s INT 1 "$MITMREC" --listen 0 -o "$WORK/st.pcapng" \
+        >/dev/null 2>&1
+    [ -s "$WORK/open.trace" ] || fail "strace wrote nothing"
+    ! grep -q -e "$bundle" -e "\"$SYSBUNDLE\"" "$WORK/open.trace" ||
+        fail "the system's bundle was parsed at start-up: $(grep -e "$bundle" -e "\"$SYSBUNDLE\"" "$WORK/open.trace")"
+    SSL_CERT_FILE=$WORK/nohash/test-ca.pem strace -f -qq -e trace=open,openat \
+        -o "$WORK/open2.trace" timeout -s INT 1 "$MITMREC" --listen 0 -o "$WORK/st.pcapng" \
+        >/dev/null 2>&1
+    grep -q "$WORK/nohash/test-ca.pem" "$WORK/open2.trace" ||
+        fail "a bundle named by SSL_CERT_FILE was not read"
+fi
+if [ "$_saved_file" = unset ]; then unset SSL_CERT_FILE; else export SSL_CERT_FILE=$_saved_file; fi
+if [ "$_saved_dir" = unset ]; then unset SSL_CERT_DIR; else export SSL_CERT_DIR=$_saved_dir; fi
+log "system trust: the hashed directory is read per issuer, the bundle only when named"
 
 # 5 and 6: spawn mode (root, eBPF, cgroup v2).
 if [ "$(id -u)" != 0 ]; then
