@@ -252,9 +252,8 @@ void http2_conn_free(http2_conn_t *c)
         free(c->streams[i]);
     }
     free(c->streams);
-    h2_blk_reset(c);
     for (int i = 0; i < 2; i++) {
-        free(c->d[i].block);
+        h2_blk_reset(&c->d[i]);
         if (c->d[i].inf)
             nghttp2_hd_inflate_del(c->d[i].inf);
     }

@@ -38,8 +38,11 @@
  * frame header (the PUSH_PROMISE for a push), t_req_end of the last byte of
  * the frame that ended it; likewise t_resp_start (final HEADERS) and t_resp_end.
  *
- * Limits: a header block is at most 256 KiB on the wire and 1 MiB decoded
- * (names + values + 32 per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts);
+ * Limits: a header block is decoded fragment by fragment as its frames come
+ * (any length on the wire), and keeps at most 1 MiB of fields (names + values
+ * + 32 per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts): the fields past
+ * it are decoded, so HPACK's table stays right, and dropped, and the
+ * exchange's error says so;
  * HPACK dynamic tables at most 1 MiB; at most HTTP2_MAX_STREAMS streams open at
  * once; bodies kept by all open streams together at most 256 MiB (or max_body,
  * if larger), later bytes are counted as truncated. Closed streams, SETTINGS,

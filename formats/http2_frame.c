@@ -147,7 +147,8 @@ int h2_frame_begin(struct http2_conn *c, h2_dir_t *d)
         d->block_sid = d->sid;
         d->block_end_stream = d->type == F_HEADERS && (d->flags & FL_END_STREAM);
         d->block_ts = d->frame_ts;
-        d->block_len = 0;
+        if (h2_block_begin(c, d) < 0)
+            return c->err;
         if (d->type == F_HEADERS && d->dir == HTTP2_REQ)
             return request_headers_begin(c, d);
     }

@@ -74,8 +74,9 @@ typedef struct h2_dir {
     uint8_t block_type;
     uint32_t block_sid, promised;
     uint64_t block_ts;
-    uint8_t *block;
-    size_t block_len, block_cap;
+    http_msg_t blk;   /* its fields decoded so far (HPACK decodes each fragment as it comes) */
+    size_t blk_bytes; /* their size as SETTINGS_MAX_HEADER_LIST_SIZE counts it, all of them */
+    size_t blk_kept;  /* ... and of those kept in blk (the rest, past 1 MiB, are cut) */
     nghttp2_hd_inflater *inf;
     size_t table_applied, table_wanted; /* HPACK table limit, from the other side */
     uint32_t max_frame;                 /* largest frame it may send, from the other side */
@@ -92,7 +93,6 @@ struct http2_conn {
     h2_dir_t d[2];
     h2_stream_t **streams; /* open streams, sorted by id */
     size_t nstreams, streams_cap;
-    http_msg_t blk; /* the header block being decoded */
     uint64_t seq, ts;
     int stopped, finished, err;
     int announce; /* upgrade: stream 1 not yet shown to on_request_* */
@@ -140,9 +140,11 @@ void h2_side_end(struct http2_conn *c, h2_stream_t *s, int dir);
 
 /* http2_stream.c: header blocks, decoded with d->inf into exchanges. */
 
-/* Frees the fields of the block being decoded (c->blk). */
-void h2_blk_reset(struct http2_conn *c);
-/* Adds n bytes of a HEADERS, PUSH_PROMISE or CONTINUATION payload to d's block. */
+/* Frees the fields of d's block being decoded (d->blk). */
+void h2_blk_reset(h2_dir_t *d);
+/* A HEADERS or PUSH_PROMISE frame starts a block of side d. */
+int h2_block_begin(struct http2_conn *c, h2_dir_t *d);
+/* Decodes n bytes of a HEADERS, PUSH_PROMISE or CONTINUATION payload into d's block. */
 int h2_block_append(struct http2_conn *c, h2_dir_t *d, const uint8_t *p, size_t n);
 /* d's block ended (END_HEADERS): decodes it into its stream's exchange. */
 int h2_block_done(struct http2_conn *c, h2_dir_t *d);

@@ -8,9 +8,8 @@
 #include "http2_int.h"
 #include "websocket.h"
 
-#define H2_MAX_BLOCK (256 * 1024)
 #define H2_MAX_HEADER_LIST (1024 * 1024)
-/* Decoded headers of the open streams, together (each block is at most 1 MiB). */
+/* Decoded headers of the open streams, together (each block keeps at most 1 MiB). */
 #define H2_HEAD_BUDGET ((size_t)64 * 1024 * 1024)
 
 void h2_set_error(http_exchange_t *ex, const char *what)
@@ -154,16 +153,17 @@ void h2_side_end(struct http2_conn *c, h2_stream_t *s, int dir)
 
 /* ---- header blocks ---- */
 
-void h2_blk_reset(struct http2_conn *c)
+void h2_blk_reset(h2_dir_t *d)
 {
-    http_headers_free(c->blk.headers, c->blk.nheaders);
-    memset(&c->blk, 0, sizeof(c->blk));
+    http_headers_free(d->blk.headers, d->blk.nheaders);
+    memset(&d->blk, 0, sizeof(d->blk));
 }
 
-/* Moves the decoded fields to the end of *dst (headers or trailers). */
-static int take_fields(struct http2_conn *c, http_header_t **dst, size_t *n, size_t *cap)
+/* Moves the decoded fields of d's block to the end of *dst (headers or trailers). */
+static int take_fields(struct http2_conn *c, h2_dir_t *d, http_header_t **dst, size_t *n,
+                       size_t *cap)
 {
-    http_msg_t *b = &c->blk;
+    http_msg_t *b = &d->blk;
 
     if (*n == 0 && b->nheaders) {
         free(*dst);
@@ -189,29 +189,39 @@ static int take_fields(struct http2_conn *c, http_header_t **dst, size_t *n, siz
     return 0;
 }
 
-static const char *blk_get(const struct http2_conn *c, const char *name)
+static const char *blk_get(const h2_dir_t *d, const char *name)
 {
-    return http_msg_header(&c->blk, name);
+    return http_msg_header(&d->blk, name);
 }
 
-/* Decodes the whole block into c->blk; *bytes is its size as counted for limits. */
-static int inflate_block(struct http2_conn *c, h2_dir_t *d, size_t *bytes)
+int h2_block_begin(struct http2_conn *c, h2_dir_t *d)
 {
-    static const uint8_t empty[1];
-    const uint8_t *in = d->block ? d->block : empty;
-    size_t inlen = d->block_len, total = 0;
-
+    h2_blk_reset(d);
+    d->blk_bytes = d->blk_kept = 0;
     /* Between blocks, so the inflater accepts a new limit now. */
     if (d->table_applied != d->table_wanted) {
         if (nghttp2_hd_inflate_change_table_size(d->inf, d->table_wanted) != 0)
             return h2_oom(c);
         d->table_applied = d->table_wanted;
     }
-    h2_blk_reset(c);
+    return 0;
+}
+
+/*
+ * Decodes what HPACK can of in into d->blk; final: in ends the block. Fields
+ * past 1 MiB (decoded) are decoded and dropped, not kept: the dynamic table
+ * stays right for the blocks that follow, and the exchange says what was cut.
+ */
+static int inflate(struct http2_conn *c, h2_dir_t *d, const uint8_t *in, size_t inlen, int final)
+{
+    static const uint8_t empty[1];
+
+    if (!in)
+        in = empty;
     for (;;) {
         nghttp2_nv nv;
         int fl = 0;
-        ssize_t rv = nghttp2_hd_inflate_hd2(d->inf, &nv, &fl, in, inlen, 1);
+        ssize_t rv = nghttp2_hd_inflate_hd2(d->inf, &nv, &fl, in, inlen, final);
 
         if (rv == NGHTTP2_ERR_NOMEM)
             return h2_oom(c);
@@ -221,27 +231,35 @@ static int inflate_block(struct http2_conn *c, h2_dir_t *d, size_t *bytes)
         in += rv;
         inlen -= (size_t)rv;
         if (fl & NGHTTP2_HD_INFLATE_EMIT) {
-            total += nv.namelen + nv.valuelen + 32;
-            if (total > H2_MAX_HEADER_LIST)
-                return h2_fail(c, -EBADMSG,
-                               "HTTP/2 header list of stream %u decodes to more than 1 MiB",
-                               (unsigned)d->block_sid);
-            if (http_msg_add_header(&c->blk, (const char *)nv.name, nv.namelen,
-                                    (const char *)nv.value, nv.valuelen) < 0)
-                return h2_oom(c);
+            size_t size = nv.namelen + nv.valuelen + 32;
+
+            d->blk_bytes += size;
+            if (d->blk_bytes <= H2_MAX_HEADER_LIST) {
+                if (http_msg_add_header(&d->blk, (const char *)nv.name, nv.namelen,
+                                        (const char *)nv.value, nv.valuelen) < 0)
+                    return h2_oom(c);
+                d->blk_kept += size;
+            }
         }
         if (fl & NGHTTP2_HD_INFLATE_FINAL) {
             nghttp2_hd_inflate_end_headers(d->inf);
-            break;
+            return 0;
         }
-        if (!(fl & NGHTTP2_HD_INFLATE_EMIT) && inlen == 0)
-            return h2_fail(c, -EBADMSG, "HTTP/2 HPACK header block of stream %u is truncated",
-                           (unsigned)d->block_sid);
+        if (!(fl & NGHTTP2_HD_INFLATE_EMIT) && inlen == 0) {
+            if (final)
+                return h2_fail(c, -EBADMSG, "HTTP/2 HPACK header block of stream %u is truncated",
+                               (unsigned)d->block_sid);
+            return 0;
+        }
     }
-    if (c->head_kept + total > H2_HEAD_BUDGET)
-        return h2_fail(c, -EBADMSG, "HTTP/2 headers of the open streams exceed 64 MiB");
-    *bytes = total;
-    return 0;
+}
+
+/* The exchange of a block whose fields were cut says so. */
+static void note_cut(const h2_dir_t *d, http_exchange_t *ex)
+{
+    if (d->blk_bytes > d->blk_kept)
+        h2_set_error(ex, "HTTP/2 header list decodes to more than 1 MiB: the fields past it "
+                         "are left out");
 }
 
 /* method and target from the pseudo-headers of a request (or a promise),
@@ -272,20 +290,21 @@ static void ws_error(void *opaque, int dir, const char *message)
 static int response_head(struct http2_conn *c, h2_stream_t *s, size_t bytes)
 {
     http_exchange_t *ex = s->ex;
-    const char *st = blk_get(c, ":status");
+    h2_dir_t *d = &c->d[HTTP2_RESP];
+    const char *st = blk_get(d, ":status");
     int status = 0;
 
     if (st && strlen(st) == 3 && st[0] >= '1' && st[0] <= '9' && st[1] >= '0' && st[1] <= '9' &&
         st[2] >= '0' && st[2] <= '9')
         status = atoi(st);
-    if (status >= 100 && status < 200 && !c->d[HTTP2_RESP].block_end_stream)
+    if (status >= 100 && status < 200 && !d->block_end_stream)
         return 0; /* interim response: skipped */
-    if (take_fields(c, &ex->resp.headers, &ex->resp.nheaders, &ex->resp.headers_cap) < 0)
+    if (take_fields(c, d, &ex->resp.headers, &ex->resp.nheaders, &ex->resp.headers_cap) < 0)
         return c->err;
     s->head_bytes += bytes;
     c->head_kept += bytes;
     ex->status = status;
-    ex->t_resp_start = c->d[HTTP2_RESP].block_ts;
+    ex->t_resp_start = d->block_ts;
     ex->t_resp_end = c->ts;
     s->resp_state = ST_OPEN;
     if (s->ws_connect && status == 200) {
@@ -308,18 +327,19 @@ static int headers_done(struct http2_conn *c, h2_dir_t *d, size_t bytes)
     if (!s)
         return 0; /* a stream already closed: the block only fed HPACK */
     ex = s->ex;
+    note_cut(d, ex);
     state = d->dir == HTTP2_REQ ? &s->req_state : &s->resp_state;
     if (*state == ST_ENDED)
         return 0;
     if (*state == ST_OPEN) {
         http_msg_t *m = d->dir == HTTP2_REQ ? &ex->req : &ex->resp;
 
-        if (take_fields(c, &m->trailers, &m->ntrailers, &m->trailers_cap) < 0)
+        if (take_fields(c, d, &m->trailers, &m->ntrailers, &m->trailers_cap) < 0)
             return c->err;
         s->head_bytes += bytes;
         c->head_kept += bytes;
     } else if (d->dir == HTTP2_REQ) {
-        if (take_fields(c, &ex->req.headers, &ex->req.nheaders, &ex->req.headers_cap) < 0 ||
+        if (take_fields(c, d, &ex->req.headers, &ex->req.nheaders, &ex->req.headers_cap) < 0 ||
             request_line(c, s) < 0)
             return c->err;
         s->head_bytes += bytes;
@@ -352,7 +372,8 @@ static int promise_done(struct http2_conn *c, h2_dir_t *d, size_t bytes)
     s->ex->t_req_end = d->block_ts;
     s->ex->req.complete = 1;
     s->req_state = ST_ENDED;
-    if (take_fields(c, &s->ex->req.headers, &s->ex->req.nheaders, &s->ex->req.headers_cap) < 0 ||
+    note_cut(d, s->ex);
+    if (take_fields(c, d, &s->ex->req.headers, &s->ex->req.nheaders, &s->ex->req.headers_cap) < 0 ||
         request_line(c, s) < 0)
         return c->err;
     s->head_bytes += bytes;
@@ -367,41 +388,20 @@ static int promise_done(struct http2_conn *c, h2_dir_t *d, size_t bytes)
 
 int h2_block_done(struct http2_conn *c, h2_dir_t *d)
 {
-    size_t bytes = 0;
     int r;
 
     d->in_block = 0;
-    r = inflate_block(c, d, &bytes);
+    r = inflate(c, d, NULL, 0, 1);
+    if (r == 0 && c->head_kept + d->blk_kept > H2_HEAD_BUDGET)
+        r = h2_fail(c, -EBADMSG, "HTTP/2 headers of the open streams exceed 64 MiB");
     if (r == 0)
-        r = d->block_type == F_PUSH_PROMISE ? promise_done(c, d, bytes) : headers_done(c, d, bytes);
-    h2_blk_reset(c);
-    if (d->block_cap > 64 * 1024) {
-        free(d->block);
-        d->block = NULL;
-        d->block_cap = 0;
-    }
-    d->block_len = 0;
+        r = d->block_type == F_PUSH_PROMISE ? promise_done(c, d, d->blk_kept)
+                                            : headers_done(c, d, d->blk_kept);
+    h2_blk_reset(d);
     return r;
 }
 
 int h2_block_append(struct http2_conn *c, h2_dir_t *d, const uint8_t *p, size_t n)
 {
-    if (d->block_len + n > H2_MAX_BLOCK)
-        return h2_fail(c, -EBADMSG, "HTTP/2 header block of stream %u larger than 256 KiB",
-                       (unsigned)d->block_sid);
-    if (d->block_len + n > d->block_cap) {
-        size_t cap = d->block_cap ? d->block_cap : 4096;
-        uint8_t *b;
-
-        while (cap < d->block_len + n)
-            cap *= 2;
-        b = realloc(d->block, cap);
-        if (!b)
-            return h2_oom(c);
-        d->block = b;
-        d->block_cap = cap;
-    }
-    memcpy(d->block + d->block_len, p, n);
-    d->block_len += n;
-    return 0;
+    return inflate(c, d, p, n, 0);
 }
