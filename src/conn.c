@@ -423,6 +423,16 @@ static void report_wire(conn_t *c, const uint8_t *p, size_t n)
         c->_defer = NULL;
         c->_defer_cap = 0;
     }
+    /* The end the read brought, now that its bytes (the last records with it) are told. */
+    if (c->_after && !c->closing) {
+        int what = c->_after;
+
+        c->_after = 0;
+        if (what == 1)
+            c->cb->on_eof(c);
+        else
+            c->cb->on_error(c, MR_ETLS);
+    }
 }
 
 /* ---- handshake steps on the thread pool ---- */
@@ -645,13 +655,21 @@ static void read_plain(conn_t *c)
             SSL_free_buffers(c->ssl); /* the peer's close_notify: nothing more to read */
             if (!c->eof) {
                 c->eof = 1;
-                c->cb->on_eof(c);
+                /* Data and close_notify often come in one segment: the data's records
+                   are reported (recorded) first, the end after them. */
+                if (c->in_read)
+                    c->_after = 1;
+                else
+                    c->cb->on_eof(c);
             }
             return;
         default:
             ERR_clear_error();
             drop_tls_out(c);
-            c->cb->on_error(c, MR_ETLS);
+            if (c->in_read)
+                c->_after = 2; /* the record that failed is reported (recorded) first */
+            else
+                c->cb->on_error(c, MR_ETLS);
             return;
         }
     }

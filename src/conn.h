@@ -94,7 +94,9 @@ struct conn {
     int opened;   /* tcp handle initialized */
     int _nodelay; /* TCP_NODELAY is set */
     int above_high;
-    int in_read;     /* handling a read: our own writes are reported after it */
+    int in_read;     /* handling a read: our own writes are reported after it, and so
+                        are the peer's close_notify and a record that fails (_after) */
+    int _after;      /* 1: on_eof, 2: on_error(MR_ETLS), once the read's bytes are reported */
     uint8_t *_defer; /* bytes written during the read, reported after on_wire(in) */
     size_t _defer_len, _defer_cap;
     int _handles;     /* open handles (tcp, _idle): on_close once none is left */

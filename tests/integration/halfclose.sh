@@ -9,7 +9,9 @@
 # 32 MiB, is more than the sockets between hold, so part of it is queued in mitmrec when the
 # origin's FIN comes): it gets all of it, byte for byte, with plain
 # HTTP and inside a CONNECT + TLS tunnel, and the recording ends with a FIN from each side.
-# Last, a plain-HTTP client whose FIN cuts its second request line: the origin gets the line.
+# Then a plain-HTTP client whose FIN cuts its second request line: the origin gets the line.
+# Last, a TLS client whose request and close_notify go in one write: the request's record is
+# in the pcapng, and the answer reaches the client.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need tshark "$PY"
@@ -241,6 +243,96 @@ print("the origin got both request lines, the second cut by the FIN")
 EOF
 stop_mitmrec
 log "$(cat "$WORK/cut.out")"
+
+# A TLS client whose request and close_notify leave in one write (one segment): its own origin
+# answers a request it has read whole, whatever the client's TLS side did after it. The
+# request's record must be in the pcapng (it used to be told to the recorder after the
+# close_notify had ended the leg, and was dropped), so mitmrec -r finds the entry, and the
+# client still gets its answer.
+start_mitmrec -o "$WORK/cn.pcapng" --cacert "$top_srcdir/fixtures/tls/test-ca.pem"
+"$PY" - "$MITM_PORT" "$top_srcdir/fixtures/tls/origin.pem" "$top_srcdir/fixtures/tls/origin-key.pem" \
+    "$HOME/.mitmrec/mitmrec-ca-cert.pem" >"$WORK/cn.out" 2>&1 <<'EOF' || fail "close_notify client: $(cat "$WORK/cn.out")"
+import socket, ssl, sys, threading
+proxy, cert, key, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+BODY = b"answered after the client's close_notify\n"
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(4)
+sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+sctx.load_cert_chain(cert, key)
+
+
+def origin():
+    for _ in range(3):
+        c = sctx.wrap_socket(ls.accept()[0], server_side=True)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            try:
+                b = c.recv(4096)
+            except (ssl.SSLError, OSError):
+                b = b""
+            if not b:
+                break
+            head += b
+        try:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(BODY) + BODY)
+            # Read to the client's end first: closing with its close_notify unread would
+            # send a reset, which may overtake the answer.
+            while c.recv(4096):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+        c.close()
+
+
+threading.Thread(target=origin, daemon=True).start()
+port = ls.getsockname()[1]
+cctx = ssl.create_default_context(cafile=ca)
+for i in range(3):
+    s = socket.create_connection(("127.0.0.1", proxy), timeout=10)
+    s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (port, port))
+    r = b""
+    while b"\r\n\r\n" not in r:
+        r += s.recv(4096)
+    assert r.startswith(b"HTTP/1.1 200"), r
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    o = cctx.wrap_bio(inc, out, server_hostname="127.0.0.1")
+    while True:
+        try:
+            o.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            s.sendall(out.read())
+            inc.write(s.recv(65536))
+    s.sendall(out.read())
+    o.write(b"GET /cn%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (i, port))
+    try:
+        o.unwrap()
+    except ssl.SSLWantReadError:
+        pass
+    s.sendall(out.read())  # the request's record and the close_notify, in one write
+    answer = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        inc.write(d)
+        try:
+            while True:
+                answer += o.read(65536)
+        except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+            pass
+    assert answer.endswith(BODY), answer
+    s.close()
+print("3 requests sent with their close_notify, 3 answers")
+EOF
+stop_mitmrec
+n=$(tshark_fields "$MITM_PCAP" http.request.uri http.request.uri | grep -c '^/cn[0-9]$')
+[ "$n" = 3 ] || fail "tshark finds $n of the 3 requests sent with a close_notify in the pcapng"
+[ "$(har_query "$MITM_HAR" 'len([e for e in h["log"]["entries"] if "/cn" in e["request"]["url"] and e["response"]["status"] == 200])')" = 3 ] ||
+    fail "the HAR lacks the close_notify requests: $(har_query "$MITM_HAR" '[(e["request"]["url"], e["response"]["status"]) for e in h["log"]["entries"]]')"
+check_same_entries "$MITM_PCAP" "$MITM_HAR"
+log "$(cat "$WORK/cn.out"); each in the pcapng"
 
 finish_problems
 log "ok"
