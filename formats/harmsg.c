@@ -240,7 +240,9 @@ char *harmsg_url(const har_entry_t *e)
         hosthdr = http_msg_header(&ex->req, "Host");
     host = hosthdr && *hosthdr ? hosthdr : e->host ? e->host : "";
     size_t hlen = strlen(host), tlen = strlen(target);
-    int connect = ex->method && strcmp(ex->method, "CONNECT") == 0;
+    /* A CONNECT's target is an authority, but an extended CONNECT's (RFC 8441) a path. */
+    int connect =
+        ex->method && strcmp(ex->method, "CONNECT") == 0 && !http_msg_header(&ex->req, ":protocol");
     char port[16] = "";
     char *url, *o;
     size_t cap;

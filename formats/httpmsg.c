@@ -305,6 +305,14 @@ int http_exchange_websocket(const http_exchange_t *ex)
            http_header_has_token(http_msg_header(&ex->resp, "Upgrade"), "websocket");
 }
 
+int http_exchange_ws_connect(const http_exchange_t *ex)
+{
+    const char *proto = http_msg_header(&ex->req, ":protocol");
+
+    return ex->method && strcmp(ex->method, "CONNECT") == 0 && ex->status >= 200 &&
+           ex->status < 300 && proto && strcasecmp(proto, "websocket") == 0;
+}
+
 int http_exchange_head_cut(const http_exchange_t *ex)
 {
     return !ex->announced && ex->error && ex->method && ex->method[0] && ex->target;

@@ -137,6 +137,9 @@ int http_header_has_token(const char *value, const char *token);
 
 /* Whether ex's 101 switched to WebSocket (its Upgrade lists "websocket"). */
 int http_exchange_websocket(const http_exchange_t *ex);
+/* Whether ex is an HTTP/2 WebSocket (RFC 8441): an extended CONNECT with :protocol
+   websocket that got a 2xx. */
+int http_exchange_ws_connect(const http_exchange_t *ex);
 
 /*
  * Whether ex is a request whose head was cut short past its request line (the decoder kept

@@ -136,7 +136,7 @@ static int ws_upgrade(rconn_t *c, const replay_entry_t *e, const rreq_t *rq, pen
     char accept[RWS_ACCEPT_LEN + 1], head[1024];
     int n;
 
-    if (c->proto != P_H1 || !http_exchange_websocket(e->ex) ||
+    if (c->proto != P_H1 || !e->ws ||
         !http_header_has_token(http_msg_header(rq->msg, "upgrade"), "websocket") || !key ||
         rws_accept_key(key, accept) < 0)
         return 0;
@@ -146,7 +146,7 @@ static int ws_upgrade(rconn_t *c, const replay_entry_t *e, const rreq_t *rq, pen
                  accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
                  proto ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(head) || !(p->bytes = malloc((size_t)n)) ||
-        !(c->ws = rws_new(c, e->ex))) {
+        !(c->ws = rws_new(c, 0, e->ex))) {
         free(p->bytes);
         p->bytes = NULL;
         return 0;
@@ -155,6 +155,26 @@ static int ws_upgrade(rconn_t *c, const replay_entry_t *e, const rreq_t *rq, pen
     p->len = (size_t)n;
     c->proto = P_WS;
     return 1;
+}
+
+int rconn_ws_send(rconn_t *c, int32_t stream, uint8_t *bytes, size_t len)
+{
+    pending_t *p;
+    int rc;
+
+    if (stream) {
+        rc = c->h2 ? rh2_ws_send(c->h2, stream, bytes, len) : -1;
+        free(bytes);
+        return rc < 0 ? -ENOMEM : 0;
+    }
+    if (!(p = calloc(1, sizeof(*p)))) {
+        free(bytes);
+        return -ENOMEM;
+    }
+    p->bytes = bytes;
+    p->len = len;
+    rconn_pq_add(c, p, 0);
+    return 0;
 }
 
 void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
@@ -183,6 +203,12 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
     m.body_len = rq->msg->body_len;
     match_describe(&m, desc, sizeof(desc));
     rc = match_find(s->cfg.match, &m, &id, why, sizeof(why));
+    if (rc == 0 && rq->ws && !s->cfg.db->entries[id].ws) {
+        /* A 2xx to an extended CONNECT means a WebSocket: answer no other entry with it. */
+        snprintf(why, sizeof(why), "entry %zu, which matches, is not a WebSocket",
+                 s->cfg.db->entries[id].index);
+        rc = -1;
+    }
     memset(&rr, 0, sizeof(rr));
     rr.method = rq->method;
     rr.url = strchr(desc, ' ') ? strchr(desc, ' ') + 1 : desc;
@@ -203,6 +229,14 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
             replay_report_request(s->cfg.report, &rr);
             rconn_pq_add(c, p, 0);
             rws_start(c->ws);
+            return;
+        }
+        if (stream && rq->ws && rh2_websocket(c->h2, stream, e) == 0) {
+            log_verbose("%s -> entry %zu (200, WebSocket over HTTP/2: %zu messages)", desc,
+                        e->index, e->ex->nws);
+            rr.status = 200;
+            replay_report_request(s->cfg.report, &rr);
+            free(p);
             return;
         }
         resp = rresp_from_entry(e, rq->method, !o->no_refresh);

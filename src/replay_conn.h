@@ -22,6 +22,7 @@ typedef struct rreq {
     const char *authority; /* Host or :authority, NULL when absent */
     const http_msg_t *msg; /* headers (no pseudo-headers) and body */
     int http2;
+    int ws; /* HTTP/2: an extended CONNECT for a WebSocket (RFC 8441), method "GET" here */
 } rreq_t;
 
 /* A response to send; owns its headers and owned_body. */
@@ -82,6 +83,11 @@ int rh2_feed(rh2_t *h, const uint8_t *data, size_t len);
 void rh2_respond(rh2_t *h, int32_t stream, rresp_t *resp);
 /* Resets the stream (--unmatched kill). */
 void rh2_reset(rh2_t *h, int32_t stream);
+/* Answers the extended CONNECT on stream with a 200 and plays WebSocket entry e on it
+   (replay_ws.c). 0, or -1 when it could not (the caller answers otherwise). */
+int rh2_websocket(rh2_t *h, int32_t stream, const replay_entry_t *e);
+/* A WebSocket frame of ours for stream (copied). 0, or -1 when the stream is gone. */
+int rh2_ws_send(rh2_t *h, int32_t stream, const uint8_t *bytes, size_t len);
 /* True when the session has nothing more to do (both sides said GOAWAY or failed). */
 int rh2_done(const rh2_t *h);
 void rh2_free(rh2_t *h);

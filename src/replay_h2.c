@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "replay_conn.h"
+#include "replay_ws.h"
 
 #define H2_BODY_MAX (16u << 20)
 #define H2_STREAMS_MAX 100
@@ -18,9 +19,14 @@ typedef struct h2s {
     struct h2s *next;
     int32_t id;
     http_msg_t req;
-    char *method, *path, *authority;
+    char *method, *path, *authority, *protocol;
     rresp_t *resp;
     size_t sent;
+    /* WebSocket (RFC 8441): the conversation, and our frames not yet in DATA frames */
+    rws_t *ws;
+    uint8_t *wsout;
+    size_t wsout_len, wsout_cap;
+    int ws_end; /* the client closed, or sent what we do not take */
 } h2s_t;
 
 struct rh2 {
@@ -45,7 +51,10 @@ static void stream_free(h2s_t *s)
     free(s->method);
     free(s->path);
     free(s->authority);
+    free(s->protocol);
     rresp_free(s->resp);
+    rws_free(s->ws);
+    free(s->wsout);
     free(s);
 }
 
@@ -99,6 +108,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         rc = setstr(&s->path, value, valuelen);
     else if (namelen == 10 && !memcmp(name, ":authority", 10))
         rc = setstr(&s->authority, value, valuelen);
+    else if (namelen == 9 && !memcmp(name, ":protocol", 9))
+        rc = setstr(&s->protocol, value, valuelen);
     else if (namelen && name[0] != ':')
         rc = http_msg_add_header(&s->req, (const char *)name, namelen, (const char *)value,
                                  valuelen);
@@ -108,11 +119,26 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data,
                          size_t len, void *ud)
 {
-    h2s_t *s = find(ud, id);
+    rh2_t *h = ud;
+    h2s_t *s = find(h, id);
 
-    if (s)
+    if (s && s->ws) {
+        if (!s->ws_end && rws_feed(s->ws, data, len) < 0) {
+            /* A close (ours is queued), or frames we do not take: our side ends after it. */
+            s->ws_end = 1;
+            nghttp2_session_resume_data(h->s, id);
+        }
+    } else if (s) {
         http_msg_add_body(&s->req, data, len, H2_BODY_MAX);
+    }
     return 0;
+}
+
+/* An extended CONNECT for a WebSocket (RFC 8441): its request is whole with its HEADERS. */
+static int is_ws_connect(const h2s_t *s)
+{
+    return s->method && !strcmp(s->method, "CONNECT") && s->protocol &&
+           !strcasecmp(s->protocol, "websocket");
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
@@ -122,15 +148,20 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     rreq_t rq;
 
     if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
-        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) || !(s = find(h, frame->hd.stream_id)))
+        !(s = find(h, frame->hd.stream_id)) || s->resp || s->ws)
         return 0;
+    memset(&rq, 0, sizeof(rq));
+    if (frame->hd.type == NGHTTP2_HEADERS && is_ws_connect(s)) {
+        rq.ws = 1;
+    } else if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        return 0;
+    }
     if (!s->authority) {
         const char *host = http_msg_header(&s->req, "host");
         if (host)
             setstr(&s->authority, (const uint8_t *)host, strlen(host));
     }
-    memset(&rq, 0, sizeof(rq));
-    rq.method = s->method ? s->method : "GET";
+    rq.method = s->method && !rq.ws ? s->method : "GET";
     rq.target = s->path ? s->path : "/";
     rq.authority = s->authority;
     rq.msg = &s->req;
@@ -157,7 +188,8 @@ rh2_t *rh2_new(rconn_t *c)
 {
     rh2_t *h = calloc(1, sizeof(*h));
     nghttp2_session_callbacks *cb;
-    nghttp2_settings_entry iv[1] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_STREAMS_MAX}};
+    nghttp2_settings_entry iv[2] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_STREAMS_MAX},
+                                    {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
 
     if (!h || nghttp2_session_callbacks_new(&cb) != 0) {
         free(h);
@@ -175,7 +207,7 @@ rh2_t *rh2_new(rconn_t *c)
         return NULL;
     }
     nghttp2_session_callbacks_del(cb);
-    nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, 1);
+    nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, 2);
     flush(h);
     return h;
 }
@@ -281,6 +313,78 @@ void rh2_respond(rh2_t *h, int32_t id, rresp_t *resp)
                             resp->no_body || (!resp->len && !resp->ntrailers) ? NULL : &dp);
     free(nv);
     flush(h);
+}
+
+/* Our WebSocket frames, as DATA; the stream ends once the conversation has (our close went
+   out, or the client's close or bad frames ended it) and everything queued is sent. */
+static ssize_t read_ws(nghttp2_session *session, int32_t id, uint8_t *buf, size_t len,
+                       uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    h2s_t *s = src->ptr;
+    size_t n = s->wsout_len < len ? s->wsout_len : len;
+
+    (void)session;
+    (void)id;
+    (void)ud;
+    if (n) {
+        memcpy(buf, s->wsout, n);
+        memmove(s->wsout, s->wsout + n, s->wsout_len - n);
+        s->wsout_len -= n;
+    }
+    if (!s->wsout_len && (s->ws_end || rws_closed(s->ws)))
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    else if (!n)
+        return NGHTTP2_ERR_DEFERRED;
+    return (ssize_t)n;
+}
+
+int rh2_ws_send(rh2_t *h, int32_t id, const uint8_t *bytes, size_t len)
+{
+    h2s_t *s = find(h, id);
+
+    if (!s)
+        return -1;
+    if (s->wsout_len + len > s->wsout_cap) {
+        size_t cap = s->wsout_cap ? s->wsout_cap : 4096;
+        uint8_t *b;
+
+        while (cap < s->wsout_len + len)
+            cap *= 2;
+        if (!(b = realloc(s->wsout, cap)))
+            return -1;
+        s->wsout = b;
+        s->wsout_cap = cap;
+    }
+    memcpy(s->wsout + s->wsout_len, bytes, len);
+    s->wsout_len += len;
+    /* (flushed by whoever called: rh2_feed after the client's frame, rh2_websocket) */
+    nghttp2_session_resume_data(h->s, id);
+    return 0;
+}
+
+int rh2_websocket(rh2_t *h, int32_t id, const replay_entry_t *e)
+{
+    h2s_t *s = find(h, id);
+    const char *proto = http_msg_header(&e->ex->resp, "sec-websocket-protocol");
+    nghttp2_nv nv[2] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE}};
+    nghttp2_data_provider dp;
+    size_t n = 1;
+
+    if (!s || s->ws || !(s->ws = rws_new(h->c, id, e->ex)))
+        return -1;
+    /* The recorded subprotocol; no extension is taken up (messages go uncompressed). */
+    if (proto)
+        nv[n++] = (nghttp2_nv){(uint8_t *)"sec-websocket-protocol", (uint8_t *)proto, 22,
+                               strlen(proto), NGHTTP2_NV_FLAG_NONE};
+    dp.source.ptr = s;
+    dp.read_callback = read_ws;
+    if (nghttp2_submit_response(h->s, id, nv, n, &dp) != 0) {
+        rws_free(s->ws);
+        s->ws = NULL;
+        return -1;
+    }
+    rws_start(s->ws); /* (sent by rh2_feed, which is where this is called from) */
+    return 0;
 }
 
 void rh2_reset(rh2_t *h, int32_t id)

@@ -83,6 +83,10 @@ struct replay_server {
 /* replay_server.c: client bytes of a WebSocket conversation. */
 void rconn_ws_feed(rconn_t *c, const uint8_t *data, size_t len);
 
+/* replay_answer.c: a WebSocket frame of ours (takes bytes): queued on the connection
+   (stream 0, after an HTTP/1.1 upgrade) or on an HTTP/2 stream. 0, or -ENOMEM. */
+int rconn_ws_send(rconn_t *c, int32_t stream, uint8_t *bytes, size_t len);
+
 /* replay_server.c: unlinks the connection and closes its timer; conn_close follows by the
    caller. */
 void rconn_finish(rconn_t *c);

@@ -11,10 +11,10 @@
 #include "websocket.h"
 
 /*
- * A WebSocket conversation of the replay server (RFC 6455 over an HTTP/1.1 upgrade): the
- * recorded messages of the entry, in turns. The server's messages before the client's
- * first go out at once; each data message from the client then brings the server's
- * messages that followed the client's next recorded one. Pings get pongs, a close gets its
+ * A WebSocket conversation of the replay server (RFC 6455 over an HTTP/1.1 upgrade, or over
+ * an HTTP/2 stream, RFC 8441): the recorded messages of the entry, in turns. The server's messages
+ * before the client's first go out at once; each data message from the client then brings the
+ * server's messages that followed the client's next recorded one. Pings get pongs, a close gets its
  * close back and ends the connection; the recording's own control frames are not replayed.
  * The client's frames are read by the recorder's decoder (formats/websocket.c), which here
  * also requires them masked.
@@ -25,6 +25,7 @@
 
 struct rws {
     rconn_t *c;
+    int32_t stream;            /* HTTP/2: the extended CONNECT's; 0 after an upgrade */
     const http_exchange_t *ex; /* borrowed from the recording */
     size_t next;               /* the first recorded message not yet played */
     websocket_conn_t *dec;     /* the client's frames (formats/websocket.c) */
@@ -49,32 +50,28 @@ int rws_accept_key(const char *key, char out[RWS_ACCEPT_LEN + 1])
 /* One unmasked frame from us, FIN set, queued after what is queued. */
 static int send_frame(rws_t *w, int opcode, const uint8_t *data, size_t len)
 {
-    pending_t *p = calloc(1, sizeof(*p));
+    uint8_t *b = malloc(len + 10);
     size_t h = 2;
 
-    if (!p || !(p->bytes = malloc(len + 10))) {
-        free(p);
+    if (!b)
         return -ENOMEM;
-    }
-    p->bytes[0] = (uint8_t)(0x80 | opcode);
+    b[0] = (uint8_t)(0x80 | opcode);
     if (len < 126) {
-        p->bytes[1] = (uint8_t)len;
+        b[1] = (uint8_t)len;
     } else if (len <= 0xffff) {
-        p->bytes[1] = 126;
-        p->bytes[2] = (uint8_t)(len >> 8);
-        p->bytes[3] = (uint8_t)len;
+        b[1] = 126;
+        b[2] = (uint8_t)(len >> 8);
+        b[3] = (uint8_t)len;
         h = 4;
     } else {
-        p->bytes[1] = 127;
+        b[1] = 127;
         for (int i = 0; i < 8; i++)
-            p->bytes[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+            b[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
         h = 10;
     }
     if (len)
-        memcpy(p->bytes + h, data, len);
-    p->len = h + len;
-    rconn_pq_add(w->c, p, 0);
-    return 0;
+        memcpy(b + h, data, len);
+    return rconn_ws_send(w->c, w->stream, b, h + len);
 }
 
 static int is_data(int opcode)
@@ -156,7 +153,7 @@ static void on_message(void *opaque, int dir, int opcode, const uint8_t *data, s
     }
 }
 
-rws_t *rws_new(rconn_t *c, const http_exchange_t *ex)
+rws_t *rws_new(rconn_t *c, int32_t stream, const http_exchange_t *ex)
 {
     static const websocket_callbacks_t cb = {on_message, NULL};
     rws_t *w = calloc(1, sizeof(*w));
@@ -170,6 +167,7 @@ rws_t *rws_new(rconn_t *c, const http_exchange_t *ex)
     }
     websocket_conn_require_masks(w->dec);
     w->c = c;
+    w->stream = stream;
     w->ex = ex;
     return w;
 }

@@ -114,6 +114,9 @@ static int finish_entry(replaydb_t *db, replay_entry_t *e)
 
     if (!h)
         h = http_msg_header(&ex->req, "host");
+    e->ws = http_exchange_websocket(ex) || http_exchange_ws_connect(ex);
+    if (e->ws && strcmp(ex->method, "GET") != 0 && http_strset(&ex->method, "GET", 3) < 0)
+        return -ENOMEM;
     if (har_url_split(t, scheme, sizeof(scheme), host, sizeof(host), &port, &path) == 0) {
         /* absolute-form (an explicit proxy's plain HTTP request) */
         if (!e->host[0] || !h)
@@ -151,9 +154,11 @@ static void cap_exchange(void *opaque, const capture_conn_t *c, http_exchange_t 
     load_t *l = opaque;
     replay_entry_t *e;
 
-    /* (Of the 101s, only WebSocket's is replayed: replay_ws.c.) */
+    /* (Of the 101s, only WebSocket's is replayed: replay_ws.c; of the CONNECTs, only
+       RFC 8441's WebSocket.) */
     if (!ex->method || !*ex->method || ex->status == 0 ||
-        (ex->status == 101 && !http_exchange_websocket(ex)) || !strcmp(ex->method, "CONNECT") ||
+        (ex->status == 101 && !http_exchange_websocket(ex)) ||
+        (!strcmp(ex->method, "CONNECT") && !http_exchange_ws_connect(ex)) ||
         !(e = grow((void **)&l->db->entries, &l->db->nentries, sizeof(*e)))) {
         http_exchange_free(ex);
         return;

@@ -25,6 +25,9 @@ typedef struct replay_entry {
     char *target;       /* origin-form path and query; owned */
     char *url;          /* for reports; owned */
     int h2;             /* it went over HTTP/2 */
+    int ws;             /* a WebSocket: an HTTP/1.1 upgrade's 101 or an HTTP/2 extended
+                           CONNECT's 200 (RFC 8441, whose method is then kept as GET, so
+                           either answers either) */
     int body_decoded;   /* the body had its Content-Encoding undone (HAR) */
 } replay_entry_t;
 

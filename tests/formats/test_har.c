@@ -17,6 +17,7 @@
 #include "check.h"
 #include "content.h"
 #include "har.h"
+#include "harmsg.h"
 
 #define T0 1795727442123456ull /* 2026-11-26T21:10:42.123456Z */
 #define DEFAULT_NODE_PATH "/usr/local/lib/mitmrec-test/node_modules"
@@ -926,10 +927,34 @@ static void test_sink_errors(const built_t *b)
     har_writer_free(NULL);
 }
 
+/* A CONNECT's target is its authority; an extended CONNECT's (RFC 8441) a path, whose
+   authority is :authority. */
+static void test_connect_urls(void)
+{
+    http_exchange_t *ex = mk("CONNECT", "example.com:443", 200, "OK");
+    har_entry_t e = {.ex = ex, .scheme = "https", .host = "example.com", .port = 443};
+    char *u = harmsg_url(&e);
+
+    CHECK_EQ_STR(u, "https://example.com:443");
+    free(u);
+    http_exchange_free(ex);
+    ex = mk("CONNECT", "/chat?room=1", 200, "");
+    hdr(&ex->req, ":method", "CONNECT");
+    hdr(&ex->req, ":protocol", "websocket");
+    hdr(&ex->req, ":authority", "ws.example:8443");
+    e.ex = ex;
+    e.port = 8443;
+    u = harmsg_url(&e);
+    CHECK_EQ_STR(u, "https://ws.example:8443/chat?room=1");
+    free(u);
+    http_exchange_free(ex);
+}
+
 int main(void)
 {
     built_t b;
 
+    test_connect_urls();
     test_content();
     build(&b);
     test_memory(&b);
