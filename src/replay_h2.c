@@ -24,8 +24,8 @@ typedef struct h2s {
     size_t sent;
     /* WebSocket (RFC 8441): the conversation, and our frames not yet in DATA frames */
     rws_t *ws;
-    uint8_t *wsout;
-    size_t wsout_len, wsout_cap;
+    uint8_t *wsout; /* bytes wsout_off..wsout_len are still to go */
+    size_t wsout_off, wsout_len, wsout_cap;
     int ws_end; /* the client closed, or sent what we do not take */
 } h2s_t;
 
@@ -321,15 +321,16 @@ static ssize_t read_ws(nghttp2_session *session, int32_t id, uint8_t *buf, size_
                        uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
     h2s_t *s = src->ptr;
-    size_t n = s->wsout_len < len ? s->wsout_len : len;
+    size_t left = s->wsout_len - s->wsout_off, n = left < len ? left : len;
 
     (void)session;
     (void)id;
     (void)ud;
     if (n) {
-        memcpy(buf, s->wsout, n);
-        memmove(s->wsout, s->wsout + n, s->wsout_len - n);
-        s->wsout_len -= n;
+        memcpy(buf, s->wsout + s->wsout_off, n);
+        s->wsout_off += n;
+        if (s->wsout_off == s->wsout_len)
+            s->wsout_off = s->wsout_len = 0;
     }
     if (!s->wsout_len && (s->ws_end || rws_closed(s->ws)))
         *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -344,6 +345,12 @@ int rh2_ws_send(rh2_t *h, int32_t id, const uint8_t *bytes, size_t len)
 
     if (!s)
         return -1;
+    if (s->wsout_off && s->wsout_len + len > s->wsout_cap) {
+        /* what went out makes room, once */
+        memmove(s->wsout, s->wsout + s->wsout_off, s->wsout_len - s->wsout_off);
+        s->wsout_len -= s->wsout_off;
+        s->wsout_off = 0;
+    }
     if (s->wsout_len + len > s->wsout_cap) {
         size_t cap = s->wsout_cap ? s->wsout_cap : 4096;
         uint8_t *b;
