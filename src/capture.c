@@ -70,6 +70,7 @@ typedef struct rconn {
     char alpn[32];
     char server_ip[INET6_ADDRSTRLEN];
     char process[64];
+    char *error; /* mitmrec's "mitmrec error: ..." comment on one of its packets */
     uint64_t cur_ts, cur_frame;
     uint64_t exchanges;
     /* raw bytes, for on_raw */
@@ -222,6 +223,25 @@ static void parse_process(rconn_t *c, const char *comment, size_t len)
     c->info.pid = (int64_t)pid;
 }
 
+/* Our own recordings name a flow's failure in a comment ("mitmrec error: WHAT", joined to
+   other comments with "; "): the live HAR gave its unfinished exchanges that _error, and
+   so does this. The first one is kept. */
+static void parse_error(rconn_t *c, const char *comment, size_t len)
+{
+    const char *p, *end;
+
+    if (c->error || !comment || !(p = memmem(comment, len, "mitmrec error: ", 15)))
+        return;
+    p += 15;
+    end = comment + len;
+    for (const char *q = p; q + 1 < end; q++)
+        if (q[0] == ';' && q[1] == ' ') {
+            end = q;
+            break;
+        }
+    c->error = strndup(p, (size_t)(end - p));
+}
+
 static int on_open(void *opaque, const tcpreasm_conn_info_t *info, void **user)
 {
     cap_t *cap = opaque;
@@ -259,6 +279,7 @@ static int on_data(void *opaque, uint64_t conn, void *user, int dir, const uint8
     c->cur_frame = frame;
     if (!c->info.pid)
         parse_process(c, cap->cur_comment, cap->cur_comment_len);
+    parse_error(c, cap->cur_comment, cap->cur_comment_len);
     if (!c->decided) {
         c->decided = 1;
         if (dir == TCPREASM_C2S && len >= 3 && data[0] == 0x16 && data[1] == 0x03) {
@@ -304,17 +325,20 @@ static int on_close(void *opaque, uint64_t conn, void *user, int how)
     rconn_t *c = user;
     uint64_t ts = c->cur_ts;
 
+    parse_error(c, c->cap->cur_comment, c->cap->cur_comment_len); /* the closing packet's */
     if (c->http) {
         if (how == TCPREASM_CLOSE_FIN) {
             httpconv_eof(c->http, HTTPCONV_C2S, ts);
             httpconv_eof(c->http, HTTPCONV_S2C, ts);
         }
         httpconv_finish(c->http,
-                        how == TCPREASM_CLOSE_RST   ? "connection reset"
+                        c->error                    ? c->error
+                        : how == TCPREASM_CLOSE_RST ? "connection reset"
                         : how == TCPREASM_CLOSE_FIN ? NULL
                                                     : "capture ended before the connection",
                         ts);
     }
+    free(c->error);
     deliver_raw(c);
     httpconv_free(c->http);
     tlsdec_free(c->dec);

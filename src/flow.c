@@ -520,12 +520,13 @@ void flow_client_error(conn_t *c, int err)
     flow_t *f = c->data;
     uint64_t ts = rec_now();
 
+    /* A client that resets after our alert has nothing new to say. The error first: its
+       comment rides on the reset, the flow's last packet. */
+    if (err != UV_ECONNRESET && err != UV_EPIPE && !f->up_failed)
+        flow_fail(f, NULL, "client connection: %s", mr_strerror(err));
     if (f->recording)
         rec_flow_end(f->rec, REC_CLIENT, REC_C2S, 1, ts);
     rec_flow_end(f->rec, REC_UPSTREAM, REC_C2S, 1, ts);
-    /* A client that resets after our alert has nothing new to say. */
-    if (err != UV_ECONNRESET && err != UV_EPIPE && !f->up_failed)
-        flow_fail(f, NULL, "client connection: %s", mr_strerror(err));
     flow_close(f, 1);
 }
 

@@ -217,11 +217,12 @@ void flow_up_error(conn_t *c, int err)
     uint64_t ts = rec_now();
     char hp[300];
 
+    /* The error first: its comment rides on the reset, the flow's last packet. */
+    flow_fail(f, NULL, "upstream %s: %s", mr_hostport(hp, sizeof(hp), f->host, f->port),
+              mr_strerror(err));
     rec_flow_end(f->rec, REC_UPSTREAM, REC_S2C, 1, ts);
     if (f->recording)
         rec_flow_end(f->rec, REC_CLIENT, REC_S2C, 1, ts);
-    flow_fail(f, NULL, "upstream %s: %s", mr_hostport(hp, sizeof(hp), f->host, f->port),
-              mr_strerror(err));
     flow_close(f, 1);
 }
 

@@ -11,7 +11,8 @@
 # HTTP and inside a CONNECT + TLS tunnel, and the recording ends with a FIN from each side.
 # Then a plain-HTTP client whose FIN cuts its second request line: the origin gets the line.
 # Last, a TLS client whose request and close_notify go in one write: the request's record is
-# in the pcapng, and the answer reaches the client.
+# in the pcapng, and the answer reaches the client; and one whose request and a record that
+# does not decrypt go in one write: both records are in the pcapng.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need tshark "$PY"
@@ -263,7 +264,7 @@ sctx.load_cert_chain(cert, key)
 
 
 def origin():
-    for _ in range(3):
+    for _ in range(4):
         c = sctx.wrap_socket(ls.accept()[0], server_side=True)
         head = b""
         while b"\r\n\r\n" not in head:
@@ -288,7 +289,10 @@ def origin():
 threading.Thread(target=origin, daemon=True).start()
 port = ls.getsockname()[1]
 cctx = ssl.create_default_context(cafile=ca)
-for i in range(3):
+
+
+def tunnel():
+    """A CONNECT tunnel through the proxy, and TLS over memory BIOs in it."""
     s = socket.create_connection(("127.0.0.1", proxy), timeout=10)
     s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (port, port))
     r = b""
@@ -305,6 +309,11 @@ for i in range(3):
             s.sendall(out.read())
             inc.write(s.recv(65536))
     s.sendall(out.read())
+    return s, o, inc, out
+
+
+for i in range(3):
+    s, o, inc, out = tunnel()
     o.write(b"GET /cn%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (i, port))
     try:
         o.unwrap()
@@ -325,10 +334,28 @@ for i in range(3):
     assert answer.endswith(BODY), answer
     s.close()
 print("3 requests sent with their close_notify, 3 answers")
+# A request, then a record no key opens, in one write: mitmrec ends the flow (the client
+# gets what it gets), after both records are in the pcapng.
+s, o, inc, out = tunnel()
+o.write(b"GET /bad HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port)
+s.sendall(out.read() + b"\x17\x03\x03\x00\x64" + bytes(100))
+try:
+    while s.recv(65536):
+        pass
+except OSError:
+    pass
+s.close()
+print("then a request and a record that does not decrypt, in one write; origin port %d" % port)
 EOF
 stop_mitmrec
 n=$(tshark_fields "$MITM_PCAP" http.request.uri http.request.uri | grep -c '^/cn[0-9]$')
 [ "$n" = 3 ] || fail "tshark finds $n of the 3 requests sent with a close_notify in the pcapng"
+tshark_fields "$MITM_PCAP" 'http.request.uri == "/bad"' frame.number | grep -q . ||
+    fail "the request sent with a bad record is not in the pcapng"
+oport=$(sed -n 's/.*origin port \([0-9]*\)$/\1/p' "$WORK/cn.out")
+tshark_fields "$MITM_PCAP" "tcp.dstport == ${oport:-0} && tls.record.length == 100" \
+    tls.record.length | tr ',' '\n' | grep -qx 100 ||
+    fail "the client's 100-byte record that does not decrypt is not in the pcapng"
 [ "$(har_query "$MITM_HAR" 'len([e for e in h["log"]["entries"] if "/cn" in e["request"]["url"] and e["response"]["status"] == 200])')" = 3 ] ||
     fail "the HAR lacks the close_notify requests: $(har_query "$MITM_HAR" '[(e["request"]["url"], e["response"]["status"]) for e in h["log"]["entries"]]')"
 check_same_entries "$MITM_PCAP" "$MITM_HAR"
