@@ -18,6 +18,7 @@
 #include "content.h"
 #include "har.h"
 #include "harmsg.h"
+#include "zdeflate.h"
 
 #define T0 1795727442123456ull /* 2026-11-26T21:10:42.123456Z */
 #define DEFAULT_NODE_PATH "/usr/local/lib/mitmrec-test/node_modules"
@@ -129,32 +130,6 @@ static void body(http_msg_t *m, const void *data, size_t len)
 {
     http_msg_add_body(m, data, len, 16 * 1024 * 1024);
     m->wire_body_size = len;
-}
-
-/* Compresses with zlib: wbits 31 gzip, 15 zlib, -15 raw deflate. */
-static uint8_t *zip(const void *in, size_t len, int wbits, size_t *outlen)
-{
-    z_stream zs;
-    uLong cap;
-    uint8_t *out;
-
-    memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, 6, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return NULL;
-    cap = deflateBound(&zs, (uLong)len) + 32;
-    out = malloc(cap);
-    zs.next_in = (Bytef *)in;
-    zs.avail_in = (uInt)len;
-    zs.next_out = out;
-    zs.avail_out = (uInt)cap;
-    if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
-        deflateEnd(&zs);
-        free(out);
-        return NULL;
-    }
-    *outlen = cap - zs.avail_out;
-    deflateEnd(&zs);
-    return out;
 }
 
 /* ---- reading the HAR back ---- */
@@ -292,7 +267,7 @@ static void test_content(void)
     size_t outlen;
     int trunc;
 
-    z = zip(text, tl, 31, &zl);
+    z = zdeflate(text, tl, 31, &zl);
     CHECK_EQ_INT(content_decode("gzip", z, zl, 1 << 20, &out, &outlen, &trunc), 0);
     CHECK(outlen == tl && memcmp(out, text, tl) == 0 && !trunc);
     free(out);
@@ -335,18 +310,18 @@ static void test_content(void)
     free(z);
 
     /* deflate: zlib-wrapped and raw. */
-    z = zip(text, tl, 15, &zl);
+    z = zdeflate(text, tl, 15, &zl);
     CHECK_EQ_INT(content_decode("deflate", z, zl, 1 << 20, &out, &outlen, &trunc), 0);
     CHECK(outlen == tl && memcmp(out, text, tl) == 0);
     free(out);
     free(z);
-    z = zip(text, tl, -15, &zl);
+    z = zdeflate(text, tl, -15, &zl);
     CHECK_EQ_INT(content_decode("Deflate", z, zl, 1 << 20, &out, &outlen, &trunc), 0);
     CHECK(outlen == tl && memcmp(out, text, tl) == 0);
     free(out);
 
     /* A list is undone last first: deflate was applied, then gzip. */
-    z2 = zip(z, zl, 31, &zl2);
+    z2 = zdeflate(z, zl, 31, &zl2);
     CHECK_EQ_INT(content_decode("deflate, gzip", z2, zl2, 1 << 20, &out, &outlen, &trunc), 0);
     CHECK(outlen == tl && memcmp(out, text, tl) == 0);
     free(out);
@@ -377,7 +352,7 @@ static void test_content(void)
         size_t big = 32 << 20;
         uint8_t *zeros = calloc(1, big);
 
-        z = zip(zeros, big, 31, &zl);
+        z = zdeflate(zeros, big, 31, &zl);
         free(zeros);
         CHECK(zl < 100000);
         CHECK_EQ_INT(content_decode("gzip", z, zl, 1 << 20, &out, &outlen, &trunc), 0);
@@ -428,7 +403,7 @@ static void build(built_t *b)
         "sid=new; Path=/; Domain=example.com; Expires=Wed, 21 Oct 2037 07:28:00 GMT; HttpOnly; "
         "Secure");
     hdr(&ex->resp, "Set-Cookie", "pref=1; Max-Age=3600");
-    z = zip(b->html, b->html_len, 31, &zl);
+    z = zdeflate(b->html, b->html_len, 31, &zl);
     body(&ex->resp, z, zl);
     free(z);
     e = &b->e[b->n];
@@ -487,7 +462,7 @@ static void build(built_t *b)
     ex = mk("GET", "/api", 200, "OK");
     hdr(&ex->resp, "Content-Type", "application/json");
     hdr(&ex->resp, "Content-Encoding", "deflate");
-    z = zip(json_body, strlen(json_body), 15, &zl);
+    z = zdeflate(json_body, strlen(json_body), 15, &zl);
     body(&ex->resp, z, zl);
     free(z);
     e = &b->e[b->n];
@@ -501,7 +476,7 @@ static void build(built_t *b)
     /* 4: raw deflate. */
     ex = mk("GET", "/raw", 200, "OK");
     hdr(&ex->resp, "Content-Encoding", "deflate");
-    z = zip("raw deflate body", 16, -15, &zl);
+    z = zdeflate("raw deflate body", 16, -15, &zl);
     body(&ex->resp, z, zl);
     free(z);
     e = &b->e[b->n];

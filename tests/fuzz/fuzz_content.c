@@ -26,6 +26,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "../zdeflate.h"
 #include "content.h"
 
 enum rt { RT_NONE, RT_GZIP, RT_ZLIB, RT_RAW, RT_ZSTD };
@@ -71,30 +72,7 @@ static uint8_t *compress_rt(enum rt rt, const uint8_t *in, size_t len, size_t *o
         *outlen = n;
         return out;
     }
-    z_stream zs;
-    int wbits = rt == RT_GZIP ? 15 + 16 : rt == RT_RAW ? -15 : 15;
-    size_t cap;
-
-    memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, 6, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return NULL;
-    cap = deflateBound(&zs, (uLong)len) + 32;
-    if (!(out = malloc(cap))) {
-        deflateEnd(&zs);
-        return NULL;
-    }
-    zs.next_in = (Bytef *)in;
-    zs.avail_in = (uInt)len;
-    zs.next_out = out;
-    zs.avail_out = (uInt)cap;
-    if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
-        deflateEnd(&zs);
-        free(out);
-        return NULL;
-    }
-    *outlen = cap - zs.avail_out;
-    deflateEnd(&zs);
-    return out;
+    return zdeflate(in, len, rt == RT_GZIP ? 15 + 16 : rt == RT_RAW ? -15 : 15, outlen);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
