@@ -20,6 +20,7 @@
 #include "intercept.h"
 #include "procinfo.h"
 #include "proxy.h"
+#include "priority.h"
 #include "readmode.h"
 #include "repair.h"
 #include "recorder.h"
@@ -241,6 +242,8 @@ int main(int argc, char **argv)
         return status;
     }
 
+    /* Before any thread starts: they take the niceness of the thread that starts them. */
+    priority_apply(a.opts.nice, a.opts.nice_given);
     /* Start-up in stages; each failure exits before anything is intercepted. */
     if ((rc = ca_open(a.opts.ca_file, &ca, err, sizeof(err))) < 0) {
         log_error("%s", err);

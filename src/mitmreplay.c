@@ -15,6 +15,7 @@
 #include "intercept.h"
 #include "log.h"
 #include "match.h"
+#include "priority.h"
 #include "privs.h"
 #include "recorder.h"
 #include "replay_client.h"
@@ -177,6 +178,8 @@ static int server_replay(app_t *a, replaydb_t *db)
     enum intercept_stage stage = 0;
     int tport, uport, v6, rc, status = 1, loop_on = 0;
 
+    /* Before any thread starts: they take the niceness of the thread that starts them. */
+    priority_apply(o->nice, o->nice_given);
     memset(&mo, 0, sizeof(mo));
     mo.ignore_params = o->ignore_params;
     mo.nignore_params = o->nignore_params;

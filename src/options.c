@@ -11,6 +11,7 @@
 #include "config.h"
 #include "options.h"
 #include "paths.h"
+#include "priority.h"
 
 enum {
     OPT_LISTEN = 256,
@@ -25,6 +26,7 @@ enum {
     OPT_IGNORE_HOSTS,
     OPT_NO_STATUS,
     OPT_REPAIR_HAR,
+    OPT_NICE,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +46,7 @@ static const struct option long_opts[] = {
     {"ignore-hosts", required_argument, NULL, OPT_IGNORE_HOSTS},
     {"no-status", no_argument, NULL, OPT_NO_STATUS},
     {"repair-har", required_argument, NULL, OPT_REPAIR_HAR},
+    {"nice", required_argument, NULL, OPT_NICE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -85,6 +88,9 @@ void options_usage(FILE *f)
           "      --max-body BYTES  keep at most BYTES of each body in the HAR (default 16M)\n"
           "  -q, --quiet           only errors on stderr (no status line, no summary)\n"
           "      --no-status       no live status line\n"
+          "      --nice N          run the relay N steps of niceness from where mitmrec\n"
+          "                        started (default -5 when allowed; 0 leaves it; the\n"
+          "                        command keeps the niceness mitmrec started with)\n"
           "  -v, --verbose         log every flow (-vv: and more on each)\n"
           "  -h, --help            this text\n"
           "  -V, --version         print the version\n"
@@ -277,6 +283,7 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
     opterr = 0;
     optind = 1;
     o->status_line = -1;
+    o->nice = PRIORITY_DEFAULT_ADJUST;
     while ((c = getopt_long(argc, argv, "+:o:w:p:r:f:kqvhV", long_opts, NULL)) != -1) {
         switch (c) {
         case OPT_LISTEN:
@@ -350,6 +357,15 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
         }
         case OPT_REPAIR_HAR:
             o->repair_path = optarg;
+            break;
+        case OPT_NICE:
+            if (priority_parse(optarg, &o->nice) < 0) {
+                snprintf(err, errlen,
+                         "invalid --nice '%s': expected a niceness adjustment from -40 to 40",
+                         optarg);
+                return -EINVAL;
+            }
+            o->nice_given = 1;
             break;
         case OPT_NO_STATUS:
             o->status_line = 0;

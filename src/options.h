@@ -43,6 +43,8 @@ typedef struct options {
     const char *read_path;   /* -r */
     const char *filter;      /* -f: a pcap filter expression */
     const char *repair_path; /* --repair-har */
+    int nice;                /* --nice: the relay's niceness from the start one */
+    int nice_given;
 } options_t;
 
 /*

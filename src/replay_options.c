@@ -10,6 +10,7 @@
 #include "config.h"
 #include "options.h"
 #include "paths.h"
+#include "priority.h"
 #include "replay_options.h"
 
 enum {
@@ -35,6 +36,7 @@ enum {
     OPT_CA,
     OPT_CACERT,
     OPT_INSECURE,
+    OPT_NICE,
 };
 
 static const struct option long_opts[] = {
@@ -62,6 +64,7 @@ static const struct option long_opts[] = {
     {"ca", required_argument, NULL, OPT_CA},
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"nice", required_argument, NULL, OPT_NICE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -101,6 +104,8 @@ void replay_options_usage(FILE *f)
         "      --ca FILE             CA key and certificate (default ~/.mitmrec/mitmrec-ca.pem)\n"
         "      --cacert FILE         trust FILE for upstream servers (client, passthrough)\n"
         "  -k, --insecure            do not verify upstream certificates\n"
+        "      --nice N              run the replay server N steps of niceness from where\n"
+        "                            mitmreplay started (default -5 when allowed; 0 leaves it)\n"
         "Client replay:\n"
         "      --client              send RECORDING's requests again and compare the responses\n"
         "  -o, --output FILE         record the new run to FILE.pcapng (and FILE.har)\n"
@@ -238,6 +243,7 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
 
     memset(o, 0, sizeof(*o));
     o->concurrency = 1;
+    o->nice = PRIORITY_DEFAULT_ADJUST;
     /* Everything after "--" is the command; getopt sees only what comes before. */
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--") == 0) {
@@ -358,6 +364,15 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
         case 'k':
         case OPT_INSECURE:
             o->insecure = 1;
+            break;
+        case OPT_NICE:
+            if (priority_parse(optarg, &o->nice) < 0) {
+                snprintf(err, errlen,
+                         "invalid --nice '%s': expected a niceness adjustment from -40 to 40",
+                         optarg);
+                return -EINVAL;
+            }
+            o->nice_given = 1;
             break;
         case 'q':
             o->quiet = 1;

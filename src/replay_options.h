@@ -59,6 +59,7 @@ typedef struct replay_options {
     const char *to;       /* --to HOST:PORT */
     int concurrency;
     int quiet, verbose;
+    int nice, nice_given; /* --nice */
 } replay_options_t;
 
 /*

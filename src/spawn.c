@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "priority.h"
 #include "spawn.h"
 
 /* SIGPIPE's disposition and the signal mask when the program started (spawn_ignore_sigpipe). */
@@ -243,6 +244,8 @@ static void child(const spawn_opts_t *o, const char *bundle, const char *ca, con
     setenv("AWS_CA_BUNDLE", bundle, 1);
     setenv("NODE_EXTRA_CA_CERTS", ca, 1);
     setenv("MITMREC", "1", 1);
+    /* The relay may run at a higher priority than it started with; the command does not. */
+    priority_restore();
     drop_to_sudo_user();
     /* Handlers are reset by exec, but an ignored signal stays ignored: SIGPIPE as it was. */
     if (!sigpipe_was_ignored)

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef MITMREC_PRIORITY_H
+#define MITMREC_PRIORITY_H
+
+/*
+ * The relay's scheduling priority.
+ *
+ * Every byte of an intercepted flow waits for the relay twice, so when the machine's CPUs are
+ * all busy, the programs on either side of it (the recorded client, a local server) run
+ * faster if the relay is scheduled first. Measured with wrk -c10 keep-alive through mitmrec
+ * to a local nginx on 2 cores (bench/README.md, "Niceness"): at niceness 0 the scheduler
+ * preempted mitmrec about 10,000 times a second to run the processes it had just woken, and
+ * both CPUs were idle 16-21% of the time; 5 steps up, 24,000 -> 28,500 requests/s.
+ *
+ * The niceness is per thread on Linux and threads inherit it when they start, so
+ * priority_raise is called before the first thread (libuv's workers, the gzip writers).
+ */
+
+/* The adjustment used when none is given (--nice). */
+#define PRIORITY_DEFAULT_ADJUST (-5)
+
+/*
+ * Sets the calling thread's niceness to the one the program started with plus adjust
+ * (clamped to -20..19), remembering the start for priority_restore. Going up (a negative
+ * adjust) needs CAP_SYS_NICE or an RLIMIT_NICE that allows it. Returns 0, or a negative
+ * errno (-EACCES or -EPERM when not allowed), leaving the niceness as it was.
+ */
+int priority_raise(int adjust);
+
+/* "--nice N": an integer from -40 to 40 (the result is clamped as nice(1) does). Returns 0 or
+   -EINVAL. */
+int priority_parse(const char *s, int *adjust);
+
+/* In a child that is about to run a command: the niceness the program started with. */
+void priority_restore(void);
+
+/* The niceness the program started with, and the calling thread's now. */
+int priority_start(void);
+int priority_now(void);
+
+/*
+ * What both programs do with --nice: raise (or lower) the relay's priority; a failure is a
+ * warning when the adjustment was asked for (given), a debug line when it is the default.
+ */
+void priority_apply(int adjust, int given);
+
+#endif
