@@ -348,11 +348,18 @@ s.close()
 print("then a request and a record that does not decrypt, in one write; origin port %d" % port)
 EOF
 stop_mitmrec
+oport=$(sed -n 's/.*origin port \([0-9]*\)$/\1/p' "$WORK/cn.out")
+# The origin's port is any free one: tshark is told it is TLS rather than left to guess.
+TSHARK_DECODE_AS+=(-d "tcp.port==${oport:-0},tls")
 n=$(tshark_fields "$MITM_PCAP" http.request.uri http.request.uri | grep -c '^/cn[0-9]$')
-[ "$n" = 3 ] || fail "tshark finds $n of the 3 requests sent with a close_notify in the pcapng"
+if [ "$n" != 3 ]; then
+    # What tshark made of each frame, and what the HAR has: which of the two lost it.
+    tshark -n -r "$MITM_PCAP" "${TSHARK_DECODE_AS[@]}" -T fields -e frame.number -e tcp.stream \
+        -e tcp.srcport -e tcp.dstport -e tcp.len -e _ws.col.Protocol -e _ws.col.Info >&2 2>/dev/null
+    fail "tshark finds $n of the 3 requests sent with a close_notify in the pcapng; the HAR has $(har_query "$MITM_HAR" '[(e["request"]["url"], e["response"]["status"]) for e in h["log"]["entries"]]')"
+fi
 tshark_fields "$MITM_PCAP" 'http.request.uri == "/bad"' frame.number | grep -q . ||
     fail "the request sent with a bad record is not in the pcapng"
-oport=$(sed -n 's/.*origin port \([0-9]*\)$/\1/p' "$WORK/cn.out")
 tshark_fields "$MITM_PCAP" "tcp.dstport == ${oport:-0} && tls.record.length == 100" \
     tls.record.length | tr ',' '\n' | grep -qx 100 ||
     fail "the client's 100-byte record that does not decrypt is not in the pcapng"
