@@ -359,13 +359,8 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
             o->repair_path = optarg;
             break;
         case OPT_NICE:
-            if (priority_parse(optarg, &o->nice) < 0) {
-                snprintf(err, errlen,
-                         "invalid --nice '%s': expected a niceness adjustment from -40 to 40",
-                         optarg);
-                return -EINVAL;
-            }
-            o->nice_given = 1;
+            if ((rc = priority_option(optarg, &o->nice, &o->nice_given, err, errlen)) < 0)
+                return rc;
             break;
         case OPT_NO_STATUS:
             o->status_line = 0;

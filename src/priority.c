@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -67,6 +68,17 @@ int priority_parse(const char *s, int *adjust)
     if (errno != 0 || end == s || *end != '\0' || v < -40 || v > 40)
         return -EINVAL;
     *adjust = (int)v;
+    return 0;
+}
+
+int priority_option(const char *arg, int *adjust, int *given, char *err, size_t errlen)
+{
+    if (priority_parse(arg, adjust) < 0) {
+        snprintf(err, errlen, "invalid --nice '%s': expected a niceness adjustment from -40 to 40",
+                 arg);
+        return -EINVAL;
+    }
+    *given = 1;
     return 0;
 }
 

@@ -2,6 +2,8 @@
 #ifndef MITMREC_PRIORITY_H
 #define MITMREC_PRIORITY_H
 
+#include <stddef.h>
+
 /*
  * The relay's scheduling priority.
  *
@@ -30,6 +32,10 @@ int priority_raise(int adjust);
 /* "--nice N": an integer from -40 to 40 (the result is clamped as nice(1) does). Returns 0 or
    -EINVAL. */
 int priority_parse(const char *s, int *adjust);
+
+/* Both programs' --nice: sets *adjust and *given, or returns -EINVAL with the one-line reason
+   in err. */
+int priority_option(const char *arg, int *adjust, int *given, char *err, size_t errlen);
 
 /* In a child that is about to run a command: the niceness the program started with. */
 void priority_restore(void);

@@ -366,13 +366,7 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
             o->insecure = 1;
             break;
         case OPT_NICE:
-            if (priority_parse(optarg, &o->nice) < 0) {
-                snprintf(err, errlen,
-                         "invalid --nice '%s': expected a niceness adjustment from -40 to 40",
-                         optarg);
-                return -EINVAL;
-            }
-            o->nice_given = 1;
+            rc = priority_option(optarg, &o->nice, &o->nice_given, err, errlen);
             break;
         case 'q':
             o->quiet = 1;
