@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "http1.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <http_parser.h>
@@ -86,18 +87,8 @@ static int sb_append(strbuf_t *b, const char *at, size_t len)
 {
     if (!len)
         return 0;
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *p;
-
-        while (cap < b->len + len)
-            cap *= 2;
-        p = realloc(b->p, cap);
-        if (!p)
-            return -ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
+    if (mr_grow(&b->p, &b->cap, b->len + len, 256, 0) < 0)
+        return -ENOMEM;
     memcpy(b->p + b->len, at, len);
     b->len += len;
     return 0;

@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "capture.h"
+#include "grow.h"
 #include "httpconv.h"
 #include "keylog.h"
 #include "log.h"
@@ -131,17 +132,9 @@ static void raw_add(rconn_t *c, int dir, const uint8_t *data, size_t len, uint64
         c->raw_full = 1;
         return;
     }
-    if (c->raw_len + len > c->raw_cap) {
-        size_t cap = c->raw_cap ? c->raw_cap : 4096;
-        uint8_t *n;
-        while (cap < c->raw_len + len)
-            cap *= 2;
-        if (!(n = realloc(c->raw, cap))) {
-            c->raw_full = 1;
-            return;
-        }
-        c->raw = n;
-        c->raw_cap = cap;
+    if (mr_grow(&c->raw, &c->raw_cap, c->raw_len + len, 4096, 0) < 0) {
+        c->raw_full = 1;
+        return;
     }
     memcpy(c->raw + c->raw_len, data, len);
     if (c->nchunks && c->chunks[c->nchunks - 1].dir == dir) {

@@ -8,6 +8,7 @@
 
 #include "conn.h"
 #include "errors.h"
+#include "grow.h"
 #include "log.h"
 
 typedef struct wreq {
@@ -50,16 +51,8 @@ static int send_bytes(conn_t *c, const uint8_t *buf, size_t len)
         return UV_EPIPE;
     if (c->cb->on_wire) {
         if (c->in_read) {
-            if (c->_defer_len + len > c->_defer_cap) {
-                size_t cap = c->_defer_cap ? c->_defer_cap * 2 : 4096;
-                uint8_t *d;
-                while (cap < c->_defer_len + len)
-                    cap *= 2;
-                if (!(d = realloc(c->_defer, cap)))
-                    return -ENOMEM;
-                c->_defer = d;
-                c->_defer_cap = cap;
-            }
+            if (mr_grow(&c->_defer, &c->_defer_cap, c->_defer_len + len, 4096, 0) < 0)
+                return -ENOMEM;
             memcpy(c->_defer + c->_defer_len, buf, len);
             c->_defer_len += len;
         } else {
@@ -174,17 +167,8 @@ static int bio_write_cb(BIO *b, const char *data, int len)
             return len;
         }
     }
-    if (n > c->_out_cap - c->_out_len) {
-        size_t cap = c->_out_cap ? c->_out_cap : 16 * 1024;
-        uint8_t *d;
-
-        while (cap - c->_out_len < n)
-            cap *= 2;
-        if (!(d = realloc(c->_out, cap)))
-            return -1;
-        c->_out = d;
-        c->_out_cap = cap;
-    }
+    if (mr_grow(&c->_out, &c->_out_cap, c->_out_len + n, 16 * 1024, 0) < 0)
+        return -1;
     memcpy(c->_out + c->_out_len, data, n);
     c->_out_len += n;
     return len;

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "grow.h"
 #include "match.h"
 
 /* The parts of a key, each a string, so that a miss can say which part differed. */
@@ -44,17 +45,9 @@ static void str_add(str_t *s, const char *d, size_t n)
 {
     if (s->oom)
         return;
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 64;
-        char *np;
-        while (cap < s->len + n + 1)
-            cap *= 2;
-        if (cap > STR_MAX || !(np = realloc(s->p, cap))) {
-            s->oom = 1;
-            return;
-        }
-        s->p = np;
-        s->cap = cap;
+    if (mr_grow(&s->p, &s->cap, s->len + n + 1, 64, STR_MAX) < 0) {
+        s->oom = 1;
+        return;
     }
     memcpy(s->p + s->len, d, n);
     s->len += n;

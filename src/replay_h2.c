@@ -7,6 +7,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "grow.h"
 #include "log.h"
 #include "replay_conn.h"
 #include "replay_ws.h"
@@ -351,17 +352,8 @@ int rh2_ws_send(rh2_t *h, int32_t id, const uint8_t *bytes, size_t len)
         s->wsout_len -= s->wsout_off;
         s->wsout_off = 0;
     }
-    if (s->wsout_len + len > s->wsout_cap) {
-        size_t cap = s->wsout_cap ? s->wsout_cap : 4096;
-        uint8_t *b;
-
-        while (cap < s->wsout_len + len)
-            cap *= 2;
-        if (!(b = realloc(s->wsout, cap)))
-            return -1;
-        s->wsout = b;
-        s->wsout_cap = cap;
-    }
+    if (mr_grow(&s->wsout, &s->wsout_cap, s->wsout_len + len, 4096, 0) < 0)
+        return -1;
     memcpy(s->wsout + s->wsout_len, bytes, len);
     s->wsout_len += len;
     /* (flushed by whoever called: rh2_feed after the client's frame, rh2_websocket) */

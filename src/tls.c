@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "grow.h"
 #include "log.h"
 #include "tls.h"
 
@@ -59,17 +60,9 @@ static void keylog_cb(const SSL *ssl, const char *line)
     }
     /* Kept with their NUL, one after the other. */
     n = strlen(line) + 1;
-    if (deferred->len + n > deferred->cap) {
-        size_t cap = deferred->cap ? deferred->cap * 2 : 512;
-        char *d;
-        while (cap < deferred->len + n)
-            cap *= 2;
-        if (!(d = realloc(deferred->data, cap))) {
-            deferred->lost = 1;
-            return;
-        }
-        deferred->data = d;
-        deferred->cap = cap;
+    if (mr_grow(&deferred->data, &deferred->cap, deferred->len + n, 512, 0) < 0) {
+        deferred->lost = 1;
+        return;
     }
     memcpy(deferred->data + deferred->len, line, n);
     deferred->len += n;
