@@ -22,9 +22,7 @@ static void canonical(const char *path, char *out, size_t outlen)
         snprintf(out, outlen, "%s", path);
 }
 
-/* 1 when the two paths name one file: the same inode, or for files that do not exist
-   yet the same name in the same directory. "-" (stdin, stdout) is no file. */
-static int same_file(const char *x, const char *y)
+int paths_same_file(const char *x, const char *y)
 {
     struct stat sx, sy;
     char cx[2 * PATH_MAX], cy[2 * PATH_MAX];
@@ -43,7 +41,7 @@ int paths_check(const path_use_t *out, int nout, const path_use_t *in, int nin, 
 {
     for (int i = 0; i < nout; i++) {
         for (int j = 0; j < nin; j++)
-            if (same_file(out[i].path, in[j].path)) {
+            if (paths_same_file(out[i].path, in[j].path)) {
                 snprintf(err, errlen, "%s %s would overwrite %s %s", out[i].flag, out[i].path,
                          in[j].flag, in[j].path);
                 return -EINVAL;
@@ -53,7 +51,7 @@ int paths_check(const path_use_t *out, int nout, const path_use_t *in, int nin, 
                 snprintf(err, errlen, "%s and %s both write to standard output", out[i].flag,
                          out[j].flag);
                 return -EINVAL;
-            } else if (same_file(out[i].path, out[j].path)) {
+            } else if (paths_same_file(out[i].path, out[j].path)) {
                 snprintf(err, errlen, "%s and %s name the same file (%s)", out[i].flag, out[j].flag,
                          out[j].path);
                 return -EINVAL;

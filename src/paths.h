@@ -19,6 +19,10 @@ typedef struct path_use {
 int paths_check(const path_use_t *out, int nout, const path_use_t *in, int nin, char *err,
                 size_t errlen);
 
+/* 1 when the two paths name one file: the same inode, or for files that do not exist yet
+   the same name in the same directory. "-" (stdin, stdout) and NULL are no file. */
+int paths_same_file(const char *x, const char *y);
+
 /* The HAR that goes with a pcapng: OUT minus ".gz" and ".pcapng" (or ".pcap"), plus ".har".
    malloc'd; NULL when out of memory. */
 char *paths_har_for(const char *pcapng);

@@ -8,14 +8,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <sys/stat.h>
-
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include "grow.h"
 #include "log.h"
+#include "paths.h"
 #include "tls.h"
 
 /*
@@ -469,14 +468,6 @@ static int has_hash_links(const char *list)
  * than the system's own, or a directory without hash links, is loaded the
  * default way.
  */
-static int same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
-}
-
 static void load_system_trust(SSL_CTX *ctx)
 {
     const char *dir = getenv(X509_get_default_cert_dir_env());
@@ -484,8 +475,8 @@ static void load_system_trust(SSL_CTX *ctx)
 
     if (!dir || !*dir)
         dir = X509_get_default_cert_dir();
-    if ((!file || !*file || same_file(file, X509_get_default_cert_file())) && has_hash_links(dir) &&
-        SSL_CTX_load_verify_dir(ctx, dir))
+    if ((!file || !*file || paths_same_file(file, X509_get_default_cert_file())) &&
+        has_hash_links(dir) && SSL_CTX_load_verify_dir(ctx, dir))
         return;
     ERR_clear_error();
     if (!SSL_CTX_set_default_verify_paths(ctx))
