@@ -24,7 +24,8 @@ static int get_nice(int *out)
     return 0;
 }
 
-int priority_start(void)
+/* The niceness the program started with (read at the first call), and the calling thread's. */
+static int priority_start(void)
 {
     int v = 0;
 
@@ -35,7 +36,7 @@ int priority_start(void)
     return start_nice;
 }
 
-int priority_now(void)
+static int priority_now(void)
 {
     int v = 0;
 
@@ -43,7 +44,9 @@ int priority_now(void)
     return v;
 }
 
-int priority_raise(int adjust)
+/* The calling thread's niceness to the start one plus adjust, clamped to -20..19. Returns 0,
+   or a negative errno (-EACCES or -EPERM when not allowed), the niceness left as it was. */
+static int priority_raise(int adjust)
 {
     int want = priority_start() + adjust;
 
@@ -58,26 +61,19 @@ int priority_raise(int adjust)
     return 0;
 }
 
-int priority_parse(const char *s, int *adjust)
+int priority_option(const char *arg, int *adjust, int *given, char *err, size_t errlen)
 {
     char *end;
     long v;
 
     errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < -40 || v > 40)
-        return -EINVAL;
-    *adjust = (int)v;
-    return 0;
-}
-
-int priority_option(const char *arg, int *adjust, int *given, char *err, size_t errlen)
-{
-    if (priority_parse(arg, adjust) < 0) {
+    v = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || v < -40 || v > 40) {
         snprintf(err, errlen, "invalid --nice '%s': expected a niceness adjustment from -40 to 40",
                  arg);
         return -EINVAL;
     }
+    *adjust = (int)v;
     *given = 1;
     return 0;
 }

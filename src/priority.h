@@ -15,38 +15,25 @@
  * both CPUs were idle 16-21% of the time; 5 steps up, 24,000 -> 28,500 requests/s.
  *
  * The niceness is per thread on Linux and threads inherit it when they start, so
- * priority_raise is called before the first thread (libuv's workers, the gzip writers).
+ * priority_apply is called before the first thread (libuv's workers, the gzip writers).
  */
 
 /* The adjustment used when none is given (--nice). */
 #define PRIORITY_DEFAULT_ADJUST (-5)
 
-/*
- * Sets the calling thread's niceness to the one the program started with plus adjust
- * (clamped to -20..19), remembering the start for priority_restore. Going up (a negative
- * adjust) needs CAP_SYS_NICE or an RLIMIT_NICE that allows it. Returns 0, or a negative
- * errno (-EACCES or -EPERM when not allowed), leaving the niceness as it was.
- */
-int priority_raise(int adjust);
-
-/* "--nice N": an integer from -40 to 40 (the result is clamped as nice(1) does). Returns 0 or
-   -EINVAL. */
-int priority_parse(const char *s, int *adjust);
-
-/* Both programs' --nice: sets *adjust and *given, or returns -EINVAL with the one-line reason
-   in err. */
+/* Both programs' --nice N: an integer from -40 to 40 (the result is clamped as nice(1)
+   does). Sets *adjust and *given, or returns -EINVAL with the one-line reason in err. */
 int priority_option(const char *arg, int *adjust, int *given, char *err, size_t errlen);
 
 /* In a child that is about to run a command: the niceness the program started with. */
 void priority_restore(void);
 
-/* The niceness the program started with, and the calling thread's now. */
-int priority_start(void);
-int priority_now(void);
-
 /*
- * What both programs do with --nice: raise (or lower) the relay's priority; a failure is a
- * warning when the adjustment was asked for (given), a debug line when it is the default.
+ * What both programs do with --nice: sets the calling thread's niceness to the one the
+ * program started with plus adjust (clamped to -20..19), remembering the start for
+ * priority_restore. Going up (a negative adjust) needs CAP_SYS_NICE or an RLIMIT_NICE that
+ * allows it; a failure leaves the niceness as it was and is a warning when the adjustment
+ * was asked for (given), a debug line when it is the default.
  */
 void priority_apply(int adjust, int given);
 
