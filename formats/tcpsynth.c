@@ -201,6 +201,8 @@ static int segment(tcpsynth_t *t, int dir, uint32_t seq, uint32_t ack, uint8_t f
     if (rc)
         return rc;
     t->ip_id[dir]++;
+    if ((flags & TH_ACK) && ack == t->seq[!dir])
+        t->owed[!dir] = 0; /* this segment acknowledges all the peer sent */
     return 0;
 }
 
@@ -249,6 +251,10 @@ int tcpsynth_data(tcpsynth_t *t, int dir, const void *data, size_t len)
        so readers can follow the stream from its start. */
     if (!t->open && (rc = tcpsynth_handshake(t)))
         return rc;
+    /* More from the same side with nothing in between: the peer's delayed ACK of the last
+       write comes first, as a real receiver's would. */
+    if (t->owed[dir] && (rc = ack_from_peer(t, dir)))
+        return rc;
 
     while (len) {
         n = len < t->mss ? len : t->mss;
@@ -270,9 +276,17 @@ int tcpsynth_data(tcpsynth_t *t, int dir, const void *data, size_t len)
         p += n;
         len -= n;
     }
-    /* A delayed ACK at the end of each write: nothing is left unacknowledged
-       between calls, since the state does not remember the peer's last ACK. */
-    return ack_from_peer(t, dir);
+    /* The peer owes an ACK: its next data segment carries it (a request's ACK rides on
+       the response, as on the wire), or it goes out alone before dir's next write or FIN. */
+    t->owed[dir] = 1;
+    return 0;
+}
+
+int tcpsynth_ack(tcpsynth_t *t, int dir)
+{
+    if (!t || (dir != TCPSYNTH_C2S && dir != TCPSYNTH_S2C))
+        return -EINVAL;
+    return t->owed[dir] ? ack_from_peer(t, dir) : 0;
 }
 
 int tcpsynth_fin(tcpsynth_t *t, int dir)

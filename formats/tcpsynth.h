@@ -36,8 +36,9 @@ typedef struct tcpsynth {
     uint32_t seq[2];           /* next sequence number sent by client / server */
     uint32_t mss;
     uint16_t ip_id[2];
-    int fin[2]; /* a FIN was sent in that direction */
-    int open;   /* handshake emitted */
+    int fin[2];  /* a FIN was sent in that direction */
+    int owed[2]; /* data sent that way is not acknowledged yet */
+    int open;    /* handshake emitted */
     tcpsynth_emit_fn emit;
     void *opaque;
 } tcpsynth_t;
@@ -55,8 +56,16 @@ int tcpsynth_init(tcpsynth_t *t, const tcpsynth_endpoint_t *client,
 /* Emits SYN, SYN/ACK, ACK (with the MSS option on SYN and SYN/ACK). */
 int tcpsynth_handshake(tcpsynth_t *t);
 
-/* Emits len bytes sent in direction dir as PSH/ACK segments of at most mss. */
+/*
+ * Emits len bytes sent in direction dir as PSH/ACK segments of at most mss. The peer's
+ * acknowledgement is not emitted at once: the peer's next segment carries it (so a
+ * request and its response are two packets, as on the wire), and when dir writes again
+ * first, a pure ACK from the peer goes before that write.
+ */
 int tcpsynth_data(tcpsynth_t *t, int dir, const void *data, size_t len);
+
+/* Emits the peer's pure ACK of what dir has sent, if that is still owed (else nothing). */
+int tcpsynth_ack(tcpsynth_t *t, int dir);
 
 /* Emits a FIN/ACK from dir (once; later calls emit nothing), and the peer's ACK. */
 int tcpsynth_fin(tcpsynth_t *t, int dir);
