@@ -127,6 +127,16 @@ size_t tcpsynth_header_len(const tcpsynth_t *t)
     return (t->ep[0].family == AF_INET ? IP4_HDR : IP6_HDR) + TCP_HDR;
 }
 
+int tcpsynth_pure_ack(const uint8_t *hdr, size_t hdrlen, size_t plen)
+{
+    size_t iphl;
+
+    if (!hdr || !hdrlen || plen)
+        return 0;
+    iphl = (hdr[0] >> 4) == 4 ? IP4_HDR : IP6_HDR;
+    return hdrlen == iphl + TCP_HDR && hdr[iphl + 13] == TH_ACK;
+}
+
 /*
  * Builds the IP and TCP headers of one segment from dir and emits it. The
  * state is not changed here except for the IP id, so callers advance seq only

@@ -83,4 +83,8 @@ int tcpsynth_udp(const tcpsynth_endpoint_t *src, const tcpsynth_endpoint_t *dst,
 /* Bytes of IP+TCP header that precede the payload in each data packet. */
 size_t tcpsynth_header_len(const tcpsynth_t *t);
 
+/* 1 when a packet this module emitted (hdr and plen as given to the emit callback) is a pure
+   ACK: no payload and no flag but ACK, as tcpsynth_data's owed ACKs are. 0 otherwise. */
+int tcpsynth_pure_ack(const uint8_t *hdr, size_t hdrlen, size_t plen);
+
 #endif

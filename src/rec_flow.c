@@ -204,20 +204,13 @@ static rec_comment_t *take_comments(rec_leg_t *leg)
     return c;
 }
 
-/* A segment with no data and no flag but ACK: tcpsynth's delayed ACK of the peer's last
-   write, which it may emit just before the data a comment belongs to. */
-static int pure_ack(const uint8_t *hdr, size_t hdrlen, size_t plen)
-{
-    size_t iphl = (hdr[0] >> 4) == 4 ? 20 : 40;
-
-    return plen == 0 && hdrlen >= iphl + 20 && hdr[iphl + 13] == 0x10;
-}
-
 static int leg_emit(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
                     const uint8_t *payload, size_t plen)
 {
     rec_leg_t *leg = opaque;
-    rec_comment_t *comments = pure_ack(hdr, hdrlen, plen) ? NULL : take_comments(leg);
+    /* Never on a pure ACK: tcpsynth may emit the delayed ACK of the peer's last write just
+       before the data a comment belongs to. */
+    rec_comment_t *comments = tcpsynth_pure_ack(hdr, hdrlen, plen) ? NULL : take_comments(leg);
     held_pkt_t *p;
 
     if (!leg->held) {

@@ -564,6 +564,35 @@ static void test_fin_rst(void)
     free(c);
 }
 
+/* tcpsynth_pure_ack tells the ACKs alone from everything else, both families. */
+static void test_pure_ack(void)
+{
+    cap_t *c = calloc(1, sizeof(*c));
+    tcpsynth_t t;
+    seg_t s;
+
+    for (int v6 = 0; v6 < 2; v6++) {
+        tcpsynth_init(&t, v6 ? &cli6 : &cli4, v6 ? &srv6 : &srv4, 1, 1, 0, cap_emit, c);
+        tcpsynth_handshake(&t);                    /* SYN, SYN/ACK, ACK: 2 */
+        tcpsynth_data(&t, TCPSYNTH_C2S, "GET", 3); /* 3 */
+        tcpsynth_data(&t, TCPSYNTH_C2S, " /", 2);  /* the owed ACK 4, then 5 */
+        tcpsynth_fin(&t, TCPSYNTH_C2S);            /* FIN/ACK 6, ACK 7 */
+        tcpsynth_rst(&t, TCPSYNTH_S2C);            /* RST/ACK 8 */
+        CHECK_EQ_INT(c->n, 9);
+        for (int i = 0; i < c->n; i++) {
+            int want = i == 2 || i == 4 || i == 7;
+
+            CHECK_EQ_INT(parse(c->p[i].b, c->p[i].len, &s), 0);
+            CHECK_EQ_INT(want, s.flags == ACK && s.plen == 0);
+            CHECK_EQ_INT(tcpsynth_pure_ack(c->p[i].b, c->p[i].hdrlen, c->p[i].plen), want);
+        }
+        cap_reset(c);
+    }
+    CHECK_EQ_INT(tcpsynth_pure_ack(NULL, 40, 0), 0);
+    CHECK_EQ_INT(tcpsynth_pure_ack((const uint8_t *)"E", 0, 0), 0);
+    free(c);
+}
+
 /* Data, FIN or RST before the handshake bring the handshake with them. */
 static void test_implicit_handshake(void)
 {
@@ -1139,6 +1168,7 @@ int main(void)
     test_window();
     test_fin_rst();
     test_implicit_handshake();
+    test_pure_ack();
     test_ipv6();
     test_checksums();
     test_emit_error();

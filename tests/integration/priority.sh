@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # The relay's scheduling priority (--nice; src/priority.h):
-#   1. Spawn mode, started at niceness 3 (3 steps from the suite's; the figures here are for 0): every thread of mitmrec (the loop and libuv's
+#   1. Spawn mode, started at niceness 3 (3 steps from the suite's; the figures here are for
+#      a suite at 0): every thread of mitmrec (the loop and libuv's
 #      workers, which did the TLS handshakes of a curl through it: MITMREC_OFFLOAD=1) runs at
 #      -2 (3 - 5, the default), and the command at 3, what mitmrec started with. The download
 #      is recorded (tshark decrypts its request).
