@@ -2,6 +2,7 @@
 #include "har.h"
 
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -117,6 +118,17 @@ static size_t b64_triples(const uint8_t *p, size_t len, char *out)
     size_t i = 0;
 
     pthread_once(&b64_once, b64_pairs_init);
+    /* Two triples per 8-byte load, while 8 bytes are there to load. */
+    for (; i + 8 <= len; i += 6, out += 8) {
+        uint64_t v;
+
+        memcpy(&v, p + i, 8);
+        v = be64toh(v);
+        memcpy(out, b64_pairs[v >> 52], 2);
+        memcpy(out + 2, b64_pairs[v >> 40 & 4095], 2);
+        memcpy(out + 4, b64_pairs[v >> 28 & 4095], 2);
+        memcpy(out + 6, b64_pairs[v >> 16 & 4095], 2);
+    }
     for (; i + 3 <= len; i += 3, out += 4) {
         uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
 

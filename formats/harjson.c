@@ -403,9 +403,54 @@ void jbody(jctx_t *j, jnode_t obj, const char *key, int which)
         j->ph[which] = j->len;
 }
 
+/* True when every byte of s[0..len) prints as itself (jclass 0). */
+static inline int jplain(const char *s, size_t len)
+{
+    unsigned char any = 0;
+
+    for (size_t i = 0; i < len; i++)
+        any |= jclass[(unsigned char)s[i]];
+    return !any;
+}
+
 jnode_t jnv(jctx_t *j, jnode_t arr, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    jnode_t o = jobj(j, arr, NULL);
+    static const char k1[] = "{\"name\":\"", k2[] = "\",\"value\":\"";
+    jnode_t o;
+
+    /* The usual header or parameter (ASCII, nothing to escape) in one go: the same bytes as
+       the general path below, and the object stays open as jobj leaves it. */
+    if (name && value && nlen <= ((size_t)-1 - 32) / 2 && vlen <= ((size_t)-1 - 32) / 2 &&
+        jplain(name, nlen) && jplain(value, vlen)) {
+        char *p;
+
+        if (jmember(j, arr, NULL) < 0)
+            return 0;
+        if (j->depth == J_DEPTH) {
+            j->bad = 1;
+            return 0;
+        }
+        if (jreserve(j, nlen + vlen + sizeof(k1) + sizeof(k2)) < 0)
+            return 0;
+        p = j->buf + j->len;
+
+        memcpy(p, k1, sizeof(k1) - 1);
+        p += sizeof(k1) - 1;
+        memcpy(p, name, nlen);
+        p += nlen;
+        memcpy(p, k2, sizeof(k2) - 1);
+        p += sizeof(k2) - 1;
+        memcpy(p, value, vlen);
+        p += vlen;
+        *p++ = '"';
+        j->len = (size_t)(p - j->buf);
+        j->st[j->depth].id = ++j->next_id;
+        j->st[j->depth].close = '}';
+        j->st[j->depth].count = 2;
+        j->depth++;
+        return j->next_id;
+    }
+    o = jobj(j, arr, NULL);
 
     jstrn(j, o, "name", name, nlen);
     jstrn(j, o, "value", value, vlen);
