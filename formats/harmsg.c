@@ -218,7 +218,8 @@ static void url_put(char **o, const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
 
-        if (c <= 0x20 || c >= 0x7f || strchr("\"<>\\^`{|}", c)) {
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' ||
+            c == '`' || c == '{' || c == '|' || c == '}') {
             *(*o)++ = '%';
             *(*o)++ = hex[c >> 4];
             *(*o)++ = hex[c & 15];
@@ -271,7 +272,10 @@ char *harmsg_url(const har_entry_t *e)
     if (!url)
         return NULL;
     o = url;
-    o += sprintf(o, "%s://", scheme);
+    memcpy(o, scheme, strlen(scheme));
+    o += strlen(scheme);
+    memcpy(o, "://", 3);
+    o += 3;
     if (connect) {
         /* authority-form: the target is the authority. */
         url_put(&o, target, tlen);
@@ -283,7 +287,8 @@ char *harmsg_url(const har_entry_t *e)
         url_put(&o, host, hlen);
         if (v6)
             *o++ = ']';
-        o += sprintf(o, "%s", port);
+        memcpy(o, port, strlen(port));
+        o += strlen(port);
         if (target[0] == '/')
             url_put(&o, target, tlen);
         else if (strcmp(target, "*") != 0) {

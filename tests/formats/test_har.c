@@ -1044,10 +1044,30 @@ static void test_pairs_escaping(void)
     http_exchange_free(ex);
 }
 
+/* Bytes a URL cannot hold as they are come out %-escaped, the rest as they were; a port
+   that is not the scheme's default is kept. */
+static void test_url_escaping(void)
+{
+    http_exchange_t *ex = mk("GET", "/a b\"<>\\^`{|}\x7f\x80~!$&'()*+,;=:@?q=%41#f", 200, "OK");
+    har_entry_t e = {.ex = ex, .scheme = "http", .host = "example.com", .port = 8080};
+    char *u = harmsg_url(&e);
+
+    CHECK_EQ_STR(
+        u, "http://example.com:8080/a%20b%22%3C%3E%5C%5E%60%7B%7C%7D%7F%80~!$&'()*+,;=:@?q=%41#f");
+    free(u);
+    hdr(&ex->req, "Host", "example.com:80");
+    u = harmsg_url(&e);
+    CHECK_EQ_STR(u,
+                 "http://example.com/a%20b%22%3C%3E%5C%5E%60%7B%7C%7D%7F%80~!$&'()*+,;=:@?q=%41#f");
+    free(u);
+    http_exchange_free(ex);
+}
+
 int main(void)
 {
     built_t b;
 
+    test_url_escaping();
     test_base64_lengths();
     test_pairs_escaping();
     test_connect_urls();
