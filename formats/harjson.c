@@ -168,6 +168,17 @@ static inline int jmember(jctx_t *j, jnode_t parent, const char *key)
     return 0;
 }
 
+/* Records a container whose opening bracket (and count members) the caller has printed;
+   the caller checked that depth < J_DEPTH. */
+static jnode_t jpush(jctx_t *j, char close, size_t count)
+{
+    j->st[j->depth].id = ++j->next_id;
+    j->st[j->depth].close = close;
+    j->st[j->depth].count = count;
+    j->depth++;
+    return j->next_id;
+}
+
 static jnode_t jopen(jctx_t *j, char open, char close)
 {
     if (j->depth == J_DEPTH) {
@@ -175,11 +186,7 @@ static jnode_t jopen(jctx_t *j, char open, char close)
         return 0;
     }
     jputc(j, open);
-    j->st[j->depth].id = ++j->next_id;
-    j->st[j->depth].close = close;
-    j->st[j->depth].count = 0;
-    j->depth++;
-    return j->next_id;
+    return jpush(j, close, 0);
 }
 
 /* Empties the entry buffer (keeping its memory) for the next entry. */
@@ -444,11 +451,7 @@ jnode_t jnv(jctx_t *j, jnode_t arr, const char *name, size_t nlen, const char *v
         p += vlen;
         *p++ = '"';
         j->len = (size_t)(p - j->buf);
-        j->st[j->depth].id = ++j->next_id;
-        j->st[j->depth].close = '}';
-        j->st[j->depth].count = 2;
-        j->depth++;
-        return j->next_id;
+        return jpush(j, '}', 2);
     }
     o = jobj(j, arr, NULL);
 

@@ -246,7 +246,7 @@ char *harmsg_url(const har_entry_t *e)
         ex->method && strcmp(ex->method, "CONNECT") == 0 && !http_msg_header(&ex->req, ":protocol");
     char port[16] = "";
     char *url, *o;
-    size_t cap;
+    size_t cap, slen, plen;
 
     if (is_absolute(target)) {
         url = malloc(tlen * 3 + 1);
@@ -267,13 +267,14 @@ char *harmsg_url(const har_entry_t *e)
     } else if (e->port && e->port != default_port(scheme)) {
         snprintf(port, sizeof(port), ":%u", (unsigned)e->port);
     }
-    cap = strlen(scheme) + 3 + 2 + hlen * 3 + sizeof(port) + 1 + tlen * 3 + 1;
+    slen = strlen(scheme);
+    cap = slen + 3 + 2 + hlen * 3 + sizeof(port) + 1 + tlen * 3 + 1;
     url = malloc(cap);
     if (!url)
         return NULL;
     o = url;
-    memcpy(o, scheme, strlen(scheme));
-    o += strlen(scheme);
+    memcpy(o, scheme, slen);
+    o += slen;
     memcpy(o, "://", 3);
     o += 3;
     if (connect) {
@@ -287,8 +288,9 @@ char *harmsg_url(const har_entry_t *e)
         url_put(&o, host, hlen);
         if (v6)
             *o++ = ']';
-        memcpy(o, port, strlen(port));
-        o += strlen(port);
+        plen = strlen(port);
+        memcpy(o, port, plen);
+        o += plen;
         if (target[0] == '/')
             url_put(&o, target, tlen);
         else if (strcmp(target, "*") != 0) {
