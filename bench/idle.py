@@ -9,6 +9,13 @@
       VmHWM of PID and prints one line of JSON: {"open": ok, "failed": n, "rss_kib": ...,
       "hwm_kib": ..., "secs": seconds to open them all}. Then it closes them.
 
+  idle.py ... --json FILE --run CMD [ARG...]
+      The same, but 0.2 s after they are open it runs CMD while it holds them, and closes
+      them once CMD has exited. The JSON (into FILE) adds "run_cpu_s", the CPU seconds PID
+      spent while CMD ran, and "run_status", CMD's exit status. -n 0 is
+      allowed: CMD alone, measured the same way. --pid ppid names idle.py's parent (as when
+      it is the command that `mitmrec -- ...` starts).
+
 Certificates are not verified: this measures the interceptor, not the trust set-up. Only
 for 127.0.0.0/8 (the addresses are checked).
 """
@@ -16,6 +23,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import os
 import ssl
 import time
 
@@ -25,6 +33,17 @@ def hostport(s):
     if not ipaddress.ip_address(host).is_loopback:
         raise argparse.ArgumentTypeError("only loopback addresses: %s" % s)
     return host, int(port)
+
+
+def proc_cpu_s(pid):
+    """utime + stime of PID in seconds, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # after the command's name: state is field 3, utime 14 and stime 15 (1-based)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_kib(pid, field):
@@ -92,11 +111,18 @@ async def idle(a):
                                    return_exceptions=True)
     secs = time.monotonic() - t0
     failed = [r for r in results if isinstance(r, BaseException)]
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.2 if a.run else 1.0)
     out = {"open": a.n - len(failed), "failed": len(failed), "secs": round(secs, 3),
            "rss_kib": proc_kib(a.pid, "VmRSS"), "hwm_kib": proc_kib(a.pid, "VmHWM")}
     if failed:
         out["error"] = repr(failed[0])[:200]
+    if a.run:
+        c0 = proc_cpu_s(a.pid)
+        proc = await asyncio.create_subprocess_exec(*a.run)
+        out["run_status"] = await proc.wait()
+        c1 = proc_cpu_s(a.pid)
+        if c0 is not None and c1 is not None:
+            out["run_cpu_s"] = round(c1 - c0, 3)
     # All closed at once, as when a client exits: the interceptor tears them all down in a
     # few loop turns, which is a peak of its own.
     for w in held:
@@ -106,10 +132,15 @@ async def idle(a):
             await w.wait_closed()
         except (OSError, ssl.SSLError):
             pass
-    await asyncio.sleep(1.0)
+    if not a.run:
+        await asyncio.sleep(1.0)
     out["hwm_end_kib"] = proc_kib(a.pid, "VmHWM")
     out["rss_end_kib"] = proc_kib(a.pid, "VmRSS")
-    print(json.dumps(out), flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(json.dumps(out) + "\n")
+    else:
+        print(json.dumps(out), flush=True)
 
 
 def main():
@@ -117,9 +148,12 @@ def main():
     p.add_argument("--target", type=hostport, required=True)
     p.add_argument("--proxy", type=hostport)
     p.add_argument("-n", type=int, required=True)
-    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--pid", required=True)
     p.add_argument("--path", default="/1k.bin")
+    p.add_argument("--json")
+    p.add_argument("--run", nargs=argparse.REMAINDER)
     a = p.parse_args()
+    a.pid = os.getppid() if a.pid == "ppid" else int(a.pid)
     asyncio.run(idle(a))
 
 
