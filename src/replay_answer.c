@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,8 +256,23 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
             break;
         case UNMATCHED_PASSTHROUGH:
             rr.action = "passthrough";
-            if (replay_pass_start(s->cfg.loop, s->cfg.client_ctx, s->cfg.rec_new, &c->orig, host,
-                                  c->tls, rq, c, stream) == 0) {
+            if (!stream && c->proto == P_H1 &&
+                http_header_has_token(http_msg_header(rq->msg, "upgrade"), "websocket")) {
+                /* A WebSocket: the connection becomes a tunnel to the upstream. */
+                if ((c->tunnel = replay_pass_tunnel(s->cfg.loop, s->cfg.client_ctx, s->cfg.rec_new,
+                                                    &c->orig, host, c->tls, rq, c))) {
+                    c->proto = P_TUNNEL;
+                    free(p);
+                    replay_report_request(s->cfg.report, &rr);
+                    return;
+                }
+            } else if (stream && rq->ws) {
+                /* Its stream would have to be joined to an upstream of either protocol. */
+                log_info("passthrough: not for a WebSocket over HTTP/2: %s", desc);
+                snprintf(why + strlen(why), sizeof(why) - strlen(why),
+                         "; passthrough does not take a WebSocket over HTTP/2");
+            } else if (replay_pass_start(s->cfg.loop, s->cfg.client_ctx, s->cfg.rec_new, &c->orig,
+                                         host, c->tls, rq, c, stream) == 0) {
                 free(p);
                 replay_report_request(s->cfg.report, &rr);
                 return;
@@ -302,6 +318,41 @@ void rconn_pass_done(rconn_t *c, int32_t stream, const replay_entry_t *e, const 
         resp = rresp_text(502, text, !strcmp(method, "HEAD"));
     }
     pending_set(c, p, resp);
+    rconn_pq_add(c, p, 0);
+}
+
+int rconn_tunnel_data(rconn_t *c, const uint8_t *data, size_t len)
+{
+    pending_t *p = calloc(1, sizeof(*p));
+
+    if (!p || !(p->bytes = malloc(len))) {
+        free(p);
+        return -ENOMEM;
+    }
+    memcpy(p->bytes, data, len);
+    p->len = len;
+    rconn_pq_add(c, p, 0);
+    return 0;
+}
+
+void rconn_tunnel_end(rconn_t *c, const char *err)
+{
+    pending_t *p = calloc(1, sizeof(*p));
+
+    c->tunnel = NULL;
+    c->proto = P_DONE;
+    if (!p)
+        return;
+    if (err) {
+        char text[600];
+        rresp_t *resp;
+        snprintf(text, sizeof(text), "mitmreplay: passthrough failed: %s\n", err);
+        if ((resp = rresp_text(502, text, 0))) {
+            p->bytes = rresp_h1(resp, 1, 0, &p->len);
+            rresp_free(resp);
+        }
+    }
+    p->shut = 1;
     rconn_pq_add(c, p, 0);
 }
 

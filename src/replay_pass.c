@@ -35,7 +35,16 @@ typedef struct pass {
     uv_timer_t timer;
     int handles, closing;
     char err[256];
+    /* A WebSocket upgrade passed through (replay_pass_tunnel): the bytes both ways. */
+    int tunnel;
+    int up_ready;   /* the request is sent: the client's bytes go straight on */
+    int client_eof; /* the client finished: our FIN follows what it sent */
+    uint8_t *early; /* the client's bytes before that */
+    size_t early_len;
+    size_t up_bytes; /* what the upstream sent */
 } pass_t;
+
+#define TUNNEL_EARLY_MAX (1u << 20) /* client bytes kept until the upstream is ready */
 
 static void pass_closed(pass_t *p)
 {
@@ -43,6 +52,7 @@ static void pass_closed(pass_t *p)
         return;
     outleg_free(&p->leg);
     http_exchange_free(p->got);
+    free(p->early);
     free(p->req);
     free(p->env);
     free(p);
@@ -72,7 +82,18 @@ static void pass_end(pass_t *p)
                 *pp = p->next;
                 break;
             }
-        if (p->got && p->got->status) {
+        if (p->tunnel) {
+            /* The client gets our FIN after what the upstream sent, or a 502 when it sent
+               nothing. */
+            char hp[300];
+
+            if (p->err[0])
+                log_info("passthrough to %s://%s: %s", p->scheme,
+                         mr_hostport(hp, sizeof(hp), p->host, (unsigned)p->port), p->err);
+            rconn_tunnel_end(p->rc, p->up_bytes ? NULL
+                                    : p->err[0] ? p->err
+                                                : "no response from upstream");
+        } else if (p->got && p->got->status) {
             replay_entry_t e;
             memset(&e, 0, sizeof(e));
             e.ex = p->got;
@@ -93,7 +114,7 @@ static void end_cb(uv_timer_t *t)
 {
     pass_t *p = t->data;
 
-    if (!p->got && !p->err[0])
+    if (!p->got && !p->err[0] && !(p->tunnel && p->up_bytes))
         snprintf(p->err, sizeof(p->err), "no response within %d s", PASS_TIMEOUT_MS / 1000);
     pass_end(p);
 }
@@ -123,6 +144,21 @@ static void send_request(pass_t *p)
 {
     httpconv_callbacks_t cb = {NULL, on_exchange, NULL};
 
+    if (p->tunnel) {
+        /* Nothing to decode: the upstream's bytes go to the client as they are. */
+        if (outleg_send(&p->leg, &p->c, p->req, p->req_len) < 0 ||
+            (p->early_len && outleg_send(&p->leg, &p->c, p->early, p->early_len) < 0)) {
+            end_soon(p, "cannot send the request upstream");
+            return;
+        }
+        free(p->early);
+        p->early = NULL;
+        p->early_len = 0;
+        p->up_ready = 1;
+        if (p->client_eof)
+            conn_shutdown(&p->c);
+        return;
+    }
     if (outleg_decode(&p->leg, &cb, p, NULL) < 0) {
         end_soon(p, "out of memory");
         return;
@@ -172,7 +208,16 @@ static void on_connect(conn_t *c, int status)
 static void on_data(conn_t *c, const uint8_t *buf, size_t len)
 {
     pass_t *p = c->data;
+
     outleg_data(&p->leg, buf, len);
+    if (p->tunnel && !p->closing) {
+        /* The answer has begun: from here on the connection lives as long as both ends
+           want it. */
+        uv_timer_stop(&p->timer);
+        p->up_bytes += len;
+        if (p->rc && rconn_tunnel_data(p->rc, buf, len) < 0)
+            end_soon(p, "out of memory");
+    }
 }
 
 static void on_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
@@ -186,6 +231,10 @@ static void on_eof(conn_t *c)
     pass_t *p = c->data;
 
     outleg_eof(&p->leg);
+    if (p->tunnel) {
+        end_soon(p, p->up_bytes ? NULL : "upstream closed the connection before the response");
+        return;
+    }
     end_soon(p, p->got ? NULL : "upstream closed the connection before the response");
 }
 
@@ -208,26 +257,29 @@ static const conn_cb_t pass_cbs = {
     .on_close = conn_closed,
 };
 
-int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
-                      const struct sockaddr_storage *to, const char *host, int tls,
-                      const rreq_t *rq, rconn_t *c, int32_t stream)
+/* A fetch of rq to to (not started). upgrade: the request keeps its Upgrade header and asks
+   for it (Connection: Upgrade), else it asks for the connection to close after one answer. */
+static pass_t *pass_new(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
+                        const struct sockaddr_storage *to, const char *host, int tls,
+                        const rreq_t *rq, rconn_t *c, int32_t stream, const char *upgrade)
 {
     pass_t *p;
     const http_msg_t *m = rq->msg;
     size_t cap = 256 + strlen(rq->target) + strlen(host) + m->body_len, off = 0;
     uint16_t port = ntohs(to->ss_family == AF_INET6 ? ((struct sockaddr_in6 *)to)->sin6_port
                                                     : ((struct sockaddr_in *)to)->sin_port);
-    char hp[300];
     int n;
 
     if (!cctx || !(p = calloc(1, sizeof(*p))))
-        return -ENOMEM;
+        return NULL;
+    if (upgrade)
+        cap += strlen(upgrade);
     for (size_t i = 0; i < m->nheaders; i++)
         cap += strlen(m->headers[i].name) + strlen(m->headers[i].value) + 4;
     if (!(p->req = malloc(cap)) || !(p->env = calloc(1, sizeof(*p->env)))) {
         free(p->req);
         free(p);
-        return -ENOMEM;
+        return NULL;
     }
     /* One request per connection, HTTP/1.1 whatever the client spoke: the answer comes back
        decoded and is served in the client's protocol. */
@@ -241,7 +293,11 @@ int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
     if (m->body_len)
         off += (size_t)snprintf((char *)p->req + off, cap - off, "Content-Length: %zu\r\n",
                                 m->body_len);
-    off += (size_t)snprintf((char *)p->req + off, cap - off, "Connection: close\r\n\r\n");
+    if (upgrade)
+        off += (size_t)snprintf((char *)p->req + off, cap - off,
+                                "Upgrade: %s\r\nConnection: Upgrade\r\n\r\n", upgrade);
+    else
+        off += (size_t)snprintf((char *)p->req + off, cap - off, "Connection: close\r\n\r\n");
     if (m->body_len) {
         memcpy(p->req + off, m->body, m->body_len);
         off += m->body_len;
@@ -261,21 +317,84 @@ int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
         free(p->req);
         free(p->env);
         free(p);
-        return -ENOMEM;
+        return NULL;
     }
+    return p;
+}
+
+/* Starts p: its timer, its place in the client connection's list, the connect. */
+static void pass_go(pass_t *p, uv_loop_t *loop, const rreq_t *rq, const struct sockaddr_storage *to)
+{
+    char hp[300];
+
     p->handles = 2;
     uv_timer_init(loop, &p->timer);
     p->timer.data = p;
     uv_timer_start(&p->timer, end_cb, PASS_TIMEOUT_MS, 0);
-    p->next = *(pass_t **)rconn_pass_list(c);
-    *(pass_t **)rconn_pass_list(c) = p;
-    log_info("passthrough: %s %s://%s%s", rq->method, p->scheme,
-             mr_hostport(hp, sizeof(hp), host, (unsigned)port), rq->target);
+    p->next = *(pass_t **)rconn_pass_list(p->rc);
+    *(pass_t **)rconn_pass_list(p->rc) = p;
+    log_info("passthrough: %s %s://%s%s%s", rq->method, p->scheme,
+             mr_hostport(hp, sizeof(hp), p->host, (unsigned)p->port), rq->target,
+             p->tunnel ? " (WebSocket)" : "");
     if (conn_connect(&p->c, (const struct sockaddr *)to) < 0) {
         snprintf(p->err, sizeof(p->err), "cannot connect upstream");
         end_soon(p, NULL);
     }
+}
+
+int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
+                      const struct sockaddr_storage *to, const char *host, int tls,
+                      const rreq_t *rq, rconn_t *c, int32_t stream)
+{
+    pass_t *p = pass_new(loop, cctx, rec, to, host, tls, rq, c, stream, NULL);
+
+    if (!p)
+        return -ENOMEM;
+    pass_go(p, loop, rq, to);
     return 0;
+}
+
+struct pass *replay_pass_tunnel(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
+                                const struct sockaddr_storage *to, const char *host, int tls,
+                                const rreq_t *rq, rconn_t *c)
+{
+    const char *up = http_msg_header(rq->msg, "upgrade");
+    pass_t *p = up ? pass_new(loop, cctx, rec, to, host, tls, rq, c, 0, up) : NULL;
+
+    if (!p)
+        return NULL;
+    p->tunnel = 1;
+    pass_go(p, loop, rq, to);
+    return p;
+}
+
+void replay_pass_tunnel_feed(struct pass *p, const uint8_t *data, size_t len)
+{
+    uint8_t *d;
+
+    if (p->closing || !len)
+        return;
+    if (p->up_ready) {
+        if (outleg_send(&p->leg, &p->c, data, len) < 0)
+            end_soon(p, "cannot write upstream");
+        return;
+    }
+    if (p->early_len + len > TUNNEL_EARLY_MAX || !(d = realloc(p->early, p->early_len + len))) {
+        end_soon(p, "too much from the client before the upstream was ready");
+        return;
+    }
+    memcpy(d + p->early_len, data, len);
+    p->early = d;
+    p->early_len += len;
+}
+
+void replay_pass_tunnel_eof(struct pass *p)
+{
+    if (p->closing || p->client_eof)
+        return;
+    p->client_eof = 1;
+    if (p->up_ready)
+        conn_shutdown(&p->c);
 }
 
 void replay_pass_cancel(rconn_t *c)

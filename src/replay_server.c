@@ -237,6 +237,10 @@ static void on_data(conn_t *cn, const uint8_t *data, size_t len)
     case P_WS:
         rconn_ws_feed(c, data, len);
         break;
+    case P_TUNNEL:
+        if (c->tunnel)
+            replay_pass_tunnel_feed(c->tunnel, data, len);
+        break;
     default:
         break;
     }
@@ -248,6 +252,8 @@ void rconn_upgraded(rconn_t *c, const uint8_t *data, size_t len)
 {
     if (c->proto == P_WS && len)
         rconn_ws_feed(c, data, len);
+    else if (c->proto == P_TUNNEL && c->tunnel)
+        replay_pass_tunnel_feed(c->tunnel, data, len);
 }
 
 void rconn_ws_feed(rconn_t *c, const uint8_t *data, size_t len)
@@ -269,6 +275,11 @@ static void on_eof(conn_t *cn)
 
     if (c->closing)
         return;
+    if (c->proto == P_TUNNEL && c->tunnel) {
+        /* A passed-through WebSocket: the upstream hears of it, and its end ends ours. */
+        replay_pass_tunnel_eof(c->tunnel);
+        return;
+    }
     /* The client is done: finish what is queued, then close. */
     if (!c->pq) {
         rconn_finish(c);

@@ -23,7 +23,7 @@
 #include "replaydb.h"
 #include "tls.h"
 
-enum { P_DETECT, P_TLS, P_H1, P_H2, P_RAW, P_WS, P_DONE };
+enum { P_DETECT, P_TLS, P_H1, P_H2, P_RAW, P_WS, P_TUNNEL, P_DONE };
 
 /* Something to send once its time has come (--realtime), in order. */
 typedef struct pending {
@@ -60,6 +60,7 @@ struct rconn {
     /* WebSocket, after a recorded 101 (replay_ws.c) */
     rws_t *ws;
     struct pass *passes; /* --unmatched passthrough fetches (replay_pass.c) */
+    struct pass *tunnel; /* P_TUNNEL: the passthrough of a WebSocket upgrade, until it ends */
     /* raw */
     replay_conv_t *conv;
     size_t idx, got;

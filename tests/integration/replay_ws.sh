@@ -6,7 +6,9 @@
 # the server is stopped; mitmreplay answers the same client from the pcapng and from the HAR
 # (its _webSocketMessages): a 101 with the Sec-WebSocket-Accept for the client's own key,
 # then the recorded messages in turns. The client prints the same lines; its ping gets a
-# pong and its close a close.
+# pong and its close a close. Then --unmatched passthrough with a WebSocket the recording
+# does not have (ws:// and wss://): the live servers answer, --record-new records them,
+# and that recording replays with the servers gone.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 . "$top_srcdir/tests/integration/replay_lib.sh" || exit 99
 
@@ -60,5 +62,85 @@ for from in w.pcapng w.har; do
     cmp -s "$WORK/$from.txt" "$WORK/direct.txt" ||
         fail "replay from $from, the client printed: $(diff "$WORK/direct.txt" "$WORK/$from.txt" | head -5)"
 done
-log "WebSocket: greeting, text, binary, empty, 100 kB, ping, close; deflate offered and not; replayed from the pcapng and the HAR"
+
+# --unmatched passthrough: a WebSocket the recording does not have goes to the live server,
+# over ws:// and wss://, with and without permessage-deflate (negotiated end to end), and
+# --record-new records it so that it replays afterwards without the server.
+cat >"$WORK/live.py" <<'PY'
+import asyncio, ssl, sys, websockets
+async def handler(ws, path=None):
+    await ws.send("live")
+    async for m in ws:
+        await ws.send(("live:" + m) if isinstance(m, str) else (b"live:" + m))
+async def main():
+    ctx = None
+    if len(sys.argv) > 2:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    async with websockets.serve(handler, "127.0.0.1", int(sys.argv[1]), ssl=ctx, max_size=None):
+        print("ready", flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+PY
+cat >"$WORK/live_client.py" <<'PY'
+import asyncio, hashlib, sys, websockets
+async def session(url, compression):
+    async with websockets.connect(url, compression=compression, max_size=None) as ws:
+        print(compression, "greeting", await asyncio.wait_for(ws.recv(), 5))
+        for m in ["hello", b"\x00\x01\xffbin", "y" * 100000]:
+            await ws.send(m)
+            r = await asyncio.wait_for(ws.recv(), 5)
+            print(compression, type(r).__name__, len(r), hashlib.sha256(r if isinstance(r, bytes) else r.encode()).hexdigest()[:16])
+        await asyncio.wait_for(await ws.ping(b"p2"), 5)
+        print(compression, "pong")
+    print(compression, "closed", ws.close_code)
+async def main():
+    for url in sys.argv[1:]:
+        await session(url, "deflate")
+        await session(url, None)
+asyncio.run(main())
+PY
+TEST_CA=$TLS_FIXTURES/test-ca.pem
+LP=$(free_port)
+start_server "the live WebSocket server" "$LP" 20 "$WORK/live.log" "$PY" "$WORK/live.py" "$LP"
+LIVE_PID=$SERVER_PID
+LS=$(free_port)
+start_server "the live wss server" "$LS" 20 "$WORK/lives.log" "$PY" "$WORK/live.py" "$LS" \
+    "$TLS_FIXTURES/origin-chain.pem" "$TLS_FIXTURES/origin-key.pem"
+URLS=("ws://127.0.0.1:$LP/live?x=1" "wss://localhost:$LS/live")
+SSL_CERT_FILE=$TEST_CA "$PY" "$WORK/live_client.py" "${URLS[@]}" >"$WORK/live-direct.txt" 2>&1 ||
+    fail "direct to the live servers: $(cat "$WORK/live-direct.txt")"
+[ "$(wc -l <"$WORK/live-direct.txt")" = 24 ] && [ "$(grep -c ' greeting live$' "$WORK/live-direct.txt")" = 4 ] ||
+    fail "direct to the live servers, the client printed: $(cat "$WORK/live-direct.txt")"
+
+# Without passthrough the replay answers (404) and the client gives up.
+run_replay "$WORK/nopass.log" "$WORK/w.pcapng" -- "$PY" "$WORK/live_client.py" "${URLS[0]}" >"$WORK/nopass.txt"
+grep -q 'rejected WebSocket connection: HTTP 404' "$WORK/nopass.log" ||
+    fail "without passthrough, the client said: $(tail -n 3 "$WORK/nopass.log")"
+
+run_replay "$WORK/pass.log" "$WORK/w.pcapng" --unmatched passthrough --cacert "$TEST_CA" \
+    --record-new "$WORK/new.pcapng" -- "$PY" "$WORK/live_client.py" "${URLS[@]}" >"$WORK/live-pass.txt"
+[ "$REPLAY_RC" = 0 ] || fail "passthrough replay: status $REPLAY_RC: $(tail -n 5 "$WORK/pass.log")"
+cmp -s "$WORK/live-pass.txt" "$WORK/live-direct.txt" ||
+    fail "passthrough, the client printed: $(diff "$WORK/live-direct.txt" "$WORK/live-pass.txt" | head -8)"
+[ "$(grep -c "passthrough: GET .*/live.* (WebSocket)" "$WORK/pass.log")" = 4 ] ||
+    fail "passthrough log: $(grep passthrough "$WORK/pass.log")"
+grep -q "passthrough to\|passthrough failed" "$WORK/pass.log" && fail "passthrough log: $(grep passthrough "$WORK/pass.log")"
+tshark_ok "$WORK/new.pcapng"
+har_validate "$WORK/new.har"
+# Each session: the greeting, 3 messages and 3 answers.
+[ "$(har_query "$WORK/new.har" '" ".join("%s %d:%d" % (e["request"]["url"], e["response"]["status"], len([m for m in e.get("_webSocketMessages", []) if m["opcode"] in (1, 2)])) for e in h["log"]["entries"])')" = \
+    "${URLS[0]/ws:/http:} 101:7 ${URLS[0]/ws:/http:} 101:7 ${URLS[1]/wss:/https:} 101:7 ${URLS[1]/wss:/https:} 101:7" ] ||
+    fail "--record-new's HAR: $(har_query "$WORK/new.har" '[(e["request"]["url"], e["response"]["status"], len(e.get("_webSocketMessages", []))) for e in h["log"]["entries"]]')"
+kill -TERM "$LIVE_PID" "$SERVER_PID" 2>/dev/null
+wait "$LIVE_PID" "$SERVER_PID" 2>/dev/null
+port_closed "$LP" && port_closed "$LS" || fail "the live servers' ports are still open"
+
+# What passthrough recorded replays without the servers.
+run_replay "$WORK/again.log" "$WORK/new.pcapng" --strict -- "$PY" "$WORK/live_client.py" "${URLS[@]}" >"$WORK/again.txt"
+[ "$REPLAY_RC" = 0 ] || fail "replay of --record-new's recording: status $REPLAY_RC: $(tail -n 5 "$WORK/again.log")"
+cmp -s "$WORK/again.txt" "$WORK/live-direct.txt" ||
+    fail "replay of --record-new's recording, the client printed: $(diff "$WORK/live-direct.txt" "$WORK/again.txt" | head -8)"
+
+log "WebSocket: greeting, text, binary, empty, 100 kB, ping, close; deflate offered and not; replayed from the pcapng and the HAR; an unrecorded one over ws:// and wss:// passed through, recorded, replayed"
 exit 0

@@ -89,7 +89,10 @@ s.once('remoteSettings', (set) => {
   const frames = [];
   let buf = Buffer.alloc(0), waiting = null;
   const next = () => new Promise((r) => { if (frames.length) r(frames.shift()); else waiting = r; });
-  st.on('response', (h) => console.log('status ' + h[':status']));
+  st.on('response', (h) => {
+    console.log('status ' + h[':status']);
+    if (h[':status'] !== 200) process.exit(4);
+  });
   st.on('error', (e) => { console.log('stream error ' + e.message); process.exit(1); });
   st.on('data', (d) => {
     buf = Buffer.concat([buf, d]);
@@ -183,6 +186,14 @@ assert len(r) == 1 and r[0]["matched"] and r[0]["httpVersion"] == "HTTP/2" and \
 EOF
 done
 log "replayed over HTTP/2 (extended CONNECT) from the pcapng and the HAR"
+
+# An unrecorded WebSocket over HTTP/2 is not passed through (its stream would have to be
+# joined to an upstream connection): a 502 says so, at once.
+run_replay "$WORK/pass.log" "$WORK/w.pcapng" --unmatched passthrough -- \
+    node "$WORK/client.js" "https://localhost:$WP/other" >"$WORK/pass.txt"
+[ "$(cat "$WORK/pass.txt")" = "status 502" ] || fail "unrecorded over HTTP/2, with passthrough: $(cat "$WORK/pass.txt")"
+grep -q "passthrough: not for a WebSocket over HTTP/2: CONNECT\|passthrough: not for a WebSocket over HTTP/2: GET" "$WORK/pass.log" ||
+    fail "unrecorded over HTTP/2, with passthrough: $(grep -i passthrough "$WORK/pass.log")"
 
 # The same recording, to an HTTP/1.1 client (python3-websockets: an upgrade, answered 101).
 if "$PY" -c 'import websockets' 2>/dev/null; then
