@@ -8,7 +8,8 @@
 # then the recorded messages in turns. The client prints the same lines; its ping gets a
 # pong and its close a close. Then --unmatched passthrough with a WebSocket the recording
 # does not have (ws:// and wss://): the live servers answer, --record-new records them,
-# and that recording replays with the servers gone.
+# and that recording replays with the servers gone; passthrough to a server that is gone
+# answers the upgrade with a 502 that says why.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 . "$top_srcdir/tests/integration/replay_lib.sh" || exit 99
 
@@ -135,6 +136,13 @@ har_validate "$WORK/new.har"
 kill -TERM "$LIVE_PID" "$SERVER_PID" 2>/dev/null
 wait "$LIVE_PID" "$SERVER_PID" 2>/dev/null
 port_closed "$LP" && port_closed "$LS" || fail "the live servers' ports are still open"
+
+# With the server gone, passthrough answers the upgrade with a 502 that says why.
+run_replay "$WORK/gone.log" "$WORK/w.pcapng" --unmatched passthrough -- \
+    "$PY" "$WORK/live_client.py" "${URLS[0]}" >"$WORK/gone.txt"
+grep -q 'rejected WebSocket connection: HTTP 502' "$WORK/gone.log" &&
+    grep -q "passthrough to http://127.0.0.1:$LP: cannot connect upstream: connection refused" "$WORK/gone.log" ||
+    fail "passthrough to a server that is gone: $(grep -v '^  ' "$WORK/gone.log" | tail -n 4)"
 
 # What passthrough recorded replays without the servers.
 run_replay "$WORK/again.log" "$WORK/new.pcapng" --strict -- "$PY" "$WORK/live_client.py" "${URLS[@]}" >"$WORK/again.txt"
