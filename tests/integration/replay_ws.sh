@@ -16,22 +16,32 @@
 need "$PY"
 "$PY" -c 'import websockets' 2>/dev/null || skip "python3-websockets not installed"
 need_replay
+# server.py PORT [NAME [CERT KEY]]: greets with "welcome" and echoes with "echo:", or with NAME
+# and "NAME:"; over TLS with CERT and KEY.
 cat >"$WORK/server.py" <<'PY'
-import asyncio, sys, websockets
+import asyncio, ssl, sys, websockets
+name = sys.argv[2] if len(sys.argv) > 2 else None
 async def handler(ws, path=None):
-    await ws.send("welcome")
+    await ws.send(name or "welcome")
+    pre = (name + ":") if name else "echo:"
     async for m in ws:
-        await ws.send(("echo:" + m) if isinstance(m, str) else (b"echo:" + m))
+        await ws.send((pre + m) if isinstance(m, str) else (pre.encode() + m))
 async def main():
-    async with websockets.serve(handler, "127.0.0.1", int(sys.argv[1])):
+    ctx = None
+    if len(sys.argv) > 4:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+    async with websockets.serve(handler, "127.0.0.1", int(sys.argv[1]), ssl=ctx, max_size=None):
         print("ready", flush=True)
         await asyncio.Future()
 asyncio.run(main())
 PY
+# client.py PORT|URL...: for each, a session with permessage-deflate offered and one without,
+# to ws://127.0.0.1:PORT/chat or to URL, with ?c=deflate or ?c=none.
 cat >"$WORK/client.py" <<'PY'
 import asyncio, hashlib, sys, websockets
-async def session(port, compression):
-    url = "ws://127.0.0.1:%s/chat?c=%s" % (port, compression or "none")
+async def session(base, compression):
+    url = "%s?c=%s" % (base, compression or "none")
     async with websockets.connect(url, compression=compression, max_size=None) as ws:
         print(compression, "greeting", await asyncio.wait_for(ws.recv(), 5))
         for m in ["hello", b"\x00\x01\xffbin", "", "x" * 100000]:
@@ -42,8 +52,10 @@ async def session(port, compression):
         print(compression, "pong")
     print(compression, "closed", ws.close_code)
 async def main():
-    await session(sys.argv[1], "deflate")
-    await session(sys.argv[1], None)
+    for a in sys.argv[1:]:
+        base = ("ws://127.0.0.1:%s/chat" % a) if a.isdigit() else a
+        await session(base, "deflate")
+        await session(base, None)
 asyncio.run(main())
 PY
 WP=$(free_port)
@@ -67,60 +79,26 @@ done
 # --unmatched passthrough: a WebSocket the recording does not have goes to the live server,
 # over ws:// and wss://, with and without permessage-deflate (negotiated end to end), and
 # --record-new records it so that it replays afterwards without the server.
-cat >"$WORK/live.py" <<'PY'
-import asyncio, ssl, sys, websockets
-async def handler(ws, path=None):
-    await ws.send("live")
-    async for m in ws:
-        await ws.send(("live:" + m) if isinstance(m, str) else (b"live:" + m))
-async def main():
-    ctx = None
-    if len(sys.argv) > 2:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-    async with websockets.serve(handler, "127.0.0.1", int(sys.argv[1]), ssl=ctx, max_size=None):
-        print("ready", flush=True)
-        await asyncio.Future()
-asyncio.run(main())
-PY
-cat >"$WORK/live_client.py" <<'PY'
-import asyncio, hashlib, sys, websockets
-async def session(url, compression):
-    async with websockets.connect(url, compression=compression, max_size=None) as ws:
-        print(compression, "greeting", await asyncio.wait_for(ws.recv(), 5))
-        for m in ["hello", b"\x00\x01\xffbin", "y" * 100000]:
-            await ws.send(m)
-            r = await asyncio.wait_for(ws.recv(), 5)
-            print(compression, type(r).__name__, len(r), hashlib.sha256(r if isinstance(r, bytes) else r.encode()).hexdigest()[:16])
-        await asyncio.wait_for(await ws.ping(b"p2"), 5)
-        print(compression, "pong")
-    print(compression, "closed", ws.close_code)
-async def main():
-    for url in sys.argv[1:]:
-        await session(url, "deflate")
-        await session(url, None)
-asyncio.run(main())
-PY
 TEST_CA=$TLS_FIXTURES/test-ca.pem
 LP=$(free_port)
-start_server "the live WebSocket server" "$LP" 20 "$WORK/live.log" "$PY" "$WORK/live.py" "$LP"
+start_server "the live WebSocket server" "$LP" 20 "$WORK/live.log" "$PY" "$WORK/server.py" "$LP" live
 LIVE_PID=$SERVER_PID
 LS=$(free_port)
-start_server "the live wss server" "$LS" 20 "$WORK/lives.log" "$PY" "$WORK/live.py" "$LS" \
+start_server "the live wss server" "$LS" 20 "$WORK/lives.log" "$PY" "$WORK/server.py" "$LS" live \
     "$TLS_FIXTURES/origin-chain.pem" "$TLS_FIXTURES/origin-key.pem"
-URLS=("ws://127.0.0.1:$LP/live?x=1" "wss://localhost:$LS/live")
-SSL_CERT_FILE=$TEST_CA "$PY" "$WORK/live_client.py" "${URLS[@]}" >"$WORK/live-direct.txt" 2>&1 ||
+URLS=("ws://127.0.0.1:$LP/live" "wss://localhost:$LS/live")
+SSL_CERT_FILE=$TEST_CA "$PY" "$WORK/client.py" "${URLS[@]}" >"$WORK/live-direct.txt" 2>&1 ||
     fail "direct to the live servers: $(cat "$WORK/live-direct.txt")"
-[ "$(wc -l <"$WORK/live-direct.txt")" = 24 ] && [ "$(grep -c ' greeting live$' "$WORK/live-direct.txt")" = 4 ] ||
+[ "$(wc -l <"$WORK/live-direct.txt")" = 28 ] && [ "$(grep -c ' greeting live$' "$WORK/live-direct.txt")" = 4 ] ||
     fail "direct to the live servers, the client printed: $(cat "$WORK/live-direct.txt")"
 
 # Without passthrough the replay answers (404) and the client gives up.
-run_replay "$WORK/nopass.log" "$WORK/w.pcapng" -- "$PY" "$WORK/live_client.py" "${URLS[0]}" >"$WORK/nopass.txt"
+run_replay "$WORK/nopass.log" "$WORK/w.pcapng" -- "$PY" "$WORK/client.py" "${URLS[0]}" >"$WORK/nopass.txt"
 grep -q 'rejected WebSocket connection: HTTP 404' "$WORK/nopass.log" ||
     fail "without passthrough, the client said: $(tail -n 3 "$WORK/nopass.log")"
 
 run_replay "$WORK/pass.log" "$WORK/w.pcapng" --unmatched passthrough --cacert "$TEST_CA" \
-    --record-new "$WORK/new.pcapng" -- "$PY" "$WORK/live_client.py" "${URLS[@]}" >"$WORK/live-pass.txt"
+    --record-new "$WORK/new.pcapng" -- "$PY" "$WORK/client.py" "${URLS[@]}" >"$WORK/live-pass.txt"
 [ "$REPLAY_RC" = 0 ] || fail "passthrough replay: status $REPLAY_RC: $(tail -n 5 "$WORK/pass.log")"
 cmp -s "$WORK/live-pass.txt" "$WORK/live-direct.txt" ||
     fail "passthrough, the client printed: $(diff "$WORK/live-direct.txt" "$WORK/live-pass.txt" | head -8)"
@@ -129,9 +107,10 @@ cmp -s "$WORK/live-pass.txt" "$WORK/live-direct.txt" ||
 grep -q "passthrough to\|passthrough failed" "$WORK/pass.log" && fail "passthrough log: $(grep passthrough "$WORK/pass.log")"
 tshark_ok "$WORK/new.pcapng"
 har_validate "$WORK/new.har"
-# Each session: the greeting, 3 messages and 3 answers.
+# Each session: the greeting, 4 messages and 4 answers.
+P=${URLS[0]/ws:/http:} S=${URLS[1]/wss:/https:}
 [ "$(har_query "$WORK/new.har" '" ".join("%s %d:%d" % (e["request"]["url"], e["response"]["status"], len([m for m in e.get("_webSocketMessages", []) if m["opcode"] in (1, 2)])) for e in h["log"]["entries"])')" = \
-    "${URLS[0]/ws:/http:} 101:7 ${URLS[0]/ws:/http:} 101:7 ${URLS[1]/wss:/https:} 101:7 ${URLS[1]/wss:/https:} 101:7" ] ||
+    "$P?c=deflate 101:9 $P?c=none 101:9 $S?c=deflate 101:9 $S?c=none 101:9" ] ||
     fail "--record-new's HAR: $(har_query "$WORK/new.har" '[(e["request"]["url"], e["response"]["status"], len(e.get("_webSocketMessages", []))) for e in h["log"]["entries"]]')"
 kill -TERM "$LIVE_PID" "$SERVER_PID" 2>/dev/null
 wait "$LIVE_PID" "$SERVER_PID" 2>/dev/null
@@ -139,13 +118,13 @@ port_closed "$LP" && port_closed "$LS" || fail "the live servers' ports are stil
 
 # With the server gone, passthrough answers the upgrade with a 502 that says why.
 run_replay "$WORK/gone.log" "$WORK/w.pcapng" --unmatched passthrough -- \
-    "$PY" "$WORK/live_client.py" "${URLS[0]}" >"$WORK/gone.txt"
+    "$PY" "$WORK/client.py" "${URLS[0]}" >"$WORK/gone.txt"
 grep -q 'rejected WebSocket connection: HTTP 502' "$WORK/gone.log" &&
     grep -q "passthrough to http://127.0.0.1:$LP: cannot connect upstream: connection refused" "$WORK/gone.log" ||
     fail "passthrough to a server that is gone: $(grep -v '^  ' "$WORK/gone.log" | tail -n 4)"
 
 # What passthrough recorded replays without the servers.
-run_replay "$WORK/again.log" "$WORK/new.pcapng" --strict -- "$PY" "$WORK/live_client.py" "${URLS[@]}" >"$WORK/again.txt"
+run_replay "$WORK/again.log" "$WORK/new.pcapng" --strict -- "$PY" "$WORK/client.py" "${URLS[@]}" >"$WORK/again.txt"
 [ "$REPLAY_RC" = 0 ] || fail "replay of --record-new's recording: status $REPLAY_RC: $(tail -n 5 "$WORK/again.log")"
 cmp -s "$WORK/again.txt" "$WORK/live-direct.txt" ||
     fail "replay of --record-new's recording, the client printed: $(diff "$WORK/live-direct.txt" "$WORK/again.txt" | head -8)"
