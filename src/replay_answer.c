@@ -260,17 +260,26 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
                 http_header_has_token(http_msg_header(rq->msg, "upgrade"), "websocket")) {
                 /* A WebSocket: the connection becomes a tunnel to the upstream. */
                 if ((c->tunnel = replay_pass_tunnel(s->cfg.loop, s->cfg.client_ctx, s->cfg.rec_new,
-                                                    &c->orig, host, c->tls, rq, c))) {
+                                                    &c->orig, host, c->tls, rq, c, 0))) {
                     c->proto = P_TUNNEL;
                     free(p);
                     replay_report_request(s->cfg.report, &rr);
                     return;
                 }
             } else if (stream && rq->ws) {
-                /* Its stream would have to be joined to an upstream of either protocol. */
-                log_info("passthrough: not for a WebSocket over HTTP/2: %s", desc);
-                snprintf(why + strlen(why), sizeof(why) - strlen(why),
-                         "; passthrough does not take a WebSocket over HTTP/2");
+                /* A WebSocket over HTTP/2: the stream becomes a tunnel to an HTTP/1.1 upgrade
+                   of the upstream. */
+                struct pass *t =
+                    c->h2 ? replay_pass_tunnel(s->cfg.loop, s->cfg.client_ctx, s->cfg.rec_new,
+                                               &c->orig, host, c->tls, rq, c, stream)
+                          : NULL;
+                if (t && rh2_tunnel_attach(c->h2, stream, t) == 0) {
+                    free(p);
+                    replay_report_request(s->cfg.report, &rr);
+                    return;
+                }
+                if (t)
+                    replay_pass_tunnel_drop(t);
             } else if (replay_pass_start(s->cfg.loop, s->cfg.client_ctx, s->cfg.rec_new, &c->orig,
                                          host, c->tls, rq, c, stream) == 0) {
                 free(p);
@@ -321,13 +330,24 @@ void rconn_pass_done(rconn_t *c, int32_t stream, const replay_entry_t *e, const 
     rconn_pq_add(c, p, 0);
 }
 
-int rconn_tunnel_data(rconn_t *c, const uint8_t *data, size_t len)
+int rconn_tunnel_open(rconn_t *c, int32_t stream, const char *proto, const char *ext)
 {
-    pending_t *p = calloc(1, sizeof(*p));
+    return stream && c->h2 ? rh2_tunnel_open(c->h2, stream, proto, ext) : -1;
+}
 
-    if (!p || !(p->bytes = malloc(len))) {
+int rconn_tunnel_data(rconn_t *c, int32_t stream, const uint8_t *data, size_t len)
+{
+    pending_t *p;
+
+    if (stream) {
+        if (!c->h2 || rh2_ws_send(c->h2, stream, data, len) < 0)
+            return -1;
+        rh2_flush(c->h2);
+        return 0;
+    }
+    if (!(p = calloc(1, sizeof(*p))) || !(p->bytes = malloc(len))) {
         free(p);
-        return -ENOMEM;
+        return -1;
     }
     memcpy(p->bytes, data, len);
     p->len = len;
@@ -335,25 +355,43 @@ int rconn_tunnel_data(rconn_t *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-void rconn_tunnel_end(rconn_t *c, const char *err)
+void rconn_tunnel_end(rconn_t *c, int32_t stream, const char *err)
 {
-    pending_t *p = calloc(1, sizeof(*p));
+    char text[600];
+    rresp_t *resp = NULL;
+    pending_t *p;
 
+    if (err) {
+        snprintf(text, sizeof(text), "mitmreplay: passthrough failed: %s\n", err);
+        resp = rresp_text(502, text, 0);
+    }
+    if (stream) {
+        if (c->h2)
+            rh2_tunnel_end(c->h2, stream, resp);
+        else
+            rresp_free(resp);
+        return;
+    }
     c->tunnel = NULL;
     c->proto = P_DONE;
-    if (!p)
+    if (!(p = calloc(1, sizeof(*p)))) {
+        rresp_free(resp);
         return;
-    if (err) {
-        char text[600];
-        rresp_t *resp;
-        snprintf(text, sizeof(text), "mitmreplay: passthrough failed: %s\n", err);
-        if ((resp = rresp_text(502, text, 0))) {
-            p->bytes = rresp_h1(resp, 1, 0, &p->len);
-            rresp_free(resp);
-        }
+    }
+    if (resp) {
+        p->bytes = rresp_h1(resp, 1, 0, &p->len);
+        rresp_free(resp);
     }
     p->shut = 1;
     rconn_pq_add(c, p, 0);
+}
+
+void rconn_tunnel_forget(rconn_t *c, int32_t stream)
+{
+    if (stream && c->h2)
+        rh2_tunnel_forget(c->h2, stream);
+    else if (!stream)
+        c->tunnel = NULL;
 }
 
 struct pass **rconn_pass_list(rconn_t *c)

@@ -88,6 +88,20 @@ void rh2_reset(rh2_t *h, int32_t stream);
 int rh2_websocket(rh2_t *h, int32_t stream, const replay_entry_t *e);
 /* A WebSocket frame of ours for stream (copied). 0, or -1 when the stream is gone. */
 int rh2_ws_send(rh2_t *h, int32_t stream, const uint8_t *bytes, size_t len);
+/* A passed-through WebSocket on stream (replay_pass.c's tunnel): the client's DATA go to it,
+   and its END_STREAM, and a stream that closes drops it. 0, or -1 when the stream is gone. */
+struct pass;
+int rh2_tunnel_attach(rh2_t *h, int32_t stream, struct pass *p);
+/* The upstream said 101: a 200 with proto and ext (NULL when absent), and the stream carries
+   its frames (rh2_ws_send, then rh2_flush). 0, or -1 when the stream is gone. */
+int rh2_tunnel_open(rh2_t *h, int32_t stream, const char *proto, const char *ext);
+/* The tunnel on stream ended: the stream ends after what is queued; when it was never
+   opened, resp (taken; a 502) answers it. The tunnel is forgotten either way. */
+void rh2_tunnel_end(rh2_t *h, int32_t stream, rresp_t *resp);
+/* The tunnel on stream is forgotten (the connection closes). */
+void rh2_tunnel_forget(rh2_t *h, int32_t stream);
+/* Sends what the session has to send. */
+void rh2_flush(rh2_t *h);
 /* True when the session has nothing more to do (both sides said GOAWAY or failed). */
 int rh2_done(const rh2_t *h);
 void rh2_free(rh2_t *h);

@@ -10,6 +10,7 @@
 #include "grow.h"
 #include "log.h"
 #include "replay_conn.h"
+#include "replay_pass.h"
 #include "replay_ws.h"
 
 #define H2_BODY_MAX (16u << 20)
@@ -28,6 +29,11 @@ typedef struct h2s {
     uint8_t *wsout; /* bytes wsout_off..wsout_len are still to go */
     size_t wsout_off, wsout_len, wsout_cap;
     int ws_end; /* the client closed, or sent what we do not take */
+    /* A WebSocket passed through to the live server (replay_pass.c), and whether our 200
+       went out */
+    struct pass *tunnel;
+    int tunneled; /* it was: whatever else the client sends on it is not a request */
+    int tunnel_open;
 } h2s_t;
 
 struct rh2 {
@@ -123,7 +129,10 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
     rh2_t *h = ud;
     h2s_t *s = find(h, id);
 
-    if (s && s->ws) {
+    if (s && s->tunneled) {
+        if (s->tunnel)
+            replay_pass_tunnel_feed(s->tunnel, data, len);
+    } else if (s && s->ws) {
         if (!s->ws_end && rws_feed(s->ws, data, len) < 0) {
             /* A close (ours is queued), or frames we do not take: our side ends after it. */
             s->ws_end = 1;
@@ -151,6 +160,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
         !(s = find(h, frame->hd.stream_id)) || s->resp || s->ws)
         return 0;
+    if (s->tunneled) {
+        if (s->tunnel && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            replay_pass_tunnel_eof(s->tunnel);
+        return 0;
+    }
     memset(&rq, 0, sizeof(rq));
     if (frame->hd.type == NGHTTP2_HEADERS && is_ws_connect(s)) {
         rq.ws = 1;
@@ -179,6 +193,8 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t err, v
         if ((*pp)->id == id) {
             h2s_t *s = *pp;
             *pp = s->next;
+            if (s->tunnel)
+                replay_pass_tunnel_drop(s->tunnel);
             stream_free(s);
             break;
         }
@@ -333,7 +349,7 @@ static ssize_t read_ws(nghttp2_session *session, int32_t id, uint8_t *buf, size_
         if (s->wsout_off == s->wsout_len)
             s->wsout_off = s->wsout_len = 0;
     }
-    if (!s->wsout_len && (s->ws_end || rws_closed(s->ws)))
+    if (!s->wsout_len && (s->ws_end || (s->ws && rws_closed(s->ws))))
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     else if (!n)
         return NGHTTP2_ERR_DEFERRED;
@@ -384,6 +400,74 @@ int rh2_websocket(rh2_t *h, int32_t id, const replay_entry_t *e)
     }
     rws_start(s->ws); /* (sent by rh2_feed, which is where this is called from) */
     return 0;
+}
+
+int rh2_tunnel_attach(rh2_t *h, int32_t id, struct pass *p)
+{
+    h2s_t *s = find(h, id);
+
+    if (!s || s->ws || s->tunneled)
+        return -1;
+    s->tunnel = p;
+    s->tunneled = 1;
+    return 0;
+}
+
+int rh2_tunnel_open(rh2_t *h, int32_t id, const char *proto, const char *ext)
+{
+    h2s_t *s = find(h, id);
+    nghttp2_nv nv[3] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE}};
+    nghttp2_data_provider dp;
+    size_t n = 1;
+
+    if (!s || !s->tunnel || s->tunnel_open)
+        return -1;
+    /* What the upstream agreed to, so that the client frames as it does. */
+    if (proto)
+        nv[n++] = (nghttp2_nv){(uint8_t *)"sec-websocket-protocol", (uint8_t *)proto, 22,
+                               strlen(proto), NGHTTP2_NV_FLAG_NONE};
+    if (ext)
+        nv[n++] = (nghttp2_nv){(uint8_t *)"sec-websocket-extensions", (uint8_t *)ext, 24,
+                               strlen(ext), NGHTTP2_NV_FLAG_NONE};
+    dp.source.ptr = s;
+    dp.read_callback = read_ws;
+    if (nghttp2_submit_response(h->s, id, nv, n, &dp) != 0)
+        return -1;
+    s->tunnel_open = 1;
+    flush(h);
+    return 0;
+}
+
+void rh2_tunnel_end(rh2_t *h, int32_t id, rresp_t *resp)
+{
+    h2s_t *s = find(h, id);
+
+    if (!s) {
+        rresp_free(resp);
+        return;
+    }
+    s->tunnel = NULL;
+    if (!s->tunnel_open) {
+        rh2_respond(h, id, resp);
+        return;
+    }
+    rresp_free(resp);
+    s->ws_end = 1;
+    nghttp2_session_resume_data(h->s, id);
+    flush(h);
+}
+
+void rh2_tunnel_forget(rh2_t *h, int32_t id)
+{
+    h2s_t *s = find(h, id);
+
+    if (s)
+        s->tunnel = NULL;
+}
+
+void rh2_flush(rh2_t *h)
+{
+    flush(h);
 }
 
 void rh2_reset(rh2_t *h, int32_t id)

@@ -5,12 +5,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/rand.h>
+
 #include "conn.h"
 #include "errors.h"
 #include "httpconv.h"
 #include "log.h"
 #include "outleg.h"
 #include "replay_pass.h"
+#include "replay_ws.h"
 #include "tls.h"
 
 #define PASS_TIMEOUT_MS 30000
@@ -42,7 +45,15 @@ typedef struct pass {
     uint8_t *early; /* the client's bytes before that */
     size_t early_len;
     size_t up_bytes; /* what the upstream sent */
+    /* An HTTP/2 client's (RFC 8441): the upstream's answer head is ours to read, and the
+       stream opens once it is a 101 whose accept key is that of the key we sent. */
+    char accept[RWS_ACCEPT_LEN + 1];
+    char *head;
+    size_t head_len;
+    int opened;
 } pass_t;
+
+#define TUNNEL_HEAD_MAX (64u * 1024) /* the upstream's answer head to an HTTP/2 client's */
 
 #define TUNNEL_EARLY_MAX (1u << 20) /* client bytes kept until the upstream is ready */
 
@@ -53,6 +64,7 @@ static void pass_closed(pass_t *p)
     outleg_free(&p->leg);
     http_exchange_free(p->got);
     free(p->early);
+    free(p->head);
     free(p->req);
     free(p->env);
     free(p);
@@ -83,16 +95,18 @@ static void pass_end(pass_t *p)
                 break;
             }
         if (p->tunnel) {
-            /* The client gets our FIN after what the upstream sent, or a 502 when it sent
-               nothing. */
+            /* The client gets the end after what the upstream sent, or a 502 when nothing
+               went to it. */
             char hp[300];
+            int none = p->stream ? !p->opened : !p->up_bytes;
 
             if (p->err[0])
                 log_info("passthrough to %s://%s: %s", p->scheme,
                          mr_hostport(hp, sizeof(hp), p->host, (unsigned)p->port), p->err);
-            rconn_tunnel_end(p->rc, p->up_bytes ? NULL
-                                    : p->err[0] ? p->err
-                                                : "no response from upstream");
+            rconn_tunnel_end(p->rc, p->stream,
+                             !none       ? NULL
+                             : p->err[0] ? p->err
+                                         : "no response from upstream");
         } else if (p->got && p->got->status) {
             replay_entry_t e;
             memset(&e, 0, sizeof(e));
@@ -205,19 +219,95 @@ static void on_connect(conn_t *c, int status)
     send_request(p);
 }
 
+/* The value of header name in an answer head (the lines after the first), into out. */
+static int head_value(const char *head, const char *name, char *out, size_t len)
+{
+    size_t n = strlen(name);
+
+    for (const char *l = strstr(head, "\r\n"); l && l[2] && l[2] != '\r';
+         l = strstr(l + 2, "\r\n")) {
+        const char *v = l + 2, *e = strstr(v, "\r\n");
+        if (e && strncasecmp(v, name, n) == 0 && v[n] == ':') {
+            v += n + 1;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            snprintf(out, len, "%.*s", (int)(e - v), v);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* For an HTTP/2 client: the upstream's answer head, once whole. 1 when the stream opened (the
+   last *rest bytes of buf are frames), 0 while the head is not whole, -1 when it is no
+   WebSocket (p->err says why). */
+static int read_head(pass_t *p, const uint8_t *buf, size_t len, size_t *rest)
+{
+    char *d, *end, proto[512] = "", ext[1024] = "", accept[64] = "";
+    size_t had = p->head_len;
+    int status = 0;
+
+    if (p->head_len + len > TUNNEL_HEAD_MAX || !(d = realloc(p->head, p->head_len + len + 1))) {
+        snprintf(p->err, sizeof(p->err), "the upstream's answer head is too long");
+        return -1;
+    }
+    memcpy(d + p->head_len, buf, len);
+    p->head = d;
+    p->head_len += len;
+    d[p->head_len] = '\0';
+    if (!(end = strstr(d, "\r\n\r\n")))
+        return 0;
+    *rest = had + len - (size_t)(end + 4 - d);
+    end[2] = '\0'; /* the last line keeps its CRLF */
+    if (sscanf(d, "HTTP/1.%*c %d", &status) != 1 || status != 101) {
+        snprintf(p->err, sizeof(p->err), "the upstream answered the WebSocket upgrade with %.60s",
+                 status ? strtok(d, "\r") : "what is not HTTP/1.1");
+        return -1;
+    }
+    if (!head_value(d, "sec-websocket-accept", accept, sizeof(accept)) ||
+        strcmp(accept, p->accept) != 0) {
+        snprintf(p->err, sizeof(p->err),
+                 "the upstream's Sec-WebSocket-Accept is not that of our key");
+        return -1;
+    }
+    head_value(d, "sec-websocket-protocol", proto, sizeof(proto));
+    head_value(d, "sec-websocket-extensions", ext, sizeof(ext));
+    if (rconn_tunnel_open(p->rc, p->stream, proto[0] ? proto : NULL, ext[0] ? ext : NULL) < 0) {
+        snprintf(p->err, sizeof(p->err), "the client's stream is gone");
+        return -1;
+    }
+    p->opened = 1;
+    free(p->head);
+    p->head = NULL;
+    p->head_len = 0;
+    return 1;
+}
+
 static void on_data(conn_t *c, const uint8_t *buf, size_t len)
 {
     pass_t *p = c->data;
+    size_t rest = len;
 
     outleg_data(&p->leg, buf, len);
-    if (p->tunnel && !p->closing) {
-        /* The answer has begun: from here on the connection lives as long as both ends
-           want it. */
-        uv_timer_stop(&p->timer);
-        p->up_bytes += len;
-        if (p->rc && rconn_tunnel_data(p->rc, buf, len) < 0)
-            end_soon(p, "out of memory");
+    if (!p->tunnel || p->closing)
+        return;
+    /* The answer has begun: from here on the connection lives as long as both ends want
+       it. */
+    uv_timer_stop(&p->timer);
+    p->up_bytes += len;
+    if (!p->rc)
+        return;
+    if (p->stream && !p->opened) {
+        int r = read_head(p, buf, len, &rest);
+        if (r < 0)
+            end_soon(p, NULL);
+        if (r <= 0)
+            return;
     }
+    if (rest && rconn_tunnel_data(p->rc, p->stream, buf + len - rest, rest) < 0)
+        end_soon(p, "the client's side is gone");
 }
 
 static void on_wire(conn_t *c, int out, const uint8_t *buf, size_t len)
@@ -261,7 +351,8 @@ static const conn_cb_t pass_cbs = {
    for it (Connection: Upgrade), else it asks for the connection to close after one answer. */
 static pass_t *pass_new(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
                         const struct sockaddr_storage *to, const char *host, int tls,
-                        const rreq_t *rq, rconn_t *c, int32_t stream, const char *upgrade)
+                        const rreq_t *rq, rconn_t *c, int32_t stream, const char *upgrade,
+                        const char *extra)
 {
     pass_t *p;
     const http_msg_t *m = rq->msg;
@@ -273,7 +364,7 @@ static pass_t *pass_new(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
     if (!cctx || !(p = calloc(1, sizeof(*p))))
         return NULL;
     if (upgrade)
-        cap += strlen(upgrade);
+        cap += strlen(upgrade) + (extra ? strlen(extra) : 0);
     for (size_t i = 0; i < m->nheaders; i++)
         cap += strlen(m->headers[i].name) + strlen(m->headers[i].value) + 4;
     if (!(p->req = malloc(cap)) || !(p->env = calloc(1, sizeof(*p->env)))) {
@@ -295,7 +386,8 @@ static pass_t *pass_new(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
                                 m->body_len);
     if (upgrade)
         off += (size_t)snprintf((char *)p->req + off, cap - off,
-                                "Upgrade: %s\r\nConnection: Upgrade\r\n\r\n", upgrade);
+                                "%sUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", extra ? extra : "",
+                                upgrade);
     else
         off += (size_t)snprintf((char *)p->req + off, cap - off, "Connection: close\r\n\r\n");
     if (m->body_len) {
@@ -346,7 +438,7 @@ int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
                       const struct sockaddr_storage *to, const char *host, int tls,
                       const rreq_t *rq, rconn_t *c, int32_t stream)
 {
-    pass_t *p = pass_new(loop, cctx, rec, to, host, tls, rq, c, stream, NULL);
+    pass_t *p = pass_new(loop, cctx, rec, to, host, tls, rq, c, stream, NULL, NULL);
 
     if (!p)
         return -ENOMEM;
@@ -356,13 +448,43 @@ int replay_pass_start(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
 
 struct pass *replay_pass_tunnel(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
                                 const struct sockaddr_storage *to, const char *host, int tls,
-                                const rreq_t *rq, rconn_t *c)
+                                const rreq_t *rq, rconn_t *c, int32_t stream)
 {
-    const char *up = http_msg_header(rq->msg, "upgrade");
-    pass_t *p = up ? pass_new(loop, cctx, rec, to, host, tls, rq, c, 0, up) : NULL;
+    pass_t *p;
+    const char *up = stream ? "websocket" : http_msg_header(rq->msg, "upgrade");
+    char extra[128] = "", accept[RWS_ACCEPT_LEN + 1] = "";
 
-    if (!p)
+    if (!up)
         return NULL;
+    if (stream) {
+        /* An extended CONNECT has no key: ours, and the answer must carry its accept key. */
+        static const char b64[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        unsigned char r[16];
+        char key[25];
+        size_t k = 0;
+
+        if (RAND_bytes(r, sizeof(r)) != 1)
+            return NULL;
+        for (size_t i = 0; i < 15; i += 3) {
+            uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
+            key[k++] = b64[v >> 18];
+            key[k++] = b64[(v >> 12) & 63];
+            key[k++] = b64[(v >> 6) & 63];
+            key[k++] = b64[v & 63];
+        }
+        key[k++] = b64[r[15] >> 2];
+        key[k++] = b64[(r[15] & 3) << 4];
+        key[k++] = '=';
+        key[k++] = '=';
+        key[k] = '\0';
+        if (rws_accept_key(key, accept) < 0)
+            return NULL;
+        snprintf(extra, sizeof(extra), "Sec-WebSocket-Key: %s\r\n", key);
+    }
+    if (!(p = pass_new(loop, cctx, rec, to, host, tls, rq, c, stream, up, extra[0] ? extra : NULL)))
+        return NULL;
+    memcpy(p->accept, accept, sizeof(accept));
     p->tunnel = 1;
     pass_go(p, loop, rq, to);
     return p;
@@ -397,12 +519,28 @@ void replay_pass_tunnel_eof(struct pass *p)
         conn_shutdown(&p->c);
 }
 
+void replay_pass_tunnel_drop(struct pass *p)
+{
+    pass_t **pp;
+
+    if (p->rc)
+        for (pp = (pass_t **)rconn_pass_list(p->rc); *pp; pp = &(*pp)->next)
+            if (*pp == p) {
+                *pp = p->next;
+                break;
+            }
+    p->rc = NULL;
+    end_soon(p, NULL);
+}
+
 void replay_pass_cancel(rconn_t *c)
 {
     pass_t **list = (pass_t **)rconn_pass_list(c), *p;
 
     while ((p = *list)) {
         *list = p->next;
+        if (p->tunnel)
+            rconn_tunnel_forget(c, p->stream);
         p->rc = NULL;
         end_soon(p, "the client went away");
     }

@@ -16,26 +16,7 @@
 need "$PY"
 "$PY" -c 'import websockets' 2>/dev/null || skip "python3-websockets not installed"
 need_replay
-# server.py PORT [NAME [CERT KEY]]: greets with "welcome" and echoes with "echo:", or with NAME
-# and "NAME:"; over TLS with CERT and KEY.
-cat >"$WORK/server.py" <<'PY'
-import asyncio, ssl, sys, websockets
-name = sys.argv[2] if len(sys.argv) > 2 else None
-async def handler(ws, path=None):
-    await ws.send(name or "welcome")
-    pre = (name + ":") if name else "echo:"
-    async for m in ws:
-        await ws.send((pre + m) if isinstance(m, str) else (pre.encode() + m))
-async def main():
-    ctx = None
-    if len(sys.argv) > 4:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(sys.argv[3], sys.argv[4])
-    async with websockets.serve(handler, "127.0.0.1", int(sys.argv[1]), ssl=ctx, max_size=None):
-        print("ready", flush=True)
-        await asyncio.Future()
-asyncio.run(main())
-PY
+WS_SERVER=$top_srcdir/tests/integration/ws_server.py
 # client.py PORT|URL...: for each, a session with permessage-deflate offered and one without,
 # to ws://127.0.0.1:PORT/chat or to URL, with ?c=deflate or ?c=none.
 cat >"$WORK/client.py" <<'PY'
@@ -59,7 +40,7 @@ async def main():
 asyncio.run(main())
 PY
 WP=$(free_port)
-start_server "the WebSocket server" "$WP" 20 "$WORK/server.log" "$PY" "$WORK/server.py" "$WP"
+start_server "the WebSocket server" "$WP" 20 "$WORK/server.log" "$PY" "$WS_SERVER" "$WP"
 "$PY" "$WORK/client.py" "$WP" >"$WORK/direct.txt" 2>&1 || fail "direct: $(cat "$WORK/direct.txt")"
 [ "$(wc -l <"$WORK/direct.txt")" = 14 ] || fail "direct, the client printed: $(cat "$WORK/direct.txt")"
 "$MITMREC" -q -o "$WORK/w.pcapng" -- "$PY" "$WORK/client.py" "$WP" >"$WORK/rec.txt" 2>"$WORK/rec.log" ||
@@ -81,10 +62,10 @@ done
 # --record-new records it so that it replays afterwards without the server.
 TEST_CA=$TLS_FIXTURES/test-ca.pem
 LP=$(free_port)
-start_server "the live WebSocket server" "$LP" 20 "$WORK/live.log" "$PY" "$WORK/server.py" "$LP" live
+start_server "the live WebSocket server" "$LP" 20 "$WORK/live.log" "$PY" "$WS_SERVER" "$LP" live
 LIVE_PID=$SERVER_PID
 LS=$(free_port)
-start_server "the live wss server" "$LS" 20 "$WORK/lives.log" "$PY" "$WORK/server.py" "$LS" live \
+start_server "the live wss server" "$LS" 20 "$WORK/lives.log" "$PY" "$WS_SERVER" "$LS" live \
     "$TLS_FIXTURES/origin-chain.pem" "$TLS_FIXTURES/origin-key.pem"
 URLS=("ws://127.0.0.1:$LP/live" "wss://localhost:$LS/live")
 SSL_CERT_FILE=$TEST_CA "$PY" "$WORK/client.py" "${URLS[@]}" >"$WORK/live-direct.txt" 2>&1 ||
