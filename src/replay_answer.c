@@ -50,6 +50,10 @@ static void pq_run(rconn_t *c)
             p->resp = NULL;
         } else if (p->stream && c->h2 && p->reset) {
             rh2_reset(c->h2, p->stream);
+        } else if (p->ws && c->h2) {
+            /* (a stream that is gone takes nothing) */
+            if (rh2_ws_send(c->h2, p->stream, p->bytes, p->len) == 0)
+                rh2_flush(c->h2);
         } else {
             if (p->len)
                 conn_write(&c->c, p->bytes, p->len);
@@ -158,12 +162,12 @@ static int ws_upgrade(rconn_t *c, const replay_entry_t *e, const rreq_t *rq, pen
     return 1;
 }
 
-int rconn_ws_send(rconn_t *c, int32_t stream, uint8_t *bytes, size_t len)
+int rconn_ws_send(rconn_t *c, int32_t stream, uint8_t *bytes, size_t len, uint64_t delay_ms)
 {
     pending_t *p;
     int rc;
 
-    if (stream) {
+    if (stream && !delay_ms && !c->pq) {
         rc = c->h2 ? rh2_ws_send(c->h2, stream, bytes, len) : -1;
         free(bytes);
         return rc < 0 ? -ENOMEM : 0;
@@ -174,7 +178,9 @@ int rconn_ws_send(rconn_t *c, int32_t stream, uint8_t *bytes, size_t len)
     }
     p->bytes = bytes;
     p->len = len;
-    rconn_pq_add(c, p, 0);
+    p->stream = stream;
+    p->ws = stream != 0;
+    rconn_pq_add(c, p, delay_ms);
     return 0;
 }
 

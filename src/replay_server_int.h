@@ -35,6 +35,7 @@ typedef struct pending {
     rresp_t *resp;
     int shut;  /* then send our FIN */
     int reset; /* then reset the connection */
+    int ws;    /* HTTP/2: bytes is a WebSocket frame for stream */
 } pending_t;
 
 struct rconn {
@@ -84,9 +85,10 @@ struct replay_server {
 /* replay_server.c: client bytes of a WebSocket conversation. */
 void rconn_ws_feed(rconn_t *c, const uint8_t *data, size_t len);
 
-/* replay_answer.c: a WebSocket frame of ours (takes bytes): queued on the connection
-   (stream 0, after an HTTP/1.1 upgrade) or on an HTTP/2 stream. 0, or -ENOMEM. */
-int rconn_ws_send(rconn_t *c, int32_t stream, uint8_t *bytes, size_t len);
+/* replay_answer.c: a WebSocket frame of ours (takes bytes), to go delay_ms from now (never
+   ahead of what is queued): on the connection (stream 0, after an HTTP/1.1 upgrade) or on an
+   HTTP/2 stream. 0, or -ENOMEM. */
+int rconn_ws_send(rconn_t *c, int32_t stream, uint8_t *bytes, size_t len, uint64_t delay_ms);
 
 /* replay_server.c: unlinks the connection and closes its timer; conn_close follows by the
    caller. */

@@ -31,6 +31,7 @@ struct rws {
     websocket_conn_t *dec;     /* the client's frames (formats/websocket.c) */
     int closed;                /* we sent our close */
     int end;                   /* the client closed, or sent what we do not take */
+    int realtime;              /* --realtime: the server's messages keep their recorded delays */
 };
 
 int rws_accept_key(const char *key, char out[RWS_ACCEPT_LEN + 1])
@@ -47,8 +48,8 @@ int rws_accept_key(const char *key, char out[RWS_ACCEPT_LEN + 1])
     return 0;
 }
 
-/* One unmasked frame from us, FIN set, queued after what is queued. */
-static int send_frame(rws_t *w, int opcode, const uint8_t *data, size_t len)
+/* One unmasked frame from us, FIN set, queued after what is queued (delay_ms from now). */
+static int send_frame(rws_t *w, int opcode, const uint8_t *data, size_t len, uint64_t delay_ms)
 {
     uint8_t *b = malloc(len + 10);
     size_t h = 2;
@@ -71,7 +72,7 @@ static int send_frame(rws_t *w, int opcode, const uint8_t *data, size_t len)
     }
     if (len)
         memcpy(b + h, data, len);
-    return rconn_ws_send(w->c, w->stream, b, h + len);
+    return rconn_ws_send(w->c, w->stream, b, h + len, delay_ms);
 }
 
 static int is_data(int opcode)
@@ -79,13 +80,18 @@ static int is_data(int opcode)
     return opcode == 1 || opcode == 2;
 }
 
-/* Plays the server's recorded messages from w->next up to the client's next data message. */
-static void play_server_turn(rws_t *w)
+/* Plays the server's recorded messages from w->next up to the client's next data message. With
+   --realtime each goes as long after now as it came after since_usec (the recorded time of
+   what began the turn) in the recording. */
+static void play_server_turn(rws_t *w, uint64_t since_usec)
 {
     const http_exchange_t *ex = w->ex;
 
     while (w->next < ex->nws && !w->closed) {
         const http_ws_message_t *m = &ex->ws[w->next];
+        uint64_t delay = w->realtime && since_usec && m->ts_usec > since_usec
+                             ? (m->ts_usec - since_usec) / 1000
+                             : 0;
 
         /* The client's next message, or its close (our close answers its close: a server
            close after it in the recording is that answer). */
@@ -95,13 +101,20 @@ static void play_server_turn(rws_t *w)
         if (m->send)
             continue;
         if (is_data(m->opcode)) {
-            send_frame(w, m->opcode, m->data, m->len);
+            send_frame(w, m->opcode, m->data, m->len, delay);
         } else if (m->opcode == 8) {
             /* the server closed first in the recording */
-            send_frame(w, 8, m->data, m->len > 125 ? 125 : m->len);
+            send_frame(w, 8, m->data, m->len > 125 ? 125 : m->len, delay);
             w->closed = 1;
         }
     }
+}
+
+/* The turn after the client's recorded message at w->next (sent at ts_usec). */
+static void play_server_turn_after(rws_t *w, uint64_t ts_usec)
+{
+    w->next++;
+    play_server_turn(w, ts_usec);
 }
 
 /* A whole message from the client: its recorded counterpart is the next data message the
@@ -115,9 +128,11 @@ static void client_message(rws_t *w)
             return;
         w->next++;
     }
-    if (w->next < ex->nws)
-        w->next++;
-    play_server_turn(w);
+    if (w->next < ex->nws) {
+        play_server_turn_after(w, ex->ws[w->next].ts_usec);
+        return;
+    }
+    play_server_turn(w, 0);
 }
 
 /* The decoder's message (control frames are messages too; the data is kept only up to 125
@@ -140,12 +155,12 @@ static void on_message(void *opaque, int dir, int opcode, const uint8_t *data, s
         break;
     case 8:
         if (!w->closed)
-            send_frame(w, 8, data, len >= 2 ? 2 : 0);
+            send_frame(w, 8, data, len >= 2 ? 2 : 0, 0);
         w->closed = 1;
         w->end = 1;
         break;
     case 9:
-        if (send_frame(w, 10, data, len) < 0)
+        if (send_frame(w, 10, data, len, 0) < 0)
             w->end = 1;
         break;
     default: /* a pong */
@@ -169,12 +184,14 @@ rws_t *rws_new(rconn_t *c, int32_t stream, const http_exchange_t *ex)
     w->c = c;
     w->stream = stream;
     w->ex = ex;
+    w->realtime = c->srv->cfg.o->realtime;
     return w;
 }
 
 void rws_start(rws_t *w)
 {
-    play_server_turn(w);
+    /* The first turn's delays count from the recorded answer to the upgrade. */
+    play_server_turn(w, w->ex->t_resp_start);
 }
 
 int rws_feed(rws_t *w, const uint8_t *data, size_t len)

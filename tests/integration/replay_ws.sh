@@ -57,6 +57,39 @@ for from in w.pcapng w.har; do
         fail "replay from $from, the client printed: $(diff "$WORK/direct.txt" "$WORK/$from.txt" | head -5)"
 done
 
+# --realtime: the server's messages keep their recorded delays. The server answers "tick" with
+# three messages 200 ms apart; replayed as fast as possible they come at once, with
+# --realtime 600 ms after the client's message, as recorded.
+cat >"$WORK/tick.py" <<'PY'
+import asyncio, sys, time, websockets
+async def main():
+    async with websockets.connect("ws://127.0.0.1:%s/tick" % sys.argv[1]) as ws:
+        print("greeting", await asyncio.wait_for(ws.recv(), 5))
+        t0 = time.monotonic()
+        await ws.send("tick")
+        got = [await asyncio.wait_for(ws.recv(), 5) for _ in range(3)]
+        print(" ".join(got), "after %d ms" % ((time.monotonic() - t0) * 1000), flush=True)
+asyncio.run(main())
+PY
+start_server "the WebSocket server" "$WP" 20 "$WORK/server.log" "$PY" "$WS_SERVER" "$WP"
+"$MITMREC" -q -o "$WORK/t.pcapng" -- "$PY" "$WORK/tick.py" "$WP" >"$WORK/t.txt" 2>"$WORK/t.log" ||
+    fail "recording the ticks: $(cat "$WORK/t.txt" "$WORK/t.log")"
+stop_server "the WebSocket server" "$WP"
+ms() { sed -n 's/^tick 1 tick 2 tick 3 after \([0-9]*\) ms$/\1/p' "$1"; }
+rec=$(ms "$WORK/t.txt")
+[ -n "$rec" ] && [ "$rec" -ge 600 ] || fail "recording the ticks, the client printed: $(cat "$WORK/t.txt")"
+for from in t.pcapng t.har; do
+    run_replay "$WORK/fast.log" "$WORK/$from" --strict -- "$PY" "$WORK/tick.py" "$WP" >"$WORK/fast.txt"
+    fast=$(ms "$WORK/fast.txt")
+    [ "$REPLAY_RC" = 0 ] && [ -n "$fast" ] && [ "$fast" -lt 300 ] ||
+        fail "replay of the ticks from $from: status $REPLAY_RC, the client printed: $(cat "$WORK/fast.txt")"
+    run_replay "$WORK/slow.log" "$WORK/$from" --strict --realtime -- "$PY" "$WORK/tick.py" "$WP" >"$WORK/slow.txt"
+    slow=$(ms "$WORK/slow.txt")
+    [ "$REPLAY_RC" = 0 ] && [ -n "$slow" ] && [ "$slow" -ge $((rec - 100)) ] && [ "$slow" -lt $((rec + 1000)) ] ||
+        fail "replay of the ticks from $from with --realtime: status $REPLAY_RC, the client printed: $(cat "$WORK/slow.txt") (recorded: $rec ms)"
+    log "ticks from $from: recorded after $rec ms, replayed after $fast ms, with --realtime after $slow ms"
+done
+
 # --unmatched passthrough: a WebSocket the recording does not have goes to the live server,
 # over ws:// and wss://, with and without permessage-deflate (negotiated end to end), and
 # --record-new records it so that it replays afterwards without the server.

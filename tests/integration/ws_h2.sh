@@ -110,6 +110,18 @@ s.once('remoteSettings', (set) => {
   (async () => {
     let f = await next();
     console.log('greeting ' + f.op + ' ' + f.data.toString());
+    if (url.pathname === '/tick') {
+      // the server answers "tick" with three messages, 200 ms apart: how long they take
+      const t0 = Date.now(), got = [];
+      st.write(frame(1, Buffer.from('tick')));
+      for (let i = 0; i < 3; i++) got.push((await next()).data.toString());
+      console.log(got.join(' ') + ' after ' + (Date.now() - t0) + ' ms');
+      st.write(frame(8, Buffer.from([3, 232])));
+      await next();
+      st.end();
+      st.on('close', () => { clearTimeout(timer); s.close(); });
+      return;
+    }
     for (const [op, m] of [[1, Buffer.from('hello')], [2, Buffer.from([0, 1, 255, 98])],
                            [1, Buffer.alloc(0)], [1, Buffer.alloc(100000, 'x')]]) {
       st.write(frame(op, m));
@@ -209,7 +221,27 @@ if "$PY" -c 'import websockets' 2>/dev/null; then
     [ "$(har_query "$WORK/new.har" '" ".join("%s %s %d %d" % (e["request"]["url"], e["request"]["httpVersion"], e["response"]["status"], len(e.get("_webSocketMessages", []))) for e in h["log"]["entries"])')" = \
         "$LURL HTTP/1.1 101 13" ] ||
         fail "--record-new's HAR: $(har_query "$WORK/new.har" '[(e["request"]["url"], e["response"]["status"], len(e.get("_webSocketMessages", []))) for e in h["log"]["entries"]]')"
+    # Ticks recorded the same way, for --realtime below.
+    run_replay "$WORK/tickrec.log" "$WORK/w.pcapng" --unmatched passthrough --cacert "$TEST_CA" \
+        --record-new "$WORK/tick.pcapng" -- node "$WORK/client.js" "https://localhost:$LS/tick" >"$WORK/tick.txt"
+    rec=$(sed -n 's/^tick 1 tick 2 tick 3 after \([0-9]*\) ms$/\1/p' "$WORK/tick.txt")
+    [ "$REPLAY_RC" = 0 ] && [ -n "$rec" ] && [ "$rec" -ge 600 ] ||
+        fail "ticks through passthrough: status $REPLAY_RC, the client printed: $(cat "$WORK/tick.txt")"
     stop_server "the HTTP/1.1 WebSocket server" "$LS"
+    # --realtime over HTTP/2: the server's messages keep their recorded delays.
+    for rt in "" --realtime; do
+        run_replay "$WORK/tick$rt.log" "$WORK/tick.pcapng" --strict $rt -- node "$WORK/client.js" \
+            "https://localhost:$LS/tick" >"$WORK/tick$rt.txt"
+        got=$(sed -n 's/^tick 1 tick 2 tick 3 after \([0-9]*\) ms$/\1/p' "$WORK/tick$rt.txt")
+        if [ -z "$rt" ]; then
+            [ "$REPLAY_RC" = 0 ] && [ -n "$got" ] && [ "$got" -lt 300 ] ||
+                fail "ticks replayed over HTTP/2: status $REPLAY_RC, the client printed: $(cat "$WORK/tick$rt.txt")"
+        else
+            [ "$REPLAY_RC" = 0 ] && [ -n "$got" ] && [ "$got" -ge $((rec - 100)) ] && [ "$got" -lt $((rec + 1000)) ] ||
+                fail "ticks replayed over HTTP/2 with --realtime: status $REPLAY_RC, the client printed: $(cat "$WORK/tick$rt.txt") (recorded: $rec ms)"
+        fi
+        log "ticks over HTTP/2${rt:+ with $rt}: recorded after $rec ms, replayed after $got ms"
+    done
     run_replay "$WORK/again.log" "$WORK/new.pcapng" --strict -- node "$WORK/client.js" "$LURL" >"$WORK/again.txt"
     [ "$REPLAY_RC" = 0 ] || fail "replay of the passed-through one: status $REPLAY_RC: $(tail -n 5 "$WORK/again.log")"
     cmp -s "$WORK/again.txt" "$WORK/direct.txt" ||

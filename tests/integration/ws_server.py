@@ -6,7 +6,8 @@
 
 On 127.0.0.1:PORT it greets each client with "welcome" and answers each message with
 "echo:" and the message (text or binary), or with NAME and "NAME:"; over TLS with CERT and
-KEY. Prints "ready" once it listens.
+KEY. A text message "tick" is answered instead with "tick 1", "tick 2" and "tick 3", 200 ms
+apart, the first 200 ms after it. Prints "ready" once it listens.
 """
 import asyncio
 import ssl
@@ -21,6 +22,11 @@ async def handler(ws, path=None):
     await ws.send(NAME or "welcome")
     pre = (NAME + ":") if NAME else "echo:"
     async for m in ws:
+        if m == "tick":
+            for i in (1, 2, 3):
+                await asyncio.sleep(0.2)
+                await ws.send("tick %d" % i)
+            continue
         await ws.send((pre + m) if isinstance(m, str) else (pre.encode() + m))
 
 
