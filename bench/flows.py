@@ -15,6 +15,8 @@ import asyncio
 import ssl
 import sys
 
+from idle import content_length  # bench/idle.py, beside this file
+
 HANDSHAKES_AT_ONCE = 8
 
 
@@ -24,11 +26,7 @@ async def get(reader, writer, port):
     head = await reader.readuntil(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 200 "):
         raise RuntimeError("answer %r" % head.split(b"\r\n")[0])
-    length = None
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
+    length = content_length(head)
     if length != 1024:
         raise RuntimeError("Content-Length %r, not 1024" % length)
     await reader.readexactly(length)

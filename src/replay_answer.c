@@ -315,6 +315,20 @@ void rconn_request(rconn_t *c, const rreq_t *rq, int32_t stream)
     rconn_pq_add(c, p, delay);
 }
 
+/* A queue item that sends a copy of data. NULL on ENOMEM. */
+static pending_t *pending_copy(const uint8_t *data, size_t len)
+{
+    pending_t *p = calloc(1, sizeof(*p));
+
+    if (!p || !(p->bytes = malloc(len ? len : 1))) {
+        free(p);
+        return NULL;
+    }
+    memcpy(p->bytes, data, len);
+    p->len = len;
+    return p;
+}
+
 /* Passthrough answered (replay_pass.c): serve its exchange like a recorded one. */
 void rconn_pass_done(rconn_t *c, int32_t stream, const replay_entry_t *e, const char *method,
                      const char *err)
@@ -351,12 +365,8 @@ int rconn_tunnel_data(rconn_t *c, int32_t stream, const uint8_t *data, size_t le
         rh2_flush(c->h2);
         return 0;
     }
-    if (!(p = calloc(1, sizeof(*p))) || !(p->bytes = malloc(len))) {
-        free(p);
+    if (!(p = pending_copy(data, len)))
         return -1;
-    }
-    memcpy(p->bytes, data, len);
-    p->len = len;
     rconn_pq_add(c, p, 0);
     return 0;
 }
@@ -472,14 +482,10 @@ static void raw_advance(rconn_t *c)
 
     while (c->idx < cv->nchunks && cv->chunks[c->idx].dir == 1) {
         replay_chunk_t *ch = &cv->chunks[c->idx];
-        pending_t *p = calloc(1, sizeof(*p));
+        pending_t *p = pending_copy(ch->data, ch->len);
         uint64_t delay = 0;
-        if (!p || !(p->bytes = malloc(ch->len))) {
-            free(p);
+        if (!p)
             return;
-        }
-        memcpy(p->bytes, ch->data, ch->len);
-        p->len = ch->len;
         if (c->srv->cfg.o->realtime && c->idx > 0 && ch->ts_usec > cv->chunks[c->idx - 1].ts_usec)
             delay = (ch->ts_usec - cv->chunks[c->idx - 1].ts_usec) / 1000;
         c->idx++;

@@ -5,10 +5,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "conn.h"
 #include "errors.h"
+#include "http1.h"
 #include "httpconv.h"
 #include "log.h"
 #include "outleg.h"
@@ -45,15 +47,14 @@ typedef struct pass {
     uint8_t *early; /* the client's bytes before that */
     size_t early_len;
     size_t up_bytes; /* what the upstream sent */
-    /* An HTTP/2 client's (RFC 8441): the upstream's answer head is ours to read, and the
-       stream opens once it is a 101 whose accept key is that of the key we sent. */
+    /* An HTTP/2 client's (RFC 8441): the upstream's answer is ours to read (formats/http1.c),
+       and the stream opens once it is a 101 whose accept key is that of the key we sent. */
     char accept[RWS_ACCEPT_LEN + 1];
-    char *head;
-    size_t head_len;
+    http1_conn_t *h1;
     int opened;
 } pass_t;
 
-#define TUNNEL_HEAD_MAX (64u * 1024) /* the upstream's answer head to an HTTP/2 client's */
+#define TUNNEL_REFUSAL_MAX (64u * 1024) /* of the body of an answer that is not a 101 */
 
 #define TUNNEL_EARLY_MAX (1u << 20) /* client bytes kept until the upstream is ready */
 
@@ -64,7 +65,7 @@ static void pass_closed(pass_t *p)
     outleg_free(&p->leg);
     http_exchange_free(p->got);
     free(p->early);
-    free(p->head);
+    http1_conn_free(p->h1);
     free(p->req);
     free(p->env);
     free(p);
@@ -154,12 +155,65 @@ static void on_exchange(void *opaque, http_exchange_t *ex)
     end_soon(p, NULL);
 }
 
+/* For an HTTP/2 client, the upstream's answer as formats/http1.c decodes it. A 101 with our
+   key's accept key opens the stream, whose frames are the bytes after it. */
+static void tunnel_upgrade(void *opaque, http_exchange_t *ex)
+{
+    pass_t *p = opaque;
+    const char *accept = http_msg_header(&ex->resp, "sec-websocket-accept");
+
+    if (ex->status != 101 || !accept || strcmp(accept, p->accept) != 0) {
+        snprintf(p->err, sizeof(p->err),
+                 ex->status != 101 ? "the upstream answered the WebSocket upgrade with %d"
+                                   : "the upstream's Sec-WebSocket-Accept is not that of our key",
+                 ex->status);
+        return;
+    }
+    if (rconn_tunnel_open(p->rc, p->stream, http_msg_header(&ex->resp, "sec-websocket-protocol"),
+                          http_msg_header(&ex->resp, "sec-websocket-extensions")) < 0) {
+        snprintf(p->err, sizeof(p->err), "the client's stream is gone");
+        return;
+    }
+    p->opened = 1;
+}
+
+static void tunnel_upgrade_data(void *opaque, int dir, const uint8_t *data, size_t len,
+                                uint64_t ts_usec)
+{
+    pass_t *p = opaque;
+
+    (void)ts_usec;
+    if (dir == HTTP1_RESP && p->opened && rconn_tunnel_data(p->rc, p->stream, data, len) < 0)
+        snprintf(p->err, sizeof(p->err), "the client's side is gone");
+}
+
+/* Any answer: the 101's exchange (after tunnel_upgrade), or one that refused the upgrade. */
+static void tunnel_exchange(void *opaque, http_exchange_t *ex)
+{
+    pass_t *p = opaque;
+
+    if (!p->opened && !p->err[0] && ex->status)
+        snprintf(p->err, sizeof(p->err), "the upstream answered the WebSocket upgrade with %d",
+                 ex->status);
+    http_exchange_free(ex);
+}
+
 static void send_request(pass_t *p)
 {
     httpconv_callbacks_t cb = {NULL, on_exchange, NULL};
 
     if (p->tunnel) {
-        /* Nothing to decode: the upstream's bytes go to the client as they are. */
+        /* For an HTTP/1.1 client nothing to decode: the upstream's bytes go to it as they
+           are. For an HTTP/2 client the answer is read first. */
+        if (p->stream) {
+            static const http1_callbacks_t tcb = {NULL, NULL, tunnel_exchange, tunnel_upgrade,
+                                                  tunnel_upgrade_data};
+            if (!(p->h1 = http1_conn_new(&tcb, p, TUNNEL_REFUSAL_MAX)) ||
+                http1_conn_feed(p->h1, HTTP1_REQ, p->req, p->req_len, rec_now()) < 0) {
+                end_soon(p, "out of memory");
+                return;
+            }
+        }
         if (outleg_send(&p->leg, &p->c, p->req, p->req_len) < 0 ||
             (p->early_len && outleg_send(&p->leg, &p->c, p->early, p->early_len) < 0)) {
             end_soon(p, "cannot send the request upstream");
@@ -219,76 +273,9 @@ static void on_connect(conn_t *c, int status)
     send_request(p);
 }
 
-/* The value of header name in an answer head (the lines after the first), into out. */
-static int head_value(const char *head, const char *name, char *out, size_t len)
-{
-    size_t n = strlen(name);
-
-    for (const char *l = strstr(head, "\r\n"); l && l[2] && l[2] != '\r';
-         l = strstr(l + 2, "\r\n")) {
-        const char *v = l + 2, *e = strstr(v, "\r\n");
-        if (e && strncasecmp(v, name, n) == 0 && v[n] == ':') {
-            v += n + 1;
-            while (v < e && (*v == ' ' || *v == '\t'))
-                v++;
-            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            snprintf(out, len, "%.*s", (int)(e - v), v);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* For an HTTP/2 client: the upstream's answer head, once whole. 1 when the stream opened (the
-   last *rest bytes of buf are frames), 0 while the head is not whole, -1 when it is no
-   WebSocket (p->err says why). */
-static int read_head(pass_t *p, const uint8_t *buf, size_t len, size_t *rest)
-{
-    char *d, *end, proto[512] = "", ext[1024] = "", accept[64] = "";
-    size_t had = p->head_len;
-    int status = 0;
-
-    if (p->head_len + len > TUNNEL_HEAD_MAX || !(d = realloc(p->head, p->head_len + len + 1))) {
-        snprintf(p->err, sizeof(p->err), "the upstream's answer head is too long");
-        return -1;
-    }
-    memcpy(d + p->head_len, buf, len);
-    p->head = d;
-    p->head_len += len;
-    d[p->head_len] = '\0';
-    if (!(end = strstr(d, "\r\n\r\n")))
-        return 0;
-    *rest = had + len - (size_t)(end + 4 - d);
-    end[2] = '\0'; /* the last line keeps its CRLF */
-    if (sscanf(d, "HTTP/1.%*c %d", &status) != 1 || status != 101) {
-        snprintf(p->err, sizeof(p->err), "the upstream answered the WebSocket upgrade with %.60s",
-                 status ? strtok(d, "\r") : "what is not HTTP/1.1");
-        return -1;
-    }
-    if (!head_value(d, "sec-websocket-accept", accept, sizeof(accept)) ||
-        strcmp(accept, p->accept) != 0) {
-        snprintf(p->err, sizeof(p->err),
-                 "the upstream's Sec-WebSocket-Accept is not that of our key");
-        return -1;
-    }
-    head_value(d, "sec-websocket-protocol", proto, sizeof(proto));
-    head_value(d, "sec-websocket-extensions", ext, sizeof(ext));
-    if (rconn_tunnel_open(p->rc, p->stream, proto[0] ? proto : NULL, ext[0] ? ext : NULL) < 0) {
-        snprintf(p->err, sizeof(p->err), "the client's stream is gone");
-        return -1;
-    }
-    p->opened = 1;
-    free(p->head);
-    p->head = NULL;
-    p->head_len = 0;
-    return 1;
-}
-
 static void on_data(conn_t *c, const uint8_t *buf, size_t len)
 {
     pass_t *p = c->data;
-    size_t rest = len;
 
     outleg_data(&p->leg, buf, len);
     if (!p->tunnel || p->closing)
@@ -300,13 +287,14 @@ static void on_data(conn_t *c, const uint8_t *buf, size_t len)
     if (!p->rc)
         return;
     if (p->stream && !p->opened) {
-        int r = read_head(p, buf, len, &rest);
-        if (r < 0)
+        /* (the bytes after the 101 reach the client through tunnel_upgrade_data) */
+        if (http1_conn_feed(p->h1, HTTP1_RESP, buf, len, rec_now()) < 0 && !p->err[0])
+            snprintf(p->err, sizeof(p->err), "the upstream's answer is not HTTP/1.1");
+        if (p->err[0])
             end_soon(p, NULL);
-        if (r <= 0)
-            return;
+        return;
     }
-    if (rest && rconn_tunnel_data(p->rc, p->stream, buf + len - rest, rest) < 0)
+    if (rconn_tunnel_data(p->rc, p->stream, buf, len) < 0)
         end_soon(p, "the client's side is gone");
 }
 
@@ -321,6 +309,13 @@ static void on_eof(conn_t *c)
     pass_t *p = c->data;
 
     outleg_eof(&p->leg);
+    if (p->tunnel && p->h1 && !p->opened) {
+        /* an answer whose body the close ends: its status for the 502 */
+        uint64_t ts = rec_now();
+
+        http1_conn_eof(p->h1, HTTP1_RESP, ts);
+        http1_conn_finish(p->h1, NULL, ts);
+    }
     if (p->tunnel) {
         end_soon(p, p->up_bytes ? NULL : "upstream closed the connection before the response");
         return;
@@ -458,27 +453,12 @@ struct pass *replay_pass_tunnel(uv_loop_t *loop, SSL_CTX *cctx, recorder_t *rec,
         return NULL;
     if (stream) {
         /* An extended CONNECT has no key: ours, and the answer must carry its accept key. */
-        static const char b64[] =
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        unsigned char r[16];
-        char key[25];
-        size_t k = 0;
+        unsigned char r[16], key[25];
 
         if (RAND_bytes(r, sizeof(r)) != 1)
             return NULL;
-        for (size_t i = 0; i < 15; i += 3) {
-            uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
-            key[k++] = b64[v >> 18];
-            key[k++] = b64[(v >> 12) & 63];
-            key[k++] = b64[(v >> 6) & 63];
-            key[k++] = b64[v & 63];
-        }
-        key[k++] = b64[r[15] >> 2];
-        key[k++] = b64[(r[15] & 3) << 4];
-        key[k++] = '=';
-        key[k++] = '=';
-        key[k] = '\0';
-        if (rws_accept_key(key, accept) < 0)
+        EVP_EncodeBlock(key, r, sizeof(r));
+        if (rws_accept_key((const char *)key, accept) < 0)
             return NULL;
         snprintf(extra, sizeof(extra), "Sec-WebSocket-Key: %s\r\n", key);
     }

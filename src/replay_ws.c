@@ -31,7 +31,6 @@ struct rws {
     websocket_conn_t *dec;     /* the client's frames (formats/websocket.c) */
     int closed;                /* we sent our close */
     int end;                   /* the client closed, or sent what we do not take */
-    int realtime;              /* --realtime: the server's messages keep their recorded delays */
 };
 
 int rws_accept_key(const char *key, char out[RWS_ACCEPT_LEN + 1])
@@ -89,7 +88,7 @@ static void play_server_turn(rws_t *w, uint64_t since_usec)
 
     while (w->next < ex->nws && !w->closed) {
         const http_ws_message_t *m = &ex->ws[w->next];
-        uint64_t delay = w->realtime && since_usec && m->ts_usec > since_usec
+        uint64_t delay = w->c->srv->cfg.o->realtime && since_usec && m->ts_usec > since_usec
                              ? (m->ts_usec - since_usec) / 1000
                              : 0;
 
@@ -110,29 +109,21 @@ static void play_server_turn(rws_t *w, uint64_t since_usec)
     }
 }
 
-/* The turn after the client's recorded message at w->next (sent at ts_usec). */
-static void play_server_turn_after(rws_t *w, uint64_t ts_usec)
-{
-    w->next++;
-    play_server_turn(w, ts_usec);
-}
-
 /* A whole message from the client: its recorded counterpart is the next data message the
    client sent (not past its close: more messages than recorded get no answer). */
 static void client_message(rws_t *w)
 {
     const http_exchange_t *ex = w->ex;
+    uint64_t since = 0;
 
     while (w->next < ex->nws && !(ex->ws[w->next].send && is_data(ex->ws[w->next].opcode))) {
         if (ex->ws[w->next].send && ex->ws[w->next].opcode == 8)
             return;
         w->next++;
     }
-    if (w->next < ex->nws) {
-        play_server_turn_after(w, ex->ws[w->next].ts_usec);
-        return;
-    }
-    play_server_turn(w, 0);
+    if (w->next < ex->nws)
+        since = ex->ws[w->next++].ts_usec;
+    play_server_turn(w, since);
 }
 
 /* The decoder's message (control frames are messages too; the data is kept only up to 125
@@ -184,7 +175,6 @@ rws_t *rws_new(rconn_t *c, int32_t stream, const http_exchange_t *ex)
     w->c = c;
     w->stream = stream;
     w->ex = ex;
-    w->realtime = c->srv->cfg.o->realtime;
     return w;
 }
 

@@ -254,6 +254,19 @@ if "$PY" -c 'import websockets' 2>/dev/null; then
     log "an unrecorded WebSocket over HTTP/2 passed through to an HTTP/1.1 server, recorded, replayed; 502 once it is gone"
 fi
 
+# An upstream that does not switch protocols (openssl s_server -WWW answers the GET itself):
+# the extended CONNECT gets a 502, and the log says what the upstream answered.
+RP=$(free_port)
+start_server "openssl s_server" "$RP" 20 "$WORK/sserver.log" openssl s_server -accept "127.0.0.1:$RP" \
+    -cert "$TLS_FIXTURES/origin-chain.pem" -key "$TLS_FIXTURES/origin-key.pem" -WWW -quiet
+run_replay "$WORK/refused.log" "$WORK/w.pcapng" --unmatched passthrough --cacert "$TEST_CA" -- \
+    node "$WORK/client.js" "https://localhost:$RP/nothing" >"$WORK/refused.txt"
+[ "$(cat "$WORK/refused.txt")" = "status 502" ] &&
+    grep -q "passthrough to https://localhost:$RP: the upstream answered the WebSocket upgrade with [0-9]" "$WORK/refused.log" ||
+    fail "passthrough over HTTP/2 to a server that does not switch: $(cat "$WORK/refused.txt"; grep -i passthrough "$WORK/refused.log")"
+stop_server "openssl s_server" "$RP"
+log "an upstream that does not switch protocols: 502, and the log says what it answered"
+
 # The same recording, to an HTTP/1.1 client (python3-websockets: an upgrade, answered 101).
 if "$PY" -c 'import websockets' 2>/dev/null; then
     cat >"$WORK/client.py" <<'EOF'
