@@ -15,7 +15,7 @@ import asyncio
 import ssl
 import sys
 
-from idle import content_length  # bench/idle.py, beside this file
+from idle import content_length, tunnel  # bench/idle.py, beside this file
 
 HANDSHAKES_AT_ONCE = 8
 
@@ -35,13 +35,8 @@ async def get(reader, writer, port):
 async def one(args, ctx, gate, opened, go):
     pport, oport, _, k = args
     async with gate:
-        reader, writer = await asyncio.open_connection("127.0.0.1", pport, limit=1 << 20)
-        writer.write(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (oport, oport))
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        if b" 200 " not in head.split(b"\r\n")[0] + b" ":
-            raise RuntimeError("CONNECT answered %r" % head.split(b"\r\n")[0])
-        await writer.start_tls(ctx, server_hostname="127.0.0.1")
+        reader, writer = await tunnel(("127.0.0.1", pport), ("127.0.0.1", oport), ctx,
+                                      server_hostname="127.0.0.1", limit=1 << 20)
     opened[0] += 1
     await go.wait()
     for _ in range(k):

@@ -81,16 +81,25 @@ def content_length(head):
 
 # ---- idle -----------------------------------------------------------------------------
 
+async def tunnel(proxy, target, ctx, server_hostname=None, limit=1 << 16):
+    """A TLS connection to target (host, port) through the CONNECT of the HTTP proxy at proxy
+    (host, port): (reader, writer). Also used by bench/flows.py."""
+    r, w = await asyncio.open_connection(*proxy, limit=limit)
+    host = target[0].encode()
+    w.write(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host, target[1], host, target[1]))
+    await w.drain()
+    head = await r.readuntil(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0]
+    if status.split(b" ")[1:2] != [b"200"]:
+        raise OSError("CONNECT answered %r" % status[:80])
+    await w.start_tls(ctx, server_hostname=server_hostname)
+    return r, w
+
+
 async def open_one(a, ctx, sem, held):
     async with sem:
         if a.proxy:
-            r, w = await asyncio.open_connection(*a.proxy)
-            w.write(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (
-                a.target[0].encode(), a.target[1], a.target[0].encode(), a.target[1]))
-            head = await r.readuntil(b"\r\n\r\n")
-            if b" 200" not in head.split(b"\r\n", 1)[0]:
-                raise OSError("CONNECT refused: %r" % head[:80])
-            await w.start_tls(ctx)
+            r, w = await tunnel(a.proxy, a.target, ctx)
         else:
             r, w = await asyncio.open_connection(*a.target, ssl=ctx)
         held.append(w)

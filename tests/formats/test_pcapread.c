@@ -18,53 +18,7 @@
 #include "tcpsynth.h"
 
 #include "../check.h"
-
-/* ---- growable byte buffer, used as a sink and as a block builder ---- */
-
-typedef struct bytes {
-    uint8_t *p;
-    size_t len, cap;
-} bytes_t;
-
-/* Data and the peer's ACK right after it: the packet shapes these tests were written
-   around (tcpsynth itself leaves the ACK to the peer's next segment). */
-static int data_acked(tcpsynth_t *t, int dir, const void *data, size_t len)
-{
-    int rc = tcpsynth_data(t, dir, data, len);
-
-    return rc ? rc : tcpsynth_ack(t, dir);
-}
-
-static void b_add(bytes_t *b, const void *p, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-
-        while (cap < b->len + n)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        if (!b->p) {
-            fprintf(stderr, "out of memory\n");
-            exit(2);
-        }
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-static void b_free(bytes_t *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
-
-static int b_sink_write(void *opaque, const void *p, size_t n)
-{
-    b_add(opaque, p, n);
-    return 0;
-}
+#include "bytes.h"
 
 static void b_u8(bytes_t *b, uint8_t v)
 {
