@@ -162,6 +162,27 @@ static int write_reports(const replay_options_t *o, replay_report_t *rep, FILE *
     return failed;
 }
 
+static int client_replay(app_t *a, replaydb_t *db)
+{
+    replay_report_t *rep = NULL;
+    int status;
+
+    if ((a->reports[0] || a->reports[1]) && !(rep = replay_report_new())) {
+        log_error("out of memory");
+        drop_reports(&a->o, a->reports);
+        return 1;
+    }
+    status = replay_client_run(&a->o, db, rep);
+    if (status < 0) {
+        drop_reports(&a->o, a->reports);
+        status = 1;
+    } else if (rep && write_reports(&a->o, rep, a->reports)) {
+        status = 1;
+    }
+    replay_report_free(rep);
+    return status;
+}
+
 static int server_replay(app_t *a, replaydb_t *db)
 {
     const replay_options_t *o = &a->o;
@@ -366,7 +387,7 @@ int main(int argc, char **argv)
              mr_plural(db->ndns, "answer", "answers"), db->nnames,
              mr_plural(db->nnames, "name", "names"));
     if (a.o.mode == REPLAY_CLIENT)
-        status = replay_client_run(&a.o, db);
+        status = client_replay(&a, db);
     else
         status = server_replay(&a, db);
     replaydb_free(db);

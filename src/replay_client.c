@@ -42,6 +42,7 @@ typedef struct job {
     uv_getaddrinfo_t gai; /* resolving the host (no recorded address) */
     int resolving;
     int handles;
+    uint64_t t0; /* when it started (uv_hrtime) */
 } job_t;
 
 struct crun {
@@ -55,6 +56,7 @@ struct crun {
     int have_to;
     size_t next, running, finished;
     size_t same, different, failed;
+    replay_report_t *report; /* --report, or NULL */
 };
 
 static void start_next(crun_t *r);
@@ -158,6 +160,26 @@ static int compare(const replay_entry_t *e, const http_exchange_t *now, char *ou
     return diffs;
 }
 
+/* For --report: the result of entry e, started at t0 (0: never started). */
+static void add_result(crun_t *r, const replay_entry_t *e, uint64_t t0, const char *result,
+                       int status, const char *detail)
+{
+    report_result_t res = {
+        .index = e->index,
+        .method = e->ex->method,
+        .url = e->url,
+        .http2 = e->h2,
+        .was_status = e->ex->status,
+        .status = status,
+        .result = result,
+        .detail = detail,
+        .ms = t0 ? (double)(uv_hrtime() - t0) / 1e6 : 0,
+    };
+
+    if (r->report && replay_report_result(r->report, &res) < 0)
+        log_error("--report: out of memory: request %zu is left out", e->index);
+}
+
 static void report(job_t *j)
 {
     crun_t *r = j->run;
@@ -165,20 +187,23 @@ static void report(job_t *j)
     char diff[4096], hash[24];
 
     if (!j->got || !j->got->status) {
+        const char *why = j->err[0]                 ? j->err
+                          : j->got && j->got->error ? j->got->error
+                                                    : "no response";
         r->failed++;
-        log_line(stdout, "[%zu] %s %s: FAILED: %s", e->index, e->ex->method, e->url,
-                 j->err[0]                 ? j->err
-                 : j->got && j->got->error ? j->got->error
-                                           : "no response");
+        log_line(stdout, "[%zu] %s %s: FAILED: %s", e->index, e->ex->method, e->url, why);
+        add_result(r, e, j->t0, "failed", 0, why);
     } else if (compare(e, j->got, diff, sizeof(diff))) {
         r->different++;
         log_line(stdout, "[%zu] %s %s: DIFFERENT: %s", e->index, e->ex->method, e->url, diff);
+        add_result(r, e, j->t0, "different", j->got->status, diff);
     } else {
         r->same++;
         body_hash(&j->got->resp, hash);
         if (!r->o->quiet)
             log_line(stdout, "[%zu] %s %s: same (%d, body %s)", e->index, e->ex->method, e->url,
                      j->got->status, hash);
+        add_result(r, e, j->t0, "same", j->got->status, NULL);
     }
     fflush(stdout);
 }
@@ -588,11 +613,14 @@ static void start_next(crun_t *r)
         if (!j || conn_init(&j->c, &r->env, &conn_cbs, j) < 0) {
             free(j);
             r->failed++;
+            log_line(stdout, "[%zu] %s %s: FAILED: out of memory", e->index, e->ex->method, e->url);
+            add_result(r, e, 0, "failed", 0, "out of memory");
             continue;
         }
         j->run = r;
         j->e = e;
         j->handles = 2;
+        j->t0 = uv_hrtime();
         uv_timer_init(&r->loop, &j->timer);
         j->timer.data = j;
         uv_timer_start(&j->timer, timeout_cb, CLIENT_TIMEOUT_MS, 0);
@@ -601,22 +629,23 @@ static void start_next(crun_t *r)
     }
 }
 
-int replay_client_run(const replay_options_t *o, const replaydb_t *db)
+int replay_client_run(const replay_options_t *o, const replaydb_t *db, replay_report_t *report)
 {
     crun_t r;
     char err[512];
-    int status = 1;
+    int status = -1;
 
     memset(&r, 0, sizeof(r));
     r.o = o;
     r.db = db;
+    r.report = report;
     if (o->to) { /* (replay_options_parse checked it) */
         replay_parse_to(o->to, &r.to);
         r.have_to = 1;
     }
     if (tls_client_ctx_new(o->cacerts, o->ncacerts, o->insecure, &r.ctx, err, sizeof(err)) < 0) {
         log_error("%s", err);
-        return 1;
+        return -1;
     }
     if (o->out_path) {
         recorder_opts_t ro;

@@ -417,11 +417,6 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
                 return -EINVAL;
             }
         }
-        if (o->report_xml || o->report_json) {
-            /* (client replay prints each difference; it has no report file) */
-            snprintf(err, errlen, "--report goes with a command or -p, not --client");
-            return -EINVAL;
-        }
         return check_files(o, err, errlen);
     }
     if (o->out_path || o->har_path || o->to) {

@@ -16,8 +16,11 @@ typedef struct item {
     char *method, *url, *process, *why, *action;
     uint32_t pid;
     int http2, status;
-    long entry;
+    long entry; /* client replay: the entry sent again */
     double ms;
+    /* client replay */
+    char *result, *detail;
+    int was_status;
 } item_t;
 
 typedef struct conv {
@@ -32,6 +35,8 @@ struct replay_report {
     conv_t *convs;
     size_t nconvs, convs_cap;
     size_t dns_answered, dns_unknown;
+    int client;                     /* a client replay's results */
+    size_t same, different, failed; /* (client replay) */
 };
 
 replay_report_t *replay_report_new(void)
@@ -54,6 +59,8 @@ void replay_report_free(replay_report_t *r)
         free(r->items[i].process);
         free(r->items[i].why);
         free(r->items[i].action);
+        free(r->items[i].result);
+        free(r->items[i].detail);
     }
     for (size_t i = 0; i < r->nconvs; i++)
         free(r->convs[i].to);
@@ -62,26 +69,41 @@ void replay_report_free(replay_report_t *r)
     free(r);
 }
 
-int replay_report_request(replay_report_t *r, const report_request_t *rq)
+/* A new item at the end, zeroed; NULL when full (counted in dropped) or out of memory
+   (*rc = -ENOMEM). */
+static item_t *add_item(replay_report_t *r, int *rc)
 {
     item_t *it;
 
-    if (rq->entry < 0)
-        r->unmatched++;
+    *rc = 0;
     if (r->n == REPORT_MAX) {
         r->dropped++;
-        return 0;
+        return NULL;
     }
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 64;
         item_t *n = realloc(r->items, cap * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
+        if (!n) {
+            *rc = -ENOMEM;
+            return NULL;
+        }
         r->items = n;
         r->cap = cap;
     }
     it = &r->items[r->n];
     memset(it, 0, sizeof(*it));
+    return it;
+}
+
+int replay_report_request(replay_report_t *r, const report_request_t *rq)
+{
+    item_t *it;
+    int rc;
+
+    if (rq->entry < 0)
+        r->unmatched++;
+    if (!(it = add_item(r, &rc)))
+        return rc;
     it->method = dup0(rq->method);
     it->url = dup0(rq->url);
     it->process = dup0(rq->process);
@@ -92,6 +114,33 @@ int replay_report_request(replay_report_t *r, const report_request_t *rq)
     it->status = rq->status;
     it->entry = rq->entry;
     it->ms = rq->ms;
+    r->n++;
+    return 0;
+}
+
+int replay_report_result(replay_report_t *r, const report_result_t *res)
+{
+    item_t *it;
+    int rc;
+
+    r->client = 1;
+    if (!strcmp(res->result, "same"))
+        r->same++;
+    else if (!strcmp(res->result, "different"))
+        r->different++;
+    else
+        r->failed++;
+    if (!(it = add_item(r, &rc)))
+        return rc;
+    it->method = dup0(res->method);
+    it->url = dup0(res->url);
+    it->result = dup0(res->result);
+    it->detail = res->detail ? strdup(res->detail) : NULL;
+    it->http2 = res->http2;
+    it->was_status = res->was_status;
+    it->status = res->status;
+    it->entry = (long)res->index;
+    it->ms = res->ms;
     r->n++;
     return 0;
 }
@@ -197,10 +246,50 @@ static int close_report(FILE *f, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* A client replay's JUnit XML: a test case per request, a failure when its response
+   differs, an error when it got none. */
+static void junit_client(const replay_report_t *r, FILE *f, const char *recording)
+{
+    fprintf(f, "  <testsuite name=\"mitmreplay --client ");
+    xml_escape(f, recording);
+    fprintf(f, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"0\">\n",
+            r->same + r->different + r->failed, r->different, r->failed);
+    for (size_t i = 0; i < r->n; i++) {
+        const item_t *it = &r->items[i];
+        int differs = !strcmp(it->result, "different");
+
+        fprintf(f, "    <testcase classname=\"%s\" name=\"[%ld] ", it->http2 ? "http2" : "http",
+                it->entry);
+        xml_escape(f, it->method);
+        fputc(' ', f);
+        xml_escape(f, it->url);
+        fprintf(f, "\" time=\"%.3f\"", it->ms / 1000.0);
+        if (!strcmp(it->result, "same")) {
+            fprintf(f, "/>\n");
+            continue;
+        }
+        fprintf(f, ">\n      <%s type=\"%s\" message=\"", differs ? "failure" : "error",
+                it->result);
+        xml_escape(f, it->detail);
+        if (differs)
+            fprintf(f, "\">recorded status %d, now %d</failure>\n    </testcase>\n", it->was_status,
+                    it->status);
+        else
+            fprintf(f, "\"/>\n    </testcase>\n");
+    }
+}
+
 int replay_report_write_junit(const replay_report_t *r, FILE *f, const char *path,
                               const char *recording, char *err, size_t errlen)
 {
     size_t failures = r->unmatched;
+
+    if (r->client) {
+        fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+        junit_client(r, f, recording);
+        fprintf(f, "  </testsuite>\n</testsuites>\n");
+        return close_report(f, path, err, errlen);
+    }
 
     for (size_t i = 0; i < r->nconvs; i++)
         failures += !r->convs[i].matched;
@@ -238,6 +327,34 @@ int replay_report_write_junit(const replay_report_t *r, FILE *f, const char *pat
     return close_report(f, path, err, errlen);
 }
 
+/* A client replay's summary and requests, into root. */
+static void json_client(const replay_report_t *r, cJSON *root)
+{
+    cJSON *sum = cJSON_AddObjectToObject(root, "summary"), *reqs;
+
+    cJSON_AddNumberToObject(sum, "requests", (double)(r->same + r->different + r->failed));
+    cJSON_AddNumberToObject(sum, "same", (double)r->same);
+    cJSON_AddNumberToObject(sum, "different", (double)r->different);
+    cJSON_AddNumberToObject(sum, "failed", (double)r->failed);
+    reqs = cJSON_AddArrayToObject(root, "requests");
+    for (size_t i = 0; i < r->n; i++) {
+        const item_t *it = &r->items[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(reqs, o);
+        cJSON_AddNumberToObject(o, "entry", (double)it->entry);
+        cJSON_AddStringToObject(o, "method", it->method);
+        cJSON_AddStringToObject(o, "url", it->url);
+        cJSON_AddStringToObject(o, "httpVersion", it->http2 ? "HTTP/2" : "HTTP/1.1");
+        cJSON_AddStringToObject(o, "result", it->result);
+        cJSON_AddNumberToObject(o, "recordedStatus", it->was_status);
+        cJSON_AddNumberToObject(o, "status", it->status);
+        if (it->detail)
+            cJSON_AddStringToObject(o, !strcmp(it->result, "different") ? "differences" : "error",
+                                    it->detail);
+        cJSON_AddNumberToObject(o, "ms", it->ms);
+    }
+}
+
 int replay_report_write_json(const replay_report_t *r, FILE *f, const char *path,
                              const char *recording, char *err, size_t errlen)
 {
@@ -250,6 +367,11 @@ int replay_report_write_json(const replay_report_t *r, FILE *f, const char *path
         return -ENOMEM;
     }
     cJSON_AddStringToObject(root, "recording", recording);
+    cJSON_AddStringToObject(root, "mode", r->client ? "client" : "server");
+    if (r->client) {
+        json_client(r, root);
+        goto print;
+    }
     sum = cJSON_AddObjectToObject(root, "summary");
     cJSON_AddNumberToObject(sum, "requests", (double)(r->n + r->dropped));
     cJSON_AddNumberToObject(sum, "replayed", (double)(r->n + r->dropped - r->unmatched));
@@ -287,6 +409,7 @@ int replay_report_write_json(const replay_report_t *r, FILE *f, const char *path
         cJSON_AddNumberToObject(o, "chunks", (double)r->convs[i].done);
         cJSON_AddNumberToObject(o, "recorded_chunks", (double)r->convs[i].total);
     }
+print:
     text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) {

@@ -10,6 +10,10 @@
  * What a replay run did, for the summary on stderr, --report FILE.xml (JUnit:
  * a test case per request, a failure for each unmatched one) and
  * --report FILE.json. Requests are kept in the order they arrived.
+ *
+ * A client replay (--client) adds results instead (replay_report_result): a
+ * test case per request sent again, a failure for each response that differs
+ * from the recorded one, an error for each request that got none.
  */
 
 typedef struct replay_report replay_report_t;
@@ -33,6 +37,22 @@ void replay_report_free(replay_report_t *r);
 
 /* Adds a request. Returns 0 or -ENOMEM. */
 int replay_report_request(replay_report_t *r, const report_request_t *rq);
+
+/* Client replay: one recorded request sent again and how its response compares. */
+typedef struct report_result {
+    size_t index; /* the entry's place in the recording, from 0 */
+    const char *method;
+    const char *url;
+    int http2;
+    int was_status;     /* the recorded status */
+    int status;         /* the new one; 0 when there was none */
+    const char *result; /* "same", "different" or "failed" */
+    const char *detail; /* different: what changed; failed: why; else NULL */
+    double ms;          /* from its start to its response (or failure) */
+} report_result_t;
+
+/* Adds a client replay result (the report is then a client replay's). 0 or -ENOMEM. */
+int replay_report_result(replay_report_t *r, const report_result_t *res);
 
 /* A TCP conversation that was not HTTP: to (text), chunks replayed of total, complete. */
 int replay_report_conversation(replay_report_t *r, const char *to, size_t done, size_t total,

@@ -152,8 +152,6 @@ if [ -x "$MITMREPLAY" ]; then
         fail "mitmreplay --report NO-SUCH-DIR/r.xml: expected exit 1 and one line, got $rc: $(cat "$WORK/rp.err")"
     [ ! -e "$WORK/ran" ] || fail "mitmreplay with an unwritable --report ran its command"
     [ ! -e "$WORK/ok.json" ] || fail "mitmreplay with an unwritable --report left ok.json behind"
-    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --report with --client" "$WORK/a.pcapng" --client --report "$WORK/r.xml"
-    usage_says "--report goes with a command or -p, not --client"
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: bad --to" "$WORK/a.pcapng" --client --to 127.0.0.1:80x
     usage_says "invalid --to '127.0.0.1:80x': expected ADDRESS:PORT (127.0.0.1:8443, [::1]:8443, localhost:8443)"
 fi

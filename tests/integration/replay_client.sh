@@ -5,7 +5,9 @@
 # changed: exactly that request is reported, with its body hash and the headers that changed
 # with the file (Content-Length, ETag, Last-Modified), the others are "same"; --strict makes
 # it exit 1; the new run is recorded like mitmrec's (pcapng decrypted by tshark alone, HAR
-# valid). Then HTTP/2: the Chrome HAR fixture's requests go over h2 to nginx's h2 port (--to).
+# valid); --report writes the same results as JUnit XML (a failure for the difference) and
+# JSON. Then HTTP/2: the Chrome HAR fixture's requests go over h2 to nginx's h2 port (--to).
+# With the server gone, each request FAILED (a JUnit error each).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 . "$top_srcdir/tests/integration/replay_lib.sh" || exit 99
 
@@ -32,7 +34,7 @@ _LIB_PIDS+=("$ORIGIN_PID")
 wait_port "$ORIGIN_TLSPORT" 10 && wait_port "$ORIGIN_PORT" 10 || skip "nginx could not get its ports back"
 
 timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" --cacert "$TEST_CA" -o "$WORK/new.pcapng" \
-    >"$WORK/diff.txt" 2>"$WORK/client.log"
+    --report "$WORK/client.xml" --report "$WORK/client.json" >"$WORK/diff.txt" 2>"$WORK/client.log"
 rc=$?
 [ $rc = 0 ] || { cat "$WORK/client.log" >&2; fail "--client exited $rc without --strict"; }
 cat "$WORK/diff.txt" >&2
@@ -48,6 +50,41 @@ n=$(printf '%s\n' "$d" | tr ';' '\n' | wc -l)
 [ "$(grep -c ': same (' "$WORK/diff.txt")" = 3 ] || fail "expected 3 unchanged requests"
 grep -q '4 requests: 3 same, 1 different, 0 failed' "$WORK/client.log" || fail "summary: $(cat "$WORK/client.log")"
 log "client replay: exactly small.txt differs ($d)"
+
+# The reports say the same: 4 test cases, one failure with that difference; JSON per request.
+"$PY" - "$WORK/client.xml" "$WORK/client.json" "$T" "${d#*DIFFERENT: }" <<'EOF2' ||
+import json, sys, xml.etree.ElementTree as ET
+xml_path, json_path, base, diff = sys.argv[1:]
+suite = ET.parse(xml_path).getroot().find("testsuite")
+got = (suite.get("tests"), suite.get("failures"), suite.get("errors"))
+assert got == ("4", "1", "0"), got
+cases = suite.findall("testcase")
+assert len(cases) == 4, len(cases)
+failed = [c for c in cases if c.find("failure") is not None]
+assert len(failed) == 1 and failed[0].get("name") == "[0] GET %s/small.txt" % base, [c.get("name") for c in failed]
+f = failed[0].find("failure")
+assert f.get("type") == "different" and f.get("message") == diff, (f.get("message"), diff)
+assert all(c.find("error") is None for c in cases)
+j = json.load(open(json_path))
+assert j["mode"] == "client" and j["recording"].endswith("rec.pcapng"), j["recording"]
+assert j["summary"] == {"requests": 4, "same": 3, "different": 1, "failed": 0}, j["summary"]
+rs = j["requests"]
+assert [r["entry"] for r in rs] == [0, 1, 2, 3], [r["entry"] for r in rs]
+assert [r["result"] for r in rs] == ["different", "same", "same", "same"], [r["result"] for r in rs]
+assert rs[0]["url"] == base + "/small.txt" and rs[0]["differences"] == diff, rs[0]
+assert [r["method"] for r in rs] == ["GET", "GET", "GET", "POST"], [r["method"] for r in rs]
+assert [(r["recordedStatus"], r["status"]) for r in rs] == [(200, 200)] * 3 + [(405, 405)], rs
+assert all(r["ms"] > 0 for r in rs) and "differences" not in rs[1], rs
+EOF2
+    fail "--report of the client replay: $(cat "$WORK/client.xml" "$WORK/client.json")"
+# A report that cannot be written stops the run before it sends anything.
+timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" --cacert "$TEST_CA" \
+    --report "$WORK/no/such/dir/r.xml" >"$WORK/nodir.txt" 2>"$WORK/nodir.log"
+rc=$?
+[ $rc = 1 ] && grep -q "cannot write --report $WORK/no/such/dir/r.xml: No such file or directory" \
+    "$WORK/nodir.log" && [ ! -s "$WORK/nodir.txt" ] ||
+    fail "--client --report into a missing directory: status $rc, $(cat "$WORK/nodir.log" "$WORK/nodir.txt")"
+log "client replay --report: JUnit XML and JSON name the one difference"
 
 # (-w: the same as -o, as in tcpdump and mitmdump.)
 timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" --cacert "$TEST_CA" --strict -q \
@@ -75,12 +112,20 @@ fi
 # The server gone: each request FAILED, with the reason; exit 0, and 1 with --strict. And an
 # origin whose certificate is not trusted (no --cacert): its 3 HTTPS requests FAILED, saying why.
 stop_origin
-timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" >"$WORK/down.txt" 2>"$WORK/down.log"
+timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" --report "$WORK/down.xml" >"$WORK/down.txt" \
+    2>"$WORK/down.log"
 rc=$?
 [ $rc = 0 ] || fail "--client with the server down exited $rc: $(cat "$WORK/down.log")"
 [ "$(grep -c ': FAILED: cannot connect: connection refused$' "$WORK/down.txt")" = 4 ] ||
     fail "--client with the server down: $(cat "$WORK/down.txt")"
 grep -q '4 requests: 0 same, 0 different, 4 failed' "$WORK/down.log" || fail "summary: $(cat "$WORK/down.log")"
+"$PY" - "$WORK/down.xml" <<'EOF2' || fail "--report with the server down: $(cat "$WORK/down.xml")"
+import sys, xml.etree.ElementTree as ET
+suite = ET.parse(sys.argv[1]).getroot().find("testsuite")
+assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "0", "4"), suite.attrib
+errs = [c.find("error") for c in suite.findall("testcase")]
+assert all(e is not None and e.get("message") == "cannot connect: connection refused" for e in errs), errs
+EOF2
 timeout 60 "$MITMREPLAY" --client "$WORK/rec.pcapng" --strict -q >/dev/null 2>&1
 [ $? = 1 ] || fail "--client --strict with the server down did not exit 1"
 /usr/sbin/nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" \
