@@ -141,6 +141,13 @@ int replay_report_result(replay_report_t *r, const report_result_t *res)
     it->status = res->status;
     it->entry = (long)res->index;
     it->ms = res->ms;
+    /* In the recording's order, whatever order --concurrency finished them in: each arrives
+       at most a few places late, so it moves back that far. */
+    for (size_t i = r->n; i > 0 && r->items[i - 1].entry > r->items[i].entry; i--) {
+        item_t t = r->items[i - 1];
+        r->items[i - 1] = r->items[i];
+        r->items[i] = t;
+    }
     r->n++;
     return 0;
 }

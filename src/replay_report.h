@@ -51,7 +51,8 @@ typedef struct report_result {
     double ms;          /* from its start to its response (or failure) */
 } report_result_t;
 
-/* Adds a client replay result (the report is then a client replay's). 0 or -ENOMEM. */
+/* Adds a client replay result (the report is then a client replay's); the report keeps them
+   in the order of index. 0 or -ENOMEM. */
 int replay_report_result(replay_report_t *r, const report_result_t *res);
 
 /* A TCP conversation that was not HTTP: to (text), chunks replayed of total, complete. */
