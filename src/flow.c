@@ -432,7 +432,6 @@ static void client_handshake(conn_t *c, int status)
     flow_t *f = c->data;
 
     f->t_tls1 = rec_now();
-    rec_flow_release(f->rec, REC_CLIENT);
     if (status < 0) {
         if (f->leaf_failed) {
             flow_fail(f, NULL, "cannot forge a certificate for %s", f->sni[0] ? f->sni : f->host);
@@ -581,6 +580,7 @@ static int accept_transparent(flow_t *f)
     }
     rec_flow_set_process(f->rec, &pi);
     rec_flow_set_target(f->rec, "http", f->host, f->port);
+    rec_flow_open(f->rec);
     log_verbose("flow %llu: %s (pid %u) to %s", (unsigned long long)f->id, pi.name, pi.pid,
                 mr_hostport(hp, sizeof(hp), f->host, f->port));
     /* Reading the client waits for the upstream: its first bytes decide what to do. */

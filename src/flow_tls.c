@@ -66,7 +66,6 @@ static int start_upstream_tls(flow_t *f)
                  f->p->insecure ? "" : name);
         tls_client_session_use(ssl, key);
     }
-    rec_flow_hold(f->rec, REC_UPSTREAM);
     f->t_tls0 = rec_now();
     /* Its hooks (keylog) are safe on a worker from the start. */
     conn_set_offload(&f->up, 1);
@@ -187,7 +186,6 @@ int flow_start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t t
         f->tls = 1;
         f->state = F_TLS;
         flow_timer(f, HANDSHAKE_TIMEOUT_MS);
-        rec_flow_hold(f->rec, REC_CLIENT);
         f->hooks_client.keylog = keylog_client;
         f->hooks_client.client_hello = client_hello;
         f->hooks_client.alpn_select = alpn_select;

@@ -100,7 +100,6 @@ static void up_handshake(conn_t *c, int status)
     long vr;
 
     f->t_tls1 = rec_now();
-    rec_flow_release(f->rec, REC_UPSTREAM);
     if (status < 0) {
         char buf[200];
         vr = SSL_get_verify_result(c->ssl);
@@ -251,6 +250,11 @@ int flow_connect_up(flow_t *f)
     int rc;
 
     rec_flow_set_server(f->rec, (struct sockaddr *)&f->up_addr);
+    /* A tunnel's destination is known now: its handshake takes its place in time. (An
+       absolute-form request's connection may go on to other servers: it waits for its
+       first bytes.) */
+    if (f->mode == M_CONNECT)
+        rec_flow_open(f->rec);
     if ((rc = conn_init(&f->up, &f->p->_env, &flow_up_cb, f)) < 0)
         goto fail;
     f->up_inited = 1;

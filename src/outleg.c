@@ -42,8 +42,6 @@ int outleg_start_tls(outleg_t *o, conn_t *c, SSL_CTX *ctx, const char *host, int
     if (verify)
         SSL_set1_host(ssl, host);
     SSL_set_alpn_protos(ssl, alpn, alpn_len);
-    if (o->flow)
-        rec_flow_hold(o->flow, REC_CLIENT);
     if (conn_start_tls(c, ssl, 0, NULL, 0) < 0) {
         *why = "cannot start TLS";
         return -1;
@@ -62,11 +60,8 @@ void outleg_handshake_done(outleg_t *o, conn_t *c, char *alpn, size_t len)
         memcpy(alpn, sel, n);
         alpn[n] = '\0';
     }
-    if (o->flow) {
-        if (alpn[0])
-            rec_flow_set_alpn(o->flow, alpn);
-        rec_flow_release(o->flow, REC_CLIENT);
-    }
+    if (o->flow && alpn[0])
+        rec_flow_set_alpn(o->flow, alpn);
 }
 
 int outleg_decode(outleg_t *o, const httpconv_callbacks_t *cb, void *opaque, const char *protocol)

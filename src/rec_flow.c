@@ -16,23 +16,11 @@
 #include "recorder_int.h"
 #include "tcpsynth.h"
 
-/* A leg's packets are held at most this long before they go out regardless. */
-#define HOLD_MAX (1u << 20)
-
 typedef struct rec_comment {
     http_exchange_t *ex; /* gets the frame number of the packet; may be NULL */
     struct rec_comment *next;
     char text[]; /* NUL-terminated */
 } rec_comment_t;
-
-typedef struct held_pkt {
-    struct held_pkt *next;
-    uint64_t ts;
-    int dir;
-    rec_comment_t *comments;
-    uint32_t len;
-    uint8_t data[];
-} held_pkt_t;
 
 typedef struct rec_leg {
     rec_flow_t *flow;
@@ -41,10 +29,7 @@ typedef struct rec_leg {
     int opened;       /* handshake emitted */
     int in_handshake; /* emitting SYN, SYN/ACK, ACK: they carry no comments */
     int ended[2];
-    int held;
-    held_pkt_t *held_head, *held_tail;
-    size_t held_bytes;
-    char *secrets; /* key log lines not yet written */
+    char *secrets; /* key log lines not yet written: before the leg's next packet */
     size_t secrets_len;
     int64_t stream;
     uint64_t ts; /* time of the packets being emitted */
@@ -140,6 +125,34 @@ static void comments_free(rec_comment_t *c)
     }
 }
 
+/*
+ * The leg's key log lines not written yet, as one Decryption Secrets Block, written before
+ * the leg's next packet. conn.c reports a read's bytes after the secrets OpenSSL derived from
+ * them and the bytes written after the secrets they were sealed with, so every record comes
+ * after the secrets that open it (tshark reads in one pass), and each packet keeps its place
+ * in time among the other flows'.
+ */
+static void write_secrets(rec_leg_t *leg)
+{
+    int sel = rec_flow_selected(leg->flow);
+
+    if (sel < 0)
+        return; /* kept until the flow is decided */
+    if (sel == 0) {
+        free(leg->secrets);
+        leg->secrets = NULL;
+        leg->secrets_len = 0;
+        return;
+    }
+    if (leg->secrets_len) {
+        pcapng_writer_add_secrets(leg->flow->r->pcap, PCAPNG_SECRETS_TLS, leg->secrets,
+                                  leg->secrets_len);
+        free(leg->secrets);
+        leg->secrets = NULL;
+        leg->secrets_len = 0;
+    }
+}
+
 static void write_packet(rec_leg_t *leg, int dir, uint64_t ts, const uint8_t *hdr, size_t hdrlen,
                          const uint8_t *payload, size_t plen, rec_comment_t *comments)
 {
@@ -152,6 +165,8 @@ static void write_packet(rec_leg_t *leg, int dir, uint64_t ts, const uint8_t *hd
         comments_free(comments);
         return;
     }
+    if (leg->secrets_len)
+        write_secrets(leg);
 
     po.direction = dir == REC_C2S ? PCAPNG_DIR_OUTBOUND : PCAPNG_DIR_INBOUND;
     po.darwin_process = -1;
@@ -211,33 +226,8 @@ static int leg_emit(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
     /* Never on a pure ACK: tcpsynth may emit the delayed ACK of the peer's last write just
        before the data a comment belongs to. */
     rec_comment_t *comments = tcpsynth_pure_ack(hdr, hdrlen, plen) ? NULL : take_comments(leg);
-    held_pkt_t *p;
 
-    if (!leg->held) {
-        write_packet(leg, dir, leg->ts, hdr, hdrlen, payload, plen, comments);
-        return 0;
-    }
-    p = malloc(sizeof(*p) + hdrlen + plen);
-    if (!p) {
-        comments_free(comments);
-        return -ENOMEM;
-    }
-    p->next = NULL;
-    p->ts = leg->ts;
-    p->dir = dir;
-    p->comments = comments;
-    p->len = (uint32_t)(hdrlen + plen);
-    memcpy(p->data, hdr, hdrlen);
-    if (plen)
-        memcpy(p->data + hdrlen, payload, plen);
-    if (leg->held_tail)
-        leg->held_tail->next = p;
-    else
-        leg->held_head = p;
-    leg->held_tail = p;
-    leg->held_bytes += p->len;
-    if (leg->held_bytes > HOLD_MAX)
-        rec_flow_release(leg->flow, leg->idx);
+    write_packet(leg, dir, leg->ts, hdr, hdrlen, payload, plen, comments);
     return 0;
 }
 
@@ -250,6 +240,11 @@ static void leg_open(rec_leg_t *leg, uint64_t ts)
     leg->in_handshake = 1;
     tcpsynth_handshake(&leg->tcp);
     leg->in_handshake = 0;
+}
+
+void rec_flow_open(rec_flow_t *f)
+{
+    leg_open(&f->leg[REC_CLIENT], f->leg[REC_CLIENT].start_ts);
 }
 
 /* ---- HTTP --------------------------------------------------------------- */
@@ -356,11 +351,6 @@ static void forget_exchange(rec_flow_t *f, const http_exchange_t *ex)
     for (rec_comment_t *c = f->comments; c; c = c->next)
         if (c->ex == ex)
             c->ex = NULL;
-    for (int l = 0; l < 2; l++)
-        for (held_pkt_t *p = f->leg[l].held_head; p; p = p->next)
-            for (rec_comment_t *c = p->comments; c; c = c->next)
-                if (c->ex == ex)
-                    c->ex = NULL;
 }
 
 static void write_entry(rec_flow_t *f, http_exchange_t *ex, int64_t index)
@@ -553,50 +543,6 @@ void rec_flow_set_timings(rec_flow_t *f, double dns, double connect, double ssl)
     f->ssl = ssl;
 }
 
-void rec_flow_hold(rec_flow_t *f, int leg)
-{
-    f->leg[leg].held = 1;
-}
-
-static void write_secrets(rec_leg_t *leg)
-{
-    int sel = rec_flow_selected(leg->flow);
-
-    if (sel < 0)
-        return; /* kept until the flow is decided */
-    if (sel == 0) {
-        free(leg->secrets);
-        leg->secrets = NULL;
-        leg->secrets_len = 0;
-        return;
-    }
-    if (leg->secrets_len) {
-        pcapng_writer_add_secrets(leg->flow->r->pcap, PCAPNG_SECRETS_TLS, leg->secrets,
-                                  leg->secrets_len);
-        free(leg->secrets);
-        leg->secrets = NULL;
-        leg->secrets_len = 0;
-    }
-}
-
-void rec_flow_release(rec_flow_t *f, int l)
-{
-    rec_leg_t *leg = &f->leg[l];
-    held_pkt_t *p = leg->held_head;
-
-    leg->held = 0;
-    write_secrets(leg);
-    leg->held_head = leg->held_tail = NULL;
-    leg->held_bytes = 0;
-    while (p) {
-        held_pkt_t *n = p->next;
-        /* Stored whole: header and payload are contiguous. */
-        write_packet(leg, p->dir, p->ts, p->data, p->len, NULL, 0, p->comments);
-        free(p);
-        p = n;
-    }
-}
-
 void rec_flow_keylog(rec_flow_t *f, int l, const char *line)
 {
     recorder_t *r = f->r;
@@ -617,10 +563,6 @@ void rec_flow_keylog(rec_flow_t *f, int l, const char *line)
     s[leg->secrets_len + n] = '\n';
     leg->secrets = s;
     leg->secrets_len += n + 1;
-    /* Secrets that arrive after the leg's packets flow again go out at once, ahead
-       of the packets that need them. */
-    if (!leg->held)
-        write_secrets(leg);
 }
 
 void rec_flow_wire(rec_flow_t *f, int l, int dir, const void *data, size_t len, uint64_t ts)
@@ -728,8 +670,6 @@ void rec_flow_free(rec_flow_t *f, uint64_t ts)
         httpconv_finish(f->http, f->error, ts);
     for (int l = 0; l < 2; l++) {
         rec_leg_t *leg = &f->leg[l];
-        if (leg->held)
-            rec_flow_release(f, l);
         if (!leg->ready)
             continue;
         /* A failure with no packet to carry its comment still shows: the
@@ -740,6 +680,9 @@ void rec_flow_free(rec_flow_t *f, uint64_t ts)
             rec_flow_end(f, l, REC_S2C, 1, ts);
         else if (l == REC_CLIENT && f->comments)
             rec_flow_end(f, l, leg->ended[REC_C2S] ? REC_S2C : REC_C2S, 1, ts);
+        /* Secrets no packet followed (a session cut short): still in the file. */
+        if (leg->opened && leg->secrets_len)
+            write_secrets(leg);
         free(leg->secrets);
     }
     if (f->exchanges == 0 && f->err_method)

@@ -95,16 +95,16 @@ void rec_flow_set_server(rec_flow_t *f, const struct sockaddr *server);
 void rec_flow_set_upstream(rec_flow_t *f, const struct sockaddr *local,
                            const struct sockaddr *server, uint64_t ts);
 
+/* The client leg's handshake (SYN, SYN/ACK, ACK at the flow's start), now rather than before
+   its first bytes, so that it takes its place in time among the other flows' packets: for a
+   flow whose addresses and process are known when it is accepted. */
+void rec_flow_open(rec_flow_t *f);
+
 /* HAR timings of the connection (ms, -1 = not applicable), used by its first entry. */
 void rec_flow_set_timings(rec_flow_t *f, double dns, double connect, double ssl);
 
-/* Holds a leg's packets (its TLS secrets are not known yet) until rec_flow_release. */
-void rec_flow_hold(rec_flow_t *f, int leg);
-
-/* Writes a Decryption Secrets Block with the leg's secrets, then its held packets. */
-void rec_flow_release(rec_flow_t *f, int leg);
-
-/* One NSS key log line (no newline) of the leg's TLS session. */
+/* One NSS key log line (no newline) of the leg's TLS session: a Decryption Secrets Block
+   before the leg's next packet (and whatever the --keylog file). */
 void rec_flow_keylog(rec_flow_t *f, int leg, const char *line);
 
 /* Bytes that crossed a leg in direction dir at ts. */
