@@ -708,6 +708,24 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
             goto out;
         }
     }
+    if (!classic) {
+        /* The first bytes say whether this is a capture at all, before any output is made
+           (an existing one is kept when it is not). */
+        const char *head = gs ? gs->head : magic;
+        size_t nh = gs ? (size_t)gs->nhead : n > 0 ? (size_t)n : 0;
+
+        if (!(pr = pcapread_new(&pcb, cap, &rc)))
+            goto out;
+        if (nh && (rc = pcapread_feed(pr, (const uint8_t *)head, nh)) < 0)
+            goto out;
+        if (nh < 4 && (rc = pcapread_finish(pr)) < 0) /* (then it is all there is) */
+            goto out;
+        if (!gs && nh && lseek(fd, (off_t)nh, SEEK_SET) < 0) {
+            rc = -errno;
+            log_error("cannot read %s: %s", o->path, strerror(-rc));
+            goto out;
+        }
+    }
     if (cb->on_start && (rc = cb->on_start(opaque)) < 0)
         goto out;
     /* Ahead of every packet, so one pass decrypts. */
@@ -717,11 +735,7 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
         rc = read_classic(cap, pc, o->path);
         pc = NULL;
     } else {
-        if (!(pr = pcapread_new(&pcb, cap, &rc)))
-            goto finish;
         if (gs) {
-            if (gs->nhead)
-                rc = pcapread_feed(pr, (const uint8_t *)gs->head, (size_t)gs->nhead);
             while (rc == 0 && (n = gzread(gs->gz, buf, 1 << 20)) > 0)
                 rc = pcapread_feed(pr, buf, (size_t)n);
             /* A stream cut short reads as its end, with Z_BUF_ERROR kept. */
@@ -745,7 +759,6 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
         if (rc == 0)
             rc = pcapread_finish(pr);
     }
-finish:
     /* Whatever happened above, what was read so far is delivered. */
     tcpreasm_finish(cap->reasm);
 out:

@@ -13,7 +13,8 @@
 #      (tshark decrypts it with no key file), and the HAR's _pcapng points into the copy.
 #  (c) a pcapng cut short (inside a block, and at an arbitrary offset) and one with a corrupt
 #      block length: exit status non-zero, one error line naming the bad block's byte offset,
-#      and the HAR still holds the requests before it.
+#      and the HAR still holds the requests before it. Input that is no capture at all: one
+#      line, exit 1, and the --har and -o files already there are kept.
 #  (d) the invariant: for a live recording (explicit proxy, several clients), mitmrec -r gives
 #      the live HAR's entries (recording.py same-entries); so does it with -o, and the copy is
 #      readable and decryptable by tshark alone; -f works on it too (raw IP packets). Then the
@@ -490,6 +491,36 @@ check_bad "$WORK/corrupt-len.pcapng" "$WORK/corrupt-len.har" "$SYN3_OFF" "e.get(
     "(c) a block length of 0x7ffffff0 at $SYN3_OFF"
 check_bad "$WORK/corrupt-trail.pcapng" "$WORK/corrupt-trail.har" "$SYN3_OFF" "e.get(\"_pcapng\", {}).get(\"stream\", 99) in $BEFORE3" \
     "(c) a trailing block length that differs, at $SYN3_OFF"
+
+# 4. Input that is no capture at all (text, empty, 2 bytes, gzipped text, text on stdin): one
+#    line naming the problem, exit 1, and the --har and -o files of an earlier run are kept
+#    byte for byte (they used to be emptied before the first block was read).
+printf 'GET / HTTP/1.1\r\n\r\n' >"$WORK/text.pcapng"
+: >"$WORK/empty.pcapng"
+printf '\n\r' >"$WORK/two.pcapng"
+gzip -c "$WORK/text.pcapng" >"$WORK/text.pcapng.gz"
+cp "$WORK/b.har" "$WORK/keep.har"
+cp "$WORK/capk.pcapng" "$WORK/keep.pcapng"
+for in in text.pcapng empty.pcapng two.pcapng text.pcapng.gz stdin; do
+    case $in in
+    text.pcapng*) want="not a pcap or pcapng file (magic 47455420)" ;;
+    empty.pcapng) want="empty input: not a pcap or pcapng file" ;;
+    two.pcapng) want="the file ends inside a block header (2 bytes)" ;;
+    esac
+    if [ "$in" = stdin ]; then
+        timeout 60 "$MITMREC" -r - --har "$WORK/keep.har" -o "$WORK/keep.pcapng" \
+            <"$WORK/text.pcapng" >/dev/null 2>"$WORK/nocap.err"
+        rc=$? name=-
+    else
+        timeout 60 "$MITMREC" -r "$WORK/$in" --har "$WORK/keep.har" -o "$WORK/keep.pcapng" \
+            >/dev/null 2>"$WORK/nocap.err"
+        rc=$? name=$WORK/$in
+    fi
+    [ $rc = 1 ] && [ "$(cat "$WORK/nocap.err")" = "mitmrec: error: $name: $want" ] ||
+        problem "(c) -r $in: expected exit 1 and the one line 'mitmrec: error: $name: $want', got $rc: $(cat "$WORK/nocap.err")"
+    cmp -s "$WORK/keep.har" "$WORK/b.har" || problem "(c) -r $in emptied or changed the existing --har file"
+    cmp -s "$WORK/keep.pcapng" "$WORK/capk.pcapng" || problem "(c) -r $in emptied or changed the existing -o file"
+done
 log "(c) done"
 
 # =============================================================================================
