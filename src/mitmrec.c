@@ -177,10 +177,16 @@ static int start_redirect(app_t *a, ca_t *ca)
     return 0;
 }
 
+/* A row of the summary's process table; the header before the first (opaque: its flag). */
 static void print_proc(void *opaque, const rec_proc_stats_t *st)
 {
     unsigned long long f = st->flows, r = st->requests, b = st->bytes;
+    int *header_done = opaque;
 
+    if (!*header_done) {
+        fprintf(stderr, "mitmrec:   %-20s %8s\n", "process", "pid");
+        *header_done = 1;
+    }
     log_line(stderr, "mitmrec:   %-20s %8u %6llu %-5s %6llu %-8s %12llu %s", st->name, st->pid, f,
              mr_plural(f, "flow", "flows"), r, mr_plural(r, "request", "requests"), b,
              mr_plural(b, "byte", "bytes"));
@@ -242,6 +248,16 @@ int main(int argc, char **argv)
         return status;
     }
 
+    /* A command that cannot be run is said before any output is made (an existing one is
+       kept), with the status a shell would give. The child still says it if this passed
+       and its exec fails all the same. */
+    if (a.opts.mode == MODE_SPAWN &&
+        (status = spawn_check_command(a.opts.command[0], err, sizeof(err))) != 0) {
+        log_error("%s", err);
+        options_free(&a.opts);
+        spill_disable();
+        return status;
+    }
     /* Before any thread starts: they take the niceness of the thread that starts them. */
     priority_apply(a.opts.nice, a.opts.nice_given);
     /* Start-up in stages; each failure exits before anything is intercepted. */
@@ -344,8 +360,8 @@ int main(int argc, char **argv)
                 mr_plural(p, "packet", "packets"), a.opts.har_path,
                 rc < 0 ? " (INCOMPLETE: write errors)" : "");
         if (a.opts.mode != MODE_LISTEN && !a.opts.quiet) {
-            fprintf(stderr, "mitmrec:   %-20s %8s\n", "process", "pid");
-            recorder_each_process(a.rec, print_proc, NULL);
+            int header_done = 0;
+            recorder_each_process(a.rec, print_proc, &header_done);
         }
     }
     status = rc < 0 ? 1 : 0;

@@ -369,6 +369,14 @@ int main(int argc, char **argv)
                   : a.o.verbose > 1 ? LOG_DEBUG
                   : a.o.verbose     ? LOG_VERBOSE
                                     : LOG_NORMAL);
+    /* A command that cannot be run: said before anything is opened or loaded, with the
+       status a shell would give (the child says it too if its exec fails all the same). */
+    if (a.o.mode == REPLAY_SPAWN &&
+        (status = spawn_check_command(a.o.command[0], err, sizeof(err))) != 0) {
+        log_error("%s", err);
+        replay_options_free(&a.o);
+        return status;
+    }
     if (open_reports(&a.o, a.reports) < 0) {
         drop_reports(&a.o, a.reports);
         replay_options_free(&a.o);

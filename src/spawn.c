@@ -263,6 +263,61 @@ static void child(const spawn_opts_t *o, const char *bundle, const char *ca, con
     _exit(rc == ENOENT || rc == ENOTDIR ? 127 : 126);
 }
 
+/* 0 when path is a file we may execute, else the errno execve(2) would give (nearly). */
+static int runnable(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return errno;
+    if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0)
+        return EACCES;
+    return 0;
+}
+
+int spawn_check_command(const char *file, char *err, size_t errlen)
+{
+    const char *path = getenv("PATH"), *p, *end;
+    char buf[4096];
+    int e = ENOENT, denied = 0;
+
+    if (!file[0]) {
+        e = ENOENT;
+    } else if (strchr(file, '/')) {
+        e = runnable(file);
+    } else {
+        /* execvp's search: PATH's entries in order (an empty one is the current directory),
+           the first runnable file wins, a file found but not runnable makes EACCES. */
+        if (!path)
+            path = "/bin:/usr/bin";
+        for (p = path;; p = end + 1) {
+            size_t n;
+
+            end = strchr(p, ':');
+            if (!end)
+                end = p + strlen(p);
+            n = (size_t)(end - p);
+            if (n + strlen(file) + 2 <= sizeof(buf)) {
+                snprintf(buf, sizeof(buf), "%.*s%s%s", (int)n, n ? p : "", n ? "/" : "", file);
+                if ((e = runnable(buf)) == 0)
+                    break;
+                if (e == EACCES)
+                    denied = 1;
+            }
+            if (!*end)
+                break;
+        }
+        if (e && denied)
+            e = EACCES;
+        else if (e)
+            e = ENOENT;
+    }
+    if (e == 0)
+        return 0;
+    snprintf(err, errlen, "cannot run '%s': %s", file, strerror(e));
+    return e == ENOENT || e == ENOTDIR ? 127 : 126;
+}
+
 int spawn_start(const spawn_opts_t *o, pid_t *pid, char *err, size_t errlen)
 {
     char bundle[4200], ca[4200], procs[4200];

@@ -23,6 +23,13 @@ typedef struct spawn_opts {
     int stdout_to_stderr;   /* the command's stdout is our stderr (ours carries a recording) */
 } spawn_opts_t;
 
+/*
+ * Whether execvp(3) would find file (searching PATH when it has no '/') and may run it:
+ * 0, or the status a shell gives, 127 (not found) or 126 (found, not runnable), with
+ * "cannot run 'file': reason" in err.
+ */
+int spawn_check_command(const char *file, char *err, size_t errlen);
+
 /* Makes a directory for the run's files (0755, under $TMPDIR or /tmp) into dir. */
 int spawn_workdir(char *dir, size_t len, char *err, size_t errlen);
 

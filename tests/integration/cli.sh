@@ -134,6 +134,23 @@ if [ -x "$MITMREPLAY" ]; then
         [ ! -e "$WORK/ran" ] || fail "mitmreplay $rec ran its command"
     done
 
+    # A command that cannot be run: the shell's status (127 not found, 126 not runnable) and
+    # one line, before anything is read or written: the --report already there is kept.
+    printf 'kept\n' >"$WORK/kept.json"
+    chmod 644 "$WORK/not-a-capture"
+    for cmd in no-such-command-$$ "$WORK/no-such-command" "$WORK/not-a-capture"; do
+        case $cmd in
+        "$WORK/not-a-capture") want="cannot run '$cmd': Permission denied" st=126 ;;
+        *) want="cannot run '$cmd': No such file or directory" st=127 ;;
+        esac
+        timeout 20 "$MITMREPLAY" "$top_srcdir/fixtures/replay/chrome-export.har" \
+            --report "$WORK/kept.json" -- "$cmd" >"$WORK/rp.out" 2>"$WORK/rp.err"
+        rc=$?
+        [ $rc -eq $st ] && [ "$(cat "$WORK/rp.err")" = "mitmreplay: error: $want" ] ||
+            fail "mitmreplay -- $cmd: expected exit $st and the one line '$want', got $rc: $(cat "$WORK/rp.err")"
+        [ "$(cat "$WORK/kept.json")" = kept ] || fail "mitmreplay -- $cmd changed the --report file"
+    done
+
     # A gzip file whose data is corrupt: one line, zlib's reason after the name, given once.
     printf '\037\213\010\000garbagegarbage' >"$WORK/corrupt.har.gz"
     timeout 20 "$MITMREPLAY" "$WORK/corrupt.har.gz" -- true >"$WORK/rp.out" 2>"$WORK/rp.err"

@@ -328,15 +328,27 @@ q='"\n".join(sorted("%s %s %s" % (e["request"]["url"], e.get("_process"), e.get(
 log "exit statuses (at ${SECONDS}s)"
 spawn_run zero -q -o "$WORK/zero.pcapng" -- sh -c 'exit 0'
 [ $RUN_RC -eq 0 ] || fail "mitmrec -- sh -c 'exit 0' exited $RUN_RC: $(cat "$RUN_LOG")"
-spawn_run missing -q -o "$WORK/missing.pcapng" -- "$WORK/no-such-command"
+# A command that cannot be run leaves the files of an earlier run as they were: it is found
+# out before they are opened.
+cp "$WORK/zero.pcapng" "$WORK/missing.pcapng"
+cp "$WORK/zero.har" "$WORK/missing.har"
+spawn_run missing -o "$WORK/missing.pcapng" -- "$WORK/no-such-command"
 [ $RUN_RC -eq 127 ] || fail "mitmrec -- no-such-command exited $RUN_RC, expected 127: $(cat "$RUN_LOG")"
-grep -qx "mitmrec: error: cannot run '$WORK/no-such-command': No such file or directory" "$RUN_LOG" ||
-    fail "mitmrec -- no-such-command: $(cat "$RUN_LOG")"
+[ "$(cat "$RUN_LOG")" = "mitmrec: error: cannot run '$WORK/no-such-command': No such file or directory" ] ||
+    fail "mitmrec -- no-such-command: expected the one error line, got: $(cat "$RUN_LOG")"
+cmp -s "$WORK/zero.pcapng" "$WORK/missing.pcapng" && cmp -s "$WORK/zero.har" "$WORK/missing.har" ||
+    fail "mitmrec -- no-such-command changed the files already there"
+spawn_run missing-path -q -o "$WORK/missing.pcapng" -- no-such-command-on-path-$$
+[ $RUN_RC -eq 127 ] && grep -qx "mitmrec: error: cannot run 'no-such-command-on-path-$$': No such file or directory" "$RUN_LOG" ||
+    fail "mitmrec -- a name not on PATH: status $RUN_RC, $(cat "$RUN_LOG")"
 # Found but not executable: 126, as from a shell, env(1) or timeout(1).
 printf 'not a program\n' >"$WORK/not-executable"
 chmod 644 "$WORK/not-executable"
-spawn_run noexec -q -o "$WORK/noexec.pcapng" -- "$WORK/not-executable"
+spawn_run noexec -q -o "$WORK/missing.pcapng" -- "$WORK/not-executable"
 [ $RUN_RC -eq 126 ] || fail "mitmrec -- a file that is not executable exited $RUN_RC, expected 126: $(cat "$RUN_LOG")"
+grep -qx "mitmrec: error: cannot run '$WORK/not-executable': Permission denied" "$RUN_LOG" ||
+    fail "mitmrec -- a file that is not executable: $(cat "$RUN_LOG")"
+cmp -s "$WORK/zero.pcapng" "$WORK/missing.pcapng" || fail "mitmrec -- not-executable changed the pcapng already there"
 spawn_run signal -q -o "$WORK/signal.pcapng" -- sh -c 'kill -TERM $$'
 [ $RUN_RC -eq 143 ] || fail "mitmrec -- (a command killed by SIGTERM) exited $RUN_RC, expected 143: $(cat "$RUN_LOG")"
 
