@@ -252,11 +252,11 @@ int main(int argc, char **argv)
        kept), with the status a shell would give. The child still says it if this passed
        and its exec fails all the same. */
     if (a.opts.mode == MODE_SPAWN &&
-        (status = spawn_check_command(a.opts.command[0], err, sizeof(err))) != 0) {
+        (rc = spawn_check_command(a.opts.command[0], err, sizeof(err))) != 0) {
         log_error("%s", err);
         options_free(&a.opts);
         spill_disable();
-        return status;
+        return rc;
     }
     /* Before any thread starts: they take the niceness of the thread that starts them. */
     priority_apply(a.opts.nice, a.opts.nice_given);

@@ -372,10 +372,10 @@ int main(int argc, char **argv)
     /* A command that cannot be run: said before anything is opened or loaded, with the
        status a shell would give (the child says it too if its exec fails all the same). */
     if (a.o.mode == REPLAY_SPAWN &&
-        (status = spawn_check_command(a.o.command[0], err, sizeof(err))) != 0) {
+        (rc = spawn_check_command(a.o.command[0], err, sizeof(err))) != 0) {
         log_error("%s", err);
         replay_options_free(&a.o);
-        return status;
+        return rc;
     }
     if (open_reports(&a.o, a.reports) < 0) {
         drop_reports(&a.o, a.reports);

@@ -109,4 +109,12 @@ rc=$?
     grep -q "^mitmrec: error: invalid filter 'tcp port': " "$WORK/bad.err" ||
     fail "5: -f 'tcp port': exit $rc, expected 1 and one 'invalid filter' line: $(cat "$WORK/bad.err")"
 [ ! -e "$WORK/bad.pcapng" ] && [ ! -e "$WORK/bad.har" ] || fail "5: a bad filter left output files"
+# The same in spawn mode: exit 1 (not the status of a command that never ran), and no command.
+timeout 30 "$MITMREC" -o "$WORK/bad.pcapng" -f 'tcp port' -- touch "$WORK/ran" >"$WORK/bad.out" 2>"$WORK/bad.err"
+rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l <"$WORK/bad.err")" = 1 ] &&
+    grep -q "^mitmrec: error: invalid filter 'tcp port': " "$WORK/bad.err" ||
+    fail "5: -f 'tcp port' -- COMMAND: exit $rc, expected 1 and one 'invalid filter' line: $(cat "$WORK/bad.err")"
+[ ! -e "$WORK/ran" ] || fail "5: -f 'tcp port' -- COMMAND ran the command"
+[ ! -e "$WORK/bad.pcapng" ] && [ ! -e "$WORK/bad.har" ] || fail "5: a bad filter left output files (spawn mode)"
 log "ok"
