@@ -200,6 +200,29 @@ static int cgroup_open(const char *path, char *err, size_t errlen)
     return fd;
 }
 
+int redirect_cgroup_check(const char *path, char *err, size_t errlen)
+{
+    char root[4096];
+    struct statfs sfs;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (fstatfs(fd, &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC) {
+        rc = -ENOTDIR;
+        if (redirect_cgroup_root(root, sizeof(root)) == 0)
+            snprintf(err, errlen, "%s: not a cgroup v2 directory (the cgroup2 mount is %s)", path,
+                     root);
+        else
+            snprintf(err, errlen, "%s: not a cgroup v2 directory (none is mounted)", path);
+    }
+    close(fd);
+    return rc;
+}
+
 /* "ADDR" or "ADDR/PREFIX", IPv4 or IPv6, as an LPM key (IPv4 v4-mapped). */
 static int cidr_parse(const char *s, struct rd_cidr *key)
 {

@@ -91,6 +91,11 @@ int redirect_lookup_tcp(redirect_t *r, const struct sockaddr *client_addr, redir
    client to come from info->orig_dst. */
 int redirect_lookup_udp(redirect_t *r, const struct sockaddr *client_addr, redirect_info_t *info);
 
+/* Whether path is a cgroup v2 directory redirect_open could attach to: 0, or a negative errno
+   with the reason in err ("PATH: No such file or directory", "PATH: not a cgroup v2 directory
+   (the cgroup2 mount is ...)"). */
+int redirect_cgroup_check(const char *path, char *err, size_t errlen);
+
 /* Writes the cgroup v2 mount point from /proc/self/mountinfo to path (len bytes): /sys/fs/cgroup,
    or /sys/fs/cgroup/unified on hybrid systems. -ENOENT when there is none, -ENAMETOOLONG. */
 int redirect_cgroup_root(char *path, size_t len);

@@ -17,6 +17,11 @@ int intercept_attach(intercept_t *it, const intercept_opts_t *o, enum intercept_
     redirect_opts_t ro;
     int rc;
 
+    if (cg && (rc = redirect_cgroup_check(cg, root, sizeof(root))) < 0) {
+        *stage = INTERCEPT_CGROUP_ARG;
+        snprintf(err, errlen, "--cgroup %s", root);
+        return rc;
+    }
     if (!cg) {
         if ((rc = redirect_cgroup_root(root, sizeof(root))) < 0) {
             *stage = INTERCEPT_NO_CGROUP_FS;

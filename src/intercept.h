@@ -43,6 +43,7 @@ typedef struct intercept {
 /* Where intercept_attach failed, so each program can add its own advice. */
 enum intercept_stage {
     INTERCEPT_NO_CGROUP_FS = 1, /* no cgroup v2 mount */
+    INTERCEPT_CGROUP_ARG,       /* --cgroup names no cgroup v2 directory */
     INTERCEPT_CGROUP,           /* the command's cgroup could not be made */
     INTERCEPT_REDIRECT,         /* redirect_open failed */
 };

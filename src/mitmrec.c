@@ -158,7 +158,11 @@ static int start_redirect(app_t *a, ca_t *ca)
     /* -o - (or --har -): the pcapng on stdout must not take the command's output in. */
     io.stdout_taken = !strcmp(a->opts.out_path, "-") || !strcmp(a->opts.har_path, "-");
     if ((rc = intercept_attach(&a->it, &io, &stage, err, sizeof(err))) < 0) {
-        log_error("%s; without it, use --listen mode (an explicit proxy needs no privileges)", err);
+        if (stage == INTERCEPT_CGROUP_ARG)
+            log_error("%s", err);
+        else
+            log_error("%s; without it, use --listen mode (an explicit proxy needs no privileges)",
+                      err);
         return 2;
     }
     a->proxy.lookup = intercept_lookup_tcp;

@@ -271,7 +271,10 @@ static int server_replay(app_t *a, replaydb_t *db)
     io.stdout_taken = (o->record_new && !strcmp(o->record_new, "-")) ||
                       (o->record_new_har && !strcmp(o->record_new_har, "-"));
     if (intercept_attach(&a->it, &io, &stage, err, sizeof(err)) < 0) {
-        log_error("%s; mitmreplay needs root and eBPF (local redirect mode)", err);
+        if (stage == INTERCEPT_CGROUP_ARG)
+            log_error("%s", err);
+        else
+            log_error("%s; mitmreplay needs root and eBPF (local redirect mode)", err);
         status = 2;
         goto stop_early;
     }

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -500,9 +502,18 @@ int tls_client_ctx_new(const char *const *cacerts, size_t ncacerts, int insecure
     SSL_CTX_sess_set_new_cb(ctx, scache_add);
     load_system_trust(ctx);
     for (size_t i = 0; i < ncacerts; i++) {
-        if (!SSL_CTX_load_verify_locations(ctx, cacerts[i], NULL)) {
+        /* The system's reason when the file cannot be read (OpenSSL's would be "system lib"),
+           OpenSSL's when what is in it is no certificate. */
+        struct stat st;
+        int e = 0;
+
+        if (stat(cacerts[i], &st) < 0 || access(cacerts[i], R_OK) < 0)
+            e = errno;
+        else if (S_ISDIR(st.st_mode))
+            e = EISDIR;
+        if (e || !SSL_CTX_load_verify_locations(ctx, cacerts[i], NULL)) {
             snprintf(err, errlen, "cannot load --cacert %s: %s", cacerts[i],
-                     log_ssl_errors(buf, sizeof(buf)));
+                     e ? strerror(e) : log_ssl_errors(buf, sizeof(buf)));
             SSL_CTX_free(ctx);
             return -EINVAL;
         }

@@ -99,6 +99,22 @@ kill "$TAKEN_PID" 2>/dev/null
 wait "$TAKEN_PID" 2>/dev/null
 log "--listen on a taken port: one line, exit 1, no file ($(cat "$WORK/taken.err"))"
 
+# A --cacert that cannot be used: one line with the system's reason (OpenSSL's own would be
+# "system lib") or OpenSSL's when the file holds no certificate; exit 1, no file.
+printf 'no certificate here\n' >"$WORK/notcert.pem"
+for ca in "$WORK/no-such.pem" "$WORK" "$WORK/notcert.pem"; do
+    case $ca in
+    "$WORK/no-such.pem") want="No such file or directory" ;;
+    "$WORK") want="Is a directory" ;;
+    *) want="no certificate or crl found" ;;
+    esac
+    timeout 10 "$MITMREC" --listen 0 -o "$WORK/ca.pcapng" --cacert "$ca" >/dev/null 2>"$WORK/ca.err"
+    rc=$?
+    [ $rc = 1 ] && [ "$(cat "$WORK/ca.err")" = "mitmrec: error: cannot load --cacert $ca: $want" ] ||
+        fail "--cacert $ca: expected exit 1 and 'cannot load --cacert $ca: $want', got $rc: $(cat "$WORK/ca.err")"
+    [ ! -e "$WORK/ca.pcapng" ] || fail "--cacert $ca left $WORK/ca.pcapng"
+done
+
 # mitmreplay's usage errors, the same way.
 if [ -x "$MITMREPLAY" ]; then
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: -o without a value" "$WORK/a.pcapng" -o

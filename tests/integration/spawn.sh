@@ -352,6 +352,20 @@ cmp -s "$WORK/zero.pcapng" "$WORK/missing.pcapng" || fail "mitmrec -- not-execut
 spawn_run signal -q -o "$WORK/signal.pcapng" -- sh -c 'kill -TERM $$'
 [ $RUN_RC -eq 143 ] || fail "mitmrec -- (a command killed by SIGTERM) exited $RUN_RC, expected 143: $(cat "$RUN_LOG")"
 
+# A --cgroup that is no cgroup v2 directory: one line naming it (no advice to use --listen,
+# which is for missing privileges), exit 2, the command not run.
+for cg in "$WORK/no-such-cgroup" "$WORK"; do
+    case $cg in
+    "$WORK") want="--cgroup $WORK: not a cgroup v2 directory (the cgroup2 mount is $CGROUP2)" ;;
+    *) want="--cgroup $cg: No such file or directory" ;;
+    esac
+    rm -f "$WORK/ran"
+    spawn_run badcg -q --cgroup "$cg" -o "$WORK/badcg.pcapng" -- touch "$WORK/ran"
+    [ $RUN_RC -eq 2 ] && [ "$(cat "$RUN_LOG")" = "mitmrec: error: $want" ] ||
+        fail "--cgroup $cg: expected exit 2 and 'mitmrec: error: $want', got $RUN_RC: $(cat "$RUN_LOG")"
+    [ ! -e "$WORK/ran" ] || fail "--cgroup $cg: the command ran"
+done
+
 # --cgroup PARENT: the spawn cgroup is made under it and removed again.
 make_cgroup parent
 PARENT=$TEST_CGROUP
