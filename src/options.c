@@ -185,17 +185,19 @@ static int parse_size(const char *arg, size_t *out)
     return 0;
 }
 
-/* "-p curl,!wget,1234": appended to the rules in order. */
-static int parse_process_specs(options_t *o, const char *arg, char *err, size_t errlen)
+/* Linux's PID_MAX_LIMIT: no PID is larger. */
+#define PID_LIMIT 4194304ul
+
+int options_parse_process_specs(redirect_rule_t **rules, size_t *nrules, const char *arg, char *err,
+                                size_t errlen)
 {
     const char *p = arg;
 
     while (*p) {
-        size_t n = strcspn(p, ",");
-        redirect_rule_t r;
-        redirect_rule_t *rules;
+        size_t n = strcspn(p, ","), len = n;
         const char *s = p;
-        size_t len = n;
+        redirect_rule_t r, *more;
+        unsigned long pid;
         char *end;
 
         memset(&r, 0, sizeof(r));
@@ -211,21 +213,26 @@ static int parse_process_specs(options_t *o, const char *arg, char *err, size_t 
         }
         memcpy(r.name, s, len);
         r.name[len] = '\0';
-        errno = 0;
-        unsigned long pid = strtoul(r.name, &end, 10);
-        if (*end == '\0' && !errno && pid > 0 && pid <= 0x7fffffff) {
+        /* All digits is a PID, and must be one a process can have. */
+        if (strspn(r.name, "0123456789") == len) {
+            errno = 0;
+            pid = strtoul(r.name, &end, 10);
+            if (errno || pid == 0 || pid > PID_LIMIT) {
+                snprintf(err, errlen, "invalid -p '%.*s': no process has PID %s", (int)n, p,
+                         r.name);
+                return -EINVAL;
+            }
             r.pid = (uint32_t)pid;
             r.name[0] = '\0';
         }
-        if (o->nrules == REDIRECT_MAX_RULES) {
+        if (*nrules == REDIRECT_MAX_RULES) {
             snprintf(err, errlen, "too many -p rules (at most %d)", REDIRECT_MAX_RULES);
             return -EINVAL;
         }
-        rules = realloc(o->rules, (o->nrules + 1) * sizeof(*rules));
-        if (!rules)
+        if (!(more = realloc(*rules, (*nrules + 1) * sizeof(*more))))
             return -ENOMEM;
-        o->rules = rules;
-        o->rules[o->nrules++] = r;
+        *rules = more;
+        (*rules)[(*nrules)++] = r;
         p += n;
         if (*p == ',')
             p++;
@@ -327,7 +334,7 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
             }
             break;
         case 'p':
-            if ((rc = parse_process_specs(o, optarg, err, errlen)) < 0)
+            if ((rc = options_parse_process_specs(&o->rules, &o->nrules, optarg, err, errlen)) < 0)
                 return rc;
             break;
         case 'r':

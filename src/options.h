@@ -60,6 +60,12 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
  */
 void options_getopt_error(int c, char *const *argv, char *err, size_t errlen);
 
+/* -p's value ("curl,!wget,1234") appended to *rules (*nrules of them), in order; for both
+   programs. All digits is a PID (1 to Linux's limit). 0, -EINVAL with the reason in err, or
+   -ENOMEM. */
+int options_parse_process_specs(redirect_rule_t **rules, size_t *nrules, const char *arg, char *err,
+                                size_t errlen);
+
 /* Releases what options_parse allocated. */
 void options_free(options_t *o);
 

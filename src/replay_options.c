@@ -131,52 +131,6 @@ static int add_list(const char **list, size_t *n, const char *v, const char *opt
     return 0;
 }
 
-/* "-p curl,!wget,1234", as mitmrec reads it. */
-static int parse_process_specs(replay_options_t *o, const char *arg, char *err, size_t errlen)
-{
-    const char *p = arg;
-
-    while (*p) {
-        size_t n = strcspn(p, ","), len = n;
-        const char *s = p;
-        redirect_rule_t r, *rules;
-        char *end;
-        unsigned long pid;
-
-        memset(&r, 0, sizeof(r));
-        if (len && s[0] == '!') {
-            r.exclude = 1;
-            s++;
-            len--;
-        }
-        if (len == 0 || len >= sizeof(r.name) || memchr(s, '/', len)) {
-            snprintf(err, errlen, "invalid -p '%.*s': expected NAME, PID, !NAME or !PID", (int)n,
-                     p);
-            return -EINVAL;
-        }
-        memcpy(r.name, s, len);
-        r.name[len] = '\0';
-        errno = 0;
-        pid = strtoul(r.name, &end, 10);
-        if (*end == '\0' && !errno && pid > 0 && pid <= 0x7fffffff) {
-            r.pid = (uint32_t)pid;
-            r.name[0] = '\0';
-        }
-        if (o->nrules == REDIRECT_MAX_RULES) {
-            snprintf(err, errlen, "too many -p rules (at most %d)", REDIRECT_MAX_RULES);
-            return -EINVAL;
-        }
-        if (!(rules = realloc(o->rules, (o->nrules + 1) * sizeof(*rules))))
-            return -ENOMEM;
-        o->rules = rules;
-        o->rules[o->nrules++] = r;
-        p += n;
-        if (*p == ',')
-            p++;
-    }
-    return 0;
-}
-
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
@@ -282,7 +236,7 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
             o->concurrency = (int)v;
             break;
         case 'p':
-            rc = parse_process_specs(o, optarg, err, errlen);
+            rc = options_parse_process_specs(&o->rules, &o->nrules, optarg, err, errlen);
             break;
         case OPT_CGROUP:
             o->cgroup = optarg;

@@ -42,6 +42,12 @@ usage_error "-o without a value" --listen 0 -o
 usage_says "option '-o' needs an argument"
 usage_error "-p without a value" -o "$WORK/a.pcapng" -p
 usage_says "option '-p' needs an argument"
+usage_error "-p with an empty spec" -o "$WORK/a.pcapng" -p curl,,wget
+usage_says "invalid -p '': expected NAME, PID, !NAME or !PID"
+usage_error "-p 0" -o "$WORK/a.pcapng" -p 0
+usage_says "invalid -p '0': no process has PID 0"
+usage_error "-p with a PID past Linux's limit" -o "$WORK/a.pcapng" -p 'curl,!99999999999'
+usage_says "invalid -p '!99999999999': no process has PID 99999999999"
 usage_error "-r without a value" -r
 usage_says "option '-r' needs an argument"
 usage_error "--har without a value" --listen 0 -o "$WORK/a.pcapng" --har
@@ -131,6 +137,8 @@ if [ -x "$MITMREPLAY" ]; then
     usage_says "unknown option '--no-such-flag' (see --help)"
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: no recording" -q
     usage_says "no recording given (see --help)"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: -p 0" "$WORK/a.pcapng" -p 0
+    usage_says "invalid -p '0': no process has PID 0"
 
     # A file that is no recording, or none at all: exit 1, one line saying why, and the
     # command is not run (it would run with nothing to answer it).
