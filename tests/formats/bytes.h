@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Helpers shared by the unit tests that build captures in memory (test_pcapread,
-   test_tcpreasm): a growable byte buffer that is also a pcapng writer's sink, and
-   tcpsynth data followed by the peer's ACK. */
+/* Helpers shared by the unit tests: a growable byte buffer (also a pcapng writer's sink),
+   and tcpsynth data followed by the peer's ACK. */
 #ifndef MITMREC_TESTS_BYTES_H
 #define MITMREC_TESTS_BYTES_H
 
@@ -18,7 +17,7 @@ typedef struct bytes {
 } bytes_t;
 
 /* Appends n bytes; the buffer stays NUL-terminated, so text in it is a C string too. */
-static void b_add(bytes_t *b, const void *p, size_t n)
+static inline void b_add(bytes_t *b, const void *p, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
@@ -38,14 +37,14 @@ static void b_add(bytes_t *b, const void *p, size_t n)
     b->p[b->len] = 0;
 }
 
-static void b_free(bytes_t *b)
+static inline void b_free(bytes_t *b)
 {
     free(b->p);
     memset(b, 0, sizeof(*b));
 }
 
 /* A sink for pcapng_writer_new (opaque: the bytes_t). */
-static int b_sink_write(void *opaque, const void *p, size_t n)
+static inline int b_sink_write(void *opaque, const void *p, size_t n)
 {
     b_add(opaque, p, n);
     return 0;
@@ -53,7 +52,7 @@ static int b_sink_write(void *opaque, const void *p, size_t n)
 
 /* Data and the peer's ACK right after it: the packet shapes these tests were written
    around (tcpsynth itself leaves the ACK to the peer's next segment). */
-static int data_acked(tcpsynth_t *t, int dir, const void *data, size_t len)
+static inline int data_acked(tcpsynth_t *t, int dir, const void *data, size_t len)
 {
     int rc = tcpsynth_data(t, dir, data, len);
 

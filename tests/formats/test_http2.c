@@ -36,6 +36,7 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #include "check.h"
 #include "http2.h"
 #include "websocket.h"
+#include "bytes.h"
 
 /* Where --write-seeds puts fuzz seeds, or NULL. */
 static const char *seed_dir;
@@ -53,28 +54,6 @@ static void die(const char *what)
 {
     fprintf(stderr, "test setup failed: %s\n", what);
     exit(2);
-}
-
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-} buf_t;
-
-static void buf_add(buf_t *b, const void *p, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-
-        while (cap < b->len + n)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        if (!b->p)
-            die("out of memory");
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->len, p, n);
-    b->len += n;
 }
 
 static uint32_t rng_state;
@@ -619,12 +598,12 @@ static int feed_world(const world_t *w, http2_conn_t *c, int mode, uint32_t seed
 
         if (mode == MODE_MERGED) {
             /* All chunks of a run in one direction at once. */
-            buf_t b = {0};
+            bytes_t b = {0};
             size_t j;
             int r;
 
             for (j = i; j < w->nch && w->ch[j].dir == ch->dir; j++)
-                buf_add(&b, w->ch[j].p, w->ch[j].len);
+                b_add(&b, w->ch[j].p, w->ch[j].len);
             r = http2_conn_feed(c, ch->dir, b.p, b.len, ts);
             if (r < 0 && !first)
                 first = r;
@@ -998,7 +977,7 @@ static void scenario_tiny(void)
     world_free(&w);
 }
 
-static void ws_send(world_t *w, int dir, int32_t id, const buf_t *frames, int end)
+static void ws_send(world_t *w, int dir, int32_t id, const bytes_t *frames, int end)
 {
     nghttp2_data_provider prd = provider(w, frames->p, frames->len, NULL, 0);
 
@@ -1012,7 +991,7 @@ static void ws_send(world_t *w, int dir, int32_t id, const buf_t *frames, int en
     pump(w);
 }
 
-static void ws_frame(buf_t *b, int opcode, int rsv1, int masked, const void *p, size_t n)
+static void ws_frame(bytes_t *b, int opcode, int rsv1, int masked, const void *p, size_t n)
 {
     static const uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
     uint8_t h[8] = {(uint8_t)(0x80 | (rsv1 ? 0x40 : 0) | opcode)};
@@ -1028,18 +1007,18 @@ static void ws_frame(buf_t *b, int opcode, int rsv1, int masked, const void *p, 
     }
     if (masked)
         h[1] |= 0x80;
-    buf_add(b, h, hl);
+    b_add(b, h, hl);
     if (masked)
-        buf_add(b, mask, 4);
+        b_add(b, mask, 4);
     for (size_t i = 0; i < n; i++) {
         uint8_t x = ((const uint8_t *)p)[i] ^ (masked ? mask[i & 3] : 0);
 
-        buf_add(b, &x, 1);
+        b_add(b, &x, 1);
     }
 }
 
 /* permessage-deflate payload: raw deflate, sync flush, 00 00 ff ff removed. */
-static void ws_deflate(z_stream *z, const char *text, buf_t *out)
+static void ws_deflate(z_stream *z, const char *text, bytes_t *out)
 {
     uint8_t tmp[1024];
 
@@ -1048,7 +1027,7 @@ static void ws_deflate(z_stream *z, const char *text, buf_t *out)
     z->next_out = tmp;
     z->avail_out = sizeof(tmp);
     deflate(z, Z_SYNC_FLUSH);
-    buf_add(out, tmp, sizeof(tmp) - z->avail_out - 4);
+    b_add(out, tmp, sizeof(tmp) - z->avail_out - 4);
 }
 
 /* RFC 8441: WebSocket over an extended CONNECT stream, next to a plain GET. */
@@ -1070,7 +1049,7 @@ static void scenario_ws(int bad)
     world_t w;
     http_exchange_t *e;
     z_stream zc, zs;
-    buf_t f = {0}, z = {0};
+    bytes_t f = {0}, z = {0};
     int32_t id;
 
     world_init(&w, bad ? "ws-bad" : "ws", 0, 0);
@@ -1313,17 +1292,17 @@ static void scenario_max_body(void)
 
 static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-static void frame(buf_t *b, int type, int flags, uint32_t sid, const void *p, size_t n)
+static void frame(bytes_t *b, int type, int flags, uint32_t sid, const void *p, size_t n)
 {
     uint8_t h[9] = {(uint8_t)(n >> 16),   (uint8_t)(n >> 8),   (uint8_t)n,
                     (uint8_t)type,        (uint8_t)flags,      (uint8_t)(sid >> 24),
                     (uint8_t)(sid >> 16), (uint8_t)(sid >> 8), (uint8_t)sid};
 
-    buf_add(b, h, 9);
-    buf_add(b, p, n);
+    b_add(b, h, 9);
+    b_add(b, p, n);
 }
 
-static void settings_frame(buf_t *b, uint16_t id, uint32_t v)
+static void settings_frame(bytes_t *b, uint16_t id, uint32_t v)
 {
     uint8_t e[6] = {(uint8_t)(id >> 8), (uint8_t)id,       (uint8_t)(v >> 24),
                     (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
@@ -1338,27 +1317,27 @@ static const uint8_t S200_BLOCK[] = {0x88};
 
 typedef struct raw {
     int dir[64];
-    buf_t b[64];
+    bytes_t b[64];
     uint64_t ts[64];
     int n;
 } raw_t;
 
-static buf_t *raw_step(raw_t *r, int dir, uint64_t ts)
+static bytes_t *raw_step(raw_t *r, int dir, uint64_t ts)
 {
     r->dir[r->n] = dir;
     r->ts[r->n] = ts;
-    memset(&r->b[r->n], 0, sizeof(buf_t));
+    memset(&r->b[r->n], 0, sizeof(bytes_t));
     return &r->b[r->n++];
 }
 
 /* Client preface + SETTINGS, server SETTINGS. */
 static void raw_start(raw_t *r)
 {
-    buf_t *b;
+    bytes_t *b;
 
     r->n = 0;
     b = raw_step(r, REQ, 10);
-    buf_add(b, PREFACE, 24);
+    b_add(b, PREFACE, 24);
     settings_frame(b, 0, 0);
     settings_frame(raw_step(r, RESP, 20), 0, 0);
 }
@@ -1402,22 +1381,22 @@ static void expect_fail(raw_t *r, const char *name, const char *text)
 static void test_errors(void)
 {
     raw_t *r = calloc(1, sizeof(*r));
-    buf_t *b;
+    bytes_t *b;
     uint8_t big[16385] = {0};
 
     /* Not the preface. */
-    buf_add(raw_step(r, REQ, 1), "GET / HTTP/1.1\r\n\r\n", 18);
+    b_add(raw_step(r, REQ, 1), "GET / HTTP/1.1\r\n\r\n", 18);
     expect_fail(r, "preface", "preface");
 
     /* Client's first frame is not SETTINGS. */
     b = raw_step(r, REQ, 1);
-    buf_add(b, PREFACE, 24);
+    b_add(b, PREFACE, 24);
     frame(b, 6, 0, 0, "12345678", 8);
     expect_fail(r, "client-first", "client preface");
 
     /* Server's first frame is not SETTINGS. */
     raw_step(r, REQ, 1);
-    buf_add(&r->b[0], PREFACE, 24);
+    b_add(&r->b[0], PREFACE, 24);
     frame(raw_step(r, RESP, 2), 6, 0, 0, "12345678", 8);
     expect_fail(r, "server-first", "server preface");
 
@@ -1507,7 +1486,7 @@ static void expect_clean(raw_t *r, got_t *g, size_t n)
 static void test_limits(void)
 {
     raw_t *r = calloc(1, sizeof(*r));
-    buf_t *b, blk = {0};
+    bytes_t *b, blk = {0};
     uint8_t *junk = calloc(1, 16384);
     got_t g;
 
@@ -1515,12 +1494,12 @@ static void test_limits(void)
        (decoded) are dropped and the exchange says so; the connection goes on, and stream
        3's reference to the same entry shows the dynamic table stayed right. */
     raw_start(r);
-    buf_add(&blk, GET_BLOCK, 3);
-    buf_add(&blk, "\x40\x06x-bomb\x7f\xa1\x1e", 11);
+    b_add(&blk, GET_BLOCK, 3);
+    b_add(&blk, "\x40\x06x-bomb\x7f\xa1\x1e", 11);
     for (int i = 0; i < 4000; i++)
-        buf_add(&blk, "a", 1);
+        b_add(&blk, "a", 1);
     for (int i = 0; i < 300; i++)
-        buf_add(&blk, "\xbe", 1);
+        b_add(&blk, "\xbe", 1);
     b = raw_step(r, REQ, 25);
     frame(b, 1, 5, 1, blk.p, blk.len);
     frame(b, 1, 5, 3, "\x82\x84\x86\xbe", 4);
@@ -1561,16 +1540,16 @@ static void test_limits(void)
        stream 3 after it is read too. */
     raw_start(r);
     blk.len = 0;
-    buf_add(&blk, GET_BLOCK, 3);
+    b_add(&blk, GET_BLOCK, 3);
     for (int i = 0; i < 20; i++) {
         char name[8];
 
         snprintf(name, sizeof(name), "x-%02d", i);
-        buf_add(&blk, "\x00\x04", 2);
-        buf_add(&blk, name, 4);
-        buf_add(&blk, "\x7f\x99\x74", 3); /* 127 + 0x19 + (0x74 << 7) = 15,000 */
+        b_add(&blk, "\x00\x04", 2);
+        b_add(&blk, name, 4);
+        b_add(&blk, "\x7f\x99\x74", 3); /* 127 + 0x19 + (0x74 << 7) = 15,000 */
         for (int k = 0; k < 15000; k++)
-            buf_add(&blk, "v", 1);
+            b_add(&blk, "v", 1);
     }
     CHECK(blk.len > 256 * 1024);
     b = raw_step(r, REQ, 25);
@@ -1614,7 +1593,7 @@ static void test_limits(void)
 /* Control frame floods cost nothing; a request still works afterwards. */
 static void test_floods(void)
 {
-    buf_t b = {0}, s = {0};
+    bytes_t b = {0}, s = {0};
     got_t g;
     http2_conn_t *c;
     uint8_t e[6] = {0, 1, 0, 0, 0x10, 0};
@@ -1624,7 +1603,7 @@ static void test_floods(void)
 
     got_init(&g);
     c = http2_conn_new(&g_cb, &g, 0);
-    buf_add(&b, PREFACE, 24);
+    b_add(&b, PREFACE, 24);
     settings_frame(&b, 0, 0);
     settings_frame(&s, 0, 0);
     CHECK_EQ_INT(http2_conn_feed(c, REQ, b.p, b.len, 1), 0);
@@ -1684,7 +1663,7 @@ static void test_floods(void)
 static void test_streams(void)
 {
     raw_t *r = calloc(1, sizeof(*r));
-    buf_t *b;
+    bytes_t *b;
     got_t g;
 
     /* A HEADERS frame split over two feeds, a response over two more. */
@@ -1692,7 +1671,7 @@ static void test_streams(void)
     b = raw_step(r, REQ, 100);
     frame(b, 1, 5, 1, GET_BLOCK, 3);
     r->b[r->n - 1].len = 5;
-    buf_add(raw_step(r, REQ, 150), "\x00\x00\x00\x01\x82\x84\x86", 7);
+    b_add(raw_step(r, REQ, 150), "\x00\x00\x00\x01\x82\x84\x86", 7);
     b = raw_step(r, RESP, 200);
     frame(b, 1, 4, 1, S200_BLOCK, 1);
     frame(raw_step(r, RESP, 300), 0, 1, 1, "body", 4);
@@ -1850,7 +1829,7 @@ static void test_upgrade_frames(void)
         http_exchange_t *req = upgrade_request(with ? "AAUAAE4gAAEAAP_-" : "AAEAACAA");
         got_t g;
         http2_conn_t *c;
-        buf_t b = {0};
+        bytes_t b = {0};
 
         got_init(&g);
         c = http2_conn_new_upgrade(&g_cb, &g, 0, req);
@@ -1877,7 +1856,7 @@ static void test_upgrade_frames(void)
 static void test_api(void)
 {
     http2_conn_t *c;
-    buf_t b = {0};
+    bytes_t b = {0};
 
     CHECK_EQ_INT(http2_is_preface(PREFACE, 24), 1);
     CHECK_EQ_INT(http2_is_preface("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nxyz", 27), 1);
@@ -1893,7 +1872,7 @@ static void test_api(void)
     c = http2_conn_new(NULL, NULL, 0);
     CHECK(c != NULL);
     CHECK_EQ_INT(http2_conn_feed(c, 2, "x", 1, 0), -EINVAL);
-    buf_add(&b, PREFACE, 24);
+    b_add(&b, PREFACE, 24);
     settings_frame(&b, 0, 0);
     frame(&b, 1, 5, 1, GET_BLOCK, 3);
     frame(&b, 1, 4, 3, GET_BLOCK, 3);

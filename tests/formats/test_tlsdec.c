@@ -11,6 +11,7 @@
 #include "check.h"
 #include "keylog.h"
 #include "tlsdec.h"
+#include "bytes.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -24,35 +25,6 @@
 #include <openssl/x509.h>
 
 /* ---- small helpers ---- */
-
-struct bytes {
-    uint8_t *p;
-    size_t n, cap;
-};
-
-static void bytes_add(struct bytes *b, const void *p, size_t n)
-{
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        if (!b->p) {
-            fprintf(stderr, "out of memory\n");
-            exit(2);
-        }
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-static void bytes_free(struct bytes *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -72,11 +44,11 @@ struct chunk {
 
 /* What a session put on the wire, its secrets and the plaintext each side sent. */
 struct capture {
-    struct bytes stream[2];
+    bytes_t stream[2];
     struct chunk *chunks;
     size_t nchunks;
-    struct bytes keylog;
-    struct bytes sent[2];
+    bytes_t keylog;
+    bytes_t sent[2];
     int version;
     uint16_t suite;
     SSL_SESSION *session; /* the client's, for resumption */
@@ -121,8 +93,8 @@ static X509 *make_cert(EVP_PKEY *key)
 static void keylog_cb(const SSL *ssl, const char *line)
 {
     struct capture *cap = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-    bytes_add(&cap->keylog, line, strlen(line));
-    bytes_add(&cap->keylog, "\n", 1);
+    b_add(&cap->keylog, line, strlen(line));
+    b_add(&cap->keylog, "\n", 1);
 }
 
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -156,16 +128,16 @@ static size_t pump(struct sess *ss)
     for (int dir = 0; dir < 2; dir++) {
         BIO *from = dir == 0 ? ss->c_out : ss->s_out, *to = dir == 0 ? ss->s_in : ss->c_in;
         struct capture *cap = ss->cap;
-        size_t start = cap->stream[dir].n;
+        size_t start = cap->stream[dir].len;
         int n;
         while ((n = BIO_read(from, buf, sizeof buf)) > 0) {
-            bytes_add(&cap->stream[dir], buf, (size_t)n);
+            b_add(&cap->stream[dir], buf, (size_t)n);
             BIO_write(to, buf, n);
             moved += (size_t)n;
         }
-        if (cap->stream[dir].n > start) {
+        if (cap->stream[dir].len > start) {
             cap->chunks = realloc(cap->chunks, (cap->nchunks + 1) * sizeof *cap->chunks);
-            cap->chunks[cap->nchunks++] = (struct chunk){dir, start, cap->stream[dir].n - start};
+            cap->chunks[cap->nchunks++] = (struct chunk){dir, start, cap->stream[dir].len - start};
         }
     }
     return moved;
@@ -177,7 +149,7 @@ static bool transfer(struct sess *ss, int dir, const uint8_t *data, size_t len)
     SSL *from = dir == 0 ? ss->c : ss->s, *to = dir == 0 ? ss->s : ss->c;
     if (SSL_write(from, data, (int)len) != (int)len)
         return false;
-    bytes_add(&ss->cap->sent[dir], data, len);
+    b_add(&ss->cap->sent[dir], data, len);
     size_t got = 0;
     uint8_t buf[16384];
     for (int spins = 0; got < len && spins < 1000; spins++) {
@@ -236,7 +208,7 @@ static bool early_exchange(struct sess *ss, const struct sess_opts *o)
     if (accepted) {
         if (got != len || memcmp(buf, o->early, len) != 0)
             return false;
-        bytes_add(&ss->cap->sent[0], o->early, len);
+        b_add(&ss->cap->sent[0], o->early, len);
     }
     return true;
 }
@@ -360,10 +332,10 @@ out:
 static void capture_free(struct capture *cap)
 {
     for (int i = 0; i < 2; i++) {
-        bytes_free(&cap->stream[i]);
-        bytes_free(&cap->sent[i]);
+        b_free(&cap->stream[i]);
+        b_free(&cap->sent[i]);
     }
-    bytes_free(&cap->keylog);
+    b_free(&cap->keylog);
     free(cap->chunks);
     SSL_SESSION_free(cap->session);
     memset(cap, 0, sizeof *cap);
@@ -372,8 +344,8 @@ static void capture_free(struct capture *cap)
 /* ---- decoding ---- */
 
 struct result {
-    struct bytes plain[2];
-    struct bytes alerts[2];
+    bytes_t plain[2];
+    bytes_t alerts[2];
     int errors[2];
     char error[2][256];
     int infos;
@@ -387,9 +359,9 @@ static void on_plaintext(void *opaque, int dir, int type, const uint8_t *data, s
 {
     struct result *r = opaque;
     if (type == TLSDEC_CT_APPLICATION_DATA)
-        bytes_add(&r->plain[dir], data, len);
+        b_add(&r->plain[dir], data, len);
     else
-        bytes_add(&r->alerts[dir], data, len);
+        b_add(&r->alerts[dir], data, len);
 }
 
 static void on_info(void *opaque, const tlsdec_info_t *info)
@@ -416,8 +388,8 @@ static const tlsdec_callbacks_t cbs = {on_plaintext, on_info, on_error};
 static void result_free(struct result *r)
 {
     for (int i = 0; i < 2; i++) {
-        bytes_free(&r->plain[i]);
-        bytes_free(&r->alerts[i]);
+        b_free(&r->plain[i]);
+        b_free(&r->alerts[i]);
     }
 }
 
@@ -451,20 +423,20 @@ static void decode(const struct capture *cap, const uint8_t *streams[2], const k
         }
     } else {
         int first = order == CLIENT_FIRST ? 0 : 1;
-        feed_split(t, first, streams[first], cap->stream[first].n, maxpiece, &rng);
-        feed_split(t, 1 - first, streams[1 - first], cap->stream[1 - first].n, maxpiece, &rng);
+        feed_split(t, first, streams[first], cap->stream[first].len, maxpiece, &rng);
+        feed_split(t, 1 - first, streams[1 - first], cap->stream[1 - first].len, maxpiece, &rng);
     }
     tlsdec_free(t);
 }
 
-static bool bytes_eq(const struct bytes *a, const struct bytes *b)
+static bool bytes_eq(const bytes_t *a, const bytes_t *b)
 {
-    return a->n == b->n && (a->n == 0 || memcmp(a->p, b->p, a->n) == 0);
+    return a->len == b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
 }
 
-static bool is_prefix(const struct bytes *a, const struct bytes *b)
+static bool is_prefix(const bytes_t *a, const bytes_t *b)
 {
-    return a->n <= b->n && (a->n == 0 || memcmp(a->p, b->p, a->n) == 0);
+    return a->len <= b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
 }
 
 static const char close_notify[2] = {1, 0};
@@ -480,7 +452,7 @@ static void check_full(const struct capture *cap, const struct result *r, const 
     CHECK(bytes_eq(&r->plain[0], &cap->sent[0]));
     CHECK(bytes_eq(&r->plain[1], &cap->sent[1]));
     for (int d = 0; d < 2; d++)
-        CHECK(r->alerts[d].n == 2 && memcmp(r->alerts[d].p, close_notify, 2) == 0);
+        CHECK(r->alerts[d].len == 2 && memcmp(r->alerts[d].p, close_notify, 2) == 0);
     CHECK_EQ_INT(r->infos, 1);
     CHECK_EQ_INT(r->version, cap->version);
     CHECK_EQ_INT(r->suite, cap->suite);
@@ -500,7 +472,7 @@ static const uint8_t **streams_of(const struct capture *cap, const uint8_t *s[2]
 static keylog_t *keylog_of(const struct capture *cap)
 {
     keylog_t *kl = keylog_new();
-    int n = keylog_add_text(kl, (const char *)cap->keylog.p, cap->keylog.n);
+    int n = keylog_add_text(kl, (const char *)cap->keylog.p, cap->keylog.len);
     CHECK(n >= 1);
     return kl;
 }
@@ -543,9 +515,10 @@ static void test_suite(int version, const char *ciphers, bool rsa, const char *a
 /* ---- failure cases ---- */
 
 /* The offset of the n-th record (0-based) of a stream whose type is ct. */
-static size_t find_record(const struct bytes *s, int ct, int n)
+static size_t find_record(const bytes_t *s, int ct, int n)
 {
-    for (size_t off = 0; off + 5 <= s->n; off += 5 + ((size_t)s->p[off + 3] << 8 | s->p[off + 4])) {
+    for (size_t off = 0; off + 5 <= s->len;
+         off += 5 + ((size_t)s->p[off + 3] << 8 | s->p[off + 4])) {
         if (s->p[off] == ct && n-- == 0)
             return off;
     }
@@ -577,7 +550,7 @@ static void test_failures(int version, const char *ciphers)
     CHECK_EQ_INT(r.errors[0] + r.errors[1], 1);
     CHECK(strstr(r.error[0], "no secrets for this connection") ||
           strstr(r.error[1], "no secrets for this connection"));
-    CHECK_EQ_INT(r.plain[0].n + r.plain[1].n, 0);
+    CHECK_EQ_INT(r.plain[0].len + r.plain[1].len, 0);
     CHECK_EQ_INT(r.infos, 1);
     CHECK_EQ_STR(r.sni, "fail.example");
     CHECK_EQ_STR(r.alpn, version == TLS1_3_VERSION ? "(null)" : "http/1.1");
@@ -593,7 +566,7 @@ static void test_failures(int version, const char *ciphers)
             const struct chunk *c = &cap.chunks[i];
             CHECK_EQ_INT(tlsdec_feed(t, c->dir, s[c->dir] + c->off, c->len), 0);
             if (i == 0)
-                keylog_add_text(late, (const char *)cap.keylog.p, cap.keylog.n);
+                keylog_add_text(late, (const char *)cap.keylog.p, cap.keylog.len);
         }
         tlsdec_free(t);
         keylog_free(late);
@@ -611,8 +584,8 @@ static void test_failures(int version, const char *ciphers)
 
     /* A corrupted tag in the server's third record of application data from the end. */
     {
-        uint8_t *bad = malloc(cap.stream[1].n);
-        memcpy(bad, s[1], cap.stream[1].n);
+        uint8_t *bad = malloc(cap.stream[1].len);
+        memcpy(bad, s[1], cap.stream[1].len);
         int count = 0;
         while (find_record(&cap.stream[1], 23, count) != SIZE_MAX)
             count++;
@@ -629,7 +602,7 @@ static void test_failures(int version, const char *ciphers)
         CHECK(strstr(r.error[1], "bad record MAC") != NULL);
         CHECK(bytes_eq(&r.plain[0], &cap.sent[0]));
         CHECK(is_prefix(&r.plain[1], &cap.sent[1]));
-        CHECK(r.plain[1].n < cap.sent[1].n);
+        CHECK(r.plain[1].len < cap.sent[1].len);
         result_free(&r);
         free(bad);
     }
@@ -649,15 +622,15 @@ static void test_failures(int version, const char *ciphers)
         decode(&cut, s, kl, IN_ORDER, 5, 5, &r);
         CHECK_EQ_INT(r.errors[0] + r.errors[1], 0);
         CHECK(bytes_eq(&r.plain[1], &cap.sent[1]));
-        CHECK_EQ_INT(r.alerts[1].n, 0);
+        CHECK_EQ_INT(r.alerts[1].len, 0);
         result_free(&r);
         free(chunks);
     }
 
     /* A record longer than TLS allows. */
     {
-        uint8_t *bad = malloc(cap.stream[0].n);
-        memcpy(bad, s[0], cap.stream[0].n);
+        uint8_t *bad = malloc(cap.stream[0].len);
+        memcpy(bad, s[0], cap.stream[0].len);
         size_t off = find_record(&cap.stream[0], 23, 1);
         CHECK(off != SIZE_MAX);
         if (off != SIZE_MAX) {
@@ -703,7 +676,7 @@ static void test_failures(int version, const char *ciphers)
         CHECK_EQ_INT(tlsdec_feed(t, 1, alert, sizeof alert), 0);
         tlsdec_free(t);
         CHECK_EQ_INT(r.errors[0] + r.errors[1], 0);
-        CHECK(r.alerts[1].n == 2 && r.alerts[1].p[0] == 2 && r.alerts[1].p[1] == 40);
+        CHECK(r.alerts[1].len == 2 && r.alerts[1].p[0] == 2 && r.alerts[1].p[1] == 40);
         CHECK_EQ_INT(r.infos, 0);
         result_free(&r);
     }
@@ -713,12 +686,12 @@ static void test_failures(int version, const char *ciphers)
         size_t off = find_record(&cap.stream[0], 23, version == TLS1_3_VERSION ? 2 : 0);
         memset(&r, 0, sizeof r);
         tlsdec_t *t = tlsdec_new(kl, &cbs, &r);
-        CHECK_EQ_INT(tlsdec_feed(t, 0, s[0] + off, cap.stream[0].n - off), 0);
+        CHECK_EQ_INT(tlsdec_feed(t, 0, s[0] + off, cap.stream[0].len - off), 0);
         CHECK_EQ_INT(tlsdec_feed(t, 0, s[0], 10), 0); /* dropped after the error */
         tlsdec_free(t);
         CHECK_EQ_INT(r.errors[0], 1);
         CHECK(strstr(r.error[0], "no ClientHello") != NULL);
-        CHECK_EQ_INT(r.plain[0].n, 0);
+        CHECK_EQ_INT(r.plain[0].len, 0);
         result_free(&r);
     }
 
@@ -743,7 +716,7 @@ static void test_unsupported(int version, const char *ciphers, const char *expec
     CHECK_EQ_INT(r.errors[0], 0);
     CHECK_EQ_INT(r.errors[1], 1);
     CHECK_EQ_STR(r.error[1], expect);
-    CHECK_EQ_INT(r.plain[0].n + r.plain[1].n, 0);
+    CHECK_EQ_INT(r.plain[0].len + r.plain[1].len, 0);
     CHECK_EQ_INT(r.infos, 1);
     CHECK_EQ_INT(r.suite, cap.suite);
     CHECK(!r.have_name);
@@ -810,7 +783,7 @@ static void test_hrr(void)
         return;
     }
     /* The server's first record is a ServerHello carrying the HRR random. */
-    CHECK(cap.stream[1].n > 43 && cap.stream[1].p[11] == 0xcf && cap.stream[1].p[12] == 0x21);
+    CHECK(cap.stream[1].len > 43 && cap.stream[1].p[11] == 0xcf && cap.stream[1].p[12] == 0x21);
     check_session(&cap, "hrr.example", "h2");
     const uint8_t *s[2];
     keylog_t *kl = keylog_of(&cap);
@@ -837,7 +810,7 @@ static void test_resumption(void)
     CHECK(make_session(&o, &second));
     if (second.session) {
         CHECK_EQ_INT(second.stream[1].p[5], 2); /* ServerHello, no Certificate: */
-        CHECK(!memmem(second.stream[1].p, second.stream[1].n, "test.example", 12));
+        CHECK(!memmem(second.stream[1].p, second.stream[1].len, "test.example", 12));
         check_session(&second, "resume.example", "h2");
     }
     capture_free(&first);
@@ -854,8 +827,8 @@ static void test_resumption(void)
     o2.resume = first.session;
     CHECK(make_session(&o2, &second));
     if (second.session) {
-        CHECK(memmem(second.keylog.p, second.keylog.n, "CLIENT_EARLY_TRAFFIC_SECRET", 27));
-        CHECK(second.sent[0].n > strlen(o.early) &&
+        CHECK(memmem(second.keylog.p, second.keylog.len, "CLIENT_EARLY_TRAFFIC_SECRET", 27));
+        CHECK(second.sent[0].len > strlen(o.early) &&
               memcmp(second.sent[0].p, o.early, strlen(o.early)) == 0);
         check_session(&second, "early.example", "http/1.1");
     }
@@ -864,7 +837,7 @@ static void test_resumption(void)
     o2.server_rejects_early = true;
     CHECK(make_session(&o2, &second));
     if (second.session) {
-        CHECK(second.sent[0].n > 0 && memcmp(second.sent[0].p, "GET / ", 6) == 0);
+        CHECK(second.sent[0].len > 0 && memcmp(second.sent[0].p, "GET / ", 6) == 0);
         check_session(&second, "early.example", "http/1.1");
     }
     capture_free(&second);
@@ -948,14 +921,14 @@ static void test_keylog(void)
     /* Many entries (the index grows), then a full store. */
     kl = keylog_new_max(5000);
     CHECK(keylog_new_max(0) == NULL);
-    struct bytes b = {0};
+    bytes_t b = {0};
     char line[200];
     for (int i = 0; i < 5001; i++) {
         int n = snprintf(line, sizeof line, "CLIENT_RANDOM %08x%s %064x\n", (unsigned)i, cr_hex + 8,
                          (unsigned)i);
-        bytes_add(&b, line, (size_t)n);
+        b_add(&b, line, (size_t)n);
     }
-    CHECK_EQ_INT(keylog_add_text(kl, (const char *)b.p, b.n), -ENOSPC);
+    CHECK_EQ_INT(keylog_add_text(kl, (const char *)b.p, b.len), -ENOSPC);
     keylog_get_stats(kl, &st);
     CHECK_EQ_INT(st.entries, 5000);
     CHECK_EQ_INT(st.dropped, 1);
@@ -977,7 +950,7 @@ static void test_keylog(void)
             all = all && rc == -ENOENT;
     }
     CHECK(all);
-    bytes_free(&b);
+    b_free(&b);
     keylog_free(kl);
 }
 
@@ -991,10 +964,10 @@ static void test_keylog(void)
 static void write_seed(const char *dirname, const char *name, const struct capture *cap, int flags,
                        size_t maxpiece)
 {
-    struct bytes b = {0};
-    uint8_t hdr[3] = {(uint8_t)flags, (uint8_t)cap->keylog.n, (uint8_t)(cap->keylog.n >> 8)};
-    bytes_add(&b, hdr, 3);
-    bytes_add(&b, cap->keylog.p, cap->keylog.n);
+    bytes_t b = {0};
+    uint8_t hdr[3] = {(uint8_t)flags, (uint8_t)cap->keylog.len, (uint8_t)(cap->keylog.len >> 8)};
+    b_add(&b, hdr, 3);
+    b_add(&b, cap->keylog.p, cap->keylog.len);
     uint64_t rng = 42;
     for (size_t i = 0; i < cap->nchunks; i++) {
         const struct chunk *c = &cap->chunks[i];
@@ -1004,19 +977,19 @@ static void write_seed(const char *dirname, const char *name, const struct captu
                 k = c->len - off;
             uint16_t h = (uint16_t)(k | (size_t)c->dir << 15);
             uint8_t hb[2] = {(uint8_t)h, (uint8_t)(h >> 8)};
-            bytes_add(&b, hb, 2);
-            bytes_add(&b, cap->stream[c->dir].p + c->off + off, k);
+            b_add(&b, hb, 2);
+            b_add(&b, cap->stream[c->dir].p + c->off + off, k);
             off += k;
         }
     }
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dirname, name);
     FILE *f = fopen(path, "wb");
-    if (!f || fwrite(b.p, 1, b.n, f) != b.n || fclose(f) != 0)
+    if (!f || fwrite(b.p, 1, b.len, f) != b.len || fclose(f) != 0)
         fprintf(stderr, "can't write %s\n", path);
     else
-        printf("%s: %zu bytes\n", path, b.n);
-    bytes_free(&b);
+        printf("%s: %zu bytes\n", path, b.len);
+    b_free(&b);
 }
 
 static int write_seeds(const char *dirname)

@@ -20,6 +20,7 @@
 
 #include "check.h"
 #include "websocket.h"
+#include "bytes.h"
 
 #define C WEBSOCKET_CLIENT
 #define S WEBSOCKET_SERVER
@@ -29,32 +30,8 @@ static const char *seed_dir;
 
 enum mode { MODE_WHOLE, MODE_BYTES, MODE_RANDOM, MODE_COUNT };
 
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-} buf_t;
-
-static void buf_add(buf_t *b, const void *p, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-
-        while (cap < b->len + n)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        if (!b->p) {
-            fprintf(stderr, "out of memory\n");
-            exit(2);
-        }
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
 /* One frame, with the minimal length encoding; mask NULL means unmasked. */
-static void frame(buf_t *b, int fin, int rsv1, int opcode, const uint8_t *mask, const void *data,
+static void frame(bytes_t *b, int fin, int rsv1, int opcode, const uint8_t *mask, const void *data,
                   size_t len)
 {
     uint8_t h[14];
@@ -79,11 +56,11 @@ static void frame(buf_t *b, int fin, int rsv1, int opcode, const uint8_t *mask, 
         memcpy(h + n, mask, 4);
         n += 4;
     }
-    buf_add(b, h, n);
+    b_add(b, h, n);
     for (size_t i = 0; i < len; i++) {
         uint8_t x = ((const uint8_t *)data)[i] ^ (mask ? mask[i & 3] : 0);
 
-        buf_add(b, &x, 1);
+        b_add(b, &x, 1);
     }
 }
 
@@ -91,14 +68,14 @@ static const uint8_t MASK1[4] = {0x37, 0xfa, 0x21, 0x3d};
 static const uint8_t MASK2[4] = {0x00, 0xff, 0x80, 0x01};
 
 /* A client frame is masked, a server frame is not. */
-static void wsf(buf_t *b, int dir, int fin, int rsv1, int opcode, const void *data, size_t len)
+static void wsf(bytes_t *b, int dir, int fin, int rsv1, int opcode, const void *data, size_t len)
 {
     frame(b, fin, rsv1, opcode, dir == C ? (len & 1 ? MASK1 : MASK2) : NULL, data, len);
 }
 
 /* Compresses one message as RFC 7692 says: sync flush, without the final
    00 00 ff ff. finish: end with a final block instead (allowed too). */
-static void deflate_msg(z_stream *z, const void *data, size_t len, buf_t *out, int finish)
+static void deflate_msg(z_stream *z, const void *data, size_t len, bytes_t *out, int finish)
 {
     uint8_t tmp[4096];
     size_t start = out->len;
@@ -109,13 +86,13 @@ static void deflate_msg(z_stream *z, const void *data, size_t len, buf_t *out, i
         z->next_out = tmp;
         z->avail_out = sizeof(tmp);
         deflate(z, finish ? Z_FINISH : Z_SYNC_FLUSH);
-        buf_add(out, tmp, sizeof(tmp) - z->avail_out);
+        b_add(out, tmp, sizeof(tmp) - z->avail_out);
     } while (z->avail_out == 0);
     if (!finish && out->len - start >= 4 &&
         memcmp(out->p + out->len - 4, "\x00\x00\xff\xff", 4) == 0)
         out->len -= 4;
     else if (!finish && out->len == start)
-        buf_add(out, "", 1); /* nothing to flush: an empty stored block, cut to 00 */
+        b_add(out, "", 1); /* nothing to flush: an empty stored block, cut to 00 */
     if (finish)
         deflateReset(z);
 }
@@ -149,7 +126,7 @@ typedef struct script {
     size_t max_message, max_kept;
     int nsteps;
     int dir[MAX_STEPS];
-    buf_t step[MAX_STEPS];
+    bytes_t step[MAX_STEPS];
     int nexp;
     expect_msg_t exp[MAX_MSGS];
     int fail_step[2]; /* step at which the direction fails, -1 none */
@@ -174,7 +151,7 @@ static void script_free(script_t *s)
 }
 
 /* Starts a new step in direction dir and returns its buffer. */
-static buf_t *step(script_t *s, int dir)
+static bytes_t *step(script_t *s, int dir)
 {
     s->dir[s->nsteps] = dir;
     return &s->step[s->nsteps++];
@@ -423,7 +400,7 @@ static void test_basic(void)
     expect(&s, S, 10, "ping!", 5);
     /* Two frames in one step: both complete at that step. */
     {
-        buf_t *b = step(&s, C);
+        bytes_t *b = step(&s, C);
 
         wsf(b, C, 1, 0, 1, "one", 3);
         wsf(b, C, 1, 0, 1, "two", 3);
@@ -433,7 +410,7 @@ static void test_basic(void)
     sf(&s, C, 1, 0, 8, close_c, 5);
     expect(&s, C, 8, close_c, 5);
     /* After a close, the rest of that direction is ignored, even garbage. */
-    buf_add(step(&s, C), "\xff\xff\xff\xff", 4);
+    b_add(step(&s, C), "\xff\xff\xff\xff", 4);
     sf(&s, S, 1, 0, 1, "still here", 10);
     expect(&s, S, 1, "still here", 10);
     sf(&s, S, 1, 0, 8, "", 0);
@@ -502,7 +479,7 @@ static void test_deflate_takeover(void)
 {
     script_t s;
     z_stream zc, zs;
-    buf_t m = {0};
+    bytes_t m = {0};
     char text[400];
 
     script_init(&s, "deflate-takeover", "permessage-deflate");
@@ -560,7 +537,7 @@ static void test_deflate_no_context(void)
 {
     script_t s;
     z_stream zc, zs;
-    buf_t m = {0};
+    bytes_t m = {0};
 
     script_init(&s, "deflate-no-context",
                 "permessage-deflate; client_no_context_takeover; server_no_context_takeover; "
@@ -610,7 +587,7 @@ static void test_limits(void)
     script_t s;
     uint8_t big[1000];
     z_stream z;
-    buf_t m = {0};
+    bytes_t m = {0};
 
     memset(big, 'a', sizeof(big));
     script_init(&s, "truncated", "permessage-deflate");
@@ -658,7 +635,7 @@ static void bad_case(const char *name, const char *ext, int dir, const uint8_t *
     script_init(&s, name, ext);
     sf(&s, dir, 1, 0, 1, "good", 4);
     expect(&s, dir, 1, "good", 4);
-    buf_add(step(&s, dir), bad, n);
+    b_add(step(&s, dir), bad, n);
     sf(&s, dir, 1, 0, 1, "after", 5);
     sf(&s, !dir, 1, 0, 1, "other side", 10);
     expect(&s, !dir, 1, "other side", 10);
@@ -670,7 +647,7 @@ static void bad_case(const char *name, const char *ext, int dir, const uint8_t *
 
 static void test_bad_frames(void)
 {
-    buf_t b = {0};
+    bytes_t b = {0};
     static const uint8_t opcode3[] = {0x83, 0x00};
     static const uint8_t opcode11[] = {0x8b, 0x00};
     static const uint8_t rsv2[] = {0xa1, 0x01, 'x'};
@@ -756,7 +733,7 @@ static void test_api(void)
 {
     http_exchange_t *ex = http_exchange_new();
     websocket_conn_t *c = websocket_conn_new(NULL, ex, NULL, NULL, 0, 0);
-    buf_t b = {0};
+    bytes_t b = {0};
     websocket_stats_t st;
 
     CHECK_EQ_INT(http_exchange_add_ws(ex, 1, 5, 1, "abc", 3), 0);
@@ -794,7 +771,7 @@ static void test_api(void)
 static void test_require_masks(void)
 {
     websocket_conn_t *c = websocket_conn_new(NULL, NULL, NULL, NULL, 0, 0);
-    buf_t b = {0};
+    bytes_t b = {0};
 
     CHECK(c != NULL);
     if (!c)
