@@ -189,6 +189,38 @@ static int check_files(const replay_options_t *o, char *err, size_t errlen)
     return paths_check(out, nout, in, nin, err, errlen);
 }
 
+/* The first option given that only server replay uses (it would do nothing with --client). */
+static const char *server_option(const replay_options_t *o)
+{
+    if (o->nignore_params)
+        return "--ignore-param";
+    if (o->nignore_payload_params)
+        return "--ignore-payload-param";
+    if (o->nuse_headers)
+        return "--use-header";
+    if (o->ignore_body)
+        return "--ignore-body";
+    if (o->ignore_host)
+        return "--ignore-host";
+    if (o->ignore_port)
+        return "--ignore-port";
+    if (o->no_reuse)
+        return "--no-reuse";
+    if (o->unmatched != UNMATCHED_404)
+        return "--unmatched";
+    if (o->record_new)
+        return "--record-new";
+    if (o->no_refresh)
+        return "--no-refresh";
+    if (o->realtime)
+        return "--realtime";
+    if (o->ca_file)
+        return "--ca";
+    if (o->cgroup)
+        return "--cgroup";
+    return NULL;
+}
+
 int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, size_t errlen)
 {
     int c, rc, nargs = argc;
@@ -357,8 +389,15 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
     if (o->record_new && !(o->record_new_har = paths_har_for(o->record_new)))
         return -ENOMEM;
     if (o->mode == REPLAY_CLIENT) {
+        const char *server_only = server_option(o);
+
         if (o->command || o->nrules) {
             snprintf(err, errlen, "--client sends the requests itself: no command or -p");
+            return -EINVAL;
+        }
+        if (server_only) {
+            snprintf(err, errlen, "%s goes with server replay (a command or -p), not --client",
+                     server_only);
             return -EINVAL;
         }
         if (o->to) {
@@ -373,8 +412,8 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
         }
         return check_files(o, err, errlen);
     }
-    if (o->out_path || o->har_path || o->to) {
-        snprintf(err, errlen, "-o, --har and --to go with --client");
+    if (o->out_path || o->har_path || o->to || o->concurrency != 1) {
+        snprintf(err, errlen, "-o, --har, --to and --concurrency go with --client");
         return -EINVAL;
     }
     if (o->command && o->nrules) {

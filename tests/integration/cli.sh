@@ -139,6 +139,13 @@ if [ -x "$MITMREPLAY" ]; then
     usage_says "no recording given (see --help)"
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: -p 0" "$WORK/a.pcapng" -p 0
     usage_says "invalid -p '0': no process has PID 0"
+    # Options of one kind of replay given to the other would do nothing: said, not ignored.
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --realtime with --client" "$WORK/a.pcapng" --client --realtime
+    usage_says "--realtime goes with server replay (a command or -p), not --client"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --ignore-param with --client" "$WORK/a.pcapng" --ignore-param x --client
+    usage_says "--ignore-param goes with server replay (a command or -p), not --client"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --concurrency without --client" "$WORK/a.pcapng" --concurrency 4 -- true
+    usage_says "-o, --har, --to and --concurrency go with --client"
 
     # A file that is no recording, or none at all: exit 1, one line saying why, and the
     # command is not run (it would run with nothing to answer it).
