@@ -240,6 +240,24 @@ int options_parse_process_specs(redirect_rule_t **rules, size_t *nrules, const c
     return 0;
 }
 
+/* The first option given that only live recording uses (it would do nothing with -r). */
+static const char *live_option(const options_t *o)
+{
+    if (o->upstream)
+        return "--upstream";
+    if (o->ncacerts)
+        return "--cacert";
+    if (o->insecure)
+        return "--insecure";
+    if (o->ca_file)
+        return "--ca";
+    if (o->cgroup)
+        return "--cgroup";
+    if (o->nignore)
+        return "--ignore-hosts";
+    return NULL;
+}
+
 /* No output may be an input (opening it would empty it first) or another output. With -r,
    --keylog is read; otherwise it is written. */
 static int check_files(const options_t *o, char *err, size_t errlen)
@@ -405,8 +423,15 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
         return 0;
     }
     if (o->read_path) {
+        const char *live = live_option(o);
+
         if (o->listen_given || o->nrules || o->command) {
             snprintf(err, errlen, "-r cannot be combined with --listen, -p or a command");
+            return -EINVAL;
+        }
+        if (live) {
+            snprintf(err, errlen, "%s goes with live recording (--listen, -p or a command), not -r",
+                     live);
             return -EINVAL;
         }
         o->mode = MODE_READ;

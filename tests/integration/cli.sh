@@ -42,6 +42,10 @@ usage_error "-o without a value" --listen 0 -o
 usage_says "option '-o' needs an argument"
 usage_error "-p without a value" -o "$WORK/a.pcapng" -p
 usage_says "option '-p' needs an argument"
+usage_error "-r with --upstream" -r "$WORK/a.pcapng" --upstream
+usage_says "--upstream goes with live recording (--listen, -p or a command), not -r"
+usage_error "-r with --cacert" -r "$WORK/a.pcapng" --har "$WORK/a.har" --cacert "$WORK/a.pem"
+usage_says "--cacert goes with live recording (--listen, -p or a command), not -r"
 usage_error "-p with an empty spec" -o "$WORK/a.pcapng" -p curl,,wget
 usage_says "invalid -p '': expected NAME, PID, !NAME or !PID"
 usage_error "-p 0" -o "$WORK/a.pcapng" -p 0
