@@ -6,9 +6,9 @@
 # file. Through the proxy, where a tunnel's destination is known only from its CONNECT, only
 # a tunnel's SYN, SYN/ACK and ACK (stamped when the client connected) may come after packets
 # of other flows stamped later. Either way tshark, reading the file once with nothing but its
-# own secrets, decrypts all 20 requests and bodies of the served size: a Decryption Secrets
-# Block still comes before the records it opens, although packets no longer wait for the
-# handshake to end.
+# own secrets, decrypts all 20 requests and answers (a Decryption Secrets Block still comes
+# before the records it opens, although packets no longer wait for the handshake to end), and
+# the HAR validates, with 20 entries of 200 and 1 MiB.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need curl tshark "$PY"
@@ -45,6 +45,7 @@ EOF
     n=$(tshark -r "$pcap" "${TSHARK_DECODE_AS[@]}" -Y 'http.response or http2.headers.status' \
         -T fields -e frame.number 2>/dev/null | wc -l)
     [ "$n" = $N ] || fail "$mode: tshark decrypted $n answers, not $N"
+    har_validate "${pcap%.pcapng}.har"
     n=$(har_query "${pcap%.pcapng}.har" 'str(sum(1 for e in h["log"]["entries"] if e["response"]["status"] == 200 and e["response"]["content"]["size"] == 1048576))')
     [ "$n" = $N ] || fail "$mode: $n HAR entries of 200 with 1 MiB, not $N"
 }
