@@ -317,21 +317,18 @@ int main(int argc, char **argv)
     if (geteuid() == 0 && (rc = privs_drop(a.opts.mode != MODE_LISTEN)) < 0)
         log_warn("cannot drop capabilities: %s", strerror(-rc));
     a.proxy.on_idle = on_idle;
+    uv_timer_init(&a.loop, &a.flush_timer);
+    uv_timer_init(&a.loop, &a.grace_timer);
+    a.flush_timer.data = a.grace_timer.data = &a;
     uv_signal_init(&a.loop, &a.sigint);
     uv_signal_init(&a.loop, &a.sigterm);
     uv_signal_init(&a.loop, &a.sigchld);
     a.sigint.data = a.sigterm.data = a.sigchld.data = &a;
+    a.signals_on = 1;
     uv_signal_start(&a.sigint, signal_cb, SIGINT);
     uv_signal_start(&a.sigterm, signal_cb, SIGTERM);
-    if (a.opts.mode == MODE_SPAWN) {
+    if (a.opts.mode == MODE_SPAWN)
         uv_signal_start(&a.sigchld, sigchld_cb, SIGCHLD);
-        /* It may have ended before the handler was in place. */
-        sigchld_cb(&a.sigchld, SIGCHLD);
-    }
-    uv_timer_init(&a.loop, &a.flush_timer);
-    uv_timer_init(&a.loop, &a.grace_timer);
-    a.flush_timer.data = a.grace_timer.data = &a;
-    a.signals_on = 1;
     uv_timer_start(&a.flush_timer, flush_cb, 1000, 1000);
     if (!a.opts.quiet &&
         (a.opts.status_line == 1 || (a.opts.status_line == -1 && isatty(STDERR_FILENO))))
@@ -348,6 +345,12 @@ int main(int argc, char **argv)
                 a.opts.listen_host, port);
         fflush(stderr);
     }
+    /* The command may have ended before the handler was in place: looked at once every
+       handle is set up, since with no flow open stopping closes them all at once (a command
+       as quick as true(1) ended here about one run in fifty, and app_stop then started a
+       grace timer not yet initialized). */
+    if (a.opts.mode == MODE_SPAWN)
+        sigchld_cb(&a.sigchld, SIGCHLD);
 
     uv_run(&a.loop, UV_RUN_DEFAULT);
     uv_loop_close(&a.loop);
