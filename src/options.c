@@ -479,6 +479,11 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
             snprintf(err, errlen, "with -o - give --har FILE as well");
             return -EINVAL;
         }
+        if (paths_is_special(o->out_path)) {
+            snprintf(err, errlen, "with -o %s (not a regular file) give --har FILE as well",
+                     o->out_path);
+            return -EINVAL;
+        }
         if (!(o->har_path = paths_har_for(o->out_path)))
             return -ENOMEM;
     }

@@ -78,3 +78,10 @@ char *paths_har_for(const char *out)
     }
     return p;
 }
+
+int paths_is_special(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}

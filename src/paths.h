@@ -27,4 +27,8 @@ int paths_same_file(const char *x, const char *y);
    malloc'd; NULL when out of memory. */
 char *paths_har_for(const char *pcapng);
 
+/* 1 when path names an existing file that is neither a regular file nor a directory (a
+   device such as /dev/null, a pipe, a socket): there is no place beside it for a HAR. */
+int paths_is_special(const char *path);
+
 #endif

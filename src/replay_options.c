@@ -383,6 +383,16 @@ int replay_options_parse(replay_options_t *o, int argc, char **argv, char *err, 
         return -EINVAL;
     }
     o->recording = argv[optind];
+    if (o->out_path && !o->har_path && paths_is_special(o->out_path)) {
+        snprintf(err, errlen, "with -o %s (not a regular file) give --har FILE as well",
+                 o->out_path);
+        return -EINVAL;
+    }
+    if (o->record_new && paths_is_special(o->record_new)) {
+        snprintf(err, errlen, "--record-new %s: not a regular file (its HAR goes beside it)",
+                 o->record_new);
+        return -EINVAL;
+    }
     if (o->out_path &&
         !(o->out_har = o->har_path ? strdup(o->har_path) : paths_har_for(o->out_path)))
         return -ENOMEM;

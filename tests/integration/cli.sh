@@ -42,6 +42,9 @@ usage_error "-o without a value" --listen 0 -o
 usage_says "option '-o' needs an argument"
 usage_error "-p without a value" -o "$WORK/a.pcapng" -p
 usage_says "option '-p' needs an argument"
+usage_error "-o /dev/null without --har" --listen 0 -o /dev/null
+usage_says "with -o /dev/null (not a regular file) give --har FILE as well"
+[ ! -e /dev/null.har ] || fail "-o /dev/null made /dev/null.har"
 usage_error "-r with --upstream" -r "$WORK/a.pcapng" --upstream
 usage_says "--upstream goes with live recording (--listen, -p or a command), not -r"
 usage_error "-r with --cacert" -r "$WORK/a.pcapng" --har "$WORK/a.har" --cacert "$WORK/a.pem"
@@ -143,6 +146,8 @@ if [ -x "$MITMREPLAY" ]; then
     usage_says "no recording given (see --help)"
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: -p 0" "$WORK/a.pcapng" -p 0
     usage_says "invalid -p '0': no process has PID 0"
+    USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --client -o /dev/null" "$WORK/a.pcapng" --client -o /dev/null
+    usage_says "with -o /dev/null (not a regular file) give --har FILE as well"
     # Options of one kind of replay given to the other would do nothing: said, not ignored.
     USAGE_BIN=$MITMREPLAY usage_error "mitmreplay: --realtime with --client" "$WORK/a.pcapng" --client --realtime
     usage_says "--realtime goes with server replay (a command or -p), not --client"
@@ -330,6 +335,16 @@ stop_mitmrec
 # -o and --har ending in .gz write gzip (compressed on a thread of their own): tshark reads
 # the pcapng as it is, and both decompress to a whole recording of what was fetched.
 start_origin
+# Only a HAR: -o /dev/null with --har.
+start_mitmrec -o /dev/null --har "$WORK/only.har" --cacert "$TEST_CA"
+pcurl -f -o "$WORK/only.json" "https://127.0.0.1:$ORIGIN_TLSPORT/data.json" || fail "GET data.json with -o /dev/null failed"
+stop_mitmrec
+same_file "$WORK/only.json" "$WWW/data.json" "-o /dev/null: data.json"
+har_validate "$WORK/only.har"
+[ "$(har_query "$WORK/only.har" '[e["request"]["url"].rsplit("/", 1)[1] for e in h["log"]["entries"]]')" = '["data.json"]' ] ||
+    fail "-o /dev/null --har only.har: $(har_query "$WORK/only.har" '[e["request"]["url"] for e in h["log"]["entries"]]')"
+[ -c /dev/null ] || fail "/dev/null is no longer a character device"
+
 start_mitmrec -o "$WORK/zipped.pcapng.gz" --har "$WORK/zipped.har.gz" --cacert "$TEST_CA"
 for i in 1 2 3; do
     pcurl -f -o "$WORK/zipped.$i.bin" "https://127.0.0.1:$ORIGIN_TLSPORT/1m.bin" || fail "GET $i of 1m.bin through mitmrec failed"
