@@ -227,9 +227,12 @@ int outfile_open(const char *path, outfile_t **out, char *err, size_t errlen)
         f->is_stdout = 1;
     } else {
         f->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (f->fd >= 0)
+        if (f->fd >= 0) {
             f->created = 1;
-        else if (errno == EEXIST)
+            /* (an existing file keeps its owner) */
+            if (privs_give_file(f->fd) < 0)
+                log_warn("cannot give %s to the user who ran sudo: %s", path, strerror(errno));
+        } else if (errno == EEXIST)
             f->fd = open(path, O_WRONLY | O_CLOEXEC);
         if (f->fd < 0) {
             int e = errno;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdlib.h>
 #include <linux/capability.h>
 #include <stdint.h>
 #include <sys/prctl.h>
@@ -47,4 +48,21 @@ unsigned long long privs_effective(void)
     if (capget_(&h, d) < 0)
         return 0;
     return (unsigned long long)d[0].effective | ((unsigned long long)d[1].effective << 32);
+}
+
+int privs_give_file(int fd)
+{
+    const char *uid_s = getenv("SUDO_UID"), *gid_s = getenv("SUDO_GID");
+    char *end;
+    unsigned long uid, gid;
+
+    if (getuid() != 0 || !uid_s || !gid_s)
+        return 0;
+    uid = strtoul(uid_s, &end, 10);
+    if (*end || !*uid_s || uid == 0)
+        return 0;
+    gid = strtoul(gid_s, &end, 10);
+    if (*end || !*gid_s)
+        return 0;
+    return fchown(fd, (uid_t)uid, (gid_t)gid) < 0 ? -errno : 0;
 }

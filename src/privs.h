@@ -13,6 +13,11 @@
    permitted and inheritable sets. Returns 0 or a negative errno. */
 int privs_drop(int keep_ptrace);
 
+/* A file this process just created (fd), under sudo: it goes to the user who called sudo
+   (SUDO_UID, SUDO_GID), its mode left as it is, so that they can open their recording or
+   report without sudo. Nothing when not root or not under sudo. 0 or a negative errno. */
+int privs_give_file(int fd);
+
 /* The effective capability mask of this process (for tests and logs). */
 unsigned long long privs_effective(void);
 

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "outfile.h"
 #include "pcapng.h"
+#include "privs.h"
 #include "recorder.h"
 #include "recorder_int.h"
 #include "tcpsynth.h"
@@ -52,7 +53,12 @@ int recorder_new(const recorder_opts_t *o, recorder_t **out, char *err, size_t e
     if ((rc = outfile_open(o->har_path, &r->har_out, err, errlen)) < 0)
         goto fail;
     if (o->keylog_path) {
-        int fd = open(o->keylog_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        int fd = open(o->keylog_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+
+        if (fd >= 0)
+            privs_give_file(fd); /* a new one; an existing one keeps its owner */
+        else if (errno == EEXIST)
+            fd = open(o->keylog_path, O_WRONLY | O_APPEND | O_CLOEXEC);
         if (fd < 0 || !(r->keylog = fdopen(fd, "a"))) {
             rc = -errno;
             snprintf(err, errlen, "cannot write %s: %s", o->keylog_path, strerror(errno));

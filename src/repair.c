@@ -66,8 +66,13 @@ static int repair_gz(const char *path, int quiet)
         return rc > 0 ? 0 : 1;
     }
     snprintf(tmp, sizeof(tmp), "%s.repair-XXXXXX", path);
-    if ((fd = mkostemp(tmp, O_CLOEXEC)) >= 0)
+    if ((fd = mkostemp(tmp, O_CLOEXEC)) >= 0) {
         made = 1;
+        /* The repaired file takes the place of the original: its owner too, when we may
+           (root, as under sudo). */
+        if (fchown(fd, sb.st_uid, sb.st_gid) < 0 && errno != EPERM)
+            log_warn("repairing %s: cannot keep its owner: %s", path, strerror(errno));
+    }
     if (fd < 0 || fchmod(fd, sb.st_mode & 0777) < 0 || !(out = gzdopen(fd, "wb"))) {
         log_error("repairing %s: cannot write %s: %s", path, tmp, strerror(errno));
         goto done;

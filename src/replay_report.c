@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "replay_report.h"
 
 #include "errors.h"
+#include "privs.h"
 
 #define REPORT_MAX (1u << 20) /* requests kept; later ones are only counted */
 
@@ -238,9 +241,19 @@ static void xml_escape(FILE *f, const char *s)
 
 FILE *replay_report_open(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "we");
-    if (!f)
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    FILE *f;
+
+    if (fd >= 0)
+        privs_give_file(fd); /* a new one; an existing one keeps its owner */
+    else if (errno == EEXIST)
+        fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0 || !(f = fdopen(fd, "w"))) {
         snprintf(err, errlen, "cannot write --report %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
     return f;
 }
 

@@ -500,5 +500,32 @@ else
     fi
 fi
 
+# Under sudo, the files mitmrec and mitmreplay create go to the user who ran sudo (mode kept),
+# so that they open their recording without sudo; a file that was there keeps its owner.
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+    NB="$(id -u nobody):$(id -g nobody)"
+    owner() { stat -c '%u:%g %a' "$1"; }
+    cp "$WORK/zipped.har" "$WORK/kept.har"
+    SUDO_UID=${NB%:*} SUDO_GID=${NB#*:} SUDO_USER=nobody \
+        "$MITMREC" -q -r "$WORK/zipped.pcapng" -o "$WORK/sudo.pcapng" --har "$WORK/kept.har" ||
+        fail "mitmrec -r under sudo failed"
+    [ "$(owner "$WORK/sudo.pcapng")" = "$NB 600" ] || fail "-r -o under sudo: $(owner "$WORK/sudo.pcapng"), expected $NB 600"
+    [ "$(owner "$WORK/kept.har")" = "0:0 600" ] || fail "an existing --har under sudo: $(owner "$WORK/kept.har"), expected 0:0 600"
+    if spawn_available; then
+        SUDO_UID=${NB%:*} SUDO_GID=${NB#*:} SUDO_USER=nobody \
+            "$MITMREC" -q -o "$WORK/sudo2.pcapng" --keylog "$WORK/sudo2.keys" -- true ||
+            fail "spawn mode under sudo failed"
+        for f in sudo2.pcapng sudo2.har sudo2.keys; do
+            [ "$(owner "$WORK/$f")" = "$NB 600" ] || fail "$f under sudo: $(owner "$WORK/$f"), expected $NB 600"
+        done
+    fi
+    if [ -x "$MITMREPLAY" ]; then
+        SUDO_UID=${NB%:*} SUDO_GID=${NB#*:} SUDO_USER=nobody timeout 60 "$MITMREPLAY" -q --client \
+            "$WORK/zipped.pcapng" --cacert "$TEST_CA" --report "$WORK/sudo.json" >/dev/null 2>&1
+        [ "$(owner "$WORK/sudo.json")" = "$NB 644" ] || fail "--report under sudo: $(owner "$WORK/sudo.json"), expected $NB 644"
+    fi
+    log "under sudo: new files belong to the user who ran it, existing ones keep their owner"
+fi
+
 log "ok"
 exit 0
