@@ -346,8 +346,11 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
             o->upstream = 1;
             break;
         case OPT_MAX_BODY:
-            if (parse_size(optarg, &o->max_body) < 0) {
-                snprintf(err, errlen, "invalid --max-body '%s': expected a size like 16M", optarg);
+            /* (0 would be taken for the default by formats/: said, not done silently) */
+            if (parse_size(optarg, &o->max_body) < 0 || o->max_body == 0) {
+                snprintf(err, errlen,
+                         "invalid --max-body '%s': expected a size of 1 byte or more, like 16M",
+                         optarg);
                 return -EINVAL;
             }
             break;

@@ -79,7 +79,9 @@ usage_says "invalid --ignore-hosts '10.0.0.0/33': expected an IPv4 or IPv6 addre
 usage_error "--ignore-hosts with --listen" --listen 0 -o "$WORK/a.pcapng" --ignore-hosts 10.0.0.0/8
 usage_says "--ignore-hosts goes with -p or a command, not --listen"
 usage_error "negative --max-body" --listen 0 -o "$WORK/a.pcapng" --max-body -5
-usage_says "invalid --max-body '-5': expected a size like 16M"
+usage_says "invalid --max-body '-5': expected a size of 1 byte or more, like 16M"
+usage_error "--max-body 0" --listen 0 -o "$WORK/a.pcapng" --max-body 0
+usage_says "invalid --max-body '0': expected a size of 1 byte or more, like 16M"
 [ ! -e "$WORK/a.pcapng" ] || fail "a usage error left $WORK/a.pcapng behind"
 
 # --listen on a port that is taken (IPv4 and IPv6): exit 1, one line naming the address as
