@@ -170,11 +170,34 @@ int redirect_cgroup_root(char *path, size_t len)
     return rc;
 }
 
+/* Opens path as a cgroup v2 directory (root: the cgroup2 mount, "" when there is none, for
+   the message). The fd, or a negative errno with "PATH: reason" in err. */
+static int cgroup_dir_open(const char *path, const char *root, char *err, size_t errlen)
+{
+    struct statfs sfs;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (fstatfs(fd, &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC) {
+        if (root[0])
+            snprintf(err, errlen, "%s: not a cgroup v2 directory (the cgroup2 mount is %s)", path,
+                     root);
+        else
+            snprintf(err, errlen, "%s: not a cgroup v2 directory (none is mounted)", path);
+        close(fd);
+        return -ENOTDIR;
+    }
+    return fd;
+}
+
 /* Opens the cgroup v2 directory, defaulting to the root of the hierarchy. */
 static int cgroup_open(const char *path, char *err, size_t errlen)
 {
-    char root[4096];
-    struct statfs sfs;
+    char root[4096], why[4400];
     int fd, rc;
 
     rc = redirect_cgroup_root(root, sizeof(root));
@@ -183,44 +206,22 @@ static int cgroup_open(const char *path, char *err, size_t errlen)
                  strerror(-rc));
         return rc;
     }
-    if (!path)
-        path = root;
-    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "cgroup %s: %s", path, strerror(-rc));
-        return rc;
-    }
-    if (fstatfs(fd, &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC) {
-        snprintf(err, errlen, "%s is not a cgroup v2 directory (the cgroup2 mount is %s)", path,
-                 root);
-        close(fd);
-        return -ENOTDIR;
-    }
+    if ((fd = cgroup_dir_open(path ? path : root, root, why, sizeof(why))) < 0)
+        snprintf(err, errlen, "cgroup %s", why);
     return fd;
 }
 
 int redirect_cgroup_check(const char *path, char *err, size_t errlen)
 {
-    char root[4096];
-    struct statfs sfs;
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+    char root[4096] = "";
+    int fd;
 
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-        return rc;
-    }
-    if (fstatfs(fd, &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC) {
-        rc = -ENOTDIR;
-        if (redirect_cgroup_root(root, sizeof(root)) == 0)
-            snprintf(err, errlen, "%s: not a cgroup v2 directory (the cgroup2 mount is %s)", path,
-                     root);
-        else
-            snprintf(err, errlen, "%s: not a cgroup v2 directory (none is mounted)", path);
-    }
+    if (redirect_cgroup_root(root, sizeof(root)) < 0)
+        root[0] = '\0';
+    if ((fd = cgroup_dir_open(path, root, err, errlen)) < 0)
+        return fd;
     close(fd);
-    return rc;
+    return 0;
 }
 
 /* "ADDR" or "ADDR/PREFIX", IPv4 or IPv6, as an LPM key (IPv4 v4-mapped). */

@@ -50,19 +50,23 @@ unsigned long long privs_effective(void)
     return (unsigned long long)d[0].effective | ((unsigned long long)d[1].effective << 32);
 }
 
-int privs_give_file(int fd)
+int privs_sudo_user(uid_t *uid, gid_t *gid)
 {
     const char *uid_s = getenv("SUDO_UID"), *gid_s = getenv("SUDO_GID");
-    char *end;
-    unsigned long uid, gid;
 
     if (getuid() != 0 || !uid_s || !gid_s)
         return 0;
-    uid = strtoul(uid_s, &end, 10);
-    if (*end || !*uid_s || uid == 0)
+    *uid = (uid_t)strtoul(uid_s, NULL, 10);
+    *gid = (gid_t)strtoul(gid_s, NULL, 10);
+    return *uid != 0;
+}
+
+int privs_give_file(int fd)
+{
+    uid_t uid;
+    gid_t gid;
+
+    if (!privs_sudo_user(&uid, &gid))
         return 0;
-    gid = strtoul(gid_s, &end, 10);
-    if (*end || !*gid_s)
-        return 0;
-    return fchown(fd, (uid_t)uid, (gid_t)gid) < 0 ? -errno : 0;
+    return fchown(fd, uid, gid) < 0 ? -errno : 0;
 }

@@ -2,6 +2,8 @@
 #ifndef MITMREC_PRIVS_H
 #define MITMREC_PRIVS_H
 
+#include <sys/types.h>
+
 /*
  * Capabilities, once start-up is over: the BPF programs are attached, the
  * listeners bound and the files open, so nothing but reading other
@@ -12,6 +14,10 @@
 /* Keeps only CAP_SYS_PTRACE when keep_ptrace, else nothing, in the effective,
    permitted and inheritable sets. Returns 0 or a negative errno. */
 int privs_drop(int keep_ptrace);
+
+/* The user who ran sudo (SUDO_UID, SUDO_GID), when this process is root under sudo and that
+   user is not root: 1 and *uid, *gid; else 0. */
+int privs_sudo_user(uid_t *uid, gid_t *gid);
 
 /* A file this process just created (fd), under sudo: it goes to the user who called sudo
    (SUDO_UID, SUDO_GID), its mode left as it is, so that they can open their recording or

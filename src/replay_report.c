@@ -266,7 +266,20 @@ static int close_report(FILE *f, const char *path, char *err, size_t errlen)
     return 0;
 }
 
-/* A client replay's JUnit XML: a test case per request, a failure when its response
+/* "    <testcase classname=... name=... time=..." of a request, left open for "/>" or ">"
+   (index: the entry's, in front of its name, for a client replay). */
+static void junit_case(FILE *f, const item_t *it, int index)
+{
+    fprintf(f, "    <testcase classname=\"%s\" name=\"", it->http2 ? "http2" : "http");
+    if (index)
+        fprintf(f, "[%ld] ", it->entry);
+    xml_escape(f, it->method);
+    fputc(' ', f);
+    xml_escape(f, it->url);
+    fprintf(f, "\" time=\"%.3f\"", it->ms / 1000.0);
+}
+
+/* A client replay's test suite: a test case per request, a failure when its response
    differs, an error when it got none. */
 static void junit_client(const replay_report_t *r, FILE *f, const char *recording)
 {
@@ -278,12 +291,7 @@ static void junit_client(const replay_report_t *r, FILE *f, const char *recordin
         const item_t *it = &r->items[i];
         int differs = !strcmp(it->result, "different");
 
-        fprintf(f, "    <testcase classname=\"%s\" name=\"[%ld] ", it->http2 ? "http2" : "http",
-                it->entry);
-        xml_escape(f, it->method);
-        fputc(' ', f);
-        xml_escape(f, it->url);
-        fprintf(f, "\" time=\"%.3f\"", it->ms / 1000.0);
+        junit_case(f, it, 1);
         if (!strcmp(it->result, "same")) {
             fprintf(f, "/>\n");
             continue;
@@ -299,32 +307,22 @@ static void junit_client(const replay_report_t *r, FILE *f, const char *recordin
     }
 }
 
-int replay_report_write_junit(const replay_report_t *r, FILE *f, const char *path,
-                              const char *recording, char *err, size_t errlen)
+/* A server replay's test suite: a test case per request and per TCP conversation, a failure
+   for each one the recording did not answer. */
+static void junit_server(const replay_report_t *r, FILE *f, const char *recording)
 {
     size_t failures = r->unmatched;
 
-    if (r->client) {
-        fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
-        junit_client(r, f, recording);
-        fprintf(f, "  </testsuite>\n</testsuites>\n");
-        return close_report(f, path, err, errlen);
-    }
-
     for (size_t i = 0; i < r->nconvs; i++)
         failures += !r->convs[i].matched;
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     fprintf(f, "  <testsuite name=\"mitmreplay ");
     xml_escape(f, recording);
     fprintf(f, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"0\">\n", r->n + r->nconvs,
             failures);
     for (size_t i = 0; i < r->n; i++) {
         const item_t *it = &r->items[i];
-        fprintf(f, "    <testcase classname=\"%s\" name=\"", it->http2 ? "http2" : "http");
-        xml_escape(f, it->method);
-        fputc(' ', f);
-        xml_escape(f, it->url);
-        fprintf(f, "\" time=\"%.3f\"", it->ms / 1000.0);
+
+        junit_case(f, it, 0);
         if (it->entry >= 0) {
             fprintf(f, "/>\n");
             continue;
@@ -343,8 +341,30 @@ int replay_report_write_junit(const replay_report_t *r, FILE *f, const char *pat
             fprintf(f, ">\n      <failure type=\"unmatched\" message=\"no recorded conversation"
                        "\"/>\n    </testcase>\n");
     }
+}
+
+int replay_report_write_junit(const replay_report_t *r, FILE *f, const char *path,
+                              const char *recording, char *err, size_t errlen)
+{
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    if (r->client)
+        junit_client(r, f, recording);
+    else
+        junit_server(r, f, recording);
     fprintf(f, "  </testsuite>\n</testsuites>\n");
     return close_report(f, path, err, errlen);
+}
+
+/* A request's object in the array reqs, with what both kinds of report give first. */
+static cJSON *json_request(cJSON *reqs, const item_t *it)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddItemToArray(reqs, o);
+    cJSON_AddStringToObject(o, "method", it->method);
+    cJSON_AddStringToObject(o, "url", it->url);
+    cJSON_AddStringToObject(o, "httpVersion", it->http2 ? "HTTP/2" : "HTTP/1.1");
+    return o;
 }
 
 /* A client replay's summary and requests, into root. */
@@ -359,12 +379,9 @@ static void json_client(const replay_report_t *r, cJSON *root)
     reqs = cJSON_AddArrayToObject(root, "requests");
     for (size_t i = 0; i < r->n; i++) {
         const item_t *it = &r->items[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToArray(reqs, o);
+        cJSON *o = json_request(reqs, it);
+
         cJSON_AddNumberToObject(o, "entry", (double)it->entry);
-        cJSON_AddStringToObject(o, "method", it->method);
-        cJSON_AddStringToObject(o, "url", it->url);
-        cJSON_AddStringToObject(o, "httpVersion", it->http2 ? "HTTP/2" : "HTTP/1.1");
         cJSON_AddStringToObject(o, "result", it->result);
         cJSON_AddNumberToObject(o, "recordedStatus", it->was_status);
         cJSON_AddNumberToObject(o, "status", it->status);
@@ -375,24 +392,11 @@ static void json_client(const replay_report_t *r, cJSON *root)
     }
 }
 
-int replay_report_write_json(const replay_report_t *r, FILE *f, const char *path,
-                             const char *recording, char *err, size_t errlen)
+/* A server replay's summary, requests and conversations, into root. */
+static void json_server(const replay_report_t *r, cJSON *root)
 {
-    cJSON *root = cJSON_CreateObject(), *reqs, *convs, *sum;
-    char *text;
+    cJSON *sum = cJSON_AddObjectToObject(root, "summary"), *reqs, *convs;
 
-    if (!root) {
-        fclose(f);
-        snprintf(err, errlen, "cannot write --report %s: out of memory", path);
-        return -ENOMEM;
-    }
-    cJSON_AddStringToObject(root, "recording", recording);
-    cJSON_AddStringToObject(root, "mode", r->client ? "client" : "server");
-    if (r->client) {
-        json_client(r, root);
-        goto print;
-    }
-    sum = cJSON_AddObjectToObject(root, "summary");
     cJSON_AddNumberToObject(sum, "requests", (double)(r->n + r->dropped));
     cJSON_AddNumberToObject(sum, "replayed", (double)(r->n + r->dropped - r->unmatched));
     cJSON_AddNumberToObject(sum, "unmatched", (double)r->unmatched);
@@ -402,11 +406,8 @@ int replay_report_write_json(const replay_report_t *r, FILE *f, const char *path
     reqs = cJSON_AddArrayToObject(root, "requests");
     for (size_t i = 0; i < r->n; i++) {
         const item_t *it = &r->items[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToArray(reqs, o);
-        cJSON_AddStringToObject(o, "method", it->method);
-        cJSON_AddStringToObject(o, "url", it->url);
-        cJSON_AddStringToObject(o, "httpVersion", it->http2 ? "HTTP/2" : "HTTP/1.1");
+        cJSON *o = json_request(reqs, it);
+
         cJSON_AddBoolToObject(o, "matched", it->entry >= 0);
         if (it->entry >= 0)
             cJSON_AddNumberToObject(o, "entry", (double)it->entry);
@@ -429,7 +430,25 @@ int replay_report_write_json(const replay_report_t *r, FILE *f, const char *path
         cJSON_AddNumberToObject(o, "chunks", (double)r->convs[i].done);
         cJSON_AddNumberToObject(o, "recorded_chunks", (double)r->convs[i].total);
     }
-print:
+}
+
+int replay_report_write_json(const replay_report_t *r, FILE *f, const char *path,
+                             const char *recording, char *err, size_t errlen)
+{
+    cJSON *root = cJSON_CreateObject();
+    char *text;
+
+    if (!root) {
+        fclose(f);
+        snprintf(err, errlen, "cannot write --report %s: out of memory", path);
+        return -ENOMEM;
+    }
+    cJSON_AddStringToObject(root, "recording", recording);
+    cJSON_AddStringToObject(root, "mode", r->client ? "client" : "server");
+    if (r->client)
+        json_client(r, root);
+    else
+        json_server(r, root);
     text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) {

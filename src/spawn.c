@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "priority.h"
+#include "privs.h"
 #include "spawn.h"
 
 /* SIGPIPE's disposition and the signal mask when the program started (spawn_ignore_sigpipe). */
@@ -205,16 +206,11 @@ static int make_bundle(const spawn_opts_t *o, char *bundle, size_t len, char *ca
 /* In the child: runs as the user who called sudo, if that is how we were started. */
 static void drop_to_sudo_user(void)
 {
-    const char *uid_s = getenv("SUDO_UID"), *gid_s = getenv("SUDO_GID");
     const char *user = getenv("SUDO_USER");
     uid_t uid;
     gid_t gid;
 
-    if (getuid() != 0 || !uid_s || !gid_s)
-        return;
-    uid = (uid_t)strtoul(uid_s, NULL, 10);
-    gid = (gid_t)strtoul(gid_s, NULL, 10);
-    if (uid == 0)
+    if (!privs_sudo_user(&uid, &gid))
         return;
     if ((user ? initgroups(user, gid) : setgroups(0, NULL)) != 0 || setgid(gid) != 0 ||
         setuid(uid) != 0) {
