@@ -17,6 +17,15 @@
 #define HAR_CHUNK 65536
 #define HAR_TAIL "]}}\n"
 
+/* An entry printed while one before it is still missing (har_writer_order). */
+typedef struct held {
+    int64_t index;
+    uint64_t complete;          /* usec: when its exchange ended */
+    struct held *older, *newer; /* in the order they were held */
+    size_t len;
+    char data[];
+} held_t;
+
 struct har_writer {
     sink_t sink;
     uint64_t entries;
@@ -24,7 +33,18 @@ struct har_writer {
     int err; /* a failed write leaves the file broken: keep refusing */
     char *buf;
     jctx_t j; /* its buffer is kept from entry to entry */
+    /* har_writer_order */
+    int ordered;
+    uint64_t hold_usec, now;
+    size_t held_max, held_bytes;
+    int64_t next;  /* the index the file waits for */
+    held_t **heap; /* by index, lowest first */
+    size_t nheld, heap_cap;
+    held_t *oldest, *newest;
 };
+
+/* Bodies larger than this are not held in memory (harmsg_body_view keeps them in place). */
+#define HAR_HOLD_BODY_MAX (1u << 20)
 
 /* ---- writing ---- */
 
@@ -275,35 +295,22 @@ static double round_us(double ms)
     return (double)(int64_t)(ms * 1000.0 + 0.5) / 1000.0;
 }
 
-int har_writer_add(har_writer_t *w, const har_entry_t *e)
+/* Prints e into w->j, its bodies to be streamed from reqt and respt (see emit). */
+static int print_entry(har_writer_t *w, const har_entry_t *e, const body_view_t *reqv,
+                       const body_view_t *respv, har_text_t *reqt, har_text_t *respt)
 {
     const http_exchange_t *ex = e->ex;
     jctx_t *j = &w->j;
-    body_view_t reqv, respv;
-    har_text_t reqt = {0}, respt = {0};
     jnode_t entry, t;
-    char iso[96], *url = NULL;
+    char iso[96], *url;
     uint64_t started = e->started_usec ? e->started_usec : ex->t_req_start;
     const char *error = e->error ? e->error : ex->error;
     double send, wait = 0, receive = 0, total;
-    int r;
 
-    if (w->err)
-        return w->err;
-    if (w->closed)
-        return -EINVAL;
     jreset(j);
-    if ((r = harmsg_body_view(&ex->req, &reqv)) < 0)
-        return r;
-    if ((r = harmsg_body_view(&ex->resp, &respv)) < 0) {
-        harmsg_body_view_free(&reqv);
-        return r;
-    }
     url = harmsg_url(e);
-    if (!url) {
-        r = -ENOMEM;
-        goto out;
-    }
+    if (!url)
+        return -ENOMEM;
 
     send = ms_span(ex->t_req_start, ex->t_req_end);
     if (ex->status) {
@@ -324,8 +331,8 @@ int har_writer_add(har_writer_t *w, const har_entry_t *e)
     entry = jroot(j);
     jstr(j, entry, "startedDateTime", iso);
     jnum(j, entry, "time", round_us(total));
-    harmsg_request(j, entry, e, url, &reqv, &reqt);
-    harmsg_response(j, entry, e, &respv, &respt);
+    harmsg_request(j, entry, e, url, reqv, reqt);
+    harmsg_response(j, entry, e, respv, respt);
     jobj(j, entry, "cache");
     t = jobj(j, entry, "timings");
     jnum(j, t, "blocked", opt_ms(e->blocked));
@@ -351,7 +358,7 @@ int har_writer_add(har_writer_t *w, const har_entry_t *e)
     }
     if (error)
         jstr(j, entry, "_error", error);
-    if (reqv.truncated || respv.truncated)
+    if (reqv->truncated || respv->truncated)
         jbool(j, entry, "_truncated", 1);
     if (e->pid > 0)
         jnum(j, entry, "_pid", (double)e->pid);
@@ -362,25 +369,256 @@ int har_writer_add(har_writer_t *w, const har_entry_t *e)
     if (e->cmdline)
         jstr(j, entry, "_cmdline", e->cmdline);
     jend(j);
-    if (j->oom || j->bad) {
-        r = j->oom ? -ENOMEM : -EINVAL;
+    free(url);
+    return j->oom ? -ENOMEM : j->bad ? -EINVAL : 0;
+}
+
+/* After an entry's bytes: the closing bytes that keep the file whole, and the count. */
+static int entry_written(har_writer_t *w)
+{
+    int r;
+
+    if (w->sink.write_tail && (r = w->sink.write_tail(w->sink.opaque, HAR_TAIL, 4)) < 0) {
+        w->err = r;
+        return r;
+    }
+    w->entries++;
+    return 0;
+}
+
+/* ---- order (har_writer_order) ---- */
+
+static void heap_swap(held_t **h, size_t a, size_t b)
+{
+    held_t *t = h[a];
+
+    h[a] = h[b];
+    h[b] = t;
+}
+
+static int heap_push(har_writer_t *w, held_t *e)
+{
+    size_t i;
+
+    if (w->nheld == w->heap_cap) {
+        size_t cap = w->heap_cap ? w->heap_cap * 2 : 64;
+        held_t **n = realloc(w->heap, cap * sizeof(*n));
+
+        if (!n)
+            return -ENOMEM;
+        w->heap = n;
+        w->heap_cap = cap;
+    }
+    i = w->nheld++;
+    w->heap[i] = e;
+    while (i > 0 && w->heap[(i - 1) / 2]->index > w->heap[i]->index) {
+        heap_swap(w->heap, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    return 0;
+}
+
+static held_t *heap_pop(har_writer_t *w)
+{
+    held_t *top = w->heap[0];
+    size_t i = 0;
+
+    w->heap[0] = w->heap[--w->nheld];
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+
+        if (l < w->nheld && w->heap[l]->index < w->heap[m]->index)
+            m = l;
+        if (l + 1 < w->nheld && w->heap[l + 1]->index < w->heap[m]->index)
+            m = l + 1;
+        if (m == i)
+            break;
+        heap_swap(w->heap, i, m);
+        i = m;
+    }
+    return top;
+}
+
+/* Writes the lowest held entry. Returns 0 or a negative errno. */
+static int write_lowest(har_writer_t *w)
+{
+    held_t *h = heap_pop(w);
+    int r = 0;
+
+    if (h->older)
+        h->older->newer = h->newer;
+    else
+        w->oldest = h->newer;
+    if (h->newer)
+        h->newer->older = h->older;
+    else
+        w->newest = h->older;
+    w->held_bytes -= h->len;
+    if (h->index >= w->next)
+        w->next = h->index + 1;
+    if (w->entries > 0)
+        r = sink_write(w, ",", 1);
+    if (r >= 0 && (r = sink_write(w, h->data, h->len)) >= 0)
+        r = entry_written(w);
+    free(h);
+    return r < 0 ? r : 0;
+}
+
+/* Writes what no longer waits: the entries that are next in order, and those that
+   waited too long or past the memory allowed, with every entry before them. */
+static int drain(har_writer_t *w)
+{
+    int r;
+
+    for (;;) {
+        while (w->nheld && w->heap[0]->index <= w->next)
+            if ((r = write_lowest(w)) < 0)
+                return r;
+        if (!w->oldest ||
+            (w->oldest->complete + w->hold_usec > w->now && w->held_bytes <= w->held_max))
+            return 0;
+        for (int64_t upto = w->oldest->index; w->nheld && w->heap[0]->index <= upto;)
+            if ((r = write_lowest(w)) < 0)
+                return r;
+    }
+}
+
+typedef struct membuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} membuf_t;
+
+static int mem_write(void *opaque, const void *buf, size_t len)
+{
+    membuf_t *m = opaque;
+
+    if (m->oom)
+        return 0;
+    if (m->len + len > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        char *n;
+
+        while (cap < m->len + len)
+            cap *= 2;
+        if (!(n = realloc(m->p, cap))) {
+            m->oom = 1;
+            return 0;
+        }
+        m->p = n;
+        m->cap = cap;
+    }
+    memcpy(m->p + m->len, buf, len);
+    m->len += len;
+    return 0;
+}
+
+/* Keeps the printed entry until the ones before it are written. 0, or 1 when it
+   could not be kept (no memory): the caller writes it now. */
+static int hold(har_writer_t *w, const har_entry_t *e, const har_text_t *reqt,
+                const har_text_t *respt)
+{
+    const http_exchange_t *ex = e->ex;
+    membuf_t m = {0};
+    sink_t saved = w->sink;
+    uint64_t done = ex->t_req_start;
+    held_t *h;
+
+    w->sink = (sink_t){mem_write, NULL, &m};
+    emit(w, reqt, respt); /* mem_write cannot fail */
+    w->sink = saved;
+    if (m.oom || !(h = malloc(sizeof(*h) + m.len))) {
+        free(m.p);
+        return 1;
+    }
+    memcpy(h->data, m.p, m.len);
+    free(m.p);
+    h->len = m.len;
+    h->index = e->index;
+    if (ex->t_req_end > done)
+        done = ex->t_req_end;
+    if (ex->t_resp_end > done)
+        done = ex->t_resp_end;
+    h->complete = done;
+    if (heap_push(w, h) < 0) {
+        free(h);
+        return 1;
+    }
+    h->newer = NULL;
+    h->older = w->newest;
+    if (w->newest)
+        w->newest->newer = h;
+    else
+        w->oldest = h;
+    w->newest = h;
+    w->held_bytes += h->len;
+    if (done > w->now)
+        w->now = done;
+    return 0;
+}
+
+int har_writer_add(har_writer_t *w, const har_entry_t *e)
+{
+    const http_exchange_t *ex = e->ex;
+    body_view_t reqv, respv;
+    har_text_t reqt = {0}, respt = {0};
+    int r;
+
+    if (w->err)
+        return w->err;
+    if (w->closed)
+        return -EINVAL;
+    if ((r = harmsg_body_view(&ex->req, &reqv)) < 0)
+        return r;
+    if ((r = harmsg_body_view(&ex->resp, &respv)) < 0) {
+        harmsg_body_view_free(&reqv);
+        return r;
+    }
+    if ((r = print_entry(w, e, &reqv, &respv, &reqt, &respt)) < 0)
         goto out;
+    if (w->ordered && e->index > w->next) {
+        if (reqv.len + respv.len <= HAR_HOLD_BODY_MAX && hold(w, e, &reqt, &respt) == 0) {
+            r = drain(w);
+            goto out;
+        }
+        /* Too big to keep in memory: written now, after every entry before it. */
+        while (w->nheld && w->heap[0]->index < e->index)
+            if ((r = write_lowest(w)) < 0)
+                goto out;
     }
     if (w->entries > 0 && (r = sink_write(w, ",", 1)) < 0)
         goto out;
-    if ((r = emit(w, &reqt, &respt)) < 0)
+    if ((r = emit(w, &reqt, &respt)) < 0 || (r = entry_written(w)) < 0)
         goto out;
-    if (w->sink.write_tail && (r = w->sink.write_tail(w->sink.opaque, HAR_TAIL, 4)) < 0) {
-        w->err = r;
-        goto out;
+    if (w->ordered && e->index >= w->next) {
+        w->next = e->index + 1;
+        r = drain(w);
     }
-    w->entries++;
-    r = 0;
 out:
-    free(url);
     harmsg_body_view_free(&reqv);
     harmsg_body_view_free(&respv);
     return r;
+}
+
+void har_writer_order(har_writer_t *w, uint64_t hold_usec, size_t max_bytes)
+{
+    w->ordered = 1;
+    w->hold_usec = hold_usec;
+    w->held_max = max_bytes;
+}
+
+int har_writer_release(har_writer_t *w, uint64_t now_usec)
+{
+    if (w->err)
+        return w->err;
+    if (now_usec > w->now)
+        w->now = now_usec;
+    return w->oldest ? drain(w) : 0;
+}
+
+size_t har_writer_held(const har_writer_t *w)
+{
+    return w->nheld;
 }
 
 har_writer_t *har_writer_new(const sink_t *sink, const char *creator_name,
@@ -432,6 +670,9 @@ int har_writer_close(har_writer_t *w)
 
     if (w->closed)
         return 0;
+    while (w->nheld)
+        if ((r = write_lowest(w)) < 0)
+            return r;
     if ((r = sink_write(w, HAR_TAIL, 4)) < 0)
         return r;
     w->closed = 1;
@@ -442,6 +683,9 @@ void har_writer_free(har_writer_t *w)
 {
     if (!w)
         return;
+    for (size_t i = 0; i < w->nheld; i++)
+        free(w->heap[i]);
+    free(w->heap);
     free(w->j.buf);
     free(w->buf);
     free(w);

@@ -60,6 +60,30 @@ har_writer_t *har_writer_new(const sink_t *sink, const char *creator_name,
  */
 int har_writer_add(har_writer_t *w, const har_entry_t *e);
 
+/*
+ * Writes the entries in the order of their index (har_entry_t.index: 0, 1, 2, ...
+ * in the order their requests began; -1 is written as it comes), as HAR 1.2
+ * prefers: an entry whose predecessors are not all written is printed into
+ * memory and waits for them. None waits longer than hold_usec after its
+ * exchange ended (by the exchanges' clock, or the time har_writer_release was
+ * last given), nor while more than max_bytes wait: then the entries up to it
+ * are written, and the ones still missing are written when they come. An entry
+ * with more than 1 MiB of bodies does not wait: what is before it is written
+ * first. har_writer_close writes whatever still waits.
+ */
+void har_writer_order(har_writer_t *w, uint64_t hold_usec, size_t max_bytes);
+
+/* What mitmrec uses: a second, 8 MiB. */
+#define HAR_HOLD_USEC 1000000u
+#define HAR_HOLD_BYTES (8u << 20)
+
+/* The time is now_usec: writes the entries that waited long enough. Returns 0 or
+   a negative errno. */
+int har_writer_release(har_writer_t *w, uint64_t now_usec);
+
+/* Number of entries waiting (har_writer_order). */
+size_t har_writer_held(const har_writer_t *w);
+
 /* Number of entries written. */
 uint64_t har_writer_entries(const har_writer_t *w);
 

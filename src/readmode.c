@@ -70,6 +70,9 @@ static int on_packet(void *opaque, const pcapread_packet_t *pkt)
     char comment[1024];
     int *out_id;
 
+    /* The capture's clock lets entries held for their order go (har_writer_order). */
+    if (rd->har)
+        har_writer_release(rd->har, pkt->ts_ns / 1000);
     if (!rd->pcap)
         return 0;
     if (pkt->ifid >= IFACES_MAX)
@@ -127,6 +130,7 @@ static int on_start(void *opaque)
     outfile_sink(rd->har_out, &sink);
     if (!(rd->har = har_writer_new(&sink, "mitmrec", PACKAGE_VERSION, &rc)))
         return rc ? rc : -ENOMEM;
+    har_writer_order(rd->har, HAR_HOLD_USEC, HAR_HOLD_BYTES);
     if (o->out_path) {
         outfile_sink(rd->pcap_out, &sink);
         if (!(rd->pcap = pcapng_writer_new(&sink, "mitmrec " PACKAGE_VERSION, NULL, &rc)))

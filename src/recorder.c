@@ -133,6 +133,7 @@ int recorder_start(recorder_t *r, char *err, size_t errlen)
     r->har = har_writer_new(&sink, "mitmrec", PACKAGE_VERSION, &rc);
     if (!r->har)
         goto fail_write;
+    har_writer_order(r->har, HAR_HOLD_USEC, HAR_HOLD_BYTES);
     if ((rc = recorder_flush(r)) < 0)
         goto fail_write;
     return 0;
@@ -143,8 +144,14 @@ fail_write:
 
 int recorder_flush(recorder_t *r)
 {
-    int a = outfile_flush(r->pcap_out);
-    int b = outfile_flush(r->har_out);
+    int a, b;
+
+    /* Entries held for their order (har_writer_order) that waited long enough go first;
+       its error is the HAR file's, logged where entries are added. */
+    if (r->har)
+        har_writer_release(r->har, rec_now());
+    a = outfile_flush(r->pcap_out);
+    b = outfile_flush(r->har_out);
     return a ? a : b;
 }
 
