@@ -11,15 +11,16 @@
  * every call).
  *
  * Input: byte 0 flags (bit 0: seekable sink; bits 1-2: number of exchanges - 1,
- * at most 3), then for each exchange a sequence of fields read in a fixed
- * order, each field taken by a reader that never fails (past the end it
- * yields zeros and empty strings):
- *   str(n) = 1 length byte (n = byte & mask) then that many bytes, any value
- *   (NUL included: the writer copies bytes, the HAR shows what it can).
- * Fields: method, target, req version byte, status (2 bytes), reason, resp
- * version byte, header counts, headers (name, value) for request and response
- * (a content-encoding and content-type from a small table, so the decoders
- * run), request body, response body (16-bit lengths), trailers, WebSocket
+ * at most 3; bit 3: entries in index order, har_writer_order, with a wait and a
+ * memory bound from the next two bytes, bits 4-5 more exchanges, indexes from
+ * -1 to 6 (out of order even past the input's end), and har_writer_release at a time from the input
+ * after each entry; the file then holds what har_writer_entries counts), then for each exchange a
+ * sequence of fields read in a fixed order, each field taken by a reader that never fails (past the
+ * end it yields zeros and empty strings): str(n) = 1 length byte (n = byte & mask) then that many
+ * bytes, any value (NUL included: the writer copies bytes, the HAR shows what it can). Fields:
+ * method, target, req version byte, status (2 bytes), reason, resp version byte, header counts,
+ * headers (name, value) for request and response (a content-encoding and content-type from a small
+ * table, so the decoders run), request body, response body (16-bit lengths), trailers, WebSocket
  * messages, error, timestamps, then the har_entry_t fields: scheme, host,
  * port, server_ip, connection, timings, pcapng, index, pid, process, exe,
  * cmdline. Seeds: fixtures/fuzz/har/.
@@ -232,6 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rd_t r = {data, size};
     uint8_t flags = u8(&r);
     int seekable = flags & 1, n = ((flags >> 1) & 3) % 3 + 1, written = 0, rc;
+    int ordered = flags >> 3 & 1;
     mem_t m = {0};
     sink_t sink = {mem_write, seekable ? mem_tail : NULL, &m};
     har_writer_t *w;
@@ -241,6 +243,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (seekable)
         check_json(&m, 0);
+    if (ordered) {
+        uint64_t hold = u8(&r);
+        size_t bytes = (size_t)u8(&r) << 4;
+
+        har_writer_order(w, hold, bytes);
+        n += flags >> 4 & 3;
+    }
     for (int k = 0; k < n; k++) {
         http_exchange_t *ex = http_exchange_new();
         har_entry_t e;
@@ -304,7 +313,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         e.pcapng_frame = (int64_t)u64(&r);
         e.pcapng_stream = (int64_t)u64(&r);
         e.error = s[ns] = opt_str(&r, 1), ns++;
-        e.index = (int64_t)u64(&r);
+        /* Ordered: past the input's end (zeros) still out of order: -1, 4, 1, 6, 3, 0. */
+        e.index = ordered ? (int64_t)((u8(&r) ^ k * 5) % 8) - 1 : (int64_t)u64(&r);
         {
             uint32_t hi = u16(&r);
             e.pid = (int64_t)(int32_t)(hi << 16 | u16(&r));
@@ -320,15 +330,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             written++;
         else if (rc != -ENOMEM)
             abort();
+        if (ordered && har_writer_release(w, u64s(&r)) != 0)
+            abort();
         if (seekable)
-            check_json(&m, written);
+            check_json(&m, (int)har_writer_entries(w));
         http_exchange_free(ex);
         for (size_t i = 0; i < ns; i++)
             free(s[i]);
     }
-    if (har_writer_entries(w) != (uint64_t)written)
+    if (har_writer_entries(w) + har_writer_held(w) != (uint64_t)written)
         abort();
-    if (har_writer_close(w) != 0)
+    if (har_writer_close(w) != 0 || har_writer_held(w) != 0 ||
+        har_writer_entries(w) != (uint64_t)written)
         abort();
     check_json(&m, written);
 #ifdef FUZZ_HAR_DUMP
