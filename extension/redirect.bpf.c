@@ -29,6 +29,9 @@ const volatile __u32 nrules = 0;            /* 0: every process (spawn mode) */
 const volatile __u32 exclude_mask = 0;      /* bit i set: rule i excludes */
 const volatile __u8 v6_via_v4mapped = 0;    /* connect6: 127.0.0.1 v4-mapped instead of ::1 */
 const volatile __u8 loopback_listening = 0; /* TCP to a loopback port with no listener: untouched */
+const volatile __u8 refuse_quic = 0;        /* UDP to port 443 (QUIC): EPERM, not redirected */
+/* Datagrams and connects refused for refuse_quic; read by the loader. */
+__u64 quic_refused = 0;
 /* Rule i matches the process with this tgid; 0: rule i matches by name. */
 const volatile __u32 rule_pid[RD_MAX_RULES] = {};
 
@@ -344,6 +347,17 @@ static __always_inline int dst_redirectable(const __u8 addr[16], __u16 port_be, 
     return !ignored(addr);
 }
 
+/* Whether a selected UDP socket's connect or datagram to port_be is refused as QUIC (port 443):
+   HTTP/3 cannot be decrypted here, and a browser whose QUIC gets EPERM uses HTTP/2 or 1.1 over
+   TCP at once, which can. Counted. */
+static __always_inline int quic_refuse(__u16 port_be)
+{
+    if (!refuse_quic || port_be != bpf_htons(443))
+        return 0;
+    __sync_fetch_and_add(&quic_refused, 1);
+    return 1;
+}
+
 /* ---- connect: TCP and connected UDP ---- */
 
 SEC("cgroup/connect4")
@@ -364,6 +378,8 @@ int rd_connect4(struct bpf_sock_addr *ctx)
         sock_forget(ctx->sk);
         return 1;
     }
+    if (udp && quic_refuse(info.port))
+        return 0;
     flags = RD_SOCK_REDIRECTED | RD_SOCK_V4TARGET | (udp ? RD_SOCK_UDP_CONN : 0);
     if (!sock_remember(ctx->sk, &info, flags))
         return 1;
@@ -397,6 +413,8 @@ int rd_connect6(struct bpf_sock_addr *ctx)
         sock_forget(ctx->sk);
         return 1;
     }
+    if (udp && quic_refuse(info.port))
+        return 0;
     to_v4 = info.v4 || v6_via_v4mapped;
     flags = RD_SOCK_REDIRECTED | (to_v4 ? RD_SOCK_V4TARGET : 0) | (udp ? RD_SOCK_UDP_CONN : 0);
     if (!sock_remember(ctx->sk, &info, flags))
@@ -507,6 +525,8 @@ int rd_sendmsg4(struct bpf_sock_addr *ctx)
     info.v4 = 1;
     if (!dst_redirectable(info.addr, info.port, udp_port, 1) || !current_selected(&info))
         return 1;
+    if (quic_refuse(info.port))
+        return 0;
     if (!sock_remember(sk, &info, RD_SOCK_REDIRECTED | RD_SOCK_V4TARGET))
         return 1;
     src = sk->src_ip4;
@@ -545,6 +565,8 @@ int rd_sendmsg6(struct bpf_sock_addr *ctx)
     info.port = (__u16)ctx->user_port;
     if (!dst_redirectable(info.addr, info.port, udp_port, 1) || !current_selected(&info))
         return 1;
+    if (quic_refuse(info.port))
+        return 0;
     if (!sock_remember(sk, &info, RD_SOCK_REDIRECTED))
         return 1;
     w[0] = sk->src_ip6[0];

@@ -316,6 +316,7 @@ static int load(redirect_t *r, const redirect_opts_t *o, struct bpf_log *log, ch
     skel->rodata->nrules = (uint32_t)o->nrules;
     skel->rodata->v6_via_v4mapped = o->ipv6_via_v4mapped ? 1 : 0;
     skel->rodata->loopback_listening = o->loopback_listening ? 1 : 0;
+    skel->rodata->refuse_quic = o->refuse_quic ? 1 : 0;
     redirect_select_settings(o->rules, o->nrules, &skel->rodata->exclude_mask,
                              skel->rodata->rule_pid);
     rc = redirect_bpf__load(skel);
@@ -482,6 +483,13 @@ int redirect_open(const redirect_opts_t *o, redirect_t **out, char *err, size_t 
     }
     *out = r;
     return 0;
+}
+
+uint64_t redirect_quic_refused(const redirect_t *r)
+{
+    return r && r->_skel && r->_skel->bss
+               ? __atomic_load_n(&r->_skel->bss->quic_refused, __ATOMIC_RELAXED)
+               : 0;
 }
 
 void redirect_close(redirect_t *r)

@@ -48,6 +48,10 @@ typedef struct redirect_opts {
        as without mitmrec, and can try its next address. For recording; a replayer, which
        answers for servers that are gone, leaves this 0. */
     int loopback_listening;
+    /* Refuse (EPERM) a selected process's UDP to port 443, QUIC, instead of redirecting it:
+       HTTP/3 cannot be decrypted, and browsers whose QUIC fails at once use TCP and TLS, which
+       can. Counted (redirect_quic_refused). */
+    int refuse_quic;
     /* mitmrec's own process id (getpid()): its sockets are never redirected. */
     uint32_t self_pid;
     /* Up to REDIRECT_MAX_RULES rules (borrowed, copied). nrules == 0: every process in the
@@ -103,6 +107,9 @@ int redirect_cgroup_root(char *path, size_t len);
 /* 0 when s is what redirect_opts_t.ignore_cidrs takes: an IPv4 or IPv6 address, with an
    optional /PREFIX. -EINVAL otherwise. */
 int redirect_cidr_check(const char *s);
+
+/* How many connects and datagrams refuse_quic refused so far. */
+uint64_t redirect_quic_refused(const redirect_t *r);
 
 /* Detaches everything and frees r. NULL is a no-op. */
 void redirect_close(redirect_t *r);

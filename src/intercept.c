@@ -54,6 +54,7 @@ int intercept_attach(intercept_t *it, const intercept_opts_t *o, enum intercept_
     ro.udp_port = o->udp_port;
     ro.ipv6_via_v4mapped = !o->v6;
     ro.loopback_listening = o->loopback_listening;
+    ro.refuse_quic = o->refuse_quic;
     ro.self_pid = (uint32_t)getpid();
     ro.rules = o->rules;
     ro.nrules = o->nrules;

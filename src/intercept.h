@@ -26,6 +26,7 @@ typedef struct intercept_opts {
     uint16_t tcp_port, udp_port; /* our listeners on 127.0.0.1 (and ::1) */
     int v6;                      /* ::1 is listened on too */
     int loopback_listening;      /* redirect_opts_t's: loopback ports must listen */
+    int refuse_quic;             /* redirect_opts_t's: UDP to port 443 gets EPERM */
     char **command;              /* spawn mode: the command; NULL in attach mode */
     int stdout_taken;            /* a recording goes to our stdout: the command's to stderr */
 } intercept_opts_t;

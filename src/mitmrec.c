@@ -154,6 +154,7 @@ static int start_redirect(app_t *a, ca_t *ca)
     io.v6 = v6;
     /* Recording: a loopback port nothing listens on refuses the application itself. */
     io.loopback_listening = 1;
+    io.refuse_quic = !a->opts.allow_quic;
     io.command = a->opts.mode == MODE_SPAWN ? a->opts.command : NULL;
     /* -o - (or --har -): the pcapng on stdout must not take the command's output in. */
     io.stdout_taken = !strcmp(a->opts.out_path, "-") || !strcmp(a->opts.har_path, "-");
@@ -368,7 +369,15 @@ int main(int argc, char **argv)
                 rc < 0 ? " (INCOMPLETE: write errors)" : "");
         if (a.opts.mode != MODE_LISTEN && !a.opts.quiet) {
             int header_done = 0;
+            unsigned long long q = redirect_quic_refused(a.it.redirect);
+
             recorder_each_process(a.rec, print_proc, &header_done);
+            if (q)
+                fprintf(stderr,
+                        "mitmrec: refused %llu QUIC %s (UDP port 443): browsers fall back to "
+                        "TLS over TCP, which is recorded (--allow-quic relays QUIC "
+                        "undecrypted)\n",
+                        q, mr_plural(q, "attempt", "attempts"));
         }
     }
     status = rc < 0 ? 1 : 0;

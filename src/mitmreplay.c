@@ -266,6 +266,9 @@ static int server_replay(app_t *a, replaydb_t *db)
     io.tcp_port = (uint16_t)tport;
     io.udp_port = (uint16_t)uport;
     io.v6 = v6;
+    /* A recording holds QUIC only undecrypted, which cannot be answered: refused, so that a
+       browser asks over TCP, where the recorded answers are. */
+    io.refuse_quic = 1;
     io.command = o->mode == REPLAY_SPAWN ? o->command : NULL;
     /* --record-new - : the recording on stdout must not take the command's output in. */
     io.stdout_taken = (o->record_new && !strcmp(o->record_new, "-")) ||

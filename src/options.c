@@ -27,6 +27,7 @@ enum {
     OPT_NO_STATUS,
     OPT_REPAIR_HAR,
     OPT_NICE,
+    OPT_ALLOW_QUIC,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +45,7 @@ static const struct option long_opts[] = {
     {"filter", required_argument, NULL, 'f'},
     {"cgroup", required_argument, NULL, OPT_CGROUP},
     {"ignore-hosts", required_argument, NULL, OPT_IGNORE_HOSTS},
+    {"allow-quic", no_argument, NULL, OPT_ALLOW_QUIC},
     {"no-status", no_argument, NULL, OPT_NO_STATUS},
     {"repair-har", required_argument, NULL, OPT_REPAIR_HAR},
     {"nice", required_argument, NULL, OPT_NICE},
@@ -66,6 +68,8 @@ void options_usage(FILE *f)
           "                        comma-separated, read left to right; needs root and eBPF)\n"
           "      --cgroup PATH     only processes in this cgroup v2 subtree\n"
           "      --ignore-hosts CIDR  leave these destinations alone (repeatable)\n"
+          "      --allow-quic      relay QUIC (UDP port 443) undecrypted; by default it is\n"
+          "                        refused, so browsers use TLS over TCP, which is recorded\n"
           "  -- COMMAND [ARGS]     run COMMAND in a cgroup of its own and record it and its\n"
           "                        children; exit with its status\n"
           "  -r FILE               read a pcapng or pcap (gzipped or not; '-' for stdin) with\n"
@@ -255,6 +259,8 @@ static const char *live_option(const options_t *o)
         return "--cgroup";
     if (o->nignore)
         return "--ignore-hosts";
+    if (o->allow_quic)
+        return "--allow-quic";
     return NULL;
 }
 
@@ -383,6 +389,9 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
             o->ignore[o->nignore++] = optarg;
             break;
         }
+        case OPT_ALLOW_QUIC:
+            o->allow_quic = 1;
+            break;
         case OPT_REPAIR_HAR:
             o->repair_path = optarg;
             break;
@@ -471,6 +480,11 @@ int options_parse(options_t *o, int argc, char **argv, char *err, size_t errlen)
     if (o->nignore && o->mode == MODE_LISTEN) {
         /* An explicit proxy's clients chose it: there is no redirect to leave out. */
         snprintf(err, errlen, "--ignore-hosts goes with -p or a command, not --listen");
+        return -EINVAL;
+    }
+    if (o->allow_quic && o->mode == MODE_LISTEN) {
+        /* A proxy's clients send it no UDP. */
+        snprintf(err, errlen, "--allow-quic goes with -p or a command, not --listen");
         return -EINVAL;
     }
     if (!o->out_path) {

@@ -38,6 +38,7 @@ typedef struct options {
     const char *cgroup;  /* --cgroup */
     const char **ignore; /* --ignore-hosts, CIDRs; array owned */
     size_t nignore;
+    int allow_quic;          /* --allow-quic: relay UDP to port 443, do not refuse it */
     char **command;          /* after "--"; points into argv */
     int status_line;         /* -1 auto (a terminal), 0 off, 1 on */
     const char *read_path;   /* -r */
