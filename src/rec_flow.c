@@ -192,6 +192,8 @@ static void write_packet(rec_leg_t *leg, int dir, uint64_t ts, const uint8_t *hd
     }
     if (leg->stream < 0)
         leg->stream = r->next_stream++;
+    if (ts > r->last_ts)
+        r->last_ts = ts;
     frame = pcapng_writer_add_packet2(r->pcap, (uint32_t)r->ifid[leg->idx], ts, hdr,
                                       (uint32_t)hdrlen, payload, (uint32_t)plen, &po);
     for (rec_comment_t *c = comments; c; c = c->next) {
@@ -231,12 +233,19 @@ static int leg_emit(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
     return 0;
 }
 
+/* Writes the leg's SYN, SYN/ACK and ACK, stamped when the connection was made; or, when
+   packets stamped later are in the file already (a tunnel's server is known only from its
+   CONNECT), with the latest of them, so that the file stays in time order. */
 static void leg_open(rec_leg_t *leg, uint64_t ts)
 {
+    uint64_t last = leg->flow->r->last_ts;
+
     if (leg->opened || !leg->ready)
         return;
     leg->opened = 1;
     leg->ts = leg->start_ts ? leg->start_ts : ts;
+    if (leg->ts < last)
+        leg->ts = last;
     leg->in_handshake = 1;
     tcpsynth_handshake(&leg->tcp);
     leg->in_handshake = 0;

@@ -341,6 +341,8 @@ static int udp_emit_cb(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
     po.direction = dir == REC_C2S ? PCAPNG_DIR_OUTBOUND : PCAPNG_DIR_INBOUND;
     po.comment = u->comment;
     po.darwin_process = u->dpeb;
+    if (u->ts > u->r->last_ts)
+        u->r->last_ts = u->ts;
     pcapng_writer_add_packet2(u->r->pcap, (uint32_t)u->r->ifid[REC_CLIENT], u->ts, hdr,
                               (uint32_t)hdrlen, payload, (uint32_t)plen, &po);
     return 0;

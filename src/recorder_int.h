@@ -46,6 +46,7 @@ struct recorder {
     rec_proc_t **procs; /* oldest first; each entry stays where it was made */
     size_t nprocs;
     uint16_t udp_ip_id;
+    uint64_t last_ts; /* the latest packet timestamp written: none goes before it */
 };
 
 /* recorder.c: 1 when the raw IP packet hdr + payload matches -f (always without one). */
