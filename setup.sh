@@ -25,7 +25,7 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config libssl-dev libuv1
           libbpf-dev bpftool clang llvm libclang-rt-14-dev nginx-light tshark curl wget openssl
           python3 nodejs npm ca-certificates nghttp2-client dnsmasq-base iproute2 valgrind
           nghttp2-proxy python3-websockets chromium libnss3-tools tcpdump redis-server redis-tools
-          util-linux procps groff-base clang-format python3-grpcio strace)
+          util-linux procps groff-base clang-format python3-grpcio strace tinyproxy)
 NODE_PREFIX=/usr/local/lib/mitmrec-test
 HAR_VALIDATOR=har-validator@5.1.5
 

@@ -97,6 +97,8 @@ typedef struct tcpreasm_conn_info {
  *   order; ts_ns and frame are those of the packet that carried the first byte.
  * on_gap: missing bytes of direction dir were given up on; the next on_data
  *   of dir continues after them.
+ * on_fin: direction dir reached its FIN (every byte before it delivered or
+ *   given up on), once per direction; the other may go on.
  * on_close: the last callback for the connection (how: TCPREASM_CLOSE_*).
  * on_udp: a UDP datagram (payload cut to what was captured).
  */
@@ -108,6 +110,7 @@ typedef struct tcpreasm_callbacks {
     int (*on_close)(void *opaque, uint64_t conn, void *user, int how);
     int (*on_udp)(void *opaque, const tcpreasm_endpoint_t *src, const tcpreasm_endpoint_t *dst,
                   const uint8_t *data, size_t len, uint64_t ts_ns, uint64_t frame);
+    int (*on_fin)(void *opaque, uint64_t conn, void *user, int dir);
 } tcpreasm_callbacks_t;
 
 /* Limits; 0 in a field selects its default. */

@@ -68,10 +68,15 @@ static int gap_to(tcpreasm_t *r, struct conn *c, int d, uint64_t to)
     return r->cb.on_gap(r->opaque, c->id, c->user, d, missing);
 }
 
-static void check_fin(struct half *h)
+/* The stream reached its FIN: said once (on_fin). */
+static int check_fin(tcpreasm_t *r, struct conn *c, int d)
 {
-    if (h->fin_seen && !h->fin_done && h->nxt >= h->fin_at)
-        h->fin_done = 1;
+    struct half *h = &c->h[d];
+
+    if (!h->fin_seen || h->fin_done || h->nxt < h->fin_at)
+        return 0;
+    h->fin_done = 1;
+    return r->cb.on_fin ? r->cb.on_fin(r->opaque, c->id, c->user, d) : 0;
 }
 
 /* Delivers the buffered pieces that the stream has reached. */
@@ -83,6 +88,11 @@ static int drain(tcpreasm_t *r, struct conn *c, int d)
     int rc = 0;
 
     while ((s = h->head) != NULL && s->start <= h->nxt) {
+        if (h->fin_seen && s->start >= h->fin_at) {
+            /* Bytes past the FIN (kept from before it was seen) are not the stream's. */
+            tcpreasm_stream_free_segs(r, h);
+            break;
+        }
         h->head = s->next;
         if (!h->head)
             h->tail = NULL;
@@ -90,10 +100,12 @@ static int drain(tcpreasm_t *r, struct conn *c, int d)
         h->nsegs--;
         r->buffered -= SEG_COST(s->len);
         end = s->start + s->len;
+        if (h->fin_seen && end > h->fin_at)
+            end = h->fin_at;
         if (end > h->nxt) {
             size_t off = (size_t)(h->nxt - s->start);
 
-            rc = emit(r, c, d, s->data + off, s->len - off, s->ts_ns, s->frame);
+            rc = emit(r, c, d, s->data + off, (size_t)(end - h->nxt), s->ts_ns, s->frame);
         } else {
             r->st.dup_bytes += s->len;
         }
@@ -101,8 +113,7 @@ static int drain(tcpreasm_t *r, struct conn *c, int d)
         if (rc)
             return rc;
     }
-    check_fin(h);
-    return 0;
+    return check_fin(r, c, d);
 }
 
 /* Declares the first hole lost and delivers what follows it. */
@@ -119,13 +130,13 @@ int tcpreasm_stream_flush(tcpreasm_t *r, struct conn *c, int d)
     struct half *h = &c->h[d];
     int rc;
 
-    while (h->head)
+    while (h->head && !(h->fin_seen && h->head->start >= h->fin_at))
         if ((rc = skip_hole(r, c, d)) != 0)
             return rc;
+    tcpreasm_stream_free_segs(r, h); /* what is left lies past the FIN */
     if (h->fin_seen && h->nxt < h->fin_at && (rc = gap_to(r, c, d, h->fin_at)) != 0)
         return rc;
-    check_fin(h);
-    return 0;
+    return check_fin(r, c, d);
 }
 
 /*
@@ -392,6 +403,5 @@ int tcpreasm_stream_segment(tcpreasm_t *r, struct conn *c, int d, uint32_t seq, 
                 return rc;
         }
     }
-    check_fin(h);
-    return 0;
+    return check_fin(r, c, d);
 }

@@ -16,6 +16,7 @@
 #include "httpconv.h"
 #include "keylog.h"
 #include "log.h"
+#include "rewrite.h"
 #include "tlsdec.h"
 
 #define IFACES_MAX 1024
@@ -37,12 +38,14 @@ typedef struct cap {
     uint32_t nifaces;
     tcpreasm_t *reasm;
     /* the packet being handled */
+    uint64_t cur_ts; /* usec */
     uint32_t cur_if;
     const char *cur_comment;
     size_t cur_comment_len;
     int cur_pass;  /* the packet passed the filter */
     uint64_t kept; /* packets that passed, for renumbering */
     uint64_t next_index;
+    uint64_t stream_shift; /* tcp.stream numbers Wireshark gave no TCP stream (see tunnels) */
     capture_stats_t st;
     int tls_errors;
 } cap_t;
@@ -77,6 +80,16 @@ typedef struct rconn {
     /* raw bytes, for on_raw */
     uint8_t *raw;
     size_t raw_len, raw_cap;
+    /* A CONNECT to an HTTP proxy: held (per direction) until the proxy's answer; once it is
+       a 2xx, what follows is decoded as a stream to the tunnel's end. */
+    int tunnel; /* 1: collecting the CONNECT, 2: its answer; -1: settled */
+    uint8_t *tbuf[2];
+    size_t tlen[2], tcap[2];
+    size_t treq; /* the CONNECT's length in tbuf[C2S] */
+    char thost[256];
+    uint16_t tport;
+    int tunneled; /* 1: the stream is a tunnel's; 2: its HTTP/2 took a stream number */
+    int fin[2];   /* each direction's FIN, given to the HTTP decoder */
     rchunk_t *chunks;
     size_t nchunks, chunks_cap;
     int raw_full;
@@ -163,6 +176,13 @@ static void on_plaintext(void *opaque, int dir, int ct, const uint8_t *data, siz
 
     if (ct != TLSDEC_CT_APPLICATION_DATA || !len)
         return;
+    if (c->tunneled == 1 && !strcmp(c->alpn, "h2")) {
+        /* Wireshark 4.0 numbers a tcp.stream where it first decodes HTTP/2 in a CONNECT
+           tunnel, one no TCP stream has: the streams after it count it (as mitmrec's
+           _pcapng.stream does, rec_flow.c). */
+        c->tunneled = 2;
+        c->cap->stream_shift++;
+    }
     raw_add(c, dir, data, len, c->cur_ts);
     conn_http(c, NULL);
     if (c->http)
@@ -243,7 +263,7 @@ static int on_open(void *opaque, const tcpreasm_conn_info_t *info, void **user)
     if (!c)
         return -ENOMEM;
     c->cap = cap;
-    c->info.id = info->id;
+    c->info.id = info->id + cap->stream_shift;
     c->info.ifid = cap->cur_if;
     c->info.client = info->client;
     c->info.server = info->server;
@@ -256,6 +276,109 @@ static int on_open(void *opaque, const tcpreasm_conn_info_t *info, void **user)
     c->info.process = c->process;
     c->pass = cap->cur_pass;
     *user = c;
+    return 0;
+}
+
+static int on_data(void *opaque, uint64_t conn, void *user, int dir, const uint8_t *data,
+                   size_t len, uint64_t ts_ns, uint64_t frame);
+
+#define TUNNEL_HEAD_MAX (64 * 1024)
+
+/* Not a tunnel after all: what was held is the start of a plain stream, each side's in
+   order (the CONNECT and a refusal, say). */
+static int tunnel_settle(rconn_t *c, uint64_t ts_ns, uint64_t frame)
+{
+    uint8_t *b[2] = {c->tbuf[0], c->tbuf[1]};
+    size_t n[2] = {c->tlen[0], c->tlen[1]};
+    int rc = 0;
+
+    c->tunnel = -1;
+    c->tbuf[0] = c->tbuf[1] = NULL;
+    c->tlen[0] = c->tlen[1] = c->tcap[0] = c->tcap[1] = 0;
+    for (int d = 0; d < 2 && rc == 0; d++)
+        if (n[d])
+            rc = on_data(c->cap, c->info.id, c, d ? TCPREASM_S2C : TCPREASM_C2S, b[d], n[d], ts_ns,
+                         frame);
+    free(b[0]);
+    free(b[1]);
+    return rc;
+}
+
+/* The bytes of a stream that starts with "CONNECT " (as mitmrec records a program that
+   speaks to a proxy, and any capture of one). */
+static int tunnel_data(rconn_t *c, int dir, const uint8_t *data, size_t len, uint64_t ts_ns,
+                       uint64_t frame)
+{
+    int d = dir == TCPREASM_C2S ? 0 : 1;
+    uint8_t *end;
+    char line[600], target[520];
+    int status = 0;
+
+    if (c->tlen[d] + len > TUNNEL_HEAD_MAX ||
+        mr_grow(&c->tbuf[d], &c->tcap[d], c->tlen[d] + len, 1024, 0) < 0) {
+        /* Too long for a head (or no memory): the lot, as it is. */
+        int rc = tunnel_settle(c, ts_ns, frame);
+        return rc ? rc : on_data(c->cap, c->info.id, c, dir, data, len, ts_ns, frame);
+    }
+    memcpy(c->tbuf[d] + c->tlen[d], data, len);
+    c->tlen[d] += len;
+    if (c->tunnel == 0)
+        c->tunnel = 1;
+    if (c->tunnel == 1) {
+        size_t n;
+
+        if (d == 1 || memcmp(c->tbuf[0], "CONNECT ", c->tlen[0] < 8 ? c->tlen[0] : 8) != 0)
+            return tunnel_settle(c, ts_ns, frame);
+        if (!(end = memmem(c->tbuf[0], c->tlen[0], "\r\n\r\n", 4)))
+            return 0;
+        c->treq = (size_t)(end + 4 - c->tbuf[0]);
+        n = strcspn((const char *)c->tbuf[0], "\r\n");
+        if (n >= sizeof(line) || n > c->treq)
+            return tunnel_settle(c, ts_ns, frame);
+        memcpy(line, c->tbuf[0], n);
+        line[n] = '\0';
+        if (sscanf(line, "CONNECT %519s HTTP/%*d.%*d", target) != 1 ||
+            rewrite_parse_authority(target, c->thost, sizeof(c->thost), &c->tport) < 0)
+            return tunnel_settle(c, ts_ns, frame);
+        c->tunnel = 2;
+    }
+    if (c->tunnel == 2 && c->tlen[1]) {
+        size_t n, shead;
+        uint8_t *b[2];
+        size_t rest[2];
+        int rc = 0;
+
+        if (!(end = memmem(c->tbuf[1], c->tlen[1], "\r\n\r\n", 4)))
+            return 0;
+        shead = (size_t)(end + 4 - c->tbuf[1]);
+        n = strcspn((const char *)c->tbuf[1], "\r\n");
+        if (n >= sizeof(line))
+            n = sizeof(line) - 1;
+        memcpy(line, c->tbuf[1], n);
+        line[n] = '\0';
+        if (sscanf(line, "HTTP/%*d.%*d %d", &status) != 1 || status < 200 || status > 299)
+            return tunnel_settle(c, ts_ns, frame);
+        /* Open: the stream is the tunnel's from here, its end named by the CONNECT. */
+        snprintf(c->host, sizeof(c->host), "%s", c->thost);
+        c->info.server.port = c->tport;
+        c->tunnel = -1;
+        c->tunneled = 1;
+        c->decided = 0;
+        b[0] = c->tbuf[0];
+        b[1] = c->tbuf[1];
+        rest[0] = c->tlen[0] - c->treq;
+        rest[1] = c->tlen[1] - shead;
+        c->tbuf[0] = c->tbuf[1] = NULL;
+        c->tlen[0] = c->tlen[1] = c->tcap[0] = c->tcap[1] = 0;
+        if (rest[0])
+            rc =
+                on_data(c->cap, c->info.id, c, TCPREASM_C2S, b[0] + c->treq, rest[0], ts_ns, frame);
+        if (rc == 0 && rest[1])
+            rc = on_data(c->cap, c->info.id, c, TCPREASM_S2C, b[1] + shead, rest[1], ts_ns, frame);
+        free(b[0]);
+        free(b[1]);
+        return rc;
+    }
     return 0;
 }
 
@@ -273,6 +396,9 @@ static int on_data(void *opaque, uint64_t conn, void *user, int dir, const uint8
     if (!c->info.pid)
         parse_process(c, cap->cur_comment, cap->cur_comment_len);
     parse_error(c, cap->cur_comment, cap->cur_comment_len);
+    if (!c->decided && (c->tunnel > 0 || (c->tunnel == 0 && dir == TCPREASM_C2S && len &&
+                                          !memcmp(data, "CONNECT ", len < 8 ? len : 8))))
+        return tunnel_data(c, dir, data, len, ts_ns, frame);
     if (!c->decided) {
         c->decided = 1;
         if (dir == TCPREASM_C2S && len >= 3 && data[0] == 0x16 && data[1] == 0x03) {
@@ -313,16 +439,39 @@ static void deliver_raw(rconn_t *c)
     free(ch);
 }
 
+/* A direction's FIN: its message may end there (a body delimited by the close), as mitmrec
+   live ends it at the FIN it relays (rec_flow_end). */
+static int on_fin(void *opaque, uint64_t conn, void *user, int dir)
+{
+    rconn_t *c = user;
+    int rc = 0;
+
+    if (!c->pass)
+        return 0;
+    if (c->tunnel > 0)
+        rc = tunnel_settle(c, c->cur_ts * 1000, c->cur_frame);
+    if (c->http && !c->fin[dir == TCPREASM_S2C]) {
+        c->fin[dir == TCPREASM_S2C] = 1;
+        httpconv_eof(c->http, dir == TCPREASM_C2S ? HTTPCONV_C2S : HTTPCONV_S2C,
+                     c->cap->cur_ts > c->cur_ts ? c->cap->cur_ts : c->cur_ts);
+    }
+    return rc;
+}
+
 static int on_close(void *opaque, uint64_t conn, void *user, int how)
 {
     rconn_t *c = user;
     uint64_t ts = c->cur_ts;
 
     parse_error(c, c->cap->cur_comment, c->cap->cur_comment_len); /* the closing packet's */
+    if (c->pass && c->tunnel > 0)
+        tunnel_settle(c, c->cur_ts * 1000, c->cur_frame); /* a CONNECT never answered */
     if (c->http) {
         if (how == TCPREASM_CLOSE_FIN) {
-            httpconv_eof(c->http, HTTPCONV_C2S, ts);
-            httpconv_eof(c->http, HTTPCONV_S2C, ts);
+            if (!c->fin[0])
+                httpconv_eof(c->http, HTTPCONV_C2S, ts);
+            if (!c->fin[1])
+                httpconv_eof(c->http, HTTPCONV_S2C, ts);
         }
         httpconv_finish(c->http,
                         c->error                    ? c->error
@@ -337,6 +486,8 @@ static int on_close(void *opaque, uint64_t conn, void *user, int how)
     tlsdec_free(c->dec);
     free(c->raw);
     free(c->chunks);
+    free(c->tbuf[0]);
+    free(c->tbuf[1]);
     free(c);
     return 0;
 }
@@ -461,6 +612,7 @@ static int pr_packet(void *opaque, const pcapread_packet_t *pkt)
         if (cap->o->renumber && cap->o->filter)
             frame = cap->kept;
     }
+    cap->cur_ts = pkt->ts_ns / 1000;
     cap->cur_if = pkt->ifid;
     cap->cur_comment = pkt->comment;
     cap->cur_comment_len = pkt->comment_len;
@@ -620,7 +772,7 @@ int capture_read(const capture_opts_t *o, const capture_callbacks_t *cb, void *o
                  capture_stats_t *st)
 {
     cap_t *cap = calloc(1, sizeof(*cap));
-    tcpreasm_callbacks_t tcb = {on_open, on_data, NULL, on_close, on_udp};
+    tcpreasm_callbacks_t tcb = {on_open, on_data, NULL, on_close, on_udp, on_fin};
     pcapread_callbacks_t pcb = {NULL, pr_interface, pr_packet, pr_secrets, pr_error};
     pcapread_t *pr = NULL;
     char magic[4], errbuf[PCAP_ERRBUF_SIZE];

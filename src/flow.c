@@ -35,6 +35,7 @@ static void flow_free(flow_t *f)
     free(f->rwbuf);
     free(f->early);
     free(f->head);
+    free(f->phead);
     X509_free(f->leaf);
     free(f);
     if (p->_nflows == 0) {
@@ -389,9 +390,26 @@ static void client_data(conn_t *c, const uint8_t *buf, size_t len)
         return;
     }
     case F_SNIFF:
-        if ((rc = flow_start_tunnel_data(f, buf, len, ts)) < 0)
+        if (flow_proxy_connect_start(f, buf, len))
+            rc = flow_proxy_connect(f, buf, len, ts);
+        else
+            rc = flow_start_tunnel_data(f, buf, len, ts);
+        if (rc < 0)
             flow_up_error(&f->up, rc);
         return;
+    case F_PROXY: {
+        /* Sent before the proxy answered (a ClientHello right behind the CONNECT): kept. */
+        uint8_t *h;
+
+        if (f->head_len + len > HEAD_MAX || !(h = realloc(f->head, f->head_len + len))) {
+            flow_close(f, 1);
+            return;
+        }
+        f->head = h;
+        memcpy(f->head + f->head_len, buf, len);
+        f->head_len += len;
+        return;
+    }
     case F_RELAY:
     case F_TLS:
         if ((rc = flow_relay_to_up(f, buf, len, ts)) < 0)

@@ -29,6 +29,7 @@ enum flow_state {
     F_RESOLVING,
     F_CONNECTING,
     F_SNIFF, /* tunnel open, first bytes not seen yet */
+    F_PROXY, /* transparent: the client's CONNECT went on to its proxy, whose answer is due */
     F_TLS,   /* handshakes in progress */
     F_RELAY,
     F_FAILED, /* answered with an error; what the client still sends is ignored */
@@ -90,6 +91,15 @@ struct flow {
     size_t early_len;
     uv_timer_t linger; /* bounds the wait for a peer after a failure */
     int linger_on;
+    /* Transparent flows to an HTTP proxy: the client's CONNECT (in head until complete) went
+       on to the proxy; its answer collects in phead. Once it is a 2xx, host and port are the
+       tunnel's, and what goes through it is intercepted like any flow. */
+    int via_proxy; /* 1: CONNECT sent, 2: the tunnel is open */
+    char proxy_host[256];
+    uint16_t proxy_port;
+    size_t proxy_req_len; /* the CONNECT's head, at the start of head */
+    uint8_t *phead;
+    size_t phead_len;
 };
 
 static inline double flow_ms_between(uint64_t a, uint64_t b)
@@ -117,6 +127,10 @@ int flow_start_tunnel_data(flow_t *f, const uint8_t *buf, size_t len, uint64_t t
 
 /* flow_up.c */
 extern const conn_cb_t flow_up_cb;
+/* Whether the first bytes of a transparent flow may be a CONNECT to an HTTP proxy. */
+int flow_proxy_connect_start(const flow_t *f, const uint8_t *buf, size_t len);
+/* The client's bytes while its CONNECT is not complete: 0, or a negative errno. */
+int flow_proxy_connect(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts);
 int flow_connect_up(flow_t *f);
 int flow_resolve_and_connect(flow_t *f);
 void flow_up_data(conn_t *c, const uint8_t *buf, size_t len);

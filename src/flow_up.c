@@ -121,11 +121,180 @@ static void up_handshake(conn_t *c, int status)
     flow_resume_client_tls(f);
 }
 
+/* ---- a client that speaks to an HTTP proxy (transparent flows) ---------- */
+
+/* A program whose traffic goes through a proxy (HTTPS_PROXY, a corporate proxy) connects to
+   the proxy and sends it "CONNECT host:port". Relayed as is, the tunnel's TLS would pass
+   undecrypted: instead the CONNECT goes on to the proxy, its answer back to the program, and
+   once it is a 2xx the tunnel's bytes are taken as a flow to host:port (TLS intercepted, with
+   our own handshake to the server through the proxy's tunnel). The client leg of the pcapng
+   holds the CONNECT and the answer before the TLS records, as on the wire. */
+
+static const char connect_word[] = "CONNECT ";
+
+int flow_proxy_connect_start(const flow_t *f, const uint8_t *buf, size_t len)
+{
+    size_t n = len < 8 ? len : 8;
+
+    if (f->mode != M_TRANSPARENT || f->via_proxy)
+        return 0;
+    return f->head_len > 0 || (n > 0 && memcmp(buf, connect_word, n) == 0);
+}
+
+/* Not a CONNECT after all: what was kept is the start of an ordinary flow. */
+static int proxy_not_connect(flow_t *f, uint64_t ts)
+{
+    uint8_t *b = f->head;
+    size_t n = f->head_len;
+    int rc;
+
+    f->head = NULL;
+    f->head_len = 0;
+    f->via_proxy = -1;
+    rc = flow_start_tunnel_data(f, b, n, ts);
+    free(b);
+    return rc;
+}
+
+int flow_proxy_connect(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
+{
+    char line[600], target[520], host[256];
+    uint8_t *h, *end, *eol;
+    size_t hlen, n;
+    uint16_t port;
+    int rc;
+
+    f->recording = 1; /* the CONNECT is part of what the client leg shows */
+    if (f->head_len + len > HEAD_MAX || !(h = realloc(f->head, f->head_len + len)))
+        return proxy_not_connect(f, ts);
+    f->head = h;
+    if (!f->head_len)
+        f->head_ts = ts;
+    memcpy(f->head + f->head_len, buf, len);
+    f->head_len += len;
+    if (memcmp(f->head, connect_word, f->head_len < 8 ? f->head_len : 8) != 0)
+        return proxy_not_connect(f, ts);
+    if (!(end = memmem(f->head, f->head_len, "\r\n\r\n", 4)))
+        return 0;
+    hlen = (size_t)(end + 4 - f->head);
+    eol = memchr(f->head, '\n', hlen);
+    n = (size_t)(eol - f->head);
+    if (n > 0 && f->head[n - 1] == '\r')
+        n--;
+    if (n >= sizeof(line))
+        return proxy_not_connect(f, ts);
+    memcpy(line, f->head, n);
+    line[n] = '\0';
+    if (sscanf(line, "CONNECT %519s HTTP/%*d.%*d", target) != 1 ||
+        rewrite_parse_authority(target, host, sizeof(host), &port) < 0)
+        return proxy_not_connect(f, ts);
+    /* The tunnel's end is the flow's destination from now on; the proxy is kept for a
+       refusal, after which the flow is the proxy's again. */
+    snprintf(f->proxy_host, sizeof(f->proxy_host), "%s", f->host);
+    f->proxy_port = f->port;
+    snprintf(f->host, sizeof(f->host), "%s", host);
+    f->port = port;
+    f->via_proxy = 1;
+    f->state = F_PROXY;
+    log_debug("flow %llu: CONNECT %s through the proxy at %s", (unsigned long long)f->id, target,
+              mr_hostport(line, sizeof(line), f->proxy_host, f->proxy_port));
+    rc = conn_write_raw(&f->up, f->head, hlen);
+    /* Kept until the answer: the head, for a refusal, then what followed it. */
+    f->proxy_req_len = hlen;
+    return rc < 0 ? rc : 0;
+}
+
+/* The proxy's answer to the CONNECT. */
+static void proxy_answer(flow_t *f, const uint8_t *buf, size_t len)
+{
+    size_t chead = f->proxy_req_len, hlen, n;
+    uint8_t *h, *end;
+    char line[128];
+    int status = 0, rc;
+    uint64_t ts = rec_now();
+
+    if (f->phead_len + len > HEAD_MAX || !(h = realloc(f->phead, f->phead_len + len))) {
+        flow_close(f, 1);
+        return;
+    }
+    f->phead = h;
+    memcpy(f->phead + f->phead_len, buf, len);
+    f->phead_len += len;
+    if (!(end = memmem(f->phead, f->phead_len, "\r\n\r\n", 4)))
+        return;
+    hlen = (size_t)(end + 4 - f->phead);
+    n = strcspn((const char *)f->phead, "\r\n");
+    if (n > hlen)
+        n = hlen;
+    if (n >= sizeof(line))
+        n = sizeof(line) - 1;
+    memcpy(line, f->phead, n);
+    line[n] = '\0';
+    if (sscanf(line, "HTTP/%*d.%*d %d", &status) != 1)
+        status = 0;
+    if (status >= 200 && status < 300) {
+        /* Open: the client's next bytes say what goes through (ours to the server go
+           through the proxy's connection: f->up). */
+        if ((rc = conn_write_raw(&f->client, f->phead, hlen)) < 0) {
+            flow_client_error(&f->client, rc);
+            return;
+        }
+        f->via_proxy = 2;
+        f->state = F_SNIFF;
+        rec_flow_set_tunneled(f->rec);
+        memmove(f->head, f->head + chead, f->head_len - chead);
+        f->head_len -= chead;
+        if (f->phead_len > hlen) {
+            /* The server spoke first: nothing to intercept. */
+            f->state = F_RELAY;
+            rec_flow_set_target(f->rec, "http", f->host, f->port);
+            rc = flow_relay_to_client(f, f->phead + hlen, f->phead_len - hlen);
+            if (rc >= 0 && f->head_len)
+                rc = flow_relay_to_up(f, f->head, f->head_len, ts);
+            f->head_len = 0;
+        } else if (f->head_len) {
+            size_t k = f->head_len;
+
+            f->head_len = 0;
+            rc = flow_start_tunnel_data(f, f->head, k, ts);
+        } else {
+            rc = 0;
+        }
+        free(f->phead);
+        f->phead = NULL;
+        f->phead_len = 0;
+        if (rc < 0)
+            flow_up_error(&f->up, rc);
+        return;
+    }
+    /* Refused (a 407 asking for credentials, say): the conversation is the proxy's, recorded
+       as plain HTTP as it would have been, the CONNECT included. */
+    log_debug("flow %llu: the proxy answered the CONNECT with %d", (unsigned long long)f->id,
+              status);
+    snprintf(f->host, sizeof(f->host), "%s", f->proxy_host);
+    f->port = f->proxy_port;
+    f->via_proxy = -1;
+    f->state = F_RELAY;
+    rec_flow_set_target(f->rec, "http", f->host, f->port);
+    rec_flow_plain(f->rec, REC_C2S, f->head, f->head_len, ts);
+    f->head_len = 0;
+    rc = flow_relay_to_client(f, f->phead, f->phead_len);
+    free(f->phead);
+    f->phead = NULL;
+    f->phead_len = 0;
+    if (rc < 0)
+        flow_client_error(&f->client, rc);
+}
+
 void flow_up_data(conn_t *c, const uint8_t *buf, size_t len)
 {
     flow_t *f = c->data;
     int rc;
 
+    if (f->state == F_PROXY) {
+        proxy_answer(f, buf, len);
+        return;
+    }
     if (f->state == F_TLS) {
         /* An HTTP/2 server sends its SETTINGS as soon as its own handshake is
            over, while the client's may still be going on: keep them until then. */

@@ -45,6 +45,7 @@ struct rec_flow {
     httpconv_t *http; /* made at the first plaintext, once the ALPN is known */
     int http_dead;
     char alpn[32];
+    int tunneled; /* 1: inside a CONNECT tunnel; 2: and its HTTP/2 took a stream number */
     char scheme[8];
     char *host;
     uint16_t port;
@@ -596,8 +597,18 @@ void rec_flow_set_alpn(rec_flow_t *f, const char *alpn)
     snprintf(f->alpn, sizeof(f->alpn), "%s", alpn ? alpn : "");
 }
 
+void rec_flow_set_tunneled(rec_flow_t *f)
+{
+    f->tunneled = 1;
+}
+
 void rec_flow_plain(rec_flow_t *f, int dir, const void *data, size_t len, uint64_t ts)
 {
+    if (f->tunneled == 1 && len && !strcmp(f->alpn, "h2") && rec_flow_selected(f) == 1) {
+        /* Where Wireshark first decodes HTTP/2 in the tunnel, it numbers a stream. */
+        f->tunneled = 2;
+        f->r->next_stream++;
+    }
     if (f->http_dead || len == 0)
         return;
     if (!f->http) {

@@ -113,6 +113,12 @@ void rec_flow_wire(rec_flow_t *f, int leg, int dir, const void *data, size_t len
 /* The protocol TLS selected for the client ("h2", "http/1.1"), before any plaintext. */
 void rec_flow_set_alpn(rec_flow_t *f, const char *alpn);
 
+/* The flow's client spoke to an HTTP proxy, and what is recorded is inside its CONNECT tunnel.
+   (Wireshark 4.0 gives an HTTP/2 session in such a tunnel a tcp.stream number of its own, one
+   that no TCP stream has: the streams numbered after it count it, so that _pcapng.stream
+   stays Wireshark's.) */
+void rec_flow_set_tunneled(rec_flow_t *f);
+
 /* Application bytes (plaintext) between client and server, for the HAR. */
 void rec_flow_plain(rec_flow_t *f, int dir, const void *data, size_t len, uint64_t ts);
 

@@ -15,6 +15,7 @@
 #include "replay_pass.h"
 #include "replay_server.h"
 #include "replay_server_int.h"
+#include "rewrite.h"
 #include "tls.h"
 
 /* ---- detection and TLS ------------------------------------------------------------------- */
@@ -134,6 +135,7 @@ static void rconn_free_mem(rconn_t *c)
     rh2_free(c->h2);
     rh1_free(c->h1);
     rws_free(c->ws);
+    free(c->chead);
     free(c);
 }
 
@@ -185,12 +187,84 @@ void rconn_finish(rconn_t *c)
     uv_close((uv_handle_t *)&c->timer, handle_closed);
 }
 
+static void on_data(conn_t *cn, const uint8_t *data, size_t len);
+
+#define CONNECT_HEAD_MAX (64 * 1024)
+
+/* A program that speaks to an HTTP proxy (HTTPS_PROXY) sends "CONNECT host:port" first. No
+   proxy is needed to replay: the CONNECT is answered here, and what follows is replayed as a
+   connection to host:port. 1 when data was taken (the head may be incomplete), 0 when it is
+   not a CONNECT after all: the caller goes on with c->chead's bytes, then data. */
+static int proxy_connect(rconn_t *c, const uint8_t *data, size_t len)
+{
+    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    char line[600], target[520], host[256];
+    uint8_t *end, *h, *rest;
+    size_t n, hlen, nrest;
+    uint16_t port;
+
+    if (c->chead_len + len > CONNECT_HEAD_MAX || !(h = realloc(c->chead, c->chead_len + len)))
+        return 0;
+    c->chead = h;
+    memcpy(c->chead + c->chead_len, data, len);
+    c->chead_len += len;
+    if (memcmp(c->chead, "CONNECT ", c->chead_len < 8 ? c->chead_len : 8) != 0)
+        return 0;
+    if (!(end = memmem(c->chead, c->chead_len, "\r\n\r\n", 4)))
+        return 1;
+    hlen = (size_t)(end + 4 - c->chead);
+    n = strcspn((const char *)c->chead, "\r\n");
+    if (n >= sizeof(line) || n > hlen)
+        return 0;
+    memcpy(line, c->chead, n);
+    line[n] = '\0';
+    if (sscanf(line, "CONNECT %519s HTTP/%*d.%*d", target) != 1 ||
+        rewrite_parse_authority(target, host, sizeof(host), &port) < 0)
+        return 0;
+    log_debug("connection to %s: CONNECT %s, answered", c->orig_at, target);
+    c->via_proxy = 1;
+    snprintf(c->orig_ip, sizeof(c->orig_ip), "%s", host);
+    c->orig_port = port;
+    mr_hostport(c->orig_at, sizeof(c->orig_at), c->orig_ip, c->orig_port);
+    rest = c->chead;
+    nrest = c->chead_len - hlen;
+    c->chead = NULL;
+    c->chead_len = 0;
+    if (conn_write(&c->c, ok, sizeof(ok) - 1) < 0) {
+        free(rest);
+        rconn_finish(c);
+        conn_close(&c->c, 1);
+        return 1;
+    }
+    if (nrest)
+        on_data(&c->c, rest + hlen, nrest);
+    free(rest);
+    return 1;
+}
+
 static void on_data(conn_t *cn, const uint8_t *data, size_t len)
 {
     rconn_t *c = cn->data;
 
     if (c->closing)
         return;
+    if (c->proto == P_DETECT && !c->tls && !c->via_proxy &&
+        (c->chead_len || !memcmp(data, "CONNECT ", len < 8 ? len : 8))) {
+        uint8_t *held;
+        size_t n;
+
+        if (proxy_connect(c, data, len))
+            return;
+        /* Not a CONNECT: what was held (data included) is the connection's start. */
+        held = c->chead;
+        n = c->chead_len;
+        c->chead = NULL;
+        c->chead_len = 0;
+        c->via_proxy = -1;
+        on_data(cn, held, n);
+        free(held);
+        return;
+    }
     if (c->proto == P_DETECT && !c->tls && data[0] == 0x16) {
         SSL *ssl = SSL_new(c->srv->cfg.server_ctx);
         c->tls = 1;

@@ -43,9 +43,9 @@ struct rconn {
     replay_server_t *srv;
     rconn_t *next, *prev;
     struct sockaddr_storage orig;
-    char orig_ip[64];
+    char orig_ip[256]; /* the address, or the host a CONNECT named */
     uint16_t orig_port;
-    char orig_at[80]; /* "ip:port", "[ip]:port" for IPv6, for messages */
+    char orig_at[300]; /* "ip:port", "[ip]:port" for IPv6, for messages */
     procinfo_t pi;
     int proto;
     int tls;
@@ -67,6 +67,10 @@ struct rconn {
     size_t idx, got;
     int raw_reported;
     uint64_t raw_due;
+    /* A program that speaks to an HTTP proxy: its CONNECT, until complete (replay_server.c) */
+    uint8_t *chead;
+    size_t chead_len;
+    int via_proxy; /* answered: orig_ip and orig_port are the tunnel's end */
 };
 
 struct replay_server {

@@ -216,12 +216,14 @@ typedef struct cconn {
     int ngaps[2];
     int closed, how;
     uint64_t first_frame[2];
+    int fins[2];
 } cconn_t;
 
 typedef struct coll {
     cconn_t c[MAXC];
     int n;
     bytes_t log;
+    bytes_t finlog; /* on_fin, apart: the other tests' logs stay as they were */
     int bad_user;
     int udp;
     tcpreasm_endpoint_t udp_src, udp_dst;
@@ -315,7 +317,21 @@ static int c_udp(void *o, const tcpreasm_endpoint_t *src, const tcpreasm_endpoin
     return fail_now(k);
 }
 
-static const tcpreasm_callbacks_t ccb = {c_open, c_data, c_gap, c_close, c_udp};
+static int c_fin(void *o, uint64_t conn, void *user, int dir)
+{
+    coll_t *k = o;
+    cconn_t *c = &k->c[conn];
+
+    if (conn >= (uint64_t)k->n || user != c || c->closed || (dir != 0 && dir != 1)) {
+        k->bad_user++;
+        return -ERANGE;
+    }
+    c->fins[dir]++;
+    b_printf(&k->finlog, "F%" PRIu64 " %d after %zu\n", conn, dir, c->data[dir].len);
+    return fail_now(k);
+}
+
+static const tcpreasm_callbacks_t ccb = {c_open, c_data, c_gap, c_close, c_udp, c_fin};
 
 static void coll_free(coll_t *k)
 {
@@ -326,6 +342,7 @@ static void coll_free(coll_t *k)
         b_free(&k->c[i].data[1]);
     }
     b_free(&k->log);
+    b_free(&k->finlog);
     b_free(&k->udp_data);
 }
 
@@ -864,6 +881,49 @@ static void test_rst(void)
                                   "G0 1 10\n"
                                   "D0 1 5 f4\n"
                                   "C0 2\n");
+    coll_free(&k);
+    pl_free(&l);
+}
+
+/* on_fin: once per direction, when the stream reaches its FIN (after every byte before it,
+   however the packets came), before on_close; a direction whose FIN came before the other
+   side's reset still gets it. */
+static void test_fin(void)
+{
+    tcpsynth_endpoint_t c = ep4(1, 40008), s = ep4(2, 80);
+    plist_t l = {0};
+    coll_t k;
+
+    /* The server ends its answer with a FIN; the client then resets. */
+    seg(&l, &c, &s, 100, 0, F_SYN, NULL, 0);
+    seg(&l, &s, &c, 900, 101, F_SYN | F_ACK, NULL, 0);
+    seg(&l, &c, &s, 101, 901, F_ACK, "GET /", 5);
+    seg(&l, &s, &c, 901, 106, F_ACK, "HTTP/1.0 200", 12);
+    seg(&l, &s, &c, 913, 106, F_ACK | F_FIN, NULL, 0);
+    seg(&l, &s, &c, 914, 106, F_ACK | F_FIN, NULL, 0); /* a retransmission */
+    seg(&l, &c, &s, 106, 914, F_RST | F_ACK, NULL, 0);
+    CHECK_EQ_INT(run(&k, &l, NULL, NULL, NULL), 0);
+    CHECK_EQ_STR((char *)k.finlog.p, "F0 1 after 12\n");
+    CHECK_EQ_INT(k.c[0].fins[1], 1);
+    CHECK_EQ_INT(k.c[0].how, TCPREASM_CLOSE_RST);
+    coll_free(&k);
+    pl_free(&l);
+
+    /* Both FINs, the client's before its last bytes arrive: each after its data, then the
+       close. */
+    seg(&l, &c, &s, 100, 0, F_SYN, NULL, 0);
+    seg(&l, &s, &c, 900, 101, F_SYN | F_ACK, NULL, 0);
+    seg(&l, &c, &s, 101, 901, F_ACK, "abc", 3);
+    seg(&l, &c, &s, 107, 901, F_ACK | F_FIN, NULL, 0); /* 3 bytes missing before it */
+    seg(&l, &s, &c, 901, 104, F_ACK, "xy", 2);
+    seg(&l, &c, &s, 104, 903, F_ACK, "def", 3); /* the missing bytes */
+    seg(&l, &s, &c, 903, 108, F_ACK | F_FIN, NULL, 0);
+    seg(&l, &c, &s, 108, 904, F_ACK, NULL, 0);
+    CHECK_EQ_INT(run(&k, &l, NULL, NULL, NULL), 0);
+    CHECK_EQ_STR((char *)k.finlog.p, "F0 0 after 6\nF0 1 after 2\n");
+    CHECK_EQ_STR((char *)k.log.p + k.log.len - 5, "C0 1\n");
+    CHECK_EQ_INT(k.c[0].fins[0], 1);
+    CHECK_EQ_INT(k.c[0].fins[1], 1);
     coll_free(&k);
     pl_free(&l);
 }
@@ -1670,6 +1730,7 @@ int main(void)
     test_ipv6_ext();
     test_link_types();
     test_rst();
+    test_fin();
     test_port_reuse();
     test_gap();
     test_truncated();

@@ -27,6 +27,7 @@ typedef struct state {
     uint64_t opened;
     uint8_t closed[MAXIDS];
     uint64_t bytes[MAXIDS][2]; /* delivered + declared missing, per direction */
+    uint8_t fin[MAXIDS][2];    /* on_fin seen */
 } state_t;
 
 static void check(state_t *st, uint64_t conn, void *user)
@@ -59,8 +60,26 @@ static int on_data(void *o, uint64_t conn, void *user, int dir, const uint8_t *d
     sink = d[0];
     sink = d[len - 1];
     (void)sink;
+    if (conn < MAXIDS && st->fin[conn][dir])
+        __builtin_trap(); /* nothing after a direction's FIN */
     if (conn < MAXIDS)
         st->bytes[conn][dir] += len;
+    return 0;
+}
+
+/* Once per direction, and nothing of that direction after it. */
+static int on_fin(void *o, uint64_t conn, void *user, int dir)
+{
+    state_t *st = o;
+
+    check(st, conn, user);
+    if (dir != 0 && dir != 1)
+        __builtin_trap();
+    if (conn < MAXIDS) {
+        if (st->fin[conn][dir])
+            __builtin_trap();
+        st->fin[conn][dir] = 1;
+    }
     return 0;
 }
 
@@ -103,7 +122,7 @@ static int on_udp(void *o, const tcpreasm_endpoint_t *src, const tcpreasm_endpoi
     return 0;
 }
 
-static const tcpreasm_callbacks_t cbs = {on_open, on_data, on_gap, on_close, on_udp};
+static const tcpreasm_callbacks_t cbs = {on_open, on_data, on_gap, on_close, on_udp, on_fin};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
