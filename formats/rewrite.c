@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,6 +246,47 @@ int rewrite_parse_authority(const char *auth, char *host, size_t hostlen, uint16
             return -EINVAL;
     *port = (uint16_t)p;
     return 0;
+}
+
+ssize_t rewrite_connect_head(const uint8_t *p, size_t len, char *host, size_t hostlen,
+                             uint16_t *port)
+{
+    static const char word[] = "CONNECT ";
+    char line[600], target[520];
+    const uint8_t *end;
+    size_t n;
+
+    if (memcmp(p, word, len < 8 ? len : 8) != 0)
+        return -EINVAL;
+    if (!(end = memmem(p, len, "\r\n\r\n", 4)))
+        return 0;
+    n = strcspn((const char *)p, "\r\n"); /* (the \r\n\r\n ends the scan) */
+    if (n >= sizeof(line))
+        return -EINVAL;
+    memcpy(line, p, n);
+    line[n] = '\0';
+    if (sscanf(line, "CONNECT %519s HTTP/%*d.%*d", target) != 1 ||
+        rewrite_parse_authority(target, host, hostlen, port) < 0)
+        return -EINVAL;
+    return (ssize_t)(end + 4 - p);
+}
+
+size_t rewrite_answer_head(const uint8_t *p, size_t len, int *status)
+{
+    const uint8_t *end = memmem(p, len, "\r\n\r\n", 4);
+    char line[128];
+    size_t n;
+
+    if (!end)
+        return 0;
+    n = strcspn((const char *)p, "\r\n");
+    if (n >= sizeof(line))
+        n = sizeof(line) - 1;
+    memcpy(line, p, n);
+    line[n] = '\0';
+    if (sscanf(line, "HTTP/%*d.%*d %d", status) != 1)
+        *status = 0;
+    return (size_t)(end + 4 - p);
 }
 
 int rewrite_parse_http_url(const char *url, char *host, size_t hostlen, uint16_t *port)

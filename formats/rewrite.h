@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /*
  * The request stream a proxy client sends, rewritten for the origin server:
@@ -41,5 +42,22 @@ int rewrite_parse_http_url(const char *url, char *host, size_t hostlen, uint16_t
 
 /* Splits a CONNECT authority "host:port" or "[v6]:port". Returns 0 or -EINVAL. */
 int rewrite_parse_authority(const char *auth, char *host, size_t hostlen, uint16_t *port);
+
+/*
+ * The first bytes a client sent on a connection, when it may be speaking to an HTTP proxy:
+ * "CONNECT host:port HTTP/1.x", header lines, an empty line. Returns the head's length (with
+ * host and port filled in) once it is all there, 0 while it may still become one (more bytes
+ * needed), or -EINVAL when it is not one (other bytes, a bad target, a request line longer
+ * than 599 bytes).
+ */
+ssize_t rewrite_connect_head(const uint8_t *p, size_t len, char *host, size_t hostlen,
+                             uint16_t *port);
+
+/*
+ * A proxy's answer to a CONNECT: "HTTP/1.x STATUS ...", headers, an empty line. Returns the
+ * head's length (with *status, 0 when the status line is not one) once it is all there, or 0
+ * while it is not.
+ */
+size_t rewrite_answer_head(const uint8_t *p, size_t len, int *status);
 
 #endif

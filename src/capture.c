@@ -310,8 +310,6 @@ static int tunnel_data(rconn_t *c, int dir, const uint8_t *data, size_t len, uin
                        uint64_t frame)
 {
     int d = dir == TCPREASM_C2S ? 0 : 1;
-    uint8_t *end;
-    char line[600], target[520];
     int status = 0;
 
     if (c->tlen[d] + len > TUNNEL_HEAD_MAX ||
@@ -325,38 +323,27 @@ static int tunnel_data(rconn_t *c, int dir, const uint8_t *data, size_t len, uin
     if (c->tunnel == 0)
         c->tunnel = 1;
     if (c->tunnel == 1) {
-        size_t n;
+        ssize_t n;
 
-        if (d == 1 || memcmp(c->tbuf[0], "CONNECT ", c->tlen[0] < 8 ? c->tlen[0] : 8) != 0)
+        if (d == 1)
             return tunnel_settle(c, ts_ns, frame);
-        if (!(end = memmem(c->tbuf[0], c->tlen[0], "\r\n\r\n", 4)))
+        n = rewrite_connect_head(c->tbuf[0], c->tlen[0], c->thost, sizeof(c->thost), &c->tport);
+        if (n < 0)
+            return tunnel_settle(c, ts_ns, frame);
+        if (n == 0)
             return 0;
-        c->treq = (size_t)(end + 4 - c->tbuf[0]);
-        n = strcspn((const char *)c->tbuf[0], "\r\n");
-        if (n >= sizeof(line) || n > c->treq)
-            return tunnel_settle(c, ts_ns, frame);
-        memcpy(line, c->tbuf[0], n);
-        line[n] = '\0';
-        if (sscanf(line, "CONNECT %519s HTTP/%*d.%*d", target) != 1 ||
-            rewrite_parse_authority(target, c->thost, sizeof(c->thost), &c->tport) < 0)
-            return tunnel_settle(c, ts_ns, frame);
+        c->treq = (size_t)n;
         c->tunnel = 2;
     }
     if (c->tunnel == 2 && c->tlen[1]) {
-        size_t n, shead;
+        size_t shead;
         uint8_t *b[2];
         size_t rest[2];
         int rc = 0;
 
-        if (!(end = memmem(c->tbuf[1], c->tlen[1], "\r\n\r\n", 4)))
+        if (!(shead = rewrite_answer_head(c->tbuf[1], c->tlen[1], &status)))
             return 0;
-        shead = (size_t)(end + 4 - c->tbuf[1]);
-        n = strcspn((const char *)c->tbuf[1], "\r\n");
-        if (n >= sizeof(line))
-            n = sizeof(line) - 1;
-        memcpy(line, c->tbuf[1], n);
-        line[n] = '\0';
-        if (sscanf(line, "HTTP/%*d.%*d %d", &status) != 1 || status < 200 || status > 299)
+        if (status < 200 || status > 299)
             return tunnel_settle(c, ts_ns, frame);
         /* Open: the stream is the tunnel's from here, its end named by the CONNECT. */
         snprintf(c->host, sizeof(c->host), "%s", c->thost);
@@ -396,8 +383,9 @@ static int on_data(void *opaque, uint64_t conn, void *user, int dir, const uint8
     if (!c->info.pid)
         parse_process(c, cap->cur_comment, cap->cur_comment_len);
     parse_error(c, cap->cur_comment, cap->cur_comment_len);
-    if (!c->decided && (c->tunnel > 0 || (c->tunnel == 0 && dir == TCPREASM_C2S && len &&
-                                          !memcmp(data, "CONNECT ", len < 8 ? len : 8))))
+    if (!c->decided && (c->tunnel > 0 || (c->tunnel == 0 && dir == TCPREASM_C2S &&
+                                          rewrite_connect_head(data, len, c->thost,
+                                                               sizeof(c->thost), &c->tport) >= 0)))
         return tunnel_data(c, dir, data, len, ts_ns, frame);
     if (!c->decided) {
         c->decided = 1;

@@ -130,15 +130,15 @@ static void up_handshake(conn_t *c, int status)
    our own handshake to the server through the proxy's tunnel). The client leg of the pcapng
    holds the CONNECT and the answer before the TLS records, as on the wire. */
 
-static const char connect_word[] = "CONNECT ";
-
 int flow_proxy_connect_start(const flow_t *f, const uint8_t *buf, size_t len)
 {
-    size_t n = len < 8 ? len : 8;
+    char host[256];
+    uint16_t port;
 
     if (f->mode != M_TRANSPARENT || f->via_proxy)
         return 0;
-    return f->head_len > 0 || (n > 0 && memcmp(buf, connect_word, n) == 0);
+    return f->head_len > 0 ||
+           (len && rewrite_connect_head(buf, len, host, sizeof(host), &port) >= 0);
 }
 
 /* Not a CONNECT after all: what was kept is the start of an ordinary flow. */
@@ -158,9 +158,9 @@ static int proxy_not_connect(flow_t *f, uint64_t ts)
 
 int flow_proxy_connect(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
 {
-    char line[600], target[520], host[256];
-    uint8_t *h, *end, *eol;
-    size_t hlen, n;
+    char host[256], at[300];
+    uint8_t *h;
+    ssize_t hlen;
     uint16_t port;
     int rc;
 
@@ -172,22 +172,10 @@ int flow_proxy_connect(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
         f->head_ts = ts;
     memcpy(f->head + f->head_len, buf, len);
     f->head_len += len;
-    if (memcmp(f->head, connect_word, f->head_len < 8 ? f->head_len : 8) != 0)
+    if ((hlen = rewrite_connect_head(f->head, f->head_len, host, sizeof(host), &port)) < 0)
         return proxy_not_connect(f, ts);
-    if (!(end = memmem(f->head, f->head_len, "\r\n\r\n", 4)))
+    if (hlen == 0)
         return 0;
-    hlen = (size_t)(end + 4 - f->head);
-    eol = memchr(f->head, '\n', hlen);
-    n = (size_t)(eol - f->head);
-    if (n > 0 && f->head[n - 1] == '\r')
-        n--;
-    if (n >= sizeof(line))
-        return proxy_not_connect(f, ts);
-    memcpy(line, f->head, n);
-    line[n] = '\0';
-    if (sscanf(line, "CONNECT %519s HTTP/%*d.%*d", target) != 1 ||
-        rewrite_parse_authority(target, host, sizeof(host), &port) < 0)
-        return proxy_not_connect(f, ts);
     /* The tunnel's end is the flow's destination from now on; the proxy is kept for a
        refusal, after which the flow is the proxy's again. */
     snprintf(f->proxy_host, sizeof(f->proxy_host), "%s", f->host);
@@ -196,20 +184,20 @@ int flow_proxy_connect(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
     f->port = port;
     f->via_proxy = 1;
     f->state = F_PROXY;
-    log_debug("flow %llu: CONNECT %s through the proxy at %s", (unsigned long long)f->id, target,
-              mr_hostport(line, sizeof(line), f->proxy_host, f->proxy_port));
-    rc = conn_write_raw(&f->up, f->head, hlen);
+    log_debug("flow %llu: CONNECT %s through the proxy at %s", (unsigned long long)f->id,
+              mr_hostport(at, sizeof(at), f->host, f->port),
+              mr_hostport(at + 150, sizeof(at) - 150, f->proxy_host, f->proxy_port));
+    rc = conn_write_raw(&f->up, f->head, (size_t)hlen);
     /* Kept until the answer: the head, for a refusal, then what followed it. */
-    f->proxy_req_len = hlen;
+    f->proxy_req_len = (size_t)hlen;
     return rc < 0 ? rc : 0;
 }
 
 /* The proxy's answer to the CONNECT. */
 static void proxy_answer(flow_t *f, const uint8_t *buf, size_t len)
 {
-    size_t chead = f->proxy_req_len, hlen, n;
-    uint8_t *h, *end;
-    char line[128];
+    size_t chead = f->proxy_req_len, hlen;
+    uint8_t *h;
     int status = 0, rc;
     uint64_t ts = rec_now();
 
@@ -220,18 +208,8 @@ static void proxy_answer(flow_t *f, const uint8_t *buf, size_t len)
     f->phead = h;
     memcpy(f->phead + f->phead_len, buf, len);
     f->phead_len += len;
-    if (!(end = memmem(f->phead, f->phead_len, "\r\n\r\n", 4)))
+    if (!(hlen = rewrite_answer_head(f->phead, f->phead_len, &status)))
         return;
-    hlen = (size_t)(end + 4 - f->phead);
-    n = strcspn((const char *)f->phead, "\r\n");
-    if (n > hlen)
-        n = hlen;
-    if (n >= sizeof(line))
-        n = sizeof(line) - 1;
-    memcpy(line, f->phead, n);
-    line[n] = '\0';
-    if (sscanf(line, "HTTP/%*d.%*d %d", &status) != 1)
-        status = 0;
     if (status >= 200 && status < 300) {
         /* Open: the client's next bytes say what goes through (ours to the server go
            through the proxy's connection: f->up). */

@@ -198,9 +198,10 @@ static void on_data(conn_t *cn, const uint8_t *data, size_t len);
 static int proxy_connect(rconn_t *c, const uint8_t *data, size_t len)
 {
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-    char line[600], target[520], host[256];
-    uint8_t *end, *h, *rest;
-    size_t n, hlen, nrest;
+    char host[256];
+    uint8_t *h, *rest;
+    size_t nrest;
+    ssize_t hlen;
     uint16_t port;
 
     if (c->chead_len + len > CONNECT_HEAD_MAX || !(h = realloc(c->chead, c->chead_len + len)))
@@ -208,26 +209,17 @@ static int proxy_connect(rconn_t *c, const uint8_t *data, size_t len)
     c->chead = h;
     memcpy(c->chead + c->chead_len, data, len);
     c->chead_len += len;
-    if (memcmp(c->chead, "CONNECT ", c->chead_len < 8 ? c->chead_len : 8) != 0)
+    if ((hlen = rewrite_connect_head(c->chead, c->chead_len, host, sizeof(host), &port)) < 0)
         return 0;
-    if (!(end = memmem(c->chead, c->chead_len, "\r\n\r\n", 4)))
+    if (hlen == 0)
         return 1;
-    hlen = (size_t)(end + 4 - c->chead);
-    n = strcspn((const char *)c->chead, "\r\n");
-    if (n >= sizeof(line) || n > hlen)
-        return 0;
-    memcpy(line, c->chead, n);
-    line[n] = '\0';
-    if (sscanf(line, "CONNECT %519s HTTP/%*d.%*d", target) != 1 ||
-        rewrite_parse_authority(target, host, sizeof(host), &port) < 0)
-        return 0;
-    log_debug("connection to %s: CONNECT %s, answered", c->orig_at, target);
     c->via_proxy = 1;
     snprintf(c->orig_ip, sizeof(c->orig_ip), "%s", host);
     c->orig_port = port;
+    log_debug("connection to %s: CONNECT %s:%u, answered", c->orig_at, host, port);
     mr_hostport(c->orig_at, sizeof(c->orig_at), c->orig_ip, c->orig_port);
     rest = c->chead;
-    nrest = c->chead_len - hlen;
+    nrest = c->chead_len - (size_t)hlen;
     c->chead = NULL;
     c->chead_len = 0;
     if (conn_write(&c->c, ok, sizeof(ok) - 1) < 0) {
@@ -245,11 +237,13 @@ static int proxy_connect(rconn_t *c, const uint8_t *data, size_t len)
 static void on_data(conn_t *cn, const uint8_t *data, size_t len)
 {
     rconn_t *c = cn->data;
+    char host[256];
+    uint16_t port;
 
     if (c->closing)
         return;
     if (c->proto == P_DETECT && !c->tls && !c->via_proxy &&
-        (c->chead_len || !memcmp(data, "CONNECT ", len < 8 ? len : 8))) {
+        (c->chead_len || rewrite_connect_head(data, len, host, sizeof(host), &port) >= 0)) {
         uint8_t *held;
         size_t n;
 

@@ -123,6 +123,77 @@ static void test_fuzz_findings(void)
     CHECK_EQ_INT(rewrite_parse_http_url("http://h:0/", host, sizeof(host), &port), -EINVAL);
 }
 
+/* A client's CONNECT to its proxy, and the proxy's answer, as mitmrec, mitmrec -r and
+   mitmreplay read them: whole, cut anywhere, or not one at all. */
+static void test_connect_heads(void)
+{
+    static const char head[] = "CONNECT api.example.test:8443 HTTP/1.1\r\n"
+                               "Host: api.example.test:8443\r\n"
+                               "Proxy-Authorization: Basic dTpw\r\n\r\n";
+    static const char answer[] = "HTTP/1.0 200 Connection established\r\n"
+                                 "Proxy-agent: tinyproxy/1.11.1\r\n\r\n";
+    char host[256], buf[512];
+    uint16_t port = 0;
+    int status = -1;
+    size_t n = sizeof(head) - 1;
+
+    /* Whole, with bytes behind it (a ClientHello): its length. */
+    memcpy(buf, head, n);
+    memcpy(buf + n, "\x16\x03\x01", 3);
+    CHECK_EQ_INT(rewrite_connect_head((const uint8_t *)buf, n + 3, host, sizeof(host), &port),
+                 (long)n);
+    CHECK_EQ_STR(host, "api.example.test");
+    CHECK_EQ_INT(port, 8443);
+    /* Every prefix may still become one. */
+    for (size_t k = 0; k < n; k++)
+        CHECK_EQ_INT(rewrite_connect_head((const uint8_t *)head, k, host, sizeof(host), &port), 0);
+    CHECK_EQ_INT(rewrite_connect_head((const uint8_t *)"CONNECT [::1]:443 HTTP/1.0\r\n\r\n", 30,
+                                      host, sizeof(host), &port),
+                 30);
+    CHECK_EQ_STR(host, "::1");
+    CHECK_EQ_INT(port, 443);
+    /* Not one: another method, a lower-case one, a target with no port, no target. */
+    CHECK_EQ_INT(rewrite_connect_head((const uint8_t *)"GET / HTTP/1.1\r\n\r\n", 18, host,
+                                      sizeof(host), &port),
+                 -EINVAL);
+    CHECK_EQ_INT(rewrite_connect_head((const uint8_t *)"connect a:1 HTTP/1.1\r\n\r\n", 24, host,
+                                      sizeof(host), &port),
+                 -EINVAL);
+    CHECK_EQ_INT(rewrite_connect_head((const uint8_t *)"CONNECT a HTTP/1.1\r\n\r\n", 22, host,
+                                      sizeof(host), &port),
+                 -EINVAL);
+    CHECK_EQ_INT(
+        rewrite_connect_head((const uint8_t *)"CONNECT \r\n\r\n", 12, host, sizeof(host), &port),
+        -EINVAL);
+    CHECK_EQ_INT(
+        rewrite_connect_head((const uint8_t *)"\x16\x03\x01", 3, host, sizeof(host), &port),
+        -EINVAL);
+    /* A request line too long to be one. */
+    memset(buf, 'a', sizeof(buf));
+    memcpy(buf, "CONNECT ", 8);
+    memcpy(buf + sizeof(buf) - 4, "\r\n\r\n", 4);
+    CHECK_EQ_INT(rewrite_connect_head((const uint8_t *)buf, sizeof(buf), host, sizeof(host), &port),
+                 -EINVAL);
+
+    n = sizeof(answer) - 1;
+    CHECK_EQ_INT(rewrite_answer_head((const uint8_t *)answer, n, &status), n);
+    CHECK_EQ_INT(status, 200);
+    for (size_t k = 0; k < n; k++)
+        CHECK_EQ_INT(rewrite_answer_head((const uint8_t *)answer, k, &status), 0);
+    {
+        static const char refusal[] = "HTTP/1.1 407 Proxy Authentication Required\r\n"
+                                      "Content-Length: 3\r\n\r\nabc";
+        static const char other[] = "SSH-2.0-x\r\n\r\n";
+
+        CHECK_EQ_INT(rewrite_answer_head((const uint8_t *)refusal, sizeof(refusal) - 1, &status),
+                     sizeof(refusal) - 4);
+        CHECK_EQ_INT(status, 407);
+        CHECK_EQ_INT(rewrite_answer_head((const uint8_t *)other, sizeof(other) - 1, &status),
+                     sizeof(other) - 1);
+        CHECK_EQ_INT(status, 0);
+    }
+}
+
 int main(void)
 {
     char host[64];
@@ -161,6 +232,7 @@ int main(void)
     CHECK_EQ_INT(rewrite_parse_http_url("http://example.test/", host, sizeof(host), &port), 0);
     CHECK_EQ_INT(port, 80);
     CHECK_EQ_INT(rewrite_parse_http_url("ftp://x/", host, sizeof(host), &port), -EINVAL);
+    test_connect_heads();
     test_fuzz_findings();
     return check_done();
 }

@@ -7,7 +7,8 @@
  * Input: one byte, the size of the pieces the stream is fed in a second time (0: 1 byte;
  * with bit 7 set, sizes from the byte after it on, one per piece); then the client's bytes.
  * The same bytes are also split as URLs and authorities (at each NUL) for
- * rewrite_parse_http_url and rewrite_parse_authority.
+ * rewrite_parse_http_url and rewrite_parse_authority, and read whole as a CONNECT head
+ * (rewrite_connect_head) and a proxy's answer (rewrite_answer_head).
  *
  * Contract checked: feeds return 0 or -EBADMSG; the bytes out (after rewrite_finish, the
  * client's FIN) do not depend on how the stream was split (nor does whether it was
@@ -97,6 +98,25 @@ static void parse_parts(const uint8_t *data, size_t size)
         if (rc == 0 && (!memchr(host, '\0', sizeof(host)) || port == 0))
             abort();
         i += strlen(part) + 1;
+    }
+    /* The whole input as a client's first bytes to a proxy, and as the proxy's answer: a
+       head's length within the input (host and port then filled in), 0 or -EINVAL. */
+    {
+        uint16_t port = 0;
+        int status = -1;
+        ssize_t n;
+        size_t a;
+
+        memset(host, 'x', sizeof(host));
+        n = rewrite_connect_head((const uint8_t *)s, size, host, sizeof(host), &port);
+        if (n < -EINVAL || (n < 0 && n != -EINVAL) || n > (ssize_t)size)
+            abort();
+        if (n > 0 && (n < 12 || !memchr(host, '\0', sizeof(host)) || port == 0 ||
+                      memcmp(s + n - 4, "\r\n\r\n", 4) != 0))
+            abort();
+        a = rewrite_answer_head((const uint8_t *)s, size, &status);
+        if (a > size || (a && (a < 4 || memcmp(s + a - 4, "\r\n\r\n", 4) != 0)))
+            abort();
     }
     free(s);
 }
