@@ -517,6 +517,15 @@ static void client_eof(conn_t *c)
         flow_close(f, 0);
         return;
     }
+    if (f->state == F_SNIFF && f->head_len && f->mode == M_TRANSPARENT && !f->via_proxy) {
+        /* The start of a CONNECT, cut by the FIN: the bytes still go where they were sent. */
+        int rc = flow_proxy_not_connect(f, ts);
+
+        if (rc < 0) {
+            flow_up_error(&f->up, rc);
+            return;
+        }
+    }
     if (f->recording && !f->client_fin_done)
         rec_flow_end(f->rec, REC_CLIENT, REC_C2S, 0, ts);
     /* What the rewriting held back (a request line the FIN cut) goes out before the FIN. */

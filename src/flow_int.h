@@ -131,6 +131,8 @@ extern const conn_cb_t flow_up_cb;
 int flow_proxy_connect_start(const flow_t *f, const uint8_t *buf, size_t len);
 /* The client's bytes while its CONNECT is not complete: 0, or a negative errno. */
 int flow_proxy_connect(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts);
+/* The bytes kept for a CONNECT that was not one go on as an ordinary flow's first bytes. */
+int flow_proxy_not_connect(flow_t *f, uint64_t ts);
 int flow_connect_up(flow_t *f);
 int flow_resolve_and_connect(flow_t *f);
 void flow_up_data(conn_t *c, const uint8_t *buf, size_t len);

@@ -141,8 +141,9 @@ int flow_proxy_connect_start(const flow_t *f, const uint8_t *buf, size_t len)
            (len && rewrite_connect_head(buf, len, host, sizeof(host), &port) >= 0);
 }
 
-/* Not a CONNECT after all: what was kept is the start of an ordinary flow. */
-static int proxy_not_connect(flow_t *f, uint64_t ts)
+/* Not a CONNECT after all (or the client ended before it was one): what was kept is the
+   start of an ordinary flow. */
+int flow_proxy_not_connect(flow_t *f, uint64_t ts)
 {
     uint8_t *b = f->head;
     size_t n = f->head_len;
@@ -166,14 +167,14 @@ int flow_proxy_connect(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
 
     f->recording = 1; /* the CONNECT is part of what the client leg shows */
     if (f->head_len + len > HEAD_MAX || !(h = realloc(f->head, f->head_len + len)))
-        return proxy_not_connect(f, ts);
+        return flow_proxy_not_connect(f, ts);
     f->head = h;
     if (!f->head_len)
         f->head_ts = ts;
     memcpy(f->head + f->head_len, buf, len);
     f->head_len += len;
     if ((hlen = rewrite_connect_head(f->head, f->head_len, host, sizeof(host), &port)) < 0)
-        return proxy_not_connect(f, ts);
+        return flow_proxy_not_connect(f, ts);
     if (hlen == 0)
         return 0;
     /* The tunnel's end is the flow's destination from now on; the proxy is kept for a

@@ -12,7 +12,9 @@
 #   2. a proxy that wants credentials: without them curl gets the 407 (exit 56) and the HAR has
 #      the CONNECT with its 407; with them the tunnel is intercepted as above;
 #   3. mitmreplay answers the same programs, still configured with the proxy, from the
-#      recording with the proxy stopped (no network): it answers the CONNECT itself.
+#      recording with the proxy stopped (no network): it answers the CONNECT itself;
+#   4. bytes that only start like a CONNECT reach the server unchanged: "CONN" and a FIN, and
+#      a WebDAV COPY request.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need curl wget tshark "$PY"
@@ -119,4 +121,42 @@ same_file "$WORK/c3.out" "$WWW/binary.bin"
 same_file "$WORK/c4.out" "$WWW/1m.bin"
 grep -q "4 requests, 4 replayed, 0 unmatched" "$WORK/replay.err" ||
     fail "mitmreplay's summary: $(cat "$WORK/replay.err")"
+
+# ---- 4. not a CONNECT after all ----
+R=$(free_port)
+"$PY" - "$R" >"$WORK/rcv.out" 2>&1 <<'PYEOF' &
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(5)
+while True:  # (wait_port connects too)
+    c, _ = s.accept()
+    d = b""
+    while not d.endswith(b"\r\n\r\n"):
+        x = c.recv(100)
+        if not x:
+            break
+        d += x
+    c.sendall(b"got " + d)
+    c.close()
+PYEOF
+_LIB_PIDS+=($!)
+wait_port "$R" 10 || fail "the receiver did not start: $(cat "$WORK/rcv.out")"
+cat >"$WORK/cut.py" <<PYEOF
+import socket
+for msg, fin in ((b"CONN", True), (b"COPY /a HTTP/1.1\r\nDestination: /b\r\n\r\n", False)):
+    s = socket.create_connection(("127.0.0.1", $R))
+    s.sendall(msg)
+    if fin:
+        s.shutdown(socket.SHUT_WR)
+    print(s.recv(200))
+PYEOF
+spawn_mitmrec 60 "$WORK/cut.pcapng" -- "$PY" "$WORK/cut.py"
+[ "$SPAWN_RC" = 0 ] || fail "the cut CONNECT client exited $SPAWN_RC: $(cat "$MITM_LOG")"
+cat >"$WORK/cut.want" <<'EOF'
+b'got CONN'
+b'got COPY /a HTTP/1.1\r\nDestination: /b\r\n\r\n'
+EOF
+diff "$WORK/cut.want" "$MITM_LOG.out" >&2 || fail "the server got other bytes (above: wanted, got)"
 exit 0
