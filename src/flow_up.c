@@ -256,7 +256,13 @@ static void proxy_answer(flow_t *f, const uint8_t *buf, size_t len)
     f->state = F_RELAY;
     rec_flow_set_target(f->rec, "http", f->host, f->port);
     rec_flow_plain(f->rec, REC_C2S, f->head, f->head_len, ts);
+    /* What the client sent behind its CONNECT still goes to the proxy, as it would have. */
+    rc = f->head_len > chead ? conn_write_raw(&f->up, f->head + chead, f->head_len - chead) : 0;
     f->head_len = 0;
+    if (rc < 0) {
+        flow_up_error(&f->up, rc);
+        return;
+    }
     rc = flow_relay_to_client(f, f->phead, f->phead_len);
     free(f->phead);
     f->phead = NULL;

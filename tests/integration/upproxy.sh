@@ -14,7 +14,8 @@
 #   3. mitmreplay answers the same programs, still configured with the proxy, from the
 #      recording with the proxy stopped (no network): it answers the CONNECT itself;
 #   4. bytes that only start like a CONNECT reach the server unchanged: "CONN" and a FIN, and
-#      a WebDAV COPY request.
+#      a WebDAV COPY request;
+#   5. bytes a client sends right behind its CONNECT reach the proxy when it refuses.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
 need curl wget tshark "$PY"
@@ -159,4 +160,61 @@ b'got CONN'
 b'got COPY /a HTTP/1.1\r\nDestination: /b\r\n\r\n'
 EOF
 diff "$WORK/cut.want" "$MITM_LOG.out" >&2 || fail "the server got other bytes (above: wanted, got)"
+
+# ---- 5. bytes behind a refused CONNECT still reach the proxy ----
+# A proxy of python3's that refuses every CONNECT with a 407 and keeps the connection (as one
+# that waits for credentials does), writing what it gets behind the CONNECT to a file.
+X=$(free_port)
+"$PY" - "$X" "$WORK/refuser.got" >"$WORK/refuser.out" 2>&1 <<'PYEOF' &
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(5)
+while True:  # (wait_port connects too)
+    c, _ = s.accept()
+    c.settimeout(2)
+    d = b""
+    answered = False
+    try:
+        while True:
+            x = c.recv(100)
+            if not x:
+                break
+            d += x
+            if b"\r\n\r\n" in d and not answered:
+                answered = True
+                c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                          b"Proxy-Authenticate: Basic realm=x\r\nContent-Length: 2\r\n\r\nno")
+            if answered and len(d.split(b"\r\n\r\n", 1)[1]) >= 5:
+                break
+    except socket.timeout:
+        pass
+    if answered:
+        open(sys.argv[2], "wb").write(d.split(b"\r\n\r\n", 1)[1])
+    c.close()
+PYEOF
+_LIB_PIDS+=($!)
+wait_port "$X" 10 || fail "the refusing proxy did not start: $(cat "$WORK/refuser.out")"
+cat >"$WORK/early.py" <<PYEOF
+import socket
+s = socket.create_connection(("127.0.0.1", $X))
+s.sendall(b"CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\nEARLY")
+d = b""
+while not d.endswith(b"no"):
+    x = s.recv(1000)
+    if not x:
+        break
+    d += x
+print(d.split(b"\r\n", 1)[0].decode())
+PYEOF
+spawn_mitmrec 60 "$WORK/early.pcapng" -- "$PY" "$WORK/early.py"
+[ "$SPAWN_RC" = 0 ] || fail "the early-bytes client exited $SPAWN_RC: $(cat "$MITM_LOG")"
+[ "$(cat "$MITM_LOG.out")" = "HTTP/1.1 407 Proxy Authentication Required" ] ||
+    fail "the client got: '$(cat "$MITM_LOG.out")'"
+for _ in $(seq 50); do [ -e "$WORK/refuser.got" ] && break; sleep 0.1; done
+[ "$(cat "$WORK/refuser.got" 2>/dev/null)" = EARLY ] ||
+    fail "the proxy got behind the CONNECT: '$(cat "$WORK/refuser.got" 2>/dev/null)', not EARLY"
+got=$(har_query "$MITM_HAR" '" ".join("%s %d" % (e["request"]["method"], e["response"]["status"]) for e in h["log"]["entries"])')
+[ "$got" = "CONNECT 407" ] || fail "HAR entries for the refused CONNECT: '$got'"
 exit 0
