@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "harjson.h"
 #include "harmsg.h"
 
@@ -22,8 +23,8 @@ typedef struct held {
     int64_t index;
     uint64_t complete;          /* usec: when its exchange ended */
     struct held *older, *newer; /* in the order they were held */
+    char *data;                 /* the printed entry (owned) */
     size_t len;
-    char data[];
 } held_t;
 
 struct har_writer {
@@ -460,6 +461,7 @@ static int write_lowest(har_writer_t *w)
         r = sink_write(w, ",", 1);
     if (r >= 0 && (r = sink_write(w, h->data, h->len)) >= 0)
         r = entry_written(w);
+    free(h->data);
     free(h);
     return r < 0 ? r : 0;
 }
@@ -493,20 +495,9 @@ static int mem_write(void *opaque, const void *buf, size_t len)
 {
     membuf_t *m = opaque;
 
-    if (m->oom)
+    if (m->oom || mr_grow(&m->p, &m->cap, m->len + len, 4096, 0) < 0) {
+        m->oom = 1;
         return 0;
-    if (m->len + len > m->cap) {
-        size_t cap = m->cap ? m->cap : 4096;
-        char *n;
-
-        while (cap < m->len + len)
-            cap *= 2;
-        if (!(n = realloc(m->p, cap))) {
-            m->oom = 1;
-            return 0;
-        }
-        m->p = n;
-        m->cap = cap;
     }
     memcpy(m->p + m->len, buf, len);
     m->len += len;
@@ -527,12 +518,11 @@ static int hold(har_writer_t *w, const har_entry_t *e, const har_text_t *reqt,
     w->sink = (sink_t){mem_write, NULL, &m};
     emit(w, reqt, respt); /* mem_write cannot fail */
     w->sink = saved;
-    if (m.oom || !(h = malloc(sizeof(*h) + m.len))) {
+    if (m.oom || !(h = malloc(sizeof(*h)))) {
         free(m.p);
         return 1;
     }
-    memcpy(h->data, m.p, m.len);
-    free(m.p);
+    h->data = m.p;
     h->len = m.len;
     h->index = e->index;
     if (ex->t_req_end > done)
@@ -541,6 +531,7 @@ static int hold(har_writer_t *w, const har_entry_t *e, const har_text_t *reqt,
         done = ex->t_resp_end;
     h->complete = done;
     if (heap_push(w, h) < 0) {
+        free(h->data);
         free(h);
         return 1;
     }
@@ -683,8 +674,10 @@ void har_writer_free(har_writer_t *w)
 {
     if (!w)
         return;
-    for (size_t i = 0; i < w->nheld; i++)
+    for (size_t i = 0; i < w->nheld; i++) {
+        free(w->heap[i]->data);
         free(w->heap[i]);
+    }
     free(w->heap);
     free(w->j.buf);
     free(w->buf);

@@ -343,6 +343,22 @@ bad:
     flow_close(f, 1);
 }
 
+int flow_head_add(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
+{
+    uint8_t *h;
+
+    if (f->head_len + len > HEAD_MAX)
+        return -E2BIG;
+    if (!(h = realloc(f->head, f->head_len + len)))
+        return -ENOMEM;
+    f->head = h;
+    if (!f->head_len)
+        f->head_ts = ts;
+    memcpy(f->head + f->head_len, buf, len);
+    f->head_len += len;
+    return 0;
+}
+
 static void client_data(conn_t *c, const uint8_t *buf, size_t len)
 {
     flow_t *f = c->data;
@@ -351,9 +367,9 @@ static void client_data(conn_t *c, const uint8_t *buf, size_t len)
 
     switch (f->state) {
     case F_HEAD: {
-        uint8_t *h;
         uint8_t *end;
-        if (f->head_len + len > HEAD_MAX) {
+
+        if ((rc = flow_head_add(f, buf, len, ts)) == -E2BIG) {
             f->recording = 1;
             rec_flow_wire(f->rec, REC_CLIENT, REC_C2S, f->head, f->head_len, f->head_ts);
             flow_fail(f, NULL, "proxy request head larger than %d bytes", HEAD_MAX);
@@ -364,15 +380,10 @@ static void client_data(conn_t *c, const uint8_t *buf, size_t len)
             flow_linger(f, 2000);
             return;
         }
-        if (!(h = realloc(f->head, f->head_len + len))) {
+        if (rc < 0) {
             flow_close(f, 1);
             return;
         }
-        f->head = h;
-        if (!f->head_len)
-            f->head_ts = ts;
-        memcpy(f->head + f->head_len, buf, len);
-        f->head_len += len;
         /* Neither a request line nor a TLS record can start with a control byte. */
         if (f->head[0] < 0x20 || f->head[0] >= 0x7f) {
             handle_head(f, 0);
@@ -397,19 +408,11 @@ static void client_data(conn_t *c, const uint8_t *buf, size_t len)
         if (rc < 0)
             flow_up_error(&f->up, rc);
         return;
-    case F_PROXY: {
+    case F_PROXY:
         /* Sent before the proxy answered (a ClientHello right behind the CONNECT): kept. */
-        uint8_t *h;
-
-        if (f->head_len + len > HEAD_MAX || !(h = realloc(f->head, f->head_len + len))) {
+        if (flow_head_add(f, buf, len, ts) < 0)
             flow_close(f, 1);
-            return;
-        }
-        f->head = h;
-        memcpy(f->head + f->head_len, buf, len);
-        f->head_len += len;
         return;
-    }
     case F_RELAY:
     case F_TLS:
         if ((rc = flow_relay_to_up(f, buf, len, ts)) < 0)

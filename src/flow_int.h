@@ -108,6 +108,9 @@ static inline double flow_ms_between(uint64_t a, uint64_t b)
 }
 
 /* flow.c */
+/* Appends buf to f->head (its first bytes stamp head_ts): 0, -E2BIG past HEAD_MAX (nothing
+   appended), or -ENOMEM. */
+int flow_head_add(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts);
 void flow_client_error(conn_t *c, int err);
 void flow_leg_shut(conn_t *c);
 void flow_on_conn_close(conn_t *c);

@@ -160,19 +160,13 @@ int flow_proxy_not_connect(flow_t *f, uint64_t ts)
 int flow_proxy_connect(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
 {
     char host[256], at[300];
-    uint8_t *h;
     ssize_t hlen;
     uint16_t port;
     int rc;
 
     f->recording = 1; /* the CONNECT is part of what the client leg shows */
-    if (f->head_len + len > HEAD_MAX || !(h = realloc(f->head, f->head_len + len)))
+    if (flow_head_add(f, buf, len, ts) < 0)
         return flow_proxy_not_connect(f, ts);
-    f->head = h;
-    if (!f->head_len)
-        f->head_ts = ts;
-    memcpy(f->head + f->head_len, buf, len);
-    f->head_len += len;
     if ((hlen = rewrite_connect_head(f->head, f->head_len, host, sizeof(host), &port)) < 0)
         return flow_proxy_not_connect(f, ts);
     if (hlen == 0)

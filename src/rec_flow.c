@@ -193,10 +193,7 @@ static void write_packet(rec_leg_t *leg, int dir, uint64_t ts, const uint8_t *hd
     }
     if (leg->stream < 0)
         leg->stream = r->next_stream++;
-    if (ts > r->last_ts)
-        r->last_ts = ts;
-    frame = pcapng_writer_add_packet2(r->pcap, (uint32_t)r->ifid[leg->idx], ts, hdr,
-                                      (uint32_t)hdrlen, payload, (uint32_t)plen, &po);
+    frame = rec_write_packet(r, leg->idx, ts, hdr, hdrlen, payload, plen, &po);
     for (rec_comment_t *c = comments; c; c = c->next) {
         if (frame <= 0)
             break;

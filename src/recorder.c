@@ -332,6 +332,15 @@ static int udp_match_cb(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen
     return 0;
 }
 
+int64_t rec_write_packet(recorder_t *r, int leg, uint64_t ts, const uint8_t *hdr, size_t hdrlen,
+                         const uint8_t *payload, size_t plen, const pcapng_pkt_opts_t *po)
+{
+    if (ts > r->last_ts)
+        r->last_ts = ts;
+    return pcapng_writer_add_packet2(r->pcap, (uint32_t)r->ifid[leg], ts, hdr, (uint32_t)hdrlen,
+                                     payload, (uint32_t)plen, po);
+}
+
 static int udp_emit_cb(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
                        const uint8_t *payload, size_t plen)
 {
@@ -341,10 +350,7 @@ static int udp_emit_cb(void *opaque, int dir, const uint8_t *hdr, size_t hdrlen,
     po.direction = dir == REC_C2S ? PCAPNG_DIR_OUTBOUND : PCAPNG_DIR_INBOUND;
     po.comment = u->comment;
     po.darwin_process = u->dpeb;
-    if (u->ts > u->r->last_ts)
-        u->r->last_ts = u->ts;
-    pcapng_writer_add_packet2(u->r->pcap, (uint32_t)u->r->ifid[REC_CLIENT], u->ts, hdr,
-                              (uint32_t)hdrlen, payload, (uint32_t)plen, &po);
+    rec_write_packet(u->r, REC_CLIENT, u->ts, hdr, hdrlen, payload, plen, &po);
     return 0;
 }
 

@@ -49,6 +49,11 @@ struct recorder {
     uint64_t last_ts; /* the latest packet timestamp written: none goes before it */
 };
 
+/* recorder.c: writes one packet of leg (REC_CLIENT, REC_UPSTREAM) to the pcapng and keeps
+   last_ts. The frame number, as pcapng_writer_add_packet2. */
+int64_t rec_write_packet(recorder_t *r, int leg, uint64_t ts, const uint8_t *hdr, size_t hdrlen,
+                         const uint8_t *payload, size_t plen, const pcapng_pkt_opts_t *po);
+
 /* recorder.c: 1 when the raw IP packet hdr + payload matches -f (always without one). */
 int rec_filter_match(const recorder_t *r, const uint8_t *hdr, size_t hdrlen, const uint8_t *payload,
                      size_t plen);
