@@ -165,8 +165,12 @@ int flow_proxy_connect(flow_t *f, const uint8_t *buf, size_t len, uint64_t ts)
     int rc;
 
     f->recording = 1; /* the CONNECT is part of what the client leg shows */
-    if (flow_head_add(f, buf, len, ts) < 0)
-        return flow_proxy_not_connect(f, ts);
+    if (flow_head_add(f, buf, len, ts) < 0) {
+        /* Longer than a head may be: what was kept, then buf, as an ordinary flow's bytes. */
+        if ((rc = flow_proxy_not_connect(f, ts)) < 0)
+            return rc;
+        return flow_relay_to_up(f, buf, len, ts);
+    }
     if ((hlen = rewrite_connect_head(f->head, f->head_len, host, sizeof(host), &port)) < 0)
         return flow_proxy_not_connect(f, ts);
     if (hlen == 0)

@@ -13,8 +13,8 @@
 #      the CONNECT with its 407; with them the tunnel is intercepted as above;
 #   3. mitmreplay answers the same programs, still configured with the proxy, from the
 #      recording with the proxy stopped (no network): it answers the CONNECT itself;
-#   4. bytes that only start like a CONNECT reach the server unchanged: "CONN" and a FIN, and
-#      a WebDAV COPY request;
+#   4. bytes that only start like a CONNECT reach the server unchanged: "CONN" and a FIN, a
+#      WebDAV COPY request, and a "CONNECT " longer than a head may be (70,012 bytes);
 #   5. bytes a client sends right behind its CONNECT reach the proxy when it refuses.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh" || exit 99
 
@@ -139,25 +139,33 @@ while True:  # (wait_port connects too)
         if not x:
             break
         d += x
-    c.sendall(b"got " + d)
+    c.sendall(b"got %d " % len(d) + d[:60])
     c.close()
 PYEOF
 _LIB_PIDS+=($!)
 wait_port "$R" 10 || fail "the receiver did not start: $(cat "$WORK/rcv.out")"
 cat >"$WORK/cut.py" <<PYEOF
 import socket
-for msg, fin in ((b"CONN", True), (b"COPY /a HTTP/1.1\r\nDestination: /b\r\n\r\n", False)):
+for msg, fin in ((b"CONN", True), (b"COPY /a HTTP/1.1\r\nDestination: /b\r\n\r\n", False),
+                 (b"CONNECT " + b"a" * 70000 + b"\r\n\r\n", False)):
     s = socket.create_connection(("127.0.0.1", $R))
     s.sendall(msg)
     if fin:
         s.shutdown(socket.SHUT_WR)
-    print(s.recv(200))
+    d = b""
+    while True:
+        x = s.recv(200)
+        if not x:
+            break
+        d += x
+    print(d[:40])
 PYEOF
 spawn_mitmrec 60 "$WORK/cut.pcapng" -- "$PY" "$WORK/cut.py"
 [ "$SPAWN_RC" = 0 ] || fail "the cut CONNECT client exited $SPAWN_RC: $(cat "$MITM_LOG")"
 cat >"$WORK/cut.want" <<'EOF'
-b'got CONN'
-b'got COPY /a HTTP/1.1\r\nDestination: /b\r\n\r\n'
+b'got 4 CONN'
+b'got 37 COPY /a HTTP/1.1\r\nDestination: /b'
+b'got 70012 CONNECT aaaaaaaaaaaaaaaaaaaaaa'
 EOF
 diff "$WORK/cut.want" "$MITM_LOG.out" >&2 || fail "the server got other bytes (above: wanted, got)"
 
