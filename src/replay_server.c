@@ -194,7 +194,8 @@ static void on_data(conn_t *cn, const uint8_t *data, size_t len);
 /* A program that speaks to an HTTP proxy (HTTPS_PROXY) sends "CONNECT host:port" first. No
    proxy is needed to replay: the CONNECT is answered here, and what follows is replayed as a
    connection to host:port. 1 when data was taken (the head may be incomplete), 0 when it is
-   not a CONNECT after all: the caller goes on with c->chead's bytes, then data. */
+   not a CONNECT after all (data is at the end of c->chead), -1 when data would pass the
+   bound (it is not in c->chead): the caller goes on with c->chead's bytes, then data. */
 static int proxy_connect(rconn_t *c, const uint8_t *data, size_t len)
 {
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -205,7 +206,7 @@ static int proxy_connect(rconn_t *c, const uint8_t *data, size_t len)
     uint16_t port;
 
     if (c->chead_len + len > CONNECT_HEAD_MAX || !(h = realloc(c->chead, c->chead_len + len)))
-        return 0;
+        return -1;
     c->chead = h;
     memcpy(c->chead + c->chead_len, data, len);
     c->chead_len += len;
@@ -247,16 +248,22 @@ static void on_data(conn_t *cn, const uint8_t *data, size_t len)
         uint8_t *held;
         size_t n;
 
-        if (proxy_connect(c, data, len))
+        int taken = proxy_connect(c, data, len);
+
+        if (taken > 0)
             return;
-        /* Not a CONNECT: what was held (data included) is the connection's start. */
+        /* Not a CONNECT: what was held (and data, unless it was past the bound) is the
+           connection's start. */
         held = c->chead;
         n = c->chead_len;
         c->chead = NULL;
         c->chead_len = 0;
         c->via_proxy = -1;
-        on_data(cn, held, n);
+        if (n)
+            on_data(cn, held, n);
         free(held);
+        if (taken < 0)
+            on_data(cn, data, len);
         return;
     }
     if (c->proto == P_DETECT && !c->tls && data[0] == 0x16) {
